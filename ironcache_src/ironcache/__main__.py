@@ -1,0 +1,5 @@
+import sys
+
+from ironcache.cli import main
+
+sys.exit(main())

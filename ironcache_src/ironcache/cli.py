@@ -1,0 +1,117 @@
+"""Command line: `ironcache serve`, `ironcache check-config`, `ironcache --version`.
+
+Start-up time is a restart's downtime, so this module imports only what the chosen command
+needs, and the event loop accelerator (uvloop) only when serving.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from ironcache._version import __version__
+
+USAGE = """\
+usage: ironcache serve [CONFIG] [--directive value ...]
+       ironcache check-config CONFIG [--directive value ...]
+       ironcache --version
+
+Directives use redis.conf's names (bind, port, unixsocket, maxmemory, requirepass, ...).
+"""
+
+
+def _split(args: list[str]) -> tuple[str | None, list[str]]:
+    if args and not args[0].startswith("--"):
+        return args[0], args[1:]
+    return None, args
+
+
+def check_config(args: list[str]) -> int:
+    from ironcache.config import ConfigError, load
+
+    path, overrides = _split(args)
+    if path is None:
+        print("ironcache: check-config needs a CONFIG file", file=sys.stderr)
+        return 2
+    try:
+        load(path, overrides)
+    except ConfigError as e:
+        where = e.where or path
+        print(f"ironcache: {where}: {e.message}", file=sys.stderr)
+        return 1
+    print(f"ironcache: {path}: configuration OK")
+    return 0
+
+
+def serve(args: list[str], exec_time: float) -> int:
+    from ironcache.config import ConfigError, load
+    from ironcache.log import log
+
+    path, overrides = _split(args)
+    try:
+        config = load(path, overrides)
+    except ConfigError as e:
+        print(f"ironcache: {e.where or path or 'configuration'}: {e.message}", file=sys.stderr)
+        return 1
+    try:
+        log.configure(config["loglevel"], config["logfile"])
+    except OSError as e:
+        print(f"ironcache: cannot open logfile: {e}", file=sys.stderr)
+        return 1
+
+    import asyncio
+
+    from ironcache.listener import ListenError
+    from ironcache.server import Server
+
+    server = Server(config)
+    try:
+        server.open_listeners()
+    except ListenError as e:
+        log.warning(f"cannot start: {e}")
+        return 3
+    if not config["maxmemory"]:
+        log.notice(f"maxmemory is 0: the dataset is limited to {server.maxmemory} bytes "
+                   "(half of the memory available to this process)")
+    try:
+        import uvloop
+
+        runner = uvloop.run
+        server.event_loop_name = "uvloop"
+    except ImportError:
+        runner = asyncio.run
+    try:
+        return runner(server.serve(exec_time))
+    except KeyboardInterrupt:
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    exec_time = _process_start_time()
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE, end="", file=sys.stdout if args else sys.stderr)
+        return 0 if args else 2
+    if args[0] in ("-v", "--version", "version"):
+        print(f"ironcache {__version__}")
+        return 0
+    if args[0] == "serve":
+        return serve(args[1:], exec_time)
+    if args[0] == "check-config":
+        return check_config(args[1:])
+    print(f"ironcache: unknown command '{args[0]}'\n{USAGE}", end="", file=sys.stderr)
+    return 2
+
+
+def _process_start_time() -> float:
+    """When this process was exec'd (from /proc), so start-up cost includes the imports."""
+    try:
+        import os
+
+        with open("/proc/self/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as f:
+            btime = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+        return btime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, StopIteration, IndexError):
+        return time.time()

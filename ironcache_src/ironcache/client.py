@@ -1,0 +1,210 @@
+"""One client connection: its small, explicit state and its asyncio protocol.
+
+The state that matters across a handover (database, name, protocol, auth, unparsed input,
+queued transaction, watched keys) lives in plain attributes listed in `__slots__`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from ironcache.log import log
+from ironcache.protocol import ProtocolError, error, make_parser
+
+if TYPE_CHECKING:
+    from ironcache.keyspace import Database
+    from ironcache.listener import Listener
+    from ironcache.server import Server
+
+
+class Client(asyncio.Protocol):
+    __slots__ = (
+        "server",
+        "id",
+        "listener",
+        "transport",
+        "parser",
+        "db",
+        "name",
+        "lib_name",
+        "lib_ver",
+        "resp",
+        "authenticated",
+        "multi",
+        "multi_error",
+        "watched",
+        "dirty_cas",
+        "created",
+        "last_active",
+        "addr",
+        "laddr",
+        "closing",
+        "paused",
+        "last_command",
+    )
+
+    def __init__(self, server: Server, listener: Listener) -> None:
+        self.server = server
+        self.listener = listener
+        self.id = server.next_client_id()
+        self.transport: asyncio.Transport | None = None
+        cfg = server.config
+        self.parser = make_parser(cfg["proto-max-bulk-len"], 2**31 - 1)
+        self.db: Database = server.keyspace.dbs[0]
+        self.name = b""
+        self.lib_name = b""
+        self.lib_ver = b""
+        self.resp = 2
+        self.authenticated = not cfg["requirepass"]
+        self.parser.authenticated = self.authenticated
+        self.multi: list[list[bytes]] | None = None  # queued commands inside MULTI
+        self.multi_error = False
+        self.watched: set[tuple[int, bytes]] = set()
+        self.dirty_cas = False  # a watched key changed: EXEC will fail
+        self.created = self.last_active = time.monotonic()
+        self.addr = ""
+        self.laddr = ""
+        self.closing = False
+        self.paused = False
+        self.last_command = b"NULL"
+
+    # ------------------------------------------------------------- asyncio
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.addr = _fmt_addr(transport.get_extra_info("peername"), self.listener)
+        self.laddr = _fmt_addr(transport.get_extra_info("sockname"), self.listener)
+        srv = self.server
+        if len(srv.clients) >= srv.config["maxclients"]:
+            srv.stats["rejected_connections"] += 1
+            transport.write(b"-ERR max number of clients reached\r\n")
+            transport.close()
+            self.closing = True
+            return
+        srv.clients[self.id] = self
+        srv.stats["total_connections_received"] += 1
+        sock = transport.get_extra_info("socket")
+        if sock is not None and self.listener.kind == "tcp":
+            _tune_tcp(sock, srv.config["tcp-keepalive"])
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.last_active = time.monotonic()
+        parser = self.parser
+        srv = self.server
+        srv.stats["total_net_input_bytes"] += len(data)
+        out: list[bytes] = []
+        try:
+            parser.feed(data)
+            run = srv.execute
+            while True:
+                argv = parser.next_command()
+                if argv is None:
+                    break
+                out.append(run(self, argv))
+                if self.closing:
+                    break
+        except ProtocolError as e:
+            log.verbose(f"protocol error from client id={self.id} addr={self.addr}: {e}")
+            out.append(error(f"ERR Protocol error: {e}"))
+            self.closing = True
+        if not self.closing and parser.pending() > srv.config["client-query-buffer-limit"]:
+            log.warning(f"closing client id={self.id} addr={self.addr}: query buffer limit")
+            self.closing = True
+        if out:
+            payload = b"".join(out)
+            srv.stats["total_net_output_bytes"] += len(payload)
+            self.transport.write(payload)  # type: ignore[union-attr]
+        if self.closing:
+            self.transport.close()  # type: ignore[union-attr]  # flushes what is queued
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.unwatch()
+        self.server.clients.pop(self.id, None)
+        self.server.client_closed(self)
+
+    def pause_writing(self) -> None:
+        # The client reads slower than it asks: stop reading its requests until it catches up.
+        self.paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.transport is not None and not self.closing:
+            self.transport.resume_reading()
+
+    # ------------------------------------------------------------- state helpers
+    def authenticate(self) -> None:
+        self.authenticated = True
+        self.parser.authenticated = True
+
+    def unwatch(self) -> None:
+        if not self.watched:
+            self.dirty_cas = False
+            return
+        dbs = self.server.keyspace.dbs
+        for index, key in self.watched:
+            watchers = dbs[index].watchers.get(key)
+            if watchers is not None:
+                watchers.discard(self)
+                if not watchers:
+                    del dbs[index].watchers[key]
+        self.watched.clear()
+        self.dirty_cas = False
+
+    def close(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def info_line(self) -> str:
+        now = time.monotonic()
+        flags = ("x" if self.multi is not None else "") + ("N" if self.multi is None else "")
+        qbuf = self.parser.pending()
+        return (
+            f"id={self.id} addr={self.addr} laddr={self.laddr} fd={self._fd()} "
+            f"name={self.name.decode(errors='replace')} age={int(now - self.created)} "
+            f"idle={int(now - self.last_active)} flags={flags} db={self.db.index} sub=0 psub=0 "
+            f"ssub=0 multi={-1 if self.multi is None else len(self.multi)} qbuf={qbuf} "
+            f"qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 "
+            f"events=r cmd={self.last_command.decode(errors='replace').lower()} user=default "
+            f"redir=-1 resp={self.resp} lib-name={self.lib_name.decode(errors='replace')} "
+            f"lib-ver={self.lib_ver.decode(errors='replace')}"
+        )
+
+    def _fd(self) -> int:
+        sock = self.transport.get_extra_info("socket") if self.transport else None
+        try:
+            return sock.fileno() if sock is not None else -1
+        except (OSError, ValueError):
+            return -1
+
+
+def _fmt_addr(addr: Any, listener: Listener) -> str:
+    if listener.kind == "unix":
+        return f"{listener.address}:0"
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host = addr[0]
+        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
+    return "?:0"
+
+
+def _tune_tcp(sock: Any, keepalive: int) -> None:
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if keepalive > 0:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, keepalive)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(keepalive // 3, 1))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+    except OSError:
+        pass

@@ -1,0 +1,169 @@
+"""The command table and the helpers every command family shares.
+
+A handler takes the client and the argv (command name included) and returns the encoded
+reply. Errors are raised as `CommandError` with Redis's exact wording, because clients
+parse it (redis-py maps `WRONGTYPE`, `NOAUTH`, `EXECABORT`... to exception classes).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ironcache.client import Client
+
+Handler = Callable[["Client", list[bytes]], bytes]
+
+
+class CommandError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+NOT_INT = "ERR value is not an integer or out of range"
+NOT_FLOAT = "ERR value is not a valid float"
+SYNTAX = "ERR syntax error"
+
+
+@dataclass(slots=True)
+class Command:
+    name: str
+    handler: Handler
+    arity: int  # > 0 exact, < 0 minimum (Redis's convention, argv[0] included)
+    flags: frozenset[str]
+    first_key: int
+    last_key: int
+    step: int
+    group: str
+    summary: str
+    since: str
+
+    def keys(self, argv: list[bytes]) -> list[bytes]:
+        if not self.first_key:
+            return []
+        last = self.last_key if self.last_key >= 0 else len(argv) + self.last_key
+        return argv[self.first_key : last + 1 : self.step]
+
+
+TABLE: dict[bytes, Command] = {}
+
+
+def command(
+    name: str,
+    arity: int,
+    flags: str = "",
+    keys: tuple[int, int, int] = (0, 0, 0),
+    group: str = "generic",
+    summary: str = "",
+    since: str = "1.0.0",
+) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        TABLE[name.encode()] = Command(
+            name, fn, arity, frozenset(flags.split()), *keys, group, summary or fn.__doc__ or "",
+            since,
+        )
+        return fn
+
+    return register
+
+
+# ------------------------------------------------------------------ argument parsing
+_INT_RE = re.compile(rb"-?(0|[1-9][0-9]*)\Z")
+
+
+def to_int(v: bytes, message: str = NOT_INT) -> int:
+    # Redis accepts only canonical integers: no spaces, '+', leading zeros or overflow.
+    if not _INT_RE.match(v):
+        raise CommandError(message)
+    n = int(v)
+    if not -(2**63) <= n < 2**63:
+        raise CommandError(message)
+    return n
+
+
+def to_float(v: bytes) -> float:
+    try:
+        s = v.decode("ascii")
+    except UnicodeDecodeError:
+        raise CommandError(NOT_FLOAT) from None
+    if not s or s != s.strip() or s.lower() in ("nan", "+nan", "-nan") or "_" in s:
+        raise CommandError(NOT_FLOAT)
+    try:
+        x = float(s)
+    except ValueError:
+        raise CommandError(NOT_FLOAT) from None
+    if math.isnan(x):
+        raise CommandError(NOT_FLOAT)
+    return x
+
+
+def check_type(value: Any, expected: type) -> None:
+    if type(value) is not expected:
+        raise CommandError(WRONGTYPE)
+
+
+def glob_to_regex(pattern: bytes) -> re.Pattern[bytes]:
+    """Redis's stringmatchlen() glob: * ? [abc] [^a] [a-z] and backslash escapes."""
+    out = bytearray()
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i : i + 1]
+        if c == b"*":
+            out += b".*"
+        elif c == b"?":
+            out += b"."
+        elif c == b"\\" and i + 1 < n:
+            i += 1
+            out += re.escape(pattern[i : i + 1])
+        elif c == b"[":
+            j = i + 1
+            neg = j < n and pattern[j : j + 1] == b"^"
+            if neg:
+                j += 1
+            items = bytearray()
+            while j < n and pattern[j : j + 1] != b"]":
+                ch = pattern[j : j + 1]
+                if ch == b"\\" and j + 1 < n:
+                    j += 1
+                    items += re.escape(pattern[j : j + 1])
+                elif ch == b"-" and items and j + 1 < n and pattern[j + 1 : j + 2] != b"]":
+                    items += b"-"
+                else:
+                    items += re.escape(ch) if ch not in (b"-",) else b"\\-"
+                j += 1
+            if j >= n:  # unterminated: Redis matches the rest literally-ish; treat '[' as literal
+                out += re.escape(c)
+            else:
+                out += b"[" + (b"^" if neg else b"") + bytes(items) + b"]"
+                i = j
+        else:
+            out += re.escape(c)
+        i += 1
+    return re.compile(bytes(out) + rb"\Z", re.DOTALL)
+
+
+def matcher(pattern: bytes) -> Callable[[bytes], bool]:
+    if pattern == b"*":
+        return lambda _k: True
+    rx = glob_to_regex(pattern)
+    return lambda k: rx.match(k) is not None
+
+
+def load_all() -> None:
+    """Import every command family so their decorators fill TABLE."""
+    from ironcache.commands import (  # noqa: F401
+        admin,
+        connection,
+        hashes,
+        keys,
+        lists,
+        sets,
+        strings,
+        transactions,
+    )

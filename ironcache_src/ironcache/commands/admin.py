@@ -1,0 +1,365 @@
+"""Server commands: INFO, CONFIG, TIME, COMMAND, SHUTDOWN, ROLE."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from ironcache._version import __version__
+from ironcache.commands import TABLE, Command, CommandError, command
+from ironcache.commands.connection import REDIS_COMPAT_VERSION
+from ironcache.config import DIRECTIVES, INFORMATIONAL, ConfigError
+from ironcache.keyspace import now_ms
+from ironcache.log import log
+from ironcache.protocol import OK, Status, bulk, bulk_array, encode, integer
+
+if TYPE_CHECKING:
+    from ironcache.client import Client
+    from ironcache.server import Server
+
+
+# ------------------------------------------------------------------ INFO
+def _human(n: float) -> str:
+    for unit in ("B", "K", "M", "G", "T"):
+        if abs(n) < 1024 or unit == "T":
+            return f"{n:.2f}{unit}" if unit != "B" else f"{int(n)}B"
+        n /= 1024
+    return str(n)
+
+
+def _rss() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def section_server(srv: Server) -> dict[str, Any]:
+    cfg = srv.config
+    tcp = [x for x in srv.listeners if x.kind == "tcp"]
+    uptime = int(time.time() - srv.started)
+    return {
+        "redis_version": REDIS_COMPAT_VERSION,
+        "ironcache_version": __version__,
+        "redis_mode": "standalone",
+        "os": f"{platform.system()} {platform.release()} {platform.machine()}",
+        "arch_bits": 64 if sys.maxsize > 2**32 else 32,
+        "multiplexing_api": srv.event_loop_name,
+        "python_version": platform.python_version(),
+        "process_id": os.getpid(),
+        "run_id": srv.run_id,
+        "tcp_port": tcp[0].port if tcp else 0,
+        "server_time_usec": int(time.time() * 1_000_000),
+        "uptime_in_seconds": uptime,
+        "uptime_in_days": uptime // 86400,
+        "hz": cfg["hz"],
+        "executable": os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else "",
+        "config_file": cfg.file,
+        "socket_activated": int(srv.socket_activated),
+        "listeners_inherited": sum(1 for x in srv.listeners if x.inherited),
+        "listeners_bound": sum(1 for x in srv.listeners if not x.inherited),
+        "listeners": ",".join(x.describe() for x in srv.listeners),
+        "startup_ms": int(srv.exec_to_ready_ms),
+    }
+
+
+def section_clients(srv: Server) -> dict[str, Any]:
+    return {
+        "connected_clients": len(srv.clients),
+        "maxclients": srv.config["maxclients"],
+        "blocked_clients": 0,
+        "tracking_clients": 0,
+        "clients_in_timeout_table": 0,
+    }
+
+
+def section_memory(srv: Server) -> dict[str, Any]:
+    ks = srv.keyspace
+    used = ks.used
+    srv.peak_memory = max(srv.peak_memory, used)
+    rss = _rss()
+    return {
+        "used_memory": used,
+        "used_memory_human": _human(used),
+        "used_memory_rss": rss,
+        "used_memory_rss_human": _human(rss),
+        "used_memory_peak": srv.peak_memory,
+        "used_memory_peak_human": _human(srv.peak_memory),
+        "used_memory_dataset": used,
+        "maxmemory": srv.maxmemory,
+        "maxmemory_human": _human(srv.maxmemory),
+        "maxmemory_policy": srv.config["maxmemory-policy"],
+        "maxmemory_configured": srv.config["maxmemory"],
+        "mem_fragmentation_ratio": round(rss / used, 2) if used else 0,
+        "mem_allocator": "pymalloc",
+    }
+
+
+def section_persistence(srv: Server) -> dict[str, Any]:
+    return {
+        "loading": 0,
+        "async_loading": 0,
+        "rdb_changes_since_last_save": srv.keyspace.dirty,
+        "rdb_bgsave_in_progress": 0,
+        "rdb_last_save_time": int(srv.started),
+        "rdb_last_bgsave_status": "ok",
+        "aof_enabled": 0,
+        "aof_rewrite_in_progress": 0,
+    }
+
+
+def section_stats(srv: Server) -> dict[str, Any]:
+    ks = srv.keyspace
+    return {
+        **srv.stats,
+        "instantaneous_ops_per_sec": 0,
+        "expired_keys": ks.expired_keys,
+        "evicted_keys": ks.evicted_keys,
+        "keyspace_hits": ks.hits,
+        "keyspace_misses": ks.misses,
+        "pubsub_channels": 0,
+        "pubsub_patterns": 0,
+        "total_connections_accepted": sum(x.accepted for x in srv.listeners),
+    }
+
+
+def section_replication(srv: Server) -> dict[str, Any]:
+    return {
+        "role": "master",
+        "connected_slaves": 0,
+        "master_failover_state": "no-failover",
+        "master_replid": srv.run_id,
+        "master_repl_offset": 0,
+    }
+
+
+def section_cpu(srv: Server) -> dict[str, Any]:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return {"used_cpu_sys": round(ru.ru_stime, 6), "used_cpu_user": round(ru.ru_utime, 6)}
+
+
+def section_keyspace(srv: Server) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    t = now_ms()
+    for db in srv.keyspace.dbs:
+        if db.data:
+            ttls = [w - t for w in db.expires.values() if w > t]
+            avg = sum(ttls) // len(ttls) if ttls else 0
+            out[f"db{db.index}"] = f"keys={len(db.data)},expires={len(db.expires)},avg_ttl={avg}"
+    return out
+
+
+SECTIONS = {
+    "server": section_server,
+    "clients": section_clients,
+    "memory": section_memory,
+    "persistence": section_persistence,
+    "stats": section_stats,
+    "replication": section_replication,
+    "cpu": section_cpu,
+    "keyspace": section_keyspace,
+}
+
+
+def info_text(srv: Server, wanted: list[str]) -> str:
+    names = [w.lower() for w in wanted] or ["default"]
+    if any(n in ("all", "everything", "default") for n in names):
+        chosen = list(SECTIONS)
+    else:
+        chosen = [n for n in SECTIONS if n in names]
+    lines: list[str] = []
+    for name in chosen:
+        if lines:
+            lines.append("")
+        lines.append(f"# {name.capitalize()}")
+        lines += [f"{k}:{v}" for k, v in SECTIONS[name](srv).items()]
+    return "\r\n".join(lines) + "\r\n"
+
+
+@command("info", -1, "stale", group="server", summary="Returns information about the server.")
+def info(c: Client, argv: list[bytes]) -> bytes:
+    text = info_text(c.server, [a.decode(errors="replace") for a in argv[1:]])
+    return bulk(text.encode())
+
+
+# ------------------------------------------------------------------ CONFIG
+CONFIG_HELP = [
+    "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
+    "SET <directive> <value> [<directive> <value> ...]", "    Set the configuration parameters.",
+    "RESETSTAT", "    Reset statistics reported by the INFO command.",
+    "REWRITE", "    Not supported: the configuration file is managed by Ansible.",
+    "HELP", "    Print this help.",
+]
+
+
+@command("config", -2, "admin noscript loading stale", group="server", summary="Configuration.")
+def config(c: Client, argv: list[bytes]) -> bytes:
+    sub = argv[1].lower()
+    srv = c.server
+    if sub == b"get" and len(argv) >= 3:
+        found = srv.config.get_matching(a.decode(errors="replace") for a in argv[2:])
+        return encode(found, c.resp)
+    if sub == b"set" and len(argv) >= 4 and len(argv) % 2 == 0:
+        config_set(srv, argv[2:])
+        return OK
+    if sub == b"resetstat" and len(argv) == 2:
+        srv.reset_stats()
+        return OK
+    if sub == b"rewrite" and len(argv) == 2:
+        raise CommandError(
+            "ERR CONFIG REWRITE is not supported: the configuration file is managed by "
+            "the deployment (Ansible role ironcache.ironcache.ironcache)"
+        )
+    if sub == b"help" and len(argv) == 2:
+        return encode([Status(line) for line in CONFIG_HELP], c.resp)
+    raise CommandError(
+        f"ERR unknown subcommand or wrong number of arguments for "
+        f"'{argv[1].decode(errors='replace')}'. Try CONFIG HELP."
+    )
+
+
+LISTENER_DIRECTIVES = {"port": "tcp", "bind": "tcp", "unixsocket": "unix"}
+
+
+def config_set(srv: Server, args: list[bytes]) -> None:
+    """Validate every pair first, then apply them all: a bad pair changes nothing."""
+    pairs: list[tuple[str, list[str]]] = []
+    seen = set()
+    for i in range(0, len(args), 2):
+        name = args[i].decode(errors="replace").lower()
+        raw = args[i + 1].decode(errors="replace")
+        d = DIRECTIVES.get(name)
+        if d is None or name in INFORMATIONAL:
+            raise CommandError(f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
+        if name in seen:
+            raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter")
+        seen.add(name)
+        if not d.mutable:
+            raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config")
+        values = raw.split() if name == "bind" else [raw]
+        try:
+            d.parse(values)
+        except ValueError as e:
+            raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - {e}") from None
+        pairs.append((name, values))
+    cfg = srv.config
+    before = dict(cfg.values)
+    try:
+        for name, values in pairs:
+            cfg.apply(name, values)
+        kinds = {LISTENER_DIRECTIVES[n] for n, _ in pairs if n in LISTENER_DIRECTIVES}
+        for kind in sorted(kinds):
+            try:
+                srv.rebind(kind, cfg["bind"], cfg["port"], cfg["unixsocket"])
+            except CommandError as e:
+                name = next(n for n, _ in pairs if LISTENER_DIRECTIVES.get(n) == kind)
+                raise CommandError(
+                    f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
+                    f"{e.message.removeprefix('ERR ')}"
+                ) from None
+    except (CommandError, ConfigError):
+        cfg.values = before
+        raise
+    names = {n for n, _ in pairs}
+    if "maxmemory" in names:
+        srv.update_maxmemory()
+        ks = srv.keyspace
+        ks.evict(srv.maxmemory, cfg["maxmemory-policy"], cfg["maxmemory-samples"])
+    if "loglevel" in names:
+        log.configure(cfg["loglevel"], "")
+    for name in ("proto-max-bulk-len",):
+        if name in names:
+            for cl in srv.clients.values():
+                cl.parser.max_bulk_len = cfg[name]
+    log.notice("CONFIG SET " + ", ".join(n for n, _ in pairs))  # names only: never values
+
+
+# ------------------------------------------------------------------ COMMAND
+def command_info(cmd: Command) -> list[Any]:
+    flags = [Status(f) for f in sorted(cmd.flags)]
+    return [
+        cmd.name,
+        cmd.arity,
+        flags,
+        cmd.first_key,
+        cmd.last_key,
+        cmd.step,
+        [Status(f"@{cmd.group}")],
+        [],
+        [],
+        [],
+    ]
+
+
+def command_docs(cmd: Command) -> dict[str, Any]:
+    return {"summary": cmd.summary, "since": cmd.since, "group": cmd.group, "complexity": ""}
+
+
+@command("command", -1, "loading stale", group="server", summary="Returns details about commands.")
+def command_(c: Client, argv: list[bytes]) -> bytes:
+    if len(argv) == 1:
+        return encode([command_info(x) for x in TABLE.values()], c.resp)
+    sub = argv[1].lower()
+    if sub == b"count" and len(argv) == 2:
+        return integer(len(TABLE))
+    if sub == b"info":
+        names = argv[2:] or list(TABLE)
+        return encode(
+            [command_info(TABLE[n.lower()]) if n.lower() in TABLE else None for n in names], c.resp
+        )
+    if sub == b"docs":
+        names = [n.lower() for n in argv[2:]] or list(TABLE)
+        return encode(
+            {n.decode(): command_docs(TABLE[n]) for n in names if n in TABLE}, c.resp
+        )
+    if sub == b"list" and len(argv) == 2:
+        return bulk_array(list(TABLE))
+    if sub == b"getkeys" and len(argv) >= 3:
+        cmd = TABLE.get(argv[2].lower())
+        if cmd is None:
+            raise CommandError("ERR Invalid command specified")
+        keys = cmd.keys(argv[2:])
+        if not keys:
+            raise CommandError("ERR The command has no key arguments")
+        return bulk_array(keys)
+    raise CommandError(
+        f"ERR unknown subcommand or wrong number of arguments for "
+        f"'{argv[1].decode(errors='replace')}'. Try COMMAND HELP."
+    )
+
+
+# ------------------------------------------------------------------ misc
+@command("time", 1, "loading stale fast", group="server", summary="Returns the server time.")
+def time_(c: Client, argv: list[bytes]) -> bytes:
+    t = time.time_ns() // 1000
+    return bulk_array([b"%d" % (t // 1_000_000), b"%d" % (t % 1_000_000)])
+
+
+@command("lastsave", 1, "loading stale fast", group="server", summary="Last save time.")
+def lastsave(c: Client, argv: list[bytes]) -> bytes:
+    return integer(int(c.server.started))
+
+
+@command("role", 1, "noscript loading stale fast", group="server", summary="Replication role.")
+def role(c: Client, argv: list[bytes]) -> bytes:
+    return encode([b"master", 0, []], c.resp)
+
+
+@command("shutdown", -1, "admin noscript loading stale", group="server",
+         summary="Stops the server after answering requests already received.")
+def shutdown(c: Client, argv: list[bytes]) -> bytes:
+    opts = {a.lower() for a in argv[1:]}
+    if opts - {b"nosave", b"save", b"now", b"force", b"abort"}:
+        raise CommandError("ERR syntax error")
+    if b"abort" in opts:
+        raise CommandError("ERR No shutdown in progress.")
+    log.notice(f"SHUTDOWN requested by client id={c.id} addr={c.addr}")
+    c.server.request_stop("SHUTDOWN command")
+    c.closing = True
+    return b""

@@ -1,0 +1,238 @@
+"""Connection commands: PING, ECHO, QUIT, SELECT, AUTH, HELLO, CLIENT, RESET."""
+
+from __future__ import annotations
+
+import hmac
+from typing import TYPE_CHECKING
+
+from ironcache._version import __version__
+from ironcache.commands import SYNTAX, CommandError, command, to_int
+from ironcache.protocol import OK, PONG, Status, bulk, encode, integer, null
+
+if TYPE_CHECKING:
+    from ironcache.client import Client
+
+REDIS_COMPAT_VERSION = "7.2.0"
+WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
+
+
+@command("ping", -1, "fast stale", group="connection", summary="Returns the server's liveliness.")
+def ping(c: Client, argv: list[bytes]) -> bytes:
+    if len(argv) > 2:
+        raise CommandError("ERR wrong number of arguments for 'ping' command")
+    return PONG if len(argv) == 1 else bulk(argv[1])
+
+
+@command("echo", 2, "fast stale", group="connection", summary="Returns the given string.")
+def echo(c: Client, argv: list[bytes]) -> bytes:
+    return bulk(argv[1])
+
+
+@command("quit", -1, "noauth fast stale", group="connection", summary="Closes the connection.")
+def quit_(c: Client, argv: list[bytes]) -> bytes:
+    c.closing = True
+    return OK
+
+
+@command("select", 2, "fast stale", group="connection", summary="Changes the selected database.")
+def select(c: Client, argv: list[bytes]) -> bytes:
+    try:
+        index = to_int(argv[1])
+    except CommandError:
+        raise CommandError("ERR invalid DB index") from None
+    dbs = c.server.keyspace.dbs
+    if not 0 <= index < len(dbs):
+        raise CommandError("ERR DB index is out of range")
+    c.db = dbs[index]
+    return OK
+
+
+def check_password(c: Client, username: bytes, password: bytes) -> None:
+    expected = c.server.config["requirepass"]
+    if username.lower() != b"default":
+        raise CommandError(WRONGPASS)
+    if not expected:
+        # No password configured: the default user accepts any password (as in Redis).
+        c.authenticate()
+        return
+    if not hmac.compare_digest(password, expected.encode()):
+        raise CommandError(WRONGPASS)
+    c.authenticate()
+
+
+@command("auth", -2, "noauth fast stale", group="connection", summary="Authenticates the connection.")
+def auth(c: Client, argv: list[bytes]) -> bytes:
+    if len(argv) > 3:
+        raise CommandError(SYNTAX)
+    if len(argv) == 2 and not c.server.config["requirepass"]:
+        raise CommandError(
+            "ERR AUTH <password> called without any password configured for the default user. "
+            "Are you sure your configuration is correct?"
+        )
+    user, password = (b"default", argv[1]) if len(argv) == 2 else (argv[1], argv[2])
+    check_password(c, user, password)
+    return OK
+
+
+@command("hello", -1, "noauth fast stale", group="connection", summary="Handshakes with the server.")
+def hello(c: Client, argv: list[bytes]) -> bytes:
+    proto = c.resp
+    i = 1
+    if len(argv) > 1:
+        try:
+            proto = to_int(argv[1])
+        except CommandError:
+            raise CommandError("ERR Protocol version is not an integer or out of range") from None
+        if proto not in (2, 3):
+            raise CommandError("NOPROTO unsupported protocol version")
+        i = 2
+    name: bytes | None = None
+    while i < len(argv):
+        opt = argv[i].lower()
+        if opt == b"auth" and i + 2 < len(argv):
+            check_password(c, argv[i + 1], argv[i + 2])
+            i += 3
+        elif opt == b"setname" and i + 1 < len(argv):
+            name = _valid_name(argv[i + 1])
+            i += 2
+        else:
+            raise CommandError(f"ERR Syntax error in HELLO option '{argv[i].decode(errors='replace')}'")
+    if not c.authenticated:
+        raise CommandError("NOAUTH HELLO must be called with the client already authenticated, "
+                           "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
+                           "authenticate the client and select the RESP protocol version at the "
+                           "same time")
+    if name is not None:
+        c.name = name
+    c.resp = proto
+    return encode(
+        {
+            "server": "redis",
+            "version": REDIS_COMPAT_VERSION,
+            "proto": proto,
+            "id": c.id,
+            "mode": "standalone",
+            "role": "master",
+            "modules": [],
+        },
+        proto,
+    )
+
+
+@command("reset", 1, "noauth fast stale", group="connection", summary="Resets the connection.")
+def reset(c: Client, argv: list[bytes]) -> bytes:
+    c.multi = None
+    c.multi_error = False
+    c.unwatch()
+    c.db = c.server.keyspace.dbs[0]
+    c.resp = 2
+    c.name = b""
+    if c.server.config["requirepass"]:
+        c.authenticated = c.parser.authenticated = False
+    return b"+RESET\r\n"
+
+
+def _valid_name(name: bytes) -> bytes:
+    if any(ch <= 32 or ch > 126 for ch in name):
+        raise CommandError("ERR Client names cannot contain spaces, newlines or special characters.")
+    return name
+
+
+CLIENT_HELP = [
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ID", "    Return the ID of the current connection.",
+    "GETNAME", "    Return the name of the current connection.",
+    "SETNAME <name>", "    Assign the name <name> to the current connection.",
+    "SETINFO <LIB-NAME|LIB-VER> <value>", "    Set client library name or version.",
+    "LIST [TYPE NORMAL] [ID id ...]", "    Return information about client connections.",
+    "INFO", "    Return information about the current client connection.",
+    "KILL <ID id|ADDR ip:port|LADDR ip:port>", "    Kill connections.",
+    "NO-EVICT (ON|OFF)", "    Accepted for compatibility (IronCache never evicts clients).",
+    "HELP", "    Print this help.",
+]
+
+
+@command("client", -2, "stale", group="connection", summary="A container for client commands.")
+def client(c: Client, argv: list[bytes]) -> bytes:
+    sub = argv[1].lower()
+    n = len(argv)
+    srv = c.server
+    if sub == b"id" and n == 2:
+        return integer(c.id)
+    if sub == b"getname" and n == 2:
+        return bulk(c.name) if c.name else null(c.resp)
+    if sub == b"setname" and n == 3:
+        c.name = _valid_name(argv[2])
+        return OK
+    if sub == b"setinfo" and n == 4:
+        attr = argv[2].lower()
+        value = _valid_name(argv[3])
+        if attr == b"lib-name":
+            c.lib_name = value
+        elif attr == b"lib-ver":
+            c.lib_ver = value
+        else:
+            raise CommandError(f"ERR Unrecognized option '{argv[2].decode(errors='replace')}'")
+        return OK
+    if sub == b"info" and n == 2:
+        return bulk(c.info_line().encode() + b"\n")
+    if sub == b"list":
+        chosen = list(srv.clients.values())
+        if n >= 4 and argv[2].lower() == b"id":
+            ids = {to_int(x) for x in argv[3:]}
+            chosen = [x for x in chosen if x.id in ids]
+        elif n == 4 and argv[2].lower() == b"type":
+            if argv[3].lower() not in (b"normal", b"master", b"replica", b"pubsub"):
+                raise CommandError(f"ERR Unknown client type '{argv[3].decode(errors='replace')}'")
+            chosen = chosen if argv[3].lower() == b"normal" else []
+        elif n != 2:
+            raise CommandError(SYNTAX)
+        return bulk("".join(x.info_line() + "\n" for x in chosen).encode())
+    if sub == b"kill" and n >= 3:
+        return _kill(c, argv)
+    if sub == b"no-evict" and n == 3:
+        if argv[2].lower() not in (b"on", b"off"):
+            raise CommandError(SYNTAX)
+        return OK
+    if sub == b"help" and n == 2:
+        return encode([Status(line) for line in CLIENT_HELP], c.resp)
+    raise CommandError(
+        f"ERR unknown subcommand or wrong number of arguments for "
+        f"'{argv[1].decode(errors='replace')}'. Try CLIENT HELP."
+    )
+
+
+def _kill(c: Client, argv: list[bytes]) -> bytes:
+    srv = c.server
+    if len(argv) == 3:  # old form: CLIENT KILL addr:port
+        victims = [x for x in srv.clients.values() if x.addr.encode() == argv[2]]
+        if not victims:
+            raise CommandError("ERR No such client")
+        victims[0].close()
+        return OK
+    if len(argv) % 2 != 0:
+        raise CommandError(SYNTAX)
+    victims = list(srv.clients.values())
+    skipme = True
+    for i in range(2, len(argv), 2):
+        opt, val = argv[i].lower(), argv[i + 1]
+        if opt == b"id":
+            victims = [x for x in victims if x.id == to_int(val)]
+        elif opt == b"addr":
+            victims = [x for x in victims if x.addr.encode() == val]
+        elif opt == b"laddr":
+            victims = [x for x in victims if x.laddr.encode() == val]
+        elif opt == b"skipme":
+            skipme = val.lower() != b"no"
+        elif opt == b"type":
+            victims = victims if val.lower() == b"normal" else []
+        else:
+            raise CommandError(SYNTAX)
+    if skipme:
+        victims = [x for x in victims if x is not c]
+    for x in victims:
+        x.close()
+    return integer(len(victims))
+
+
+__all__ = ["REDIS_COMPAT_VERSION", "__version__"]

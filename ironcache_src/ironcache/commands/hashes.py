@@ -1,0 +1,186 @@
+"""Hash commands."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ironcache.commands import WRONGTYPE, CommandError, command, to_float, to_int
+from ironcache.commands.keys import parse_cursor, scan_options, scan_reply, scan_step
+from ironcache.keyspace import CONTAINER_OVERHEAD, FIELD_OVERHEAD, Entry
+from ironcache.protocol import ONE, ZERO, bulk, bulk_array, encode, format_double, integer, null
+
+if TYPE_CHECKING:
+    from ironcache.client import Client
+
+K1 = (1, 1, 1)
+SMALL_HASH = 128  # HSCAN answers these in one step, as Redis does for listpacks
+
+
+def read_hash(c: Client, key: bytes) -> dict[bytes, bytes] | None:
+    e = c.db.lookup(key)
+    if e is None:
+        return None
+    if type(e.value) is not dict:
+        raise CommandError(WRONGTYPE)
+    return e.value
+
+
+def write_hash(c: Client, key: bytes) -> Entry:
+    """The entry holding the hash at `key`, created empty when missing."""
+    e = c.db.lookup(key)
+    if e is None:
+        c.db.set(key, {}, CONTAINER_OVERHEAD)
+        e = c.db.data[key]
+    elif type(e.value) is not dict:
+        raise CommandError(WRONGTYPE)
+    return e
+
+
+def _set_fields(c: Client, argv: list[bytes], name: str) -> int:
+    if len(argv) % 2 != 0 or len(argv) < 4:
+        raise CommandError(f"ERR wrong number of arguments for '{name}' command")
+    e = write_hash(c, argv[1])
+    h = e.value
+    added = delta = 0
+    for i in range(2, len(argv), 2):
+        f, v = argv[i], argv[i + 1]
+        old = h.get(f)
+        if old is None:
+            added += 1
+            delta += FIELD_OVERHEAD + len(f) + len(v)
+        else:
+            delta += len(v) - len(old)
+        h[f] = v
+    c.db.resized(argv[1], e, delta)
+    return added
+
+
+@command("hset", -4, "write denyoom fast", K1, "hash", "Sets fields of a hash.")
+def hset(c: Client, argv: list[bytes]) -> bytes:
+    return integer(_set_fields(c, argv, "hset"))
+
+
+@command("hmset", -4, "write denyoom fast", K1, "hash", "Sets fields of a hash.")
+def hmset(c: Client, argv: list[bytes]) -> bytes:
+    _set_fields(c, argv, "hmset")
+    return b"+OK\r\n"
+
+
+@command("hsetnx", 4, "write denyoom fast", K1, "hash", "Sets a field only when it is absent.")
+def hsetnx(c: Client, argv: list[bytes]) -> bytes:
+    h = read_hash(c, argv[1])
+    if h is not None and argv[2] in h:
+        return ZERO
+    _set_fields(c, argv, "hsetnx")
+    return ONE
+
+
+@command("hget", 3, "readonly fast", K1, "hash", "Returns the value of a field.")
+def hget(c: Client, argv: list[bytes]) -> bytes:
+    h = read_hash(c, argv[1])
+    v = None if h is None else h.get(argv[2])
+    return null(c.resp) if v is None else bulk(v)
+
+
+@command("hmget", -3, "readonly fast", K1, "hash", "Returns the values of fields.")
+def hmget(c: Client, argv: list[bytes]) -> bytes:
+    h = read_hash(c, argv[1]) or {}
+    return bulk_array([h.get(f) for f in argv[2:]], c.resp)
+
+
+@command("hdel", -3, "write fast", K1, "hash", "Deletes fields from a hash.")
+def hdel(c: Client, argv: list[bytes]) -> bytes:
+    if read_hash(c, argv[1]) is None:
+        return ZERO
+    e = c.db.data[argv[1]]
+    h = e.value
+    n = delta = 0
+    for f in argv[2:]:
+        v = h.pop(f, None)
+        if v is not None:
+            n += 1
+            delta -= FIELD_OVERHEAD + len(f) + len(v)
+    if n:
+        c.db.resized(argv[1], e, delta)
+    return integer(n)
+
+
+@command("hgetall", 2, "readonly", K1, "hash", "Returns all fields and values of a hash.")
+def hgetall(c: Client, argv: list[bytes]) -> bytes:
+    return encode(read_hash(c, argv[1]) or {}, c.resp)
+
+
+@command("hkeys", 2, "readonly", K1, "hash", "Returns all fields of a hash.")
+def hkeys(c: Client, argv: list[bytes]) -> bytes:
+    return bulk_array(list(read_hash(c, argv[1]) or ()))
+
+
+@command("hvals", 2, "readonly", K1, "hash", "Returns all values of a hash.")
+def hvals(c: Client, argv: list[bytes]) -> bytes:
+    return bulk_array(list((read_hash(c, argv[1]) or {}).values()))
+
+
+@command("hlen", 2, "readonly fast", K1, "hash", "Returns the number of fields.")
+def hlen(c: Client, argv: list[bytes]) -> bytes:
+    return integer(len(read_hash(c, argv[1]) or ()))
+
+
+@command("hstrlen", 3, "readonly fast", K1, "hash", "Returns the length of a field's value.")
+def hstrlen(c: Client, argv: list[bytes]) -> bytes:
+    h = read_hash(c, argv[1]) or {}
+    return integer(len(h.get(argv[2], b"")))
+
+
+@command("hexists", 3, "readonly fast", K1, "hash", "Tells whether a field exists.")
+def hexists(c: Client, argv: list[bytes]) -> bytes:
+    h = read_hash(c, argv[1])
+    return ONE if h is not None and argv[2] in h else ZERO
+
+
+@command("hincrby", 4, "write denyoom fast", K1, "hash", "Increments a field's integer value.")
+def hincrby(c: Client, argv: list[bytes]) -> bytes:
+    delta = to_int(argv[3])
+    h = read_hash(c, argv[1]) or {}
+    old = h.get(argv[2])
+    n = 0 if old is None else to_int(old, "ERR hash value is not an integer")
+    n += delta
+    if not -(2**63) <= n < 2**63:
+        raise CommandError("ERR increment or decrement would overflow")
+    _set_fields(c, [argv[0], argv[1], argv[2], b"%d" % n], "hincrby")
+    return integer(n)
+
+
+@command("hincrbyfloat", 4, "write denyoom fast", K1, "hash", "Increments a field's float value.")
+def hincrbyfloat(c: Client, argv: list[bytes]) -> bytes:
+    delta = to_float(argv[3])
+    h = read_hash(c, argv[1]) or {}
+    old = h.get(argv[2])
+    try:
+        base = 0.0 if old is None else to_float(old)
+    except CommandError:
+        raise CommandError("ERR hash value is not a float") from None
+    x = base + delta
+    if x in (float("inf"), float("-inf")) or x != x:
+        raise CommandError("ERR increment would produce NaN or Infinity")
+    out = format_double(x)
+    _set_fields(c, [argv[0], argv[1], argv[2], out], "hincrbyfloat")
+    return bulk(out)
+
+
+@command("hscan", -3, "readonly", K1, "hash", "Iterates over the fields of a hash.")
+def hscan(c: Client, argv: list[bytes]) -> bytes:
+    cursor = parse_cursor(argv[2])
+    count, match, _ = scan_options(argv, 3, False)
+    h = read_hash(c, argv[1])
+    if h is None:
+        return scan_reply(0, [])
+    if len(h) <= SMALL_HASH:
+        cursor, fields = 0, list(h)
+    else:
+        cursor, fields = scan_step(c, cursor, lambda: list(h), count)
+    out: list[bytes] = []
+    for f in fields:
+        v = h.get(f)
+        if v is not None and match(f):
+            out += (f, v)
+    return scan_reply(cursor, out)

@@ -1,0 +1,287 @@
+"""Generic key commands: deletion, expiry, iteration, renaming."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from ironcache.commands import SYNTAX, CommandError, command, matcher, to_int
+from ironcache.keyspace import TYPE_NAMES, Database, now_ms
+from ironcache.protocol import OK, ONE, ZERO, bulk, bulk_array, integer, null, simple
+
+if TYPE_CHECKING:
+    from ironcache.client import Client
+
+K1 = (1, 1, 1)
+KALL = (1, -1, 1)
+
+
+@command("del", -2, "write", KALL, "generic", "Deletes one or more keys.")
+def del_(c: Client, argv: list[bytes]) -> bytes:
+    db = c.db
+    n = 0
+    for k in argv[1:]:
+        if db.lookup(k) is not None and db.delete(k):
+            n += 1
+    return integer(n)
+
+
+@command("unlink", -2, "write fast", KALL, "generic", "Deletes keys (memory freed at once).")
+def unlink(c: Client, argv: list[bytes]) -> bytes:
+    return del_(c, argv)
+
+
+@command("exists", -2, "readonly fast", KALL, "generic", "Counts how many of the keys exist.")
+def exists(c: Client, argv: list[bytes]) -> bytes:
+    db = c.db
+    return integer(sum(1 for k in argv[1:] if db.lookup(k) is not None))
+
+
+@command("touch", -2, "readonly fast", KALL, "generic", "Updates the last access time of keys.")
+def touch(c: Client, argv: list[bytes]) -> bytes:
+    return exists(c, argv)
+
+
+def _expire(c: Client, argv: list[bytes], unit: int, absolute: bool, name: str) -> bytes:
+    db, key = c.db, argv[1]
+    n = to_int(argv[2])
+    flags = {a.lower() for a in argv[3:]}
+    unknown = flags - {b"nx", b"xx", b"gt", b"lt"}
+    if unknown:
+        raise CommandError(f"ERR Unsupported option {sorted(unknown)[0].decode(errors='replace')}")
+    if b"nx" in flags and flags & {b"xx", b"gt", b"lt"}:
+        raise CommandError("ERR NX and XX, GT or LT options at the same time are not compatible")
+    if b"gt" in flags and b"lt" in flags:
+        raise CommandError("ERR GT and LT options at the same time are not compatible")
+    base = 0 if absolute else now_ms()
+    if abs(n) > (2**63 - 1 - base) // unit:
+        raise CommandError(f"ERR invalid expire time in '{name}' command")
+    when = base + n * unit
+    if db.lookup(key) is None:
+        return ZERO
+    current = db.expires.get(key)
+    if b"nx" in flags and current is not None:
+        return ZERO
+    if b"xx" in flags and current is None:
+        return ZERO
+    # A key without a TTL counts as never expiring for GT and LT.
+    if b"gt" in flags and (current is None or when <= current):
+        return ZERO
+    if b"lt" in flags and current is not None and when >= current:
+        return ZERO
+    if when <= now_ms():
+        db.delete(key)
+        db.keyspace.expired_keys += 1
+    else:
+        db.set_expire(key, when)
+    return ONE
+
+
+@command("expire", -3, "write fast", K1, "generic", "Sets a key's time to live in seconds.")
+def expire(c: Client, argv: list[bytes]) -> bytes:
+    return _expire(c, argv, 1000, False, "expire")
+
+
+@command("pexpire", -3, "write fast", K1, "generic", "Sets a key's time to live in ms.")
+def pexpire(c: Client, argv: list[bytes]) -> bytes:
+    return _expire(c, argv, 1, False, "pexpire")
+
+
+@command("expireat", -3, "write fast", K1, "generic", "Sets a key's expiry as a Unix time.")
+def expireat(c: Client, argv: list[bytes]) -> bytes:
+    return _expire(c, argv, 1000, True, "expireat")
+
+
+@command("pexpireat", -3, "write fast", K1, "generic", "Sets a key's expiry as a Unix time in ms.")
+def pexpireat(c: Client, argv: list[bytes]) -> bytes:
+    return _expire(c, argv, 1, True, "pexpireat")
+
+
+def _ttl(c: Client, key: bytes, unit: int, absolute: bool) -> bytes:
+    db = c.db
+    if db.lookup(key) is None:
+        return integer(-2)
+    when = db.expires.get(key)
+    if when is None:
+        return integer(-1)
+    if absolute:
+        return integer(when // unit)
+    left = max(when - now_ms(), 0)
+    return integer((left + 500) // 1000 if unit == 1000 else left)
+
+
+@command("ttl", 2, "readonly fast", K1, "generic", "Returns a key's time to live in seconds.")
+def ttl(c: Client, argv: list[bytes]) -> bytes:
+    return _ttl(c, argv[1], 1000, False)
+
+
+@command("pttl", 2, "readonly fast", K1, "generic", "Returns a key's time to live in ms.")
+def pttl(c: Client, argv: list[bytes]) -> bytes:
+    return _ttl(c, argv[1], 1, False)
+
+
+@command("expiretime", 2, "readonly fast", K1, "generic", "Returns a key's expiry Unix time.")
+def expiretime(c: Client, argv: list[bytes]) -> bytes:
+    return _ttl(c, argv[1], 1000, True)
+
+
+@command("pexpiretime", 2, "readonly fast", K1, "generic", "Returns a key's expiry in Unix ms.")
+def pexpiretime(c: Client, argv: list[bytes]) -> bytes:
+    return _ttl(c, argv[1], 1, True)
+
+
+@command("persist", 2, "write fast", K1, "generic", "Removes a key's expiry.")
+def persist(c: Client, argv: list[bytes]) -> bytes:
+    if c.db.lookup(argv[1]) is None:
+        return ZERO
+    return ONE if c.db.persist(argv[1]) else ZERO
+
+
+@command("type", 2, "readonly fast", K1, "generic", "Returns the type of a key's value.")
+def type_(c: Client, argv: list[bytes]) -> bytes:
+    e = c.db.lookup(argv[1])
+    return simple("none" if e is None else TYPE_NAMES[type(e.value)])
+
+
+@command("keys", 2, "readonly", (0, 0, 0), "generic", "Returns the keys matching a pattern.")
+def keys(c: Client, argv: list[bytes]) -> bytes:
+    match = matcher(argv[1])
+    return bulk_array([k for k in c.db.keys() if match(k)])
+
+
+def scan_reply(cursor: int, items: list[bytes]) -> bytes:
+    return b"*2\r\n" + bulk(b"%d" % cursor) + bulk_array(items)
+
+
+def parse_cursor(raw: bytes) -> int:
+    try:
+        n = int(raw)
+    except ValueError:
+        raise CommandError("ERR invalid cursor") from None
+    if n < 0 or n >= 2**64 or not raw.isdigit():
+        raise CommandError("ERR invalid cursor")
+    return n
+
+
+def scan_options(
+    argv: list[bytes], start: int, allow_type: bool
+) -> tuple[int, Callable[[bytes], bool], bytes | None]:
+    count, match, kind = 10, matcher(b"*"), None
+    i = start
+    while i < len(argv):
+        opt = argv[i].lower()
+        if i + 1 >= len(argv):
+            raise CommandError(SYNTAX)
+        if opt == b"count":
+            count = to_int(argv[i + 1])
+            if count < 1:
+                raise CommandError(SYNTAX)
+        elif opt == b"match":
+            match = matcher(argv[i + 1])
+        elif opt == b"type" and allow_type:
+            kind = argv[i + 1].lower()
+        else:
+            raise CommandError(SYNTAX)
+        i += 2
+    return count, match, kind
+
+
+def scan_step(
+    c: Client, cursor: int, source: Callable[[], Iterable[bytes]], count: int
+) -> tuple[int, list[bytes]]:
+    """One SCAN step over a snapshot of `source`; the cursor encodes snapshot and position.
+
+    Keys present for the whole iteration are returned at least once, as Redis promises.
+    """
+    snaps = c.server.scans
+    if cursor == 0:
+        snap_id, pos = snaps.open(list(source())), 0
+    else:
+        snap_id, pos = cursor >> 32, cursor & 0xFFFFFFFF
+    keys = snaps.get(snap_id)
+    if keys is None:  # expired snapshot: start over rather than skip keys
+        snap_id, pos = snaps.open(list(source())), 0
+        keys = snaps.get(snap_id) or []
+    batch = keys[pos : pos + count]
+    pos += len(batch)
+    if pos >= len(keys):
+        snaps.close(snap_id)
+        return 0, batch
+    return (snap_id << 32) | pos, batch
+
+
+@command("scan", -2, "readonly", (0, 0, 0), "generic", "Iterates over the key names.")
+def scan(c: Client, argv: list[bytes]) -> bytes:
+    cursor = parse_cursor(argv[1])
+    count, match, kind = scan_options(argv, 2, True)
+    db = c.db
+    cursor, batch = scan_step(c, cursor, db.keys, count)
+    out = []
+    for k in batch:
+        e = db.lookup(k)
+        if e is None or not match(k):
+            continue
+        if kind is not None and TYPE_NAMES[type(e.value)].encode() != kind:
+            continue
+        out.append(k)
+    return scan_reply(cursor, out)
+
+
+def _rename(c: Client, argv: list[bytes], nx: bool) -> bytes:
+    db: Database = c.db
+    src, dst = argv[1], argv[2]
+    e = db.lookup(src)
+    if e is None:
+        raise CommandError("ERR no such key")
+    if src == dst:
+        return ZERO if nx else OK
+    if nx and db.lookup(dst) is not None:
+        return ZERO
+    when = db.expires.get(src)
+    value, size = e.value, e.size
+    db.delete(src)
+    db.set(dst, value, size)
+    if when is not None:
+        db.set_expire(dst, when)
+    return ONE if nx else OK
+
+
+@command("rename", 3, "write", (1, 2, 1), "generic", "Renames a key, overwriting the target.")
+def rename(c: Client, argv: list[bytes]) -> bytes:
+    return _rename(c, argv, False)
+
+
+@command("renamenx", 3, "write fast", (1, 2, 1), "generic", "Renames a key if the target is free.")
+def renamenx(c: Client, argv: list[bytes]) -> bytes:
+    return _rename(c, argv, True)
+
+
+@command("randomkey", 1, "readonly", (0, 0, 0), "generic", "Returns a random key name.")
+def randomkey(c: Client, argv: list[bytes]) -> bytes:
+    k = c.db.random_key()
+    return null(c.resp) if k is None else bulk(k)
+
+
+@command("dbsize", 1, "readonly fast", (0, 0, 0), "server", "Returns the number of keys.")
+def dbsize(c: Client, argv: list[bytes]) -> bytes:
+    return integer(len(c.db.data))
+
+
+def _flush_mode(argv: list[bytes]) -> None:
+    if len(argv) > 2 or (len(argv) == 2 and argv[1].lower() not in (b"async", b"sync")):
+        raise CommandError(SYNTAX)
+
+
+@command("flushdb", -1, "write", (0, 0, 0), "server", "Removes all keys from the database.")
+def flushdb(c: Client, argv: list[bytes]) -> bytes:
+    _flush_mode(argv)
+    c.db.flush()
+    return OK
+
+
+@command("flushall", -1, "write", (0, 0, 0), "server", "Removes all keys from all databases.")
+def flushall(c: Client, argv: list[bytes]) -> bytes:
+    _flush_mode(argv)
+    for db in c.server.keyspace.dbs:
+        db.flush()
+    return OK

@@ -1,0 +1,118 @@
+"""Set commands."""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+from ironcache.commands import WRONGTYPE, CommandError, command, to_int
+from ironcache.keyspace import CONTAINER_OVERHEAD, MEMBER_OVERHEAD, Entry
+from ironcache.protocol import ONE, ZERO, bulk, bulk_array, encode, integer, null
+
+if TYPE_CHECKING:
+    from ironcache.client import Client
+
+K1 = (1, 1, 1)
+
+
+def read_set(c: Client, key: bytes) -> tuple[Entry, set[bytes]] | None:
+    e = c.db.lookup(key)
+    if e is None:
+        return None
+    if type(e.value) is not set:
+        raise CommandError(WRONGTYPE)
+    return e, e.value
+
+
+def _size(members: list[bytes]) -> int:
+    return sum(MEMBER_OVERHEAD + len(m) for m in members)
+
+
+@command("sadd", -3, "write denyoom fast", K1, "set", "Adds members to a set.")
+def sadd(c: Client, argv: list[bytes]) -> bytes:
+    found = read_set(c, argv[1])
+    if found is None:
+        c.db.set(argv[1], set(), CONTAINER_OVERHEAD)
+        found = read_set(c, argv[1])
+        assert found is not None
+    e, s = found
+    new = [m for m in dict.fromkeys(argv[2:]) if m not in s]
+    s.update(new)
+    c.db.resized(argv[1], e, _size(new))
+    return integer(len(new))
+
+
+@command("srem", -3, "write fast", K1, "set", "Removes members from a set.")
+def srem(c: Client, argv: list[bytes]) -> bytes:
+    found = read_set(c, argv[1])
+    if found is None:
+        return ZERO
+    e, s = found
+    gone = [m for m in dict.fromkeys(argv[2:]) if m in s]
+    if gone:
+        s.difference_update(gone)
+        c.db.resized(argv[1], e, -_size(gone))
+    return integer(len(gone))
+
+
+@command("smembers", 2, "readonly", K1, "set", "Returns all members of a set.")
+def smembers(c: Client, argv: list[bytes]) -> bytes:
+    found = read_set(c, argv[1])
+    return encode(set() if found is None else found[1], c.resp)
+
+
+@command("sismember", 3, "readonly fast", K1, "set", "Tells whether a value is a member.")
+def sismember(c: Client, argv: list[bytes]) -> bytes:
+    found = read_set(c, argv[1])
+    return ONE if found is not None and argv[2] in found[1] else ZERO
+
+
+@command("smismember", -3, "readonly fast", K1, "set", "Tells whether values are members.")
+def smismember(c: Client, argv: list[bytes]) -> bytes:
+    found = read_set(c, argv[1])
+    s = set() if found is None else found[1]
+    return b"*%d\r\n" % (len(argv) - 2) + b"".join(ONE if m in s else ZERO for m in argv[2:])
+
+
+@command("scard", 2, "readonly fast", K1, "set", "Returns the number of members.")
+def scard(c: Client, argv: list[bytes]) -> bytes:
+    found = read_set(c, argv[1])
+    return integer(0 if found is None else len(found[1]))
+
+
+def _count_arg(argv: list[bytes]) -> int | None:
+    if len(argv) > 3:
+        raise CommandError("ERR syntax error")
+    if len(argv) == 2:
+        return None
+    n = to_int(argv[2], "ERR value is out of range, must be positive")
+    return n
+
+
+@command("spop", -2, "write fast", K1, "set", "Removes and returns random members.")
+def spop(c: Client, argv: list[bytes]) -> bytes:
+    count = _count_arg(argv)
+    if count is not None and count < 0:
+        raise CommandError("ERR value is out of range, must be positive")
+    found = read_set(c, argv[1])
+    if found is None:
+        return null(c.resp) if count is None else b"*0\r\n"
+    e, s = found
+    picked = random.sample(list(s), min(1 if count is None else count, len(s)))
+    s.difference_update(picked)
+    c.db.resized(argv[1], e, -_size(picked))
+    return bulk(picked[0]) if count is None else bulk_array(picked)
+
+
+@command("srandmember", -2, "readonly", K1, "set", "Returns random members.")
+def srandmember(c: Client, argv: list[bytes]) -> bytes:
+    count = _count_arg(argv)
+    found = read_set(c, argv[1])
+    if found is None:
+        return null(c.resp) if count is None else b"*0\r\n"
+    members = list(found[1])
+    if count is None:
+        return bulk(random.choice(members))
+    if count >= 0:
+        return bulk_array(random.sample(members, min(count, len(members))))
+    return bulk_array([random.choice(members) for _ in range(-count)])

@@ -1,0 +1,344 @@
+"""String commands."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ironcache.commands import (
+    NOT_INT,
+    SYNTAX,
+    WRONGTYPE,
+    CommandError,
+    command,
+    to_float,
+    to_int,
+)
+from ironcache.keyspace import STR_OVERHEAD, Database, now_ms
+from ironcache.protocol import (
+    NULL_BULK,
+    OK,
+    ONE,
+    ZERO,
+    bulk,
+    format_double,
+    integer,
+    null,
+)
+
+if TYPE_CHECKING:
+    from ironcache.client import Client
+
+MAX_STRING = 512 * 1024 * 1024
+W = "write denyoom"
+R = "readonly fast"
+K1 = (1, 1, 1)
+
+
+def get_str(db: Database, key: bytes) -> bytes | None:
+    e = db.lookup(key)
+    if e is None:
+        db.keyspace.misses += 1
+        return None
+    v = e.value
+    if type(v) is not bytes:
+        raise CommandError(WRONGTYPE)
+    db.keyspace.hits += 1
+    return v
+
+
+def put_str(db: Database, key: bytes, value: bytes, keep_ttl: bool = False) -> None:
+    db.set(key, value, STR_OVERHEAD + len(value), keep_ttl)
+
+
+def expire_arg(opt: bytes, arg: bytes, name: str) -> int:
+    """Absolute expiry time in ms for EX/PX/EXAT/PXAT."""
+    n = to_int(arg)
+    if n <= 0:
+        raise CommandError(f"ERR invalid expire time in '{name}' command")
+    if opt == b"ex":
+        if n > (2**63 - 1) // 1000 - now_ms():
+            raise CommandError(f"ERR invalid expire time in '{name}' command")
+        return now_ms() + n * 1000
+    if opt == b"px":
+        return now_ms() + n
+    if opt == b"exat":
+        return n * 1000
+    return n
+
+
+@command("get", 2, R, K1, "string", "Returns the string value of a key.")
+def get(c: Client, argv: list[bytes]) -> bytes:
+    v = get_str(c.db, argv[1])
+    if v is None:
+        return NULL_BULK if c.resp == 2 else null(3)
+    return b"$%d\r\n%s\r\n" % (len(v), v)
+
+
+@command("set", -3, W, K1, "string", "Sets the string value of a key.")
+def set_(c: Client, argv: list[bytes]) -> bytes:
+    db, key, value = c.db, argv[1], argv[2]
+    if len(argv) == 3:
+        put_str(db, key, value)
+        return OK
+    nx = xx = get_old = keep = False
+    when: int | None = None
+    i = 3
+    while i < len(argv):
+        opt = argv[i].lower()
+        if opt in (b"ex", b"px", b"exat", b"pxat") and when is None and not keep and i + 1 < len(
+            argv
+        ):
+            when = expire_arg(opt, argv[i + 1], "set")
+            i += 1
+        elif opt == b"nx" and not xx:
+            nx = True
+        elif opt == b"xx" and not nx:
+            xx = True
+        elif opt == b"keepttl" and when is None:
+            keep = True
+        elif opt == b"get":
+            get_old = True
+        else:
+            raise CommandError(SYNTAX)
+        i += 1
+    e = db.lookup(key)
+    old: bytes | None = None
+    if get_old and e is not None:
+        if type(e.value) is not bytes:
+            raise CommandError(WRONGTYPE)
+        old = e.value
+    if (nx and e is not None) or (xx and e is None):
+        return (bulk(old) if old is not None else null(c.resp)) if get_old else null(c.resp)
+    put_str(db, key, value, keep_ttl=keep)
+    if when is not None:
+        db.set_expire(key, when)
+    if get_old:
+        return bulk(old) if old is not None else null(c.resp)
+    return OK
+
+
+@command("setnx", 3, W + " fast", K1, "string", "Set the value of a key only when it is absent.")
+def setnx(c: Client, argv: list[bytes]) -> bytes:
+    if c.db.lookup(argv[1]) is not None:
+        return ZERO
+    put_str(c.db, argv[1], argv[2])
+    return ONE
+
+
+def _setex(c: Client, argv: list[bytes], unit: int, name: str) -> bytes:
+    n = to_int(argv[2])
+    if n <= 0:
+        raise CommandError(f"ERR invalid expire time in '{name}' command")
+    put_str(c.db, argv[1], argv[3])
+    c.db.set_expire(argv[1], now_ms() + n * unit)
+    return OK
+
+
+@command("setex", 4, W, K1, "string", "Sets the value and expiration in seconds of a key.")
+def setex(c: Client, argv: list[bytes]) -> bytes:
+    return _setex(c, argv, 1000, "setex")
+
+
+@command("psetex", 4, W, K1, "string", "Sets the value and expiration in ms of a key.")
+def psetex(c: Client, argv: list[bytes]) -> bytes:
+    return _setex(c, argv, 1, "psetex")
+
+
+@command("mget", -2, R, (1, -1, 1), "string", "Atomically returns the values of keys.")
+def mget(c: Client, argv: list[bytes]) -> bytes:
+    db = c.db
+    nul = null(c.resp)
+    parts = [b"*%d\r\n" % (len(argv) - 1)]
+    for key in argv[1:]:
+        e = db.lookup(key)
+        if e is None or type(e.value) is not bytes:
+            db.keyspace.misses += 1
+            parts.append(nul)
+        else:
+            db.keyspace.hits += 1
+            parts.append(bulk(e.value))
+    return b"".join(parts)
+
+
+def _pairs(argv: list[bytes], name: str) -> list[tuple[bytes, bytes]]:
+    if len(argv) % 2 == 0:
+        raise CommandError(f"ERR wrong number of arguments for '{name}' command")
+    return [(argv[i], argv[i + 1]) for i in range(1, len(argv), 2)]
+
+
+@command("mset", -3, W, (1, -1, 2), "string", "Atomically sets the values of keys.")
+def mset(c: Client, argv: list[bytes]) -> bytes:
+    for k, v in _pairs(argv, "mset"):
+        put_str(c.db, k, v)
+    return OK
+
+
+@command("msetnx", -3, W, (1, -1, 2), "string", "Sets keys only when none exists.")
+def msetnx(c: Client, argv: list[bytes]) -> bytes:
+    pairs = _pairs(argv, "msetnx")
+    if any(c.db.lookup(k) is not None for k, _ in pairs):
+        return ZERO
+    for k, v in pairs:
+        put_str(c.db, k, v)
+    return ONE
+
+
+@command("getset", 3, W + " fast", K1, "string", "Sets a key and returns its old value.")
+def getset(c: Client, argv: list[bytes]) -> bytes:
+    old = get_str(c.db, argv[1])
+    put_str(c.db, argv[1], argv[2])
+    return null(c.resp) if old is None else bulk(old)
+
+
+@command("getdel", 2, "write fast", K1, "string", "Returns the value of a key and deletes it.")
+def getdel(c: Client, argv: list[bytes]) -> bytes:
+    old = get_str(c.db, argv[1])
+    if old is None:
+        return null(c.resp)
+    c.db.delete(argv[1])
+    return bulk(old)
+
+
+@command("getex", -2, "write fast", K1, "string", "Returns a value and changes its expiry.")
+def getex(c: Client, argv: list[bytes]) -> bytes:
+    db, key = c.db, argv[1]
+    when: int | None = None
+    persist = False
+    i = 2
+    while i < len(argv):
+        opt = argv[i].lower()
+        if opt in (b"ex", b"px", b"exat", b"pxat") and when is None and not persist and (
+            i + 1 < len(argv)
+        ):
+            when = expire_arg(opt, argv[i + 1], "getex")
+            i += 1
+        elif opt == b"persist" and when is None:
+            persist = True
+        else:
+            raise CommandError(SYNTAX)
+        i += 1
+    v = get_str(db, key)
+    if v is None:
+        return null(c.resp)
+    if when is not None:
+        if when <= now_ms():
+            db.delete(key)
+        else:
+            db.set_expire(key, when)
+    elif persist:
+        db.persist(key)
+    return bulk(v)
+
+
+@command("append", 3, W + " fast", K1, "string", "Appends a string to the value of a key.")
+def append(c: Client, argv: list[bytes]) -> bytes:
+    old = get_str(c.db, argv[1]) or b""
+    if len(old) + len(argv[2]) > MAX_STRING:
+        raise CommandError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+    new = old + argv[2]
+    put_str(c.db, argv[1], new, keep_ttl=True)
+    return integer(len(new))
+
+
+@command("strlen", 2, R, K1, "string", "Returns the length of a string value.")
+def strlen(c: Client, argv: list[bytes]) -> bytes:
+    v = get_str(c.db, argv[1])
+    return integer(0 if v is None else len(v))
+
+
+def _incr(c: Client, key: bytes, delta: int) -> bytes:
+    old = get_str(c.db, key)
+    n = 0 if old is None else to_int(old)
+    n += delta
+    if not -(2**63) <= n < 2**63:
+        raise CommandError("ERR increment or decrement would overflow")
+    put_str(c.db, key, b"%d" % n, keep_ttl=True)
+    return integer(n)
+
+
+@command("incr", 2, W + " fast", K1, "string", "Increments the integer value of a key by one.")
+def incr(c: Client, argv: list[bytes]) -> bytes:
+    return _incr(c, argv[1], 1)
+
+
+@command("decr", 2, W + " fast", K1, "string", "Decrements the integer value of a key by one.")
+def decr(c: Client, argv: list[bytes]) -> bytes:
+    return _incr(c, argv[1], -1)
+
+
+@command("incrby", 3, W + " fast", K1, "string", "Increments the integer value of a key.")
+def incrby(c: Client, argv: list[bytes]) -> bytes:
+    return _incr(c, argv[1], to_int(argv[2]))
+
+
+@command("decrby", 3, W + " fast", K1, "string", "Decrements the integer value of a key.")
+def decrby(c: Client, argv: list[bytes]) -> bytes:
+    n = to_int(argv[2])
+    if n == -(2**63):
+        raise CommandError("ERR decrement would overflow")
+    return _incr(c, argv[1], -n)
+
+
+@command("incrbyfloat", 3, W + " fast", K1, "string", "Increments the float value of a key.")
+def incrbyfloat(c: Client, argv: list[bytes]) -> bytes:
+    old = get_str(c.db, argv[1])
+    try:
+        base = 0.0 if old is None else to_float(old)
+    except CommandError:
+        raise CommandError(NOT_FLOAT_VALUE) from None
+    x = base + to_float(argv[2])
+    if x in (float("inf"), float("-inf")) or x != x:
+        raise CommandError("ERR increment would produce NaN or Infinity")
+    out = format_double(x)
+    put_str(c.db, argv[1], out, keep_ttl=True)
+    return bulk(out)
+
+
+NOT_FLOAT_VALUE = "ERR value is not a valid float"
+
+
+@command("getrange", 4, "readonly", K1, "string", "Returns a substring of a string value.")
+def getrange(c: Client, argv: list[bytes]) -> bytes:
+    start, end = to_int(argv[2]), to_int(argv[3])
+    v = get_str(c.db, argv[1]) or b""
+    n = len(v)
+    # Redis 7's exact clamping, quirks included (an end before the start clamps to 0).
+    if start < 0 and end < 0 and start > end:
+        return bulk(b"")
+    start = max(n + start, 0) if start < 0 else start
+    end = max(n + end, 0) if end < 0 else end
+    end = min(end, n - 1)
+    if start > end or n == 0:
+        return bulk(b"")
+    return bulk(v[start : end + 1])
+
+
+@command("substr", 4, "readonly", K1, "string", "Returns a substring of a string value.")
+def substr(c: Client, argv: list[bytes]) -> bytes:
+    return getrange(c, argv)
+
+
+@command("setrange", 4, W, K1, "string", "Overwrites part of a string value.")
+def setrange(c: Client, argv: list[bytes]) -> bytes:
+    offset = to_int(argv[2])
+    if offset < 0:
+        raise CommandError("ERR offset is out of range")
+    value = argv[3]
+    old = get_str(c.db, argv[1])
+    if old is None:
+        if not value:
+            return ZERO
+        old = b""
+    if not value:
+        return integer(len(old))
+    if offset + len(value) > MAX_STRING:
+        raise CommandError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+    buf = bytearray(old)
+    if len(buf) < offset:
+        buf.extend(b"\0" * (offset - len(buf)))
+    buf[offset : offset + len(value)] = value
+    put_str(c.db, argv[1], bytes(buf), keep_ttl=True)
+    return integer(len(buf))
+
+
+__all__ = ["get_str", "put_str", "expire_arg", "NOT_INT"]

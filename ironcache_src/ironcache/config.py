@@ -1,0 +1,269 @@
+"""Configuration: redis.conf's directive format, command-line overrides, CONFIG GET/SET.
+
+One table (`DIRECTIVES`) defines every directive: its parser, default, and whether CONFIG SET
+may change it at runtime. The file, the command line and CONFIG SET all go through it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ironcache.keyspace import POLICIES
+
+
+class ConfigError(Exception):
+    """A bad directive or value; `where` is "file:line" or "command line" when known."""
+
+    def __init__(self, message: str, where: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.where = where
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
+_MEM = re.compile(r"^(\d+)(b|k|kb|m|mb|g|gb)?$", re.IGNORECASE)
+_UNITS = {
+    None: 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3,
+    "gb": 1024**3,
+}
+
+
+def parse_memory(text: str) -> int:
+    m = _MEM.match(text.strip())
+    if not m:
+        raise ValueError(f"invalid memory size '{text}' (use e.g. 100mb, 1gb or bytes)")
+    unit = m.group(2).lower() if m.group(2) else None
+    return int(m.group(1)) * _UNITS[unit]
+
+
+def _int(lo: int, hi: int) -> Callable[[list[str]], int]:
+    def parse(args: list[str]) -> int:
+        v = _one(args)
+        if not re.fullmatch(r"-?\d+", v):
+            raise ValueError(f"argument must be an integer, got '{v}'")
+        n = int(v)
+        if not lo <= n <= hi:
+            raise ValueError(f"argument must be between {lo} and {hi} inclusive, got {n}")
+        return n
+
+    return parse
+
+
+def _memory(lo: int = 0) -> Callable[[list[str]], int]:
+    def parse(args: list[str]) -> int:
+        n = parse_memory(_one(args))
+        if n < lo:
+            raise ValueError(f"argument must be at least {lo} bytes")
+        return n
+
+    return parse
+
+
+def _enum(*choices: str) -> Callable[[list[str]], str]:
+    def parse(args: list[str]) -> str:
+        v = _one(args).lower()
+        if v not in choices:
+            raise ValueError(f"argument must be one of {', '.join(choices)}, got '{v}'")
+        return v
+
+    return parse
+
+
+def _bool(args: list[str]) -> bool:
+    v = _one(args).lower()
+    if v not in ("yes", "no"):
+        raise ValueError(f"argument must be 'yes' or 'no', got '{v}'")
+    return v == "yes"
+
+
+def _string(args: list[str]) -> str:
+    return _one(args)
+
+
+def _octal(args: list[str]) -> int:
+    v = _one(args)
+    if not re.fullmatch(r"[0-7]{1,4}", v):
+        raise ValueError(f"argument must be an octal mode like 0660, got '{v}'")
+    return int(v, 8)
+
+
+def _addresses(args: list[str]) -> list[str]:
+    if not args:
+        raise ValueError("at least one address is required")
+    import ipaddress
+
+    out = []
+    for a in args:
+        bare = a[1:] if a.startswith("-") else a
+        if bare not in ("*", "::*"):
+            try:
+                ipaddress.ip_address(bare)
+            except ValueError:
+                raise ValueError(f"'{a}' is not an IP address (or * / ::*)") from None
+        out.append(a)
+    return out
+
+
+def _daemonize(args: list[str]) -> bool:
+    if _bool(args):
+        raise ValueError("daemonize yes is not supported: run IronCache under systemd")
+    return False
+
+
+def _one(args: list[str]) -> str:
+    if len(args) != 1:
+        raise ValueError("wrong number of arguments")
+    return args[0]
+
+
+@dataclass(frozen=True)
+class Directive:
+    name: str
+    parse: Callable[[list[str]], Any]
+    default: Any
+    mutable: bool = True
+    render: Callable[[Any], str] = str
+    secret: bool = False
+
+
+def _render_bool(v: bool) -> str:
+    return "yes" if v else "no"
+
+
+DIRECTIVES: dict[str, Directive] = {
+    d.name: d
+    for d in [
+        Directive("bind", _addresses, ["127.0.0.1", "-::1"], render=" ".join),
+        Directive("port", _int(0, 65535), 6379),
+        Directive("unixsocket", _string, ""),
+        Directive("unixsocketperm", _octal, 0, mutable=False, render=lambda v: f"{v:o}"),
+        Directive("tcp-backlog", _int(1, 65535), 511, mutable=False),
+        Directive("maxmemory", _memory(), 0),
+        Directive("maxmemory-policy", _enum(*POLICIES), "noeviction"),
+        Directive("maxmemory-samples", _int(1, 64), 5),
+        Directive("maxclients", _int(1, 1_000_000), 10000),
+        Directive("requirepass", _string, "", secret=True),
+        Directive("timeout", _int(0, 2**31 - 1), 0),
+        Directive("tcp-keepalive", _int(0, 2**31 - 1), 300),
+        Directive("databases", _int(1, 10000), 16, mutable=False),
+        Directive("loglevel", _enum("debug", "verbose", "notice", "warning", "nothing"), "notice"),
+        Directive("logfile", _string, "", mutable=False),
+        Directive("dir", _string, "."),
+        Directive("proto-max-bulk-len", _memory(1024 * 1024), 512 * 1024 * 1024),
+        Directive("client-query-buffer-limit", _memory(1024 * 1024), 1024 * 1024 * 1024),
+        Directive("hz", _int(1, 500), 10),
+        Directive("daemonize", _daemonize, False, mutable=False, render=_render_bool),
+    ]
+}
+# Read-only answers that tools ask for (redis-benchmark reads these at start).
+INFORMATIONAL = {"save": "", "appendonly": "no"}
+
+
+class Config:
+    """Current values, by directive name. `source` tells where each came from."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {n: d.default for n, d in DIRECTIVES.items()}
+        self.file = ""
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def apply(self, name: str, args: list[str], where: str = "") -> None:
+        name = name.lower()
+        d = DIRECTIVES.get(name)
+        if d is None:
+            raise ConfigError(f"unknown directive '{name}'", where)
+        try:
+            self.values[name] = d.parse(args)
+        except ValueError as e:
+            raise ConfigError(f"'{name}': {e}", where) from None
+
+    def render(self, name: str) -> str:
+        d = DIRECTIVES[name]
+        return d.render(self.values[name])
+
+    def get_matching(self, patterns: Iterable[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        names = list(DIRECTIVES) + list(INFORMATIONAL)
+        for pat in patterns:
+            pat = pat.lower()
+            for n in names:
+                if fnmatch.fnmatchcase(n, pat) and n not in out:
+                    out[n] = INFORMATIONAL[n] if n in INFORMATIONAL else self.render(n)
+        return out
+
+
+def tokenize(line: str) -> list[str]:
+    """Split a config line like redis.conf does (double/single quotes, escapes)."""
+    from ironcache.protocol import ProtocolError, split_inline
+
+    try:
+        return [a.decode("utf-8", "surrogateescape") for a in split_inline(line.encode())]
+    except ProtocolError:
+        raise ValueError("unbalanced quotes") from None
+
+
+def load_file(config: Config, path: str) -> None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file: {e.strerror}", path) from None
+    except UnicodeDecodeError:
+        raise ConfigError("config file is not UTF-8 text", path) from None
+    config.file = os.path.abspath(path)
+    for no, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        where = f"{path}:{no}"
+        try:
+            args = tokenize(line)
+        except ValueError as e:
+            raise ConfigError(str(e), where) from None
+        if args[0].lower() == "include":
+            raise ConfigError("'include' is not supported", where)
+        config.apply(args[0], args[1:], where)
+
+
+def apply_overrides(config: Config, argv: list[str]) -> None:
+    """`--directive value [value...]` pairs from the command line."""
+    i = 0
+    while i < len(argv):
+        opt = argv[i]
+        if not opt.startswith("--") or len(opt) == 2:
+            raise ConfigError(f"expected --directive, got '{opt}'", "command line")
+        j = i + 1
+        while j < len(argv) and not argv[j].startswith("--"):
+            j += 1
+        config.apply(opt[2:], argv[i + 1 : j], "command line")
+        i = j
+
+
+def validate(config: Config) -> None:
+    """Cross-directive checks that a single value cannot make (run by check-config too)."""
+    if config["port"] == 0 and not config["unixsocket"]:
+        raise ConfigError("no listener: port is 0 and unixsocket is not set")
+    d = config["dir"]
+    if not os.path.isdir(d):
+        raise ConfigError(f"'dir': '{d}' is not a directory")
+    logfile = config["logfile"]
+    if logfile and not os.path.isdir(os.path.dirname(os.path.abspath(logfile))):
+        raise ConfigError(f"'logfile': the directory of '{logfile}' does not exist")
+
+
+def load(path: str | None, overrides: list[str]) -> Config:
+    config = Config()
+    if path:
+        load_file(config, path)
+    apply_overrides(config, overrides)
+    validate(config)
+    return config

@@ -1,0 +1,299 @@
+"""The keyspace: databases of typed values with expiry, memory accounting and eviction.
+
+Values are plain Python objects: bytes (string), dict (hash), deque (list), set (set).
+Each key holds an `Entry` (value, LRU clock, estimated size). Sizes are estimates of what
+CPython really spends, so `maxmemory` bounds the process, not just the payload.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+# Rough CPython costs (bytes object header, dict slot, Entry), measured with tracemalloc.
+KEY_OVERHEAD = 33 + 100 + 72
+STR_OVERHEAD = 33
+FIELD_OVERHEAD = 33 + 33 + 60  # hash field + value + dict slot
+ELEM_OVERHEAD = 33 + 8  # list element
+MEMBER_OVERHEAD = 33 + 50  # set member
+CONTAINER_OVERHEAD = 200
+
+TYPE_NAMES = {bytes: "string", dict: "hash", deque: "list", set: "set"}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def value_size(value: Any) -> int:
+    t = type(value)
+    if t is bytes:
+        return STR_OVERHEAD + len(value)
+    if t is dict:
+        return CONTAINER_OVERHEAD + sum(
+            FIELD_OVERHEAD + len(f) + len(v) for f, v in value.items()
+        )
+    if t is deque:
+        return CONTAINER_OVERHEAD + sum(ELEM_OVERHEAD + len(e) for e in value)
+    if t is set:
+        return CONTAINER_OVERHEAD + sum(MEMBER_OVERHEAD + len(m) for m in value)
+    raise TypeError(t)
+
+
+class Entry:
+    __slots__ = ("value", "lru", "size")
+
+    def __init__(self, value: Any, lru: int, size: int) -> None:
+        self.value = value
+        self.lru = lru
+        self.size = size
+
+
+class Sampler:
+    """Random picks from a dict's keys without copying them on every pick.
+
+    A snapshot of the keys is taken lazily and reused; picks that no longer exist are
+    skipped, and the snapshot is retaken once it is mostly stale or used up. New keys are
+    missing from an old snapshot, which suits eviction: they are the most recently used.
+    """
+
+    __slots__ = ("source", "keys", "misses")
+
+    def __init__(self, source: dict[bytes, Any]) -> None:
+        self.source = source
+        self.keys: list[bytes] = []
+        self.misses = 0
+
+    def reset(self) -> None:
+        self.keys = []
+        self.misses = 0
+
+    def sample(self, n: int) -> list[bytes]:
+        src = self.source
+        if not src:
+            return []
+        out: list[bytes] = []
+        tries = 0
+        while len(out) < n and tries < 4 * n + 8:
+            tries += 1
+            if not self.keys or self.misses > len(self.keys) // 2 + 16:
+                self.keys = list(src)
+                self.misses = 0
+            k = self.keys[random.randrange(len(self.keys))]
+            if k in src:
+                out.append(k)
+            else:
+                self.misses += 1
+        return out
+
+
+class Database:
+    __slots__ = ("index", "data", "expires", "keyspace", "sampler", "vsampler", "watchers")
+
+    def __init__(self, index: int, keyspace: Keyspace) -> None:
+        self.index = index
+        self.keyspace = keyspace
+        self.data: dict[bytes, Entry] = {}
+        self.expires: dict[bytes, int] = {}  # key -> absolute unix time in ms
+        self.sampler = Sampler(self.data)
+        self.vsampler = Sampler(self.expires)
+        self.watchers: dict[bytes, set[Any]] = {}  # key -> clients WATCHing it
+
+    # ----------------------------------------------------------- lookups
+    def lookup(self, key: bytes) -> Entry | None:
+        """The live entry for `key`, expiring it first if its time has passed."""
+        e = self.data.get(key)
+        if e is None:
+            return None
+        if self.expires and key in self.expires and self.expires[key] <= now_ms():
+            self._expire(key)
+            return None
+        e.lru = self.keyspace.clock
+        return e
+
+    def get(self, key: bytes) -> Any:
+        e = self.lookup(key)
+        return None if e is None else e.value
+
+    def exists(self, key: bytes) -> bool:
+        return self.lookup(key) is not None
+
+    # ----------------------------------------------------------- writes
+    def set(self, key: bytes, value: Any, size: int | None = None, keep_ttl: bool = False) -> None:
+        ks = self.keyspace
+        if size is None:
+            size = value_size(value)
+        old = self.data.get(key)
+        if old is not None:
+            ks.used += size - old.size
+            old.value = value
+            old.size = size
+            old.lru = ks.clock
+        else:
+            ks.used += size + len(key) + KEY_OVERHEAD
+            self.data[key] = Entry(value, ks.clock, size)
+        if not keep_ttl and self.expires:
+            self.expires.pop(key, None)
+        self.touched(key)
+
+    def resized(self, key: bytes, entry: Entry, delta: int) -> None:
+        """A container changed in place: account for it and wake WATCHers."""
+        entry.size += delta
+        self.keyspace.used += delta
+        self.touched(key)
+        if not entry.value:  # empty containers do not exist in Redis
+            self.delete(key)
+
+    def delete(self, key: bytes) -> bool:
+        e = self.data.pop(key, None)
+        if e is None:
+            return False
+        self.keyspace.used -= e.size + len(key) + KEY_OVERHEAD
+        if self.expires:
+            self.expires.pop(key, None)
+        self.touched(key)
+        return True
+
+    def touched(self, key: bytes) -> None:
+        self.keyspace.dirty += 1
+        if self.watchers:
+            clients = self.watchers.get(key)
+            if clients:
+                for c in clients:
+                    c.dirty_cas = True
+
+    def set_expire(self, key: bytes, when_ms: int) -> None:
+        self.expires[key] = when_ms
+        self.touched(key)
+
+    def persist(self, key: bytes) -> bool:
+        if self.expires.pop(key, None) is None:
+            return False
+        self.touched(key)
+        return True
+
+    def ttl_ms(self, key: bytes) -> int | None:
+        when = self.expires.get(key)
+        return None if when is None else when - now_ms()
+
+    def flush(self) -> None:
+        for key in list(self.watchers):
+            self.touched(key)
+        ks = self.keyspace
+        for key, e in self.data.items():
+            ks.used -= e.size + len(key) + KEY_OVERHEAD
+        self.data.clear()
+        self.expires.clear()
+        self.sampler.reset()
+        self.vsampler.reset()
+
+    def _expire(self, key: bytes) -> None:
+        self.delete(key)
+        self.keyspace.expired_keys += 1
+
+    def keys(self) -> Iterator[bytes]:
+        """Live keys (expired ones are skipped, not deleted, so iteration stays safe)."""
+        exp = self.expires
+        if not exp:
+            yield from self.data
+            return
+        t = now_ms()
+        for k in self.data:
+            when = exp.get(k)
+            if when is None or when > t:
+                yield k
+
+    def random_key(self) -> bytes | None:
+        for _ in range(100):
+            picked = self.sampler.sample(1)
+            if not picked:
+                return None
+            if self.lookup(picked[0]) is not None:
+                return picked[0]
+        return None
+
+    def active_expire(self, budget_s: float) -> int:
+        """Delete sampled expired keys until few are found or the time budget is spent."""
+        if not self.expires:
+            return 0
+        deadline = time.monotonic() + budget_s
+        removed = 0
+        while True:
+            t = now_ms()
+            sample = self.vsampler.sample(20)
+            if not sample:
+                return removed
+            hit = 0
+            for k in sample:
+                when = self.expires.get(k)
+                if when is not None and when <= t:
+                    self._expire(k)
+                    hit += 1
+            removed += hit
+            if hit * 4 <= len(sample) or time.monotonic() > deadline:
+                return removed
+
+
+POLICIES = (
+    "noeviction",
+    "allkeys-lru",
+    "volatile-lru",
+    "allkeys-random",
+    "volatile-random",
+    "volatile-ttl",
+)
+
+
+class Keyspace:
+    def __init__(self, databases: int) -> None:
+        self.clock = 0  # coarse LRU clock (ms), advanced by the event loop
+        self.used = 0  # estimated bytes held by the dataset
+        self.dirty = 0  # changes since start (Redis's server.dirty)
+        self.expired_keys = 0
+        self.evicted_keys = 0
+        self.hits = 0
+        self.misses = 0
+        self.dbs = [Database(i, self) for i in range(databases)]
+        self.tick()
+
+    def tick(self) -> None:
+        self.clock = int(time.monotonic() * 1000)
+
+    def reset_stats(self) -> None:
+        self.expired_keys = self.evicted_keys = self.hits = self.misses = 0
+
+    def evict(self, limit: int, policy: str, samples: int) -> bool:
+        """Evict until `used` is under `limit`. False when that is impossible."""
+        if self.used <= limit:
+            return True
+        if policy == "noeviction":
+            return False
+        volatile = policy.startswith("volatile")
+        while self.used > limit:
+            best: tuple[Database, bytes] | None = None
+            best_score = 0.0
+            for db in self.dbs:
+                src = db.expires if volatile else db.data
+                if not src:
+                    continue
+                sampler = db.vsampler if volatile else db.sampler
+                for k in sampler.sample(samples if policy.endswith(("lru", "ttl")) else 1):
+                    if policy.endswith("lru"):
+                        e = db.data.get(k)
+                        score = -float(e.lru) if e is not None else None
+                    elif policy == "volatile-ttl":
+                        w = db.expires.get(k)
+                        score = -float(w) if w is not None else None
+                    else:
+                        score = random.random()
+                    if score is not None and (best is None or score > best_score):
+                        best, best_score = (db, k), score
+            if best is None:
+                return False
+            db, k = best
+            if db.delete(k):
+                self.evicted_keys += 1
+        return True

@@ -1,0 +1,469 @@
+"""RESP request parsing and reply encoding.
+
+Requests are arrays of bulk strings (what every client library sends) or inline commands
+(telnet, redis-benchmark's PING_INLINE). `RespParser` is the pure-Python reference;
+`make_parser()` returns the hiredis-backed one when hiredis is importable. Both enforce the
+same limits and raise `ProtocolError` with Redis's wording.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+INLINE_MAX = 64 * 1024  # Redis's PROTO_INLINE_MAX_SIZE
+UNAUTH_MULTIBULK_MAX = 10
+UNAUTH_BULK_MAX = 16384
+
+
+class ProtocolError(Exception):
+    """A malformed request: the reply is `-ERR Protocol error: ...` and the connection closes."""
+
+
+def split_inline(line: bytes) -> list[bytes]:
+    """Split an inline command like Redis's sdssplitargs (quotes and escapes)."""
+    if b'"' not in line and b"'" not in line:
+        return line.split()
+    args: list[bytes] = []
+    i, n = 0, len(line)
+    while True:
+        while i < n and line[i] in b" \t\r\n\v\f":
+            i += 1
+        if i >= n:
+            return args
+        cur = bytearray()
+        quote = 0
+        while True:
+            if i >= n:
+                if quote:
+                    raise ProtocolError("unbalanced quotes in request")
+                break
+            ch = line[i]
+            if quote == 0x22:  # "
+                if ch == 0x5C and i + 3 < n and line[i + 1] == 0x78 and _ishex(line, i + 2):
+                    cur.append(int(line[i + 2 : i + 4], 16))
+                    i += 3
+                elif ch == 0x5C and i + 1 < n:
+                    i += 1
+                    esc = line[i]
+                    cur.append({0x6E: 10, 0x72: 13, 0x74: 9, 0x62: 8, 0x61: 7}.get(esc, esc))
+                elif ch == 0x22:
+                    if i + 1 < n and line[i + 1] not in b" \t\r\n\v\f":
+                        raise ProtocolError("unbalanced quotes in request")
+                    quote = 0
+                    i += 1
+                    break
+                else:
+                    cur.append(ch)
+            elif quote == 0x27:  # '
+                if ch == 0x5C and i + 1 < n and line[i + 1] == 0x27:
+                    i += 1
+                    cur.append(0x27)
+                elif ch == 0x27:
+                    if i + 1 < n and line[i + 1] not in b" \t\r\n\v\f":
+                        raise ProtocolError("unbalanced quotes in request")
+                    quote = 0
+                    i += 1
+                    break
+                else:
+                    cur.append(ch)
+            elif ch in b" \t\r\n\v\f":
+                break
+            elif ch in (0x22, 0x27):
+                quote = ch
+            else:
+                cur.append(ch)
+            i += 1
+        args.append(bytes(cur))
+
+
+def _ishex(line: bytes, i: int) -> bool:
+    return all(c in b"0123456789abcdefABCDEF" for c in line[i : i + 2])
+
+
+def _parse_len(raw: bytes) -> int | None:
+    # Redis accepts only plain decimal digits here (no '+', spaces or underscores).
+    if not raw or len(raw) > 20:
+        return None
+    body = raw[1:] if raw[:1] == b"-" else raw
+    if not body.isdigit():
+        return None
+    return int(raw)
+
+
+class RespParser:
+    """Incremental request parser; keeps partial multibulk state so large frames stay O(n)."""
+
+    __slots__ = (
+        "buf",
+        "pos",
+        "max_bulk_len",
+        "max_multibulk_len",
+        "authenticated",
+        "_argv",
+        "_left",
+    )
+
+    def __init__(
+        self,
+        max_bulk_len: int = 512 * 1024 * 1024,
+        max_multibulk_len: int = 1024 * 1024,
+    ) -> None:
+        self.buf = bytearray()
+        self.pos = 0
+        self.max_bulk_len = max_bulk_len
+        self.max_multibulk_len = max_multibulk_len
+        # Unauthenticated clients may only send small frames (as in Redis).
+        self.authenticated = True
+        self._argv: list[bytes] | None = None
+        self._left = 0
+
+    def feed(self, data: bytes) -> None:
+        if self.pos and self.pos == len(self.buf):
+            self.buf.clear()
+            self.pos = 0
+        self.buf += data
+
+    def pending(self) -> int:
+        """Bytes received but not yet returned as a command (the query buffer)."""
+        return len(self.buf) - self.pos
+
+    def next_command(self) -> list[bytes] | None:
+        while True:
+            if self._argv is None:
+                if self.pos >= len(self.buf):
+                    self._compact()
+                    return None
+                if self.buf[self.pos] != 0x2A:  # '*'
+                    cmd = self._inline()
+                    if cmd is None:
+                        return None
+                    if cmd:
+                        return cmd
+                    continue  # empty inline line: ignored, as Redis does
+                if not self._multibulk_header():
+                    return None
+                if self._argv is None:
+                    continue  # '*0' or '*-1': nothing to run
+            if not self._bulks():
+                return None
+            argv = self._argv
+            self._argv = None
+            if self.pos > 65536:
+                self._compact()
+            return argv
+
+    def _compact(self) -> None:
+        if self.pos:
+            del self.buf[: self.pos]
+            self.pos = 0
+
+    def _inline(self) -> list[bytes] | None:
+        buf = self.buf
+        nl = buf.find(b"\n", self.pos)
+        if nl < 0:
+            if len(buf) - self.pos > INLINE_MAX:
+                raise ProtocolError("too big inline request")
+            return None
+        if nl - self.pos > INLINE_MAX:
+            raise ProtocolError("too big inline request")
+        line = bytes(buf[self.pos : nl])
+        self.pos = nl + 1
+        return split_inline(line)
+
+    def _multibulk_header(self) -> bool:
+        buf = self.buf
+        end = buf.find(b"\r\n", self.pos)
+        if end < 0:
+            if len(buf) - self.pos > INLINE_MAX:
+                raise ProtocolError("too big mbulk count string")
+            return False
+        count = _parse_len(bytes(buf[self.pos + 1 : end]))
+        if count is None or count > self.max_multibulk_len:
+            raise ProtocolError("invalid multibulk length")
+        if not self.authenticated and count > UNAUTH_MULTIBULK_MAX:
+            raise ProtocolError("unauthenticated multibulk length")
+        self.pos = end + 2
+        if count > 0:
+            self._argv = []
+            self._left = count
+        return True
+
+    def _bulks(self) -> bool:
+        buf = self.buf
+        argv = self._argv
+        assert argv is not None
+        pos = self.pos
+        size = len(buf)
+        while self._left:
+            if pos >= size:
+                self.pos = pos
+                return False
+            if buf[pos] != 0x24:  # '$'
+                raise ProtocolError(f"expected '$', got '{chr(buf[pos])}'")
+            end = buf.find(b"\r\n", pos)
+            if end < 0:
+                if size - pos > INLINE_MAX:
+                    raise ProtocolError("too big bulk count string")
+                self.pos = pos
+                return False
+            n = _parse_len(bytes(buf[pos + 1 : end]))
+            if n is None or n < 0 or n > self.max_bulk_len:
+                raise ProtocolError("invalid bulk length")
+            if not self.authenticated and n > UNAUTH_BULK_MAX:
+                raise ProtocolError("unauthenticated bulk length")
+            start = end + 2
+            if start + n + 2 > size:
+                self.pos = pos
+                return False
+            argv.append(bytes(buf[start : start + n]))
+            pos = start + n + 2
+            self._left -= 1
+        self.pos = pos
+        return True
+
+
+class HiredisParser:
+    """hiredis does the parsing in C; Python handles inline requests and checks the limits.
+
+    hiredis knows nothing of inline commands or of our limits, so we keep the unconsumed tail
+    (as chunks, never re-copied) and let `RespParser` judge it: it validates the header of an
+    incomplete frame and takes over when hiredis rejects a stream that Redis would accept.
+    """
+
+    __slots__ = ("reader", "py", "limits", "authenticated", "_tail", "_tail_len", "_served")
+
+    VALIDATE_MAX = 1024 * 1024
+
+    def __init__(
+        self,
+        hiredis: Any,
+        max_bulk_len: int = 512 * 1024 * 1024,
+        max_multibulk_len: int = 1024 * 1024,
+    ) -> None:
+        self.reader = hiredis.Reader()
+        self.limits = (max_bulk_len, max_multibulk_len)
+        self.py: RespParser | None = None  # set while the Python parser is in charge
+        self.authenticated = True
+        self._tail: list[bytes] = []  # chunks whose concatenation ends with the unconsumed bytes
+        self._tail_len = 0
+        self._served = 0  # commands returned since the last feed()
+
+    @property
+    def max_bulk_len(self) -> int:
+        return self.limits[0]
+
+    @max_bulk_len.setter
+    def max_bulk_len(self, value: int) -> None:
+        self.limits = (value, self.limits[1])
+
+    def pending(self) -> int:
+        if self.py is not None:
+            return self.py.pending()
+        return self.reader.len()
+
+    def feed(self, data: bytes) -> None:
+        if self.py is not None:
+            self.py.feed(data)
+            return
+        if not self.reader.has_data():
+            self._tail.clear()
+            self._tail_len = 0
+            if data[:1] != b"*":
+                self._switch_to_python(data, skip=0)
+                return
+        self._tail.append(data)
+        self._tail_len += len(data)
+        self._served = 0
+        self.reader.feed(data)
+
+    def next_command(self) -> list[bytes] | None:
+        py = self.py
+        if py is not None:
+            cmd = py.next_command()
+            if cmd is None and py.pending() == 0:
+                self.py = None  # drained: back to the fast path
+            return cmd
+        try:
+            cmd = self.reader.gets()
+        except Exception:  # hiredis.ProtocolError: let the Python parser decide and word it
+            return self._recover()
+        if cmd is False:
+            self._incomplete()
+            return None
+        if type(cmd) is not list or not all(type(a) is bytes for a in cmd):
+            return self._recover()
+        if not self.authenticated or len(cmd) > self.limits[1]:
+            return self._recover()
+        limit = self.limits[0]
+        for a in cmd:
+            if len(a) > limit:
+                return self._recover()
+        self._served += 1
+        return cmd
+
+    def _stream(self) -> bytes:
+        return b"".join(self._tail)
+
+    def _incomplete(self) -> None:
+        left = self.reader.len()
+        if left == 0:
+            self._tail.clear()
+            self._tail_len = 0
+            return
+        last = self._tail[-1]
+        if left <= len(last):
+            self._tail = [last[-left:]] if left < len(last) else [last]
+            self._tail_len = left
+        if self._tail_len <= self.VALIDATE_MAX:
+            stream = self._stream()
+            probe = self._new_python()
+            probe.feed(stream[len(stream) - left :])
+            probe.next_command()  # raises ProtocolError on a bad header; never completes here
+
+    def _recover(self) -> list[bytes] | None:
+        stream = self._stream()
+        skip = self._served
+        self.reader = type(self.reader)()
+        self._tail.clear()
+        self._tail_len = 0
+        self._switch_to_python(stream, skip=skip)
+        return self.next_command()
+
+    def _new_python(self) -> RespParser:
+        p = RespParser(*self.limits)
+        p.authenticated = self.authenticated
+        return p
+
+    def _switch_to_python(self, data: bytes, skip: int) -> None:
+        py = self._new_python()
+        py.feed(data)
+        for _ in range(skip):  # already returned by hiredis and executed
+            py.next_command()
+        self.py = py
+
+
+try:  # optional accelerator
+    import hiredis as _hiredis  # noqa: F401
+except ImportError:  # pragma: no cover - depends on the host
+    _hiredis = None
+
+
+def make_parser(max_bulk_len: int, max_multibulk_len: int = 1024 * 1024) -> Any:
+    if _hiredis is not None:
+        return HiredisParser(_hiredis, max_bulk_len, max_multibulk_len)
+    return RespParser(max_bulk_len, max_multibulk_len)
+
+
+# ---------------------------------------------------------------- reply encoding
+OK = b"+OK\r\n"
+PONG = b"+PONG\r\n"
+QUEUED = b"+QUEUED\r\n"
+ZERO = b":0\r\n"
+ONE = b":1\r\n"
+NULL_BULK = b"$-1\r\n"
+NULL_ARRAY = b"*-1\r\n"
+NULL3 = b"_\r\n"
+EMPTY_ARRAY = b"*0\r\n"
+_INTS = [b":%d\r\n" % i for i in range(-1, 1024)]
+
+
+def integer(n: int) -> bytes:
+    if -1 <= n < 1023:
+        return _INTS[n + 1]
+    return b":%d\r\n" % n
+
+
+def bulk(v: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(v), v)
+
+
+def simple(s: str) -> bytes:
+    return b"+" + s.encode() + b"\r\n"
+
+
+def error(msg: str) -> bytes:
+    # A reply is one line: never let a message break the framing.
+    return b"-" + msg.replace("\r", " ").replace("\n", " ").encode() + b"\r\n"
+
+
+def array_header(n: int) -> bytes:
+    return b"*%d\r\n" % n
+
+
+def bulk_array(items: list[bytes | None] | list[bytes], resp: int = 2) -> bytes:
+    null = NULL3 if resp == 3 else NULL_BULK
+    parts = [b"*%d\r\n" % len(items)]
+    for v in items:
+        parts.append(null if v is None else b"$%d\r\n%s\r\n" % (len(v), v))
+    return b"".join(parts)
+
+
+def null(resp: int) -> bytes:
+    return NULL3 if resp == 3 else NULL_BULK
+
+
+def null_array(resp: int) -> bytes:
+    return NULL3 if resp == 3 else NULL_ARRAY
+
+
+def format_double(x: float) -> bytes:
+    """Redis's human-friendly float formatting (%.17Lg, trailing zeros removed)."""
+    if x == float("inf"):
+        return b"inf"
+    if x == float("-inf"):
+        return b"-inf"
+    if x == int(x) and abs(x) < 1e17:
+        return b"%d" % int(x)
+    s = "%.17g" % x
+    if "e" not in s and "." in s:
+        # Shortest repr that round-trips, as Redis does for INCRBYFLOAT.
+        r = repr(x)
+        if "e" not in r:
+            s = r
+    return s.encode()
+
+
+def encode(value: Any, resp: int = 2) -> bytes:
+    """Generic encoder for structured replies (INFO, HELLO, COMMAND, CONFIG GET...)."""
+    if value is None:
+        return null(resp)
+    if isinstance(value, bool):
+        if resp == 3:
+            return b"#t\r\n" if value else b"#f\r\n"
+        return ONE if value else ZERO
+    if isinstance(value, int):
+        return integer(value)
+    if isinstance(value, bytes):
+        return bulk(value)
+    if isinstance(value, str):
+        return bulk(value.encode())
+    if isinstance(value, float):
+        if resp == 3:
+            return b"," + format_double(value) + b"\r\n"
+        return bulk(format_double(value))
+    if isinstance(value, dict):
+        if resp == 3:
+            parts = [b"%%%d\r\n" % len(value)]
+        else:
+            parts = [b"*%d\r\n" % (2 * len(value))]
+        for k, v in value.items():
+            parts.append(encode(k, resp))
+            parts.append(encode(v, resp))
+        return b"".join(parts)
+    if isinstance(value, (set, frozenset)):
+        head = b"~%d\r\n" if resp == 3 else b"*%d\r\n"
+        return head % len(value) + b"".join(encode(v, resp) for v in value)
+    if isinstance(value, (list, tuple)):
+        return b"*%d\r\n" % len(value) + b"".join(encode(v, resp) for v in value)
+    if isinstance(value, Status):
+        return simple(value.text)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+class Status:
+    """A simple-string reply inside a structured value."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text

@@ -1,0 +1,356 @@
+"""The server: listeners, dispatch, periodic work, and the systemd lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+from collections import OrderedDict
+from typing import Any
+
+from ironcache import listener as listen
+from ironcache._version import __version__
+from ironcache.client import Client
+from ironcache.commands import TABLE, CommandError, load_all
+from ironcache.config import Config
+from ironcache.keyspace import Keyspace
+from ironcache.log import log
+from ironcache.protocol import QUEUED, error
+from ironcache.sdnotify import Notifier
+
+OOM = "OOM command not allowed when used memory > 'maxmemory'."
+NOAUTH = error("NOAUTH Authentication required.")
+# Commands a client in MULTI runs at once instead of queueing.
+IMMEDIATE_IN_MULTI = frozenset((b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"))
+SHUTDOWN_GRACE_S = 5.0
+
+
+def auto_maxmemory() -> int:
+    """Half of the memory this process may use (cgroup limit, else RAM)."""
+    limit = 0
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            raw = f.read().strip()
+        if raw.isdigit():
+            limit = int(raw)
+    except OSError:
+        pass
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        total = 0
+    limit = min(x for x in (limit, total) if x) if (limit or total) else 1 << 30
+    return limit // 2
+
+
+class Snapshots:
+    """Key lists that SCAN cursors walk through; a few are kept, least recently used first out."""
+
+    def __init__(self, keep: int = 64) -> None:
+        self.keep = keep
+        self.items: OrderedDict[int, list[bytes]] = OrderedDict()
+        self.next_id = 1
+
+    def open(self, keys: list[bytes]) -> int:
+        sid = self.next_id
+        self.next_id = self.next_id % (2**31 - 1) + 1
+        self.items[sid] = keys
+        while len(self.items) > self.keep:
+            self.items.popitem(last=False)
+        return sid
+
+    def get(self, sid: int) -> list[bytes] | None:
+        keys = self.items.get(sid)
+        if keys is not None:
+            self.items.move_to_end(sid)
+        return keys
+
+    def close(self, sid: int) -> None:
+        self.items.pop(sid, None)
+
+
+class Server:
+    def __init__(self, config: Config) -> None:
+        load_all()
+        self.config = config
+        self.keyspace = Keyspace(config["databases"])
+        self.clients: dict[int, Client] = {}
+        self.listeners: list[listen.Listener] = []
+        self.stats: dict[str, int] = {}
+        self.reset_stats()
+        self.scans = Snapshots()
+        self.notifier = Notifier()
+        self.run_id = os.urandom(20).hex()
+        self.started = time.time()
+        self.started_mono = time.monotonic()
+        self.exec_to_ready_ms = 0.0
+        self.client_ids = 0
+        self.peak_memory = 0
+        self.maxmemory = 0
+        self.update_maxmemory()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stopping: asyncio.Event | None = None
+        self.shutdown_reason = ""
+        self.event_loop_name = "asyncio"
+
+    # ------------------------------------------------------------- bookkeeping
+    def next_client_id(self) -> int:
+        self.client_ids += 1
+        return self.client_ids
+
+    def reset_stats(self) -> None:
+        self.stats = dict.fromkeys(
+            (
+                "total_connections_received",
+                "total_commands_processed",
+                "rejected_connections",
+                "total_net_input_bytes",
+                "total_net_output_bytes",
+                "total_error_replies",
+            ),
+            0,
+        )
+        if hasattr(self, "keyspace"):
+            self.keyspace.reset_stats()
+
+    def update_maxmemory(self) -> None:
+        configured = self.config["maxmemory"]
+        self.maxmemory = configured or auto_maxmemory()
+
+    def client_closed(self, client: Client) -> None:
+        if self.stopping is not None and self.stopping.is_set() and not self.clients:
+            self._all_closed.set()
+
+    # ------------------------------------------------------------- dispatch
+    def execute(self, c: Client, argv: list[bytes]) -> bytes:
+        """Run one request from a client: lookup, checks, MULTI queueing, the handler."""
+        name = argv[0].lower()
+        cmd = TABLE.get(name)
+        if cmd is None:
+            args = " ".join(f"'{a[:128].decode(errors='replace')}'" for a in argv[1:])
+            msg = (
+                f"ERR unknown command '{argv[0][:128].decode(errors='replace')}', "
+                f"with args beginning with: {args}{' ' if args else ''}"
+            )
+            if c.multi is not None:
+                c.multi_error = True
+            self.stats["total_error_replies"] += 1
+            return error(msg)
+        arity = cmd.arity
+        if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+            if c.multi is not None:
+                c.multi_error = True
+            self.stats["total_error_replies"] += 1
+            return error(f"ERR wrong number of arguments for '{cmd.name}' command")
+        if not c.authenticated and "noauth" not in cmd.flags:
+            if c.multi is not None:
+                c.multi_error = True
+            return NOAUTH
+        if c.multi is not None and name not in IMMEDIATE_IN_MULTI:
+            c.multi.append(argv)
+            return QUEUED
+        return self.run(c, argv, cmd)
+
+    def run(self, c: Client, argv: list[bytes], cmd: Any = None) -> bytes:
+        if cmd is None:
+            cmd = TABLE[argv[0].lower()]
+        self.stats["total_commands_processed"] += 1
+        c.last_command = argv[0]
+        if "denyoom" in cmd.flags and self.keyspace.used > self.maxmemory:
+            cfg = self.config
+            if not self.keyspace.evict(
+                self.maxmemory, cfg["maxmemory-policy"], cfg["maxmemory-samples"]
+            ):
+                self.stats["total_error_replies"] += 1
+                return error(OOM)
+        try:
+            return cmd.handler(c, argv)
+        except CommandError as e:
+            self.stats["total_error_replies"] += 1
+            return error(e.message)
+
+    # ------------------------------------------------------------- listeners
+    def open_listeners(self) -> None:
+        cfg = self.config
+        wanted = listen.configured(cfg["bind"], cfg["port"], cfg["unixsocket"])
+        inherited = listen.listen_fds()
+        self.listeners = listen.open_all(
+            wanted, cfg["tcp-backlog"], cfg["unixsocketperm"], inherited
+        )
+        if not self.listeners:
+            raise listen.ListenError("no listener could be opened")
+        adopted = [x.describe() for x in self.listeners if x.inherited]
+        bound = [x.describe() for x in self.listeners if not x.inherited]
+        log.notice(
+            "listeners: inherited from systemd: "
+            f"{', '.join(adopted) or 'none'}; bound by IronCache: {', '.join(bound) or 'none'}"
+        )
+
+    @property
+    def socket_activated(self) -> bool:
+        return any(x.inherited for x in self.listeners)
+
+    def start_accepting(self, lst: listen.Listener) -> None:
+        # Accept through add_reader rather than create_server(sock=...): the latter calls
+        # listen() again, which would shrink the backlog systemd configured (Backlog=).
+        assert self.loop is not None and lst.sock is not None
+        self.loop.add_reader(lst.sock.fileno(), self._accept, lst)
+
+    def stop_accepting(self, lst: listen.Listener) -> None:
+        if self.loop is not None and lst.sock is not None:
+            self.loop.remove_reader(lst.sock.fileno())
+
+    def _accept(self, lst: listen.Listener) -> None:
+        assert self.loop is not None and lst.sock is not None
+        for _ in range(256):  # bounded: let established clients run between bursts
+            try:
+                conn, _addr = lst.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                log.warning(f"accept on {lst.describe()} failed: {e.strerror}")
+                return
+            conn.setblocking(False)
+            lst.accepted += 1
+            self.loop.create_task(self._connect(conn, lst))
+
+    async def _connect(self, conn: socket.socket, lst: listen.Listener) -> None:
+        assert self.loop is not None
+        try:
+            await self.loop.connect_accepted_socket(lambda: Client(self, lst), sock=conn)
+        except OSError as e:
+            log.verbose(f"dropping a connection on {lst.describe()}: {e}")
+            conn.close()
+
+    def rebind(self, kind: str, bind: list[str], port: int, unixsocket: str) -> None:
+        """CONFIG SET port/bind/unixsocket: replace self-bound listeners of that kind.
+
+        Listeners inherited from systemd are never re-bound: systemd owns them.
+        """
+        old = [x for x in self.listeners if x.kind == kind]
+        if any(x.inherited for x in old):
+            raise CommandError(
+                "ERR the listener is socket-activated (inherited from systemd): change "
+                "ListenStream= in the .socket unit and restart the socket unit instead"
+            )
+        wanted = [x for x in listen.configured(bind, port, unixsocket) if x.kind == kind]
+        opened: list[listen.Listener] = []
+        try:
+            for lst in wanted:
+                listen.bind(lst, self.config["tcp-backlog"], self.config["unixsocketperm"])
+                if lst.sock is not None:
+                    opened.append(lst)
+        except listen.ListenError as e:
+            for lst in opened:
+                listen.close(lst)
+            raise CommandError(f"ERR {e}") from None
+        for lst in old:
+            self.stop_accepting(lst)
+            listen.close(lst)
+            self.listeners.remove(lst)
+        for lst in opened:
+            self.listeners.append(lst)
+            self.start_accepting(lst)
+        log.notice(f"listeners now: {', '.join(x.describe() for x in self.listeners)}")
+
+    # ------------------------------------------------------------- periodic work
+    def _cron(self) -> None:
+        ks = self.keyspace
+        ks.tick()
+        hz = self.config["hz"]
+        budget = 0.25 / hz  # at most a quarter of each period on expiry, as Redis does
+        for db in ks.dbs:
+            if db.expires:
+                db.active_expire(budget / len(ks.dbs) if len(ks.dbs) > 1 else budget)
+        if ks.used > self.maxmemory:
+            ks.evict(self.maxmemory, self.config["maxmemory-policy"], self.config["maxmemory-samples"])
+        self.peak_memory = max(self.peak_memory, ks.used)
+        timeout = self.config["timeout"]
+        if timeout:
+            cutoff = time.monotonic() - timeout
+            for c in list(self.clients.values()):
+                if c.last_active < cutoff and c.multi is None:
+                    c.close()
+        assert self.loop is not None
+        self.loop.call_later(1 / hz, self._cron)
+
+    def _watchdog(self) -> None:
+        self.notifier.watchdog()
+        assert self.loop is not None
+        self.loop.call_later(self.notifier.watchdog_s, self._watchdog)
+
+    # ------------------------------------------------------------- lifecycle
+    async def serve(self, exec_time: float) -> int:
+        self.loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        self._all_closed = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
+        for lst in self.listeners:
+            self.start_accepting(lst)
+        self.loop.call_later(1 / self.config["hz"], self._cron)
+        if self.notifier.watchdog_s:
+            self._watchdog()
+        self.exec_to_ready_ms = (time.time() - exec_time) * 1000
+        status = (
+            f"Serving on {', '.join(x.describe() for x in self.listeners)} "
+            f"({'socket-activated' if self.socket_activated else 'self-bound'})"
+        )
+        self.notifier.ready(status)
+        log.notice(
+            f"IronCache {__version__} ready in {self.exec_to_ready_ms:.0f} ms since exec "
+            f"(pid {os.getpid()}, {self.event_loop_name}); {status.lower()}"
+        )
+        await self.stopping.wait()
+        await self._shutdown()
+        return 0
+
+    def request_stop(self, reason: str) -> None:
+        if self.stopping is None or self.stopping.is_set():
+            return
+        self.shutdown_reason = reason
+        self.stopping.set()
+
+    async def _shutdown(self) -> None:
+        """Stop accepting, answer every request already received, flush, close, exit."""
+        log.notice(f"shutting down ({self.shutdown_reason}): no new connections")
+        self.notifier.stopping("Stopping: finishing requests already received")
+        for lst in self.listeners:
+            self.stop_accepting(lst)
+        deadline = time.monotonic() + SHUTDOWN_GRACE_S
+        # Requests still in kernel buffers were sent before the stop: read and answer them.
+        while time.monotonic() < deadline and any(_unread(c) for c in self.clients.values()):
+            await asyncio.sleep(0.005)
+        for c in list(self.clients.values()):
+            c.close()  # the transport flushes queued replies before it closes
+        if self.clients:
+            try:
+                await asyncio.wait_for(self._all_closed.wait(), max(deadline - time.monotonic(), 0.1))
+            except TimeoutError:
+                log.warning(f"{len(self.clients)} clients did not drain in time")
+                for c in list(self.clients.values()):
+                    if c.transport is not None:
+                        c.transport.abort()
+        for lst in self.listeners:
+            listen.close(lst)
+        log.notice("IronCache is now ready to exit, bye bye...")
+
+
+def _unread(c: Client) -> bool:
+    """True when the client's socket holds bytes we have not read yet."""
+    import fcntl
+    import struct
+    import termios
+
+    if c.closing or c.paused or c.transport is None:
+        return False
+    sock = c.transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    try:
+        buf = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return False
+    return struct.unpack("i", buf)[0] > 0
