@@ -71,8 +71,10 @@ def serve(args: list[str], exec_time: float) -> int:
         log.warning(f"cannot start: {e}")
         return 3
     if not config["maxmemory"]:
-        log.notice(f"maxmemory is 0: the dataset is limited to {server.maxmemory} bytes "
-                   "(half of the memory available to this process)")
+        log.notice(
+            f"maxmemory is 0: the dataset is limited to {server.maxmemory} bytes "
+            "(half of the memory available to this process)"
+        )
     try:
         import uvloop
 

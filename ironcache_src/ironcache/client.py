@@ -73,19 +73,18 @@ class Client(asyncio.Protocol):
 
     # ------------------------------------------------------------- asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
         self.addr = _fmt_addr(transport.get_extra_info("peername"), self.listener)
         self.laddr = _fmt_addr(transport.get_extra_info("sockname"), self.listener)
         srv = self.server
         if len(srv.clients) >= srv.config["maxclients"]:
-            srv.stats["rejected_connections"] += 1
+            srv.rejected_connections += 1
             transport.write(b"-ERR max number of clients reached\r\n")
             transport.close()
             self.closing = True
             return
         srv.clients[self.id] = self
-        srv.stats["total_connections_received"] += 1
+        srv.connections_received += 1
         sock = transport.get_extra_info("socket")
         if sock is not None and self.listener.kind == "tcp":
             _tune_tcp(sock, srv.config["tcp-keepalive"])
@@ -96,7 +95,7 @@ class Client(asyncio.Protocol):
         self.last_active = time.monotonic()
         parser = self.parser
         srv = self.server
-        srv.stats["total_net_input_bytes"] += len(data)
+        srv.net_input_bytes += len(data)
         out: list[bytes] = []
         try:
             parser.feed(data)
@@ -117,7 +116,7 @@ class Client(asyncio.Protocol):
             self.closing = True
         if out:
             payload = b"".join(out)
-            srv.stats["total_net_output_bytes"] += len(payload)
+            srv.net_output_bytes += len(payload)
             self.transport.write(payload)  # type: ignore[union-attr]
         if self.closing:
             self.transport.close()  # type: ignore[union-attr]  # flushes what is queued

@@ -33,9 +33,7 @@ def value_size(value: Any) -> int:
     if t is bytes:
         return STR_OVERHEAD + len(value)
     if t is dict:
-        return CONTAINER_OVERHEAD + sum(
-            FIELD_OVERHEAD + len(f) + len(v) for f, v in value.items()
-        )
+        return CONTAINER_OVERHEAD + sum(FIELD_OVERHEAD + len(f) + len(v) for f, v in value.items())
     if t is deque:
         return CONTAINER_OVERHEAD + sum(ELEM_OVERHEAD + len(e) for e in value)
     if t is set:
@@ -194,7 +192,7 @@ class Database:
         self.delete(key)
         self.keyspace.expired_keys += 1
 
-    def keys(self) -> Iterator[bytes]:
+    def live_keys(self) -> Iterator[bytes]:
         """Live keys (expired ones are skipped, not deleted, so iteration stays safe)."""
         exp = self.expires
         if not exp:

@@ -8,6 +8,7 @@ widen what the configuration allows; a listener with no inherited fd is bound he
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import ipaddress
@@ -137,10 +138,8 @@ def adopt(listeners: list[Listener], fds: list[tuple[int, str]]) -> None:
         if sock is not None:
             sock.close()
         else:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
 
 def bind(lst: Listener, backlog: int, unixperm: int = 0) -> None:
@@ -201,10 +200,8 @@ def close(lst: Listener) -> None:
     lst.sock.close()
     lst.sock = None
     if lst.kind == "unix" and not lst.inherited:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(lst.address)
-        except OSError:
-            pass
 
 
 def open_all(

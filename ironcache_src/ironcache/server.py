@@ -13,7 +13,7 @@ from typing import Any
 from ironcache import listener as listen
 from ironcache._version import __version__
 from ironcache.client import Client
-from ironcache.commands import TABLE, CommandError, load_all
+from ironcache.commands import TABLE, Command, CommandError, load_all
 from ironcache.config import Config
 from ironcache.keyspace import Keyspace
 from ironcache.log import log
@@ -23,8 +23,16 @@ from ironcache.sdnotify import Notifier
 OOM = "OOM command not allowed when used memory > 'maxmemory'."
 NOAUTH = error("NOAUTH Authentication required.")
 # Commands a client in MULTI runs at once instead of queueing.
-IMMEDIATE_IN_MULTI = frozenset((b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"))
+IMMEDIATE_IN_MULTI = frozenset(("exec", "discard", "multi", "watch", "quit", "reset"))
 SHUTDOWN_GRACE_S = 5.0
+
+
+def unknown_command(argv: list[bytes]) -> str:
+    args = "".join(f"'{a[:128].decode(errors='replace')}' " for a in argv[1:])
+    return (
+        f"ERR unknown command '{argv[0][:128].decode(errors='replace')}', "
+        f"with args beginning with: {args}"
+    )
 
 
 def auto_maxmemory() -> int:
@@ -78,7 +86,6 @@ class Server:
         self.keyspace = Keyspace(config["databases"])
         self.clients: dict[int, Client] = {}
         self.listeners: list[listen.Listener] = []
-        self.stats: dict[str, int] = {}
         self.reset_stats()
         self.scans = Snapshots()
         self.notifier = Notifier()
@@ -101,19 +108,26 @@ class Server:
         return self.client_ids
 
     def reset_stats(self) -> None:
-        self.stats = dict.fromkeys(
-            (
-                "total_connections_received",
-                "total_commands_processed",
-                "rejected_connections",
-                "total_net_input_bytes",
-                "total_net_output_bytes",
-                "total_error_replies",
-            ),
-            0,
-        )
+        # Plain attributes: they are bumped on every request.
+        self.connections_received = 0
+        self.commands_processed = 0
+        self.rejected_connections = 0
+        self.net_input_bytes = 0
+        self.net_output_bytes = 0
+        self.error_replies = 0
         if hasattr(self, "keyspace"):
             self.keyspace.reset_stats()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {
+            "total_connections_received": self.connections_received,
+            "total_commands_processed": self.commands_processed,
+            "rejected_connections": self.rejected_connections,
+            "total_net_input_bytes": self.net_input_bytes,
+            "total_net_output_bytes": self.net_output_bytes,
+            "total_error_replies": self.error_replies,
+        }
 
     def update_maxmemory(self) -> None:
         configured = self.config["maxmemory"]
@@ -126,50 +140,48 @@ class Server:
     # ------------------------------------------------------------- dispatch
     def execute(self, c: Client, argv: list[bytes]) -> bytes:
         """Run one request from a client: lookup, checks, MULTI queueing, the handler."""
-        name = argv[0].lower()
-        cmd = TABLE.get(name)
+        cmd = TABLE.get(argv[0].lower())
         if cmd is None:
-            args = " ".join(f"'{a[:128].decode(errors='replace')}'" for a in argv[1:])
-            msg = (
-                f"ERR unknown command '{argv[0][:128].decode(errors='replace')}', "
-                f"with args beginning with: {args}{' ' if args else ''}"
-            )
-            if c.multi is not None:
-                c.multi_error = True
-            self.stats["total_error_replies"] += 1
-            return error(msg)
+            return self._reject(c, unknown_command(argv))
         arity = cmd.arity
-        if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
-            if c.multi is not None:
-                c.multi_error = True
-            self.stats["total_error_replies"] += 1
-            return error(f"ERR wrong number of arguments for '{cmd.name}' command")
-        if not c.authenticated and "noauth" not in cmd.flags:
-            if c.multi is not None:
-                c.multi_error = True
-            return NOAUTH
-        if c.multi is not None and name not in IMMEDIATE_IN_MULTI:
+        if len(argv) != arity if arity > 0 else len(argv) < -arity:
+            return self._reject(c, f"ERR wrong number of arguments for '{cmd.name}' command")
+        if not c.authenticated and not cmd.noauth:
+            return self._reject(c, "NOAUTH Authentication required.")
+        if c.multi is not None and cmd.name not in IMMEDIATE_IN_MULTI:
             c.multi.append(argv)
             return QUEUED
         return self.run(c, argv, cmd)
 
-    def run(self, c: Client, argv: list[bytes], cmd: Any = None) -> bytes:
+    def _reject(self, c: Client, message: str) -> bytes:
+        if c.multi is not None:
+            c.multi_error = True  # EXEC will answer EXECABORT
+        self.error_replies += 1
+        return error(message)
+
+    def run(self, c: Client, argv: list[bytes], cmd: Command | None = None) -> bytes:
         if cmd is None:
             cmd = TABLE[argv[0].lower()]
-        self.stats["total_commands_processed"] += 1
+        self.commands_processed += 1
         c.last_command = argv[0]
-        if "denyoom" in cmd.flags and self.keyspace.used > self.maxmemory:
-            cfg = self.config
-            if not self.keyspace.evict(
-                self.maxmemory, cfg["maxmemory-policy"], cfg["maxmemory-samples"]
-            ):
-                self.stats["total_error_replies"] += 1
-                return error(OOM)
+        if cmd.denyoom and self.keyspace.used > self.maxmemory and not self._make_room():
+            self.error_replies += 1
+            return error(OOM)
         try:
             return cmd.handler(c, argv)
         except CommandError as e:
-            self.stats["total_error_replies"] += 1
+            self.error_replies += 1
             return error(e.message)
+        except Exception as e:  # a bug must cost one reply, never the server
+            log.warning(f"internal error in {cmd.name.upper()}: {type(e).__name__}: {e}")
+            self.error_replies += 1
+            return error(f"ERR internal error in '{cmd.name}' command")
+
+    def _make_room(self) -> bool:
+        cfg = self.config
+        return self.keyspace.evict(
+            self.maxmemory, cfg["maxmemory-policy"], cfg["maxmemory-samples"]
+        )
 
     # ------------------------------------------------------------- listeners
     def open_listeners(self) -> None:
@@ -265,7 +277,9 @@ class Server:
             if db.expires:
                 db.active_expire(budget / len(ks.dbs) if len(ks.dbs) > 1 else budget)
         if ks.used > self.maxmemory:
-            ks.evict(self.maxmemory, self.config["maxmemory-policy"], self.config["maxmemory-samples"])
+            ks.evict(
+                self.maxmemory, self.config["maxmemory-policy"], self.config["maxmemory-samples"]
+            )
         self.peak_memory = max(self.peak_memory, ks.used)
         timeout = self.config["timeout"]
         if timeout:
@@ -284,6 +298,7 @@ class Server:
     # ------------------------------------------------------------- lifecycle
     async def serve(self, exec_time: float) -> int:
         self.loop = asyncio.get_running_loop()
+        self.loop.set_exception_handler(_log_loop_error)
         self.stopping = asyncio.Event()
         self._all_closed = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -327,7 +342,9 @@ class Server:
             c.close()  # the transport flushes queued replies before it closes
         if self.clients:
             try:
-                await asyncio.wait_for(self._all_closed.wait(), max(deadline - time.monotonic(), 0.1))
+                await asyncio.wait_for(
+                    self._all_closed.wait(), max(deadline - time.monotonic(), 0.1)
+                )
             except TimeoutError:
                 log.warning(f"{len(self.clients)} clients did not drain in time")
                 for c in list(self.clients.values()):
@@ -336,6 +353,13 @@ class Server:
         for lst in self.listeners:
             listen.close(lst)
         log.notice("IronCache is now ready to exit, bye bye...")
+
+
+def _log_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """An unexpected error in a callback: one log line, never a traceback on stderr."""
+    exc = context.get("exception")
+    where = context.get("message", "event loop error")
+    log.warning(f"{where}: {type(exc).__name__}: {exc}" if exc else where)
 
 
 def _unread(c: Client) -> bool:

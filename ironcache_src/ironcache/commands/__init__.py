@@ -43,6 +43,8 @@ class Command:
     group: str
     summary: str
     since: str
+    denyoom: bool = False  # may grow memory: evict first, or refuse with -OOM
+    noauth: bool = False  # allowed before AUTH
 
     def keys(self, argv: list[bytes]) -> list[bytes]:
         if not self.first_key:
@@ -64,9 +66,18 @@ def command(
     since: str = "1.0.0",
 ) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
+        fl = frozenset(flags.split())
         TABLE[name.encode()] = Command(
-            name, fn, arity, frozenset(flags.split()), *keys, group, summary or fn.__doc__ or "",
+            name,
+            fn,
+            arity,
+            fl,
+            *keys,
+            group,
+            summary or fn.__doc__ or "",
             since,
+            "denyoom" in fl,
+            "noauth" in fl,
         )
         return fn
 

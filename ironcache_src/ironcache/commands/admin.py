@@ -190,11 +190,16 @@ def info(c: Client, argv: list[bytes]) -> bytes:
 # ------------------------------------------------------------------ CONFIG
 CONFIG_HELP = [
     "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-    "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
-    "SET <directive> <value> [<directive> <value> ...]", "    Set the configuration parameters.",
-    "RESETSTAT", "    Reset statistics reported by the INFO command.",
-    "REWRITE", "    Not supported: the configuration file is managed by Ansible.",
-    "HELP", "    Print this help.",
+    "GET <pattern>",
+    "    Return parameters matching the glob-like <pattern> and their values.",
+    "SET <directive> <value> [<directive> <value> ...]",
+    "    Set the configuration parameters.",
+    "RESETSTAT",
+    "    Reset statistics reported by the INFO command.",
+    "REWRITE",
+    "    Not supported: the configuration file is managed by Ansible.",
+    "HELP",
+    "    Print this help.",
 ]
 
 
@@ -236,17 +241,27 @@ def config_set(srv: Server, args: list[bytes]) -> None:
         raw = args[i + 1].decode(errors="replace")
         d = DIRECTIVES.get(name)
         if d is None or name in INFORMATIONAL:
-            raise CommandError(f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
+            raise CommandError(
+                f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+            )
         if name in seen:
-            raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter")
+            raise CommandError(
+                f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
+                "duplicate parameter"
+            )
         seen.add(name)
         if not d.mutable:
-            raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config")
+            raise CommandError(
+                f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
+                "can't set immutable config"
+            )
         values = raw.split() if name == "bind" else [raw]
         try:
             d.parse(values)
         except ValueError as e:
-            raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - {e}") from None
+            raise CommandError(
+                f"ERR CONFIG SET failed (possibly related to argument '{name}') - {e}"
+            ) from None
         pairs.append((name, values))
     cfg = srv.config
     before = dict(cfg.values)
@@ -315,9 +330,7 @@ def command_(c: Client, argv: list[bytes]) -> bytes:
         )
     if sub == b"docs":
         names = [n.lower() for n in argv[2:]] or list(TABLE)
-        return encode(
-            {n.decode(): command_docs(TABLE[n]) for n in names if n in TABLE}, c.resp
-        )
+        return encode({n.decode(): command_docs(TABLE[n]) for n in names if n in TABLE}, c.resp)
     if sub == b"list" and len(argv) == 2:
         return bulk_array(list(TABLE))
     if sub == b"getkeys" and len(argv) >= 3:
@@ -351,8 +364,13 @@ def role(c: Client, argv: list[bytes]) -> bytes:
     return encode([b"master", 0, []], c.resp)
 
 
-@command("shutdown", -1, "admin noscript loading stale", group="server",
-         summary="Stops the server after answering requests already received.")
+@command(
+    "shutdown",
+    -1,
+    "admin noscript loading stale",
+    group="server",
+    summary="Stops the server after answering requests already received.",
+)
 def shutdown(c: Client, argv: list[bytes]) -> bytes:
     opts = {a.lower() for a in argv[1:]}
     if opts - {b"nosave", b"save", b"now", b"force", b"abort"}:

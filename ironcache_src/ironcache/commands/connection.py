@@ -60,7 +60,9 @@ def check_password(c: Client, username: bytes, password: bytes) -> None:
     c.authenticate()
 
 
-@command("auth", -2, "noauth fast stale", group="connection", summary="Authenticates the connection.")
+@command(
+    "auth", -2, "noauth fast stale", group="connection", summary="Authenticates the connection."
+)
 def auth(c: Client, argv: list[bytes]) -> bytes:
     if len(argv) > 3:
         raise CommandError(SYNTAX)
@@ -74,7 +76,9 @@ def auth(c: Client, argv: list[bytes]) -> bytes:
     return OK
 
 
-@command("hello", -1, "noauth fast stale", group="connection", summary="Handshakes with the server.")
+@command(
+    "hello", -1, "noauth fast stale", group="connection", summary="Handshakes with the server."
+)
 def hello(c: Client, argv: list[bytes]) -> bytes:
     proto = c.resp
     i = 1
@@ -96,12 +100,16 @@ def hello(c: Client, argv: list[bytes]) -> bytes:
             name = _valid_name(argv[i + 1])
             i += 2
         else:
-            raise CommandError(f"ERR Syntax error in HELLO option '{argv[i].decode(errors='replace')}'")
+            raise CommandError(
+                f"ERR Syntax error in HELLO option '{argv[i].decode(errors='replace')}'"
+            )
     if not c.authenticated:
-        raise CommandError("NOAUTH HELLO must be called with the client already authenticated, "
-                           "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
-                           "authenticate the client and select the RESP protocol version at the "
-                           "same time")
+        raise CommandError(
+            "NOAUTH HELLO must be called with the client already authenticated, "
+            "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
+            "authenticate the client and select the RESP protocol version at the "
+            "same time"
+        )
     if name is not None:
         c.name = name
     c.resp = proto
@@ -134,21 +142,32 @@ def reset(c: Client, argv: list[bytes]) -> bytes:
 
 def _valid_name(name: bytes) -> bytes:
     if any(ch <= 32 or ch > 126 for ch in name):
-        raise CommandError("ERR Client names cannot contain spaces, newlines or special characters.")
+        raise CommandError(
+            "ERR Client names cannot contain spaces, newlines or special characters."
+        )
     return name
 
 
 CLIENT_HELP = [
     "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-    "ID", "    Return the ID of the current connection.",
-    "GETNAME", "    Return the name of the current connection.",
-    "SETNAME <name>", "    Assign the name <name> to the current connection.",
-    "SETINFO <LIB-NAME|LIB-VER> <value>", "    Set client library name or version.",
-    "LIST [TYPE NORMAL] [ID id ...]", "    Return information about client connections.",
-    "INFO", "    Return information about the current client connection.",
-    "KILL <ID id|ADDR ip:port|LADDR ip:port>", "    Kill connections.",
-    "NO-EVICT (ON|OFF)", "    Accepted for compatibility (IronCache never evicts clients).",
-    "HELP", "    Print this help.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "SETINFO <LIB-NAME|LIB-VER> <value>",
+    "    Set client library name or version.",
+    "LIST [TYPE NORMAL] [ID id ...]",
+    "    Return information about client connections.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ID id|ADDR ip:port|LADDR ip:port>",
+    "    Kill connections.",
+    "NO-EVICT (ON|OFF)",
+    "    Accepted for compatibility (IronCache never evicts clients).",
+    "HELP",
+    "    Print this help.",
 ]
 
 

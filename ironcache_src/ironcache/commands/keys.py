@@ -146,7 +146,7 @@ def type_(c: Client, argv: list[bytes]) -> bytes:
 @command("keys", 2, "readonly", (0, 0, 0), "generic", "Returns the keys matching a pattern.")
 def keys(c: Client, argv: list[bytes]) -> bytes:
     match = matcher(argv[1])
-    return bulk_array([k for k in c.db.keys() if match(k)])
+    return bulk_array([k for k in c.db.live_keys() if match(k)])
 
 
 def scan_reply(cursor: int, items: list[bytes]) -> bytes:
@@ -215,7 +215,7 @@ def scan(c: Client, argv: list[bytes]) -> bytes:
     cursor = parse_cursor(argv[1])
     count, match, kind = scan_options(argv, 2, True)
     db = c.db
-    cursor, batch = scan_step(c, cursor, db.keys, count)
+    cursor, batch = scan_step(c, cursor, db.live_keys, count)
     out = []
     for k in batch:
         e = db.lookup(k)

@@ -85,8 +85,11 @@ def set_(c: Client, argv: list[bytes]) -> bytes:
     i = 3
     while i < len(argv):
         opt = argv[i].lower()
-        if opt in (b"ex", b"px", b"exat", b"pxat") and when is None and not keep and i + 1 < len(
-            argv
+        if (
+            opt in (b"ex", b"px", b"exat", b"pxat")
+            and when is None
+            and not keep
+            and i + 1 < len(argv)
         ):
             when = expire_arg(opt, argv[i + 1], "set")
             i += 1
@@ -207,8 +210,11 @@ def getex(c: Client, argv: list[bytes]) -> bytes:
     i = 2
     while i < len(argv):
         opt = argv[i].lower()
-        if opt in (b"ex", b"px", b"exat", b"pxat") and when is None and not persist and (
-            i + 1 < len(argv)
+        if (
+            opt in (b"ex", b"px", b"exat", b"pxat")
+            and when is None
+            and not persist
+            and (i + 1 < len(argv))
         ):
             when = expire_arg(opt, argv[i + 1], "getex")
             i += 1

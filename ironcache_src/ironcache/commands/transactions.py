@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from ironcache.client import Client
 
 
-@command("multi", 1, "fast noscript loading stale", group="transactions",
-         summary="Starts a transaction.")
+@command(
+    "multi", 1, "fast noscript loading stale", group="transactions", summary="Starts a transaction."
+)
 def multi(c: Client, argv: list[bytes]) -> bytes:
     if c.multi is not None:
         raise CommandError("ERR MULTI calls can not be nested")
@@ -26,8 +27,13 @@ def multi(c: Client, argv: list[bytes]) -> bytes:
     return OK
 
 
-@command("exec", 1, "noscript loading stale skip_slowlog", group="transactions",
-         summary="Executes all commands in a transaction.")
+@command(
+    "exec",
+    1,
+    "noscript loading stale skip_slowlog",
+    group="transactions",
+    summary="Executes all commands in a transaction.",
+)
 def exec_(c: Client, argv: list[bytes]) -> bytes:
     if c.multi is None:
         raise CommandError("ERR EXEC without MULTI")
@@ -43,8 +49,13 @@ def exec_(c: Client, argv: list[bytes]) -> bytes:
     return b"*%d\r\n" % len(replies) + b"".join(replies)
 
 
-@command("discard", 1, "noscript loading stale fast", group="transactions",
-         summary="Discards a transaction.")
+@command(
+    "discard",
+    1,
+    "noscript loading stale fast",
+    group="transactions",
+    summary="Discards a transaction.",
+)
 def discard(c: Client, argv: list[bytes]) -> bytes:
     if c.multi is None:
         raise CommandError("ERR DISCARD without MULTI")
@@ -54,8 +65,14 @@ def discard(c: Client, argv: list[bytes]) -> bytes:
     return OK
 
 
-@command("watch", -2, "noscript loading stale fast", (1, -1, 1), "transactions",
-         "Monitors keys for changes before a transaction.")
+@command(
+    "watch",
+    -2,
+    "noscript loading stale fast",
+    (1, -1, 1),
+    "transactions",
+    "Monitors keys for changes before a transaction.",
+)
 def watch(c: Client, argv: list[bytes]) -> bytes:
     if c.multi is not None:
         raise CommandError("ERR WATCH inside MULTI is not allowed")
@@ -68,8 +85,13 @@ def watch(c: Client, argv: list[bytes]) -> bytes:
     return OK
 
 
-@command("unwatch", 1, "noscript loading stale fast", group="transactions",
-         summary="Forgets all watched keys.")
+@command(
+    "unwatch",
+    1,
+    "noscript loading stale fast",
+    group="transactions",
+    summary="Forgets all watched keys.",
+)
 def unwatch(c: Client, argv: list[bytes]) -> bytes:
     c.unwatch()
     return OK
