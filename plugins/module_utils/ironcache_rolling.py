@@ -1,0 +1,547 @@
+# -*- coding: utf-8 -*-
+
+# Copyright (c) 2026, IronCache contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Restart ironcache.service under a probing client and judge the result.
+
+Shared by the ``rolling_restart`` module and its unit tests. Standard library only and
+Python 3.8 syntax: this file runs on the managed host. Every external effect (commands,
+RESP queries, clock, sleep, prober, filesystem link switch) goes through an injectable
+callable so the logic can be tested without systemd.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import re
+import socket
+import time
+
+DEFAULT_INSTALL_DIR = "/opt/ironcache"
+VERSION_RE = re.compile(r"""^__version__\s*=\s*["']([^"']+)["']""", re.M)
+
+
+class RollingError(Exception):
+    """A failure with a message meant for the operator."""
+
+
+class RespError(Exception):
+    """The server answered with a RESP error, or the connection failed."""
+
+
+# --------------------------------------------------------------------------- RESP client
+
+
+def _encode(args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if not isinstance(a, bytes):
+            a = str(a).encode("utf-8")
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+class _Reader:
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise RespError("connection closed by the server")
+        self.buf += chunk
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def exact(self, n):
+        while len(self.buf) < n + 2:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def reply(self):
+        line = self.line()
+        kind, rest = line[:1], line[1:]
+        if kind in (b"+",):
+            return rest.decode("utf-8", "replace")
+        if kind == b"-":
+            raise RespError(rest.decode("utf-8", "replace"))
+        if kind == b":":
+            return int(rest)
+        if kind in (b"$", b"="):
+            n = int(rest)
+            if n < 0:
+                return None
+            return self.exact(n).decode("utf-8", "replace")
+        if kind == b"*":
+            n = int(rest)
+            if n < 0:
+                return None
+            return [self.reply() for dummy in range(n)]
+        raise RespError("unexpected reply %r" % line[:40])
+
+
+def connect_address(host, port, unix_path, timeout):
+    """Open a connection to the server (unix socket when given, else TCP)."""
+    if unix_path:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(unix_path)
+        except Exception:
+            s.close()
+            raise
+        return s
+    return socket.create_connection((host, port), timeout=timeout)
+
+
+def resp_query(host, port, unix_path, password, commands, timeout=2.0):
+    """Send each command (a list of args) on one connection; return the replies."""
+    try:
+        s = connect_address(host, port, unix_path, timeout)
+    except (OSError, socket.error) as e:
+        raise RespError("cannot connect: %s" % e)
+    try:
+        s.settimeout(timeout)
+        if password:
+            commands = [["AUTH", password]] + list(commands)
+        s.sendall(b"".join(_encode(c) for c in commands))
+        reader = _Reader(s)
+        replies = [reader.reply() for dummy in commands]
+        return replies[1:] if password else replies
+    except (OSError, socket.error, ValueError) as e:
+        raise RespError("%s: %s" % (type(e).__name__, e))
+    finally:
+        s.close()
+
+
+def parse_info(text):
+    """INFO text -> dict of str (section headers and blank lines skipped)."""
+    out = {}
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or ":" not in line:
+            continue
+        k, v = line.split(":", 1)
+        out[k] = v
+    return out
+
+
+def probe_address(host):
+    """Map a bind address to one a local client can connect to."""
+    host = (host or "127.0.0.1").lstrip("-")
+    if host in ("0.0.0.0", "*", ""):
+        return "127.0.0.1"
+    if host in ("::", "[::]", "::*"):
+        return "::1"
+    return host.strip("[]")
+
+
+# --------------------------------------------------------------------------- systemd
+
+
+def parse_show(text):
+    """`systemctl show -p ...` output -> dict."""
+    out = {}
+    for line in (text or "").splitlines():
+        if "=" in line:
+            k, v = line.split("=", 1)
+            out[k] = v
+    return out
+
+
+def to_int(value, default=0):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+SERVICE_PROPS = (
+    "ActiveState", "SubState", "Result", "MainPID", "ExecMainPID", "ExecMainStatus",
+    "ExecMainCode", "ExecMainStartTimestampMonotonic", "ExecMainExitTimestampMonotonic",
+    "NRestarts", "LoadState",
+)
+SOCKET_PROPS = ("ActiveState", "SubState", "Result", "Listen", "LoadState")
+
+
+# --------------------------------------------------------------------------- releases
+
+
+def version_key(name):
+    """Sort key for release directory names: numeric parts numerically."""
+    parts = re.split(r"[.\-+_]", name)
+    key = []
+    for p in parts:
+        if p.isdigit():
+            key.append((1, int(p), ""))
+        else:
+            key.append((0, 0, p))
+    return key
+
+
+def read_release_version(release_dir, default=None):
+    path = os.path.join(release_dir, "src", "ironcache", "_version.py")
+    try:
+        with open(path) as f:
+            m = VERSION_RE.search(f.read())
+    except (IOError, OSError):
+        return default
+    return m.group(1) if m else default
+
+
+class Releases:
+    """The `current` link and the releases/ directory under install_dir."""
+
+    def __init__(self, install_dir):
+        self.install_dir = install_dir
+        self.link = os.path.join(install_dir, "current")
+        self.releases_dir = os.path.join(install_dir, "releases")
+
+    def current(self):
+        """Name of the release `current` points at, or None."""
+        try:
+            target = os.readlink(self.link)
+        except (IOError, OSError):
+            return None
+        return os.path.basename(os.path.normpath(target))
+
+    def names(self):
+        try:
+            entries = os.listdir(self.releases_dir)
+        except (IOError, OSError):
+            return []
+        return sorted(
+            (e for e in entries if os.path.isdir(os.path.join(self.releases_dir, e))),
+            key=version_key,
+        )
+
+    def rollback_target(self, previous_version):
+        """Release to roll back to.
+
+        1. The release named after the version the old process reported before the restart
+           (INFO server ironcache_version), when it exists and is not the current one;
+        2. otherwise the most recently modified release directory other than the current one.
+        """
+        current = self.current()
+        names = [n for n in self.names() if n != current]
+        if not names:
+            return None
+        if previous_version and previous_version in names:
+            return previous_version
+
+        def mtime(n):
+            try:
+                return os.lstat(os.path.join(self.releases_dir, n)).st_mtime
+            except (IOError, OSError):
+                return 0.0
+
+        return max(names, key=lambda n: (mtime(n), version_key(n)))
+
+    def switch(self, name):
+        """Point `current` at releases/<name> atomically (keeps the link relative or absolute)."""
+        try:
+            old = os.readlink(self.link)
+        except (IOError, OSError):
+            old = None
+        if old is not None and not os.path.isabs(old):
+            target = os.path.join("releases", name)
+        else:
+            target = os.path.join(self.releases_dir, name)
+        tmp = "%s.rollback.%d" % (self.link, os.getpid())
+        try:
+            os.unlink(tmp)
+        except (IOError, OSError):
+            pass
+        os.symlink(target, tmp)
+        os.rename(tmp, self.link)
+        return target
+
+
+# --------------------------------------------------------------------------- the restart
+
+
+class RollingRestart:
+    """One restart of the service under a probing client.
+
+    params: dict of the module options. run_command(argv) -> (rc, out, err).
+    """
+
+    POLL = 0.02
+
+    def __init__(self, params, run_command, prober_factory=None, query=None,
+                 clock=time.monotonic, sleep=time.sleep, releases=None):
+        self.p = params
+        self.run_command = run_command
+        self.prober_factory = prober_factory
+        self.query = query or resp_query
+        self.clock = clock
+        self.sleep = sleep
+        install_dir = params.get("install_dir") or DEFAULT_INSTALL_DIR
+        self.releases = releases or Releases(install_dir)
+        self.host = probe_address(params.get("host"))
+        self.port = params.get("port") or 6379
+        self.unix_path = params.get("unix_path") or None
+        self.password = params.get("password") or None
+        self.timeout = float(params.get("timeout") or 30)
+        self.warnings = []
+
+    # ---- helpers
+
+    def systemctl(self, *args):
+        return self.run_command(["systemctl"] + list(args))
+
+    def show(self, unit, props):
+        argv = ["show", unit]
+        for p in props:
+            argv += ["-p", p]
+        rc, out, err = self.systemctl(*argv)
+        if rc != 0:
+            raise RollingError("systemctl show %s failed (rc=%d): %s" % (unit, rc, err.strip()))
+        return parse_show(out)
+
+    def info(self, timeout=2.0):
+        (reply,) = self.query(self.host, self.port, self.unix_path, self.password,
+                              [["INFO", "server"]], timeout=timeout)
+        return parse_info(reply)
+
+    def ping(self, timeout=2.0):
+        (reply,) = self.query(self.host, self.port, self.unix_path, self.password,
+                              [["PING"]], timeout=timeout)
+        return reply
+
+    def address(self):
+        if self.unix_path:
+            return "unix:%s" % self.unix_path
+        if ":" in self.host:
+            return "[%s]:%s" % (self.host, self.port)
+        return "%s:%s" % (self.host, self.port)
+
+    # ---- phases
+
+    def prechecks(self):
+        service = self.p["service"]
+        svc = self.show(service, SERVICE_PROPS)
+        if svc.get("LoadState") not in (None, "loaded"):
+            raise RollingError("%s is not loaded (LoadState=%s)" % (service, svc.get("LoadState")))
+        if self.p.get("socket_activation", True):
+            sock_unit = self.p["socket"]
+            sock = self.show(sock_unit, SOCKET_PROPS)
+            if sock.get("ActiveState") != "active" or sock.get("SubState") not in (
+                    "listening", "running"):
+                raise RollingError(
+                    "%s is not listening (ActiveState=%s SubState=%s): restarting %s now would "
+                    "refuse connections; start the socket first"
+                    % (sock_unit, sock.get("ActiveState"), sock.get("SubState"), service))
+        elif svc.get("ActiveState") != "active":
+            raise RollingError(
+                "%s is not active (ActiveState=%s SubState=%s) and socket_activation is false"
+                % (service, svc.get("ActiveState"), svc.get("SubState")))
+        config = self.p.get("config")
+        if config:
+            binary = self.ironcache_bin()
+            rc, out, err = self.run_command([binary, "check-config", config])
+            if rc != 0:
+                raise RollingError(
+                    "configuration %s is not valid for the release that will run (%s check-config, "
+                    "rc=%d): %s" % (config, binary, rc, (err or out).strip()))
+        return svc
+
+    def ironcache_bin(self):
+        return self.p.get("ironcache_bin") or os.path.join(
+            self.releases.install_dir, "current", "bin", "ironcache")
+
+    def old_state(self, svc):
+        old = {"pid": to_int(svc.get("MainPID")), "version": None, "startup_ms": None}
+        if svc.get("ActiveState") == "active" and old["pid"]:
+            try:
+                info = self.info()
+                old["version"] = info.get("ironcache_version")
+            except RespError as e:
+                self.warnings.append("could not read INFO from the running server: %s" % e)
+        return old
+
+    def wait_healthy(self, old_pid, since, expected_version):
+        """Poll until a new main process answers PING and INFO with the expected version.
+
+        Returns (new_pid, info). Raises RollingError when the new process exited, reports
+        another version, or did not become healthy within the timeout.
+        """
+        service = self.p["service"]
+        deadline = self.clock() + self.timeout
+        since_us = int(since * 1000000)
+        pids = set()
+        last = {}
+        last_err = None
+        while True:
+            st = self.show(service, SERVICE_PROPS)
+            last = st
+            pid = to_int(st.get("MainPID"))
+            exec_pid = to_int(st.get("ExecMainPID"))
+            started = to_int(st.get("ExecMainStartTimestampMonotonic"))
+            exited = to_int(st.get("ExecMainExitTimestampMonotonic"))
+            if started >= since_us and exec_pid:
+                pids.add(exec_pid)
+            new_exited = started >= since_us and exited >= started and exited > 0
+            if new_exited or st.get("ActiveState") == "failed" or st.get("SubState") in (
+                    "auto-restart", "failed") or len(pids) > 1:
+                raise RollingError(
+                    "the new %s process exited during start-up (ActiveState=%s SubState=%s "
+                    "Result=%s ExecMainPID=%s ExecMainCode=%s ExecMainStatus=%s)" % (
+                        service, st.get("ActiveState"), st.get("SubState"), st.get("Result"),
+                        st.get("ExecMainPID"), st.get("ExecMainCode"), st.get("ExecMainStatus")))
+            if st.get("ActiveState") == "active" and pid and pid != old_pid:
+                try:
+                    remaining = max(0.2, min(2.0, deadline - self.clock()))
+                    info = self.info(timeout=remaining)
+                    ipid = to_int(info.get("process_id"))
+                    if ipid and ipid != old_pid:
+                        version = info.get("ironcache_version")
+                        if expected_version and version != expected_version:
+                            raise RollingError(
+                                "the new process (pid %s) reports ironcache_version %s, expected "
+                                "%s" % (ipid, version, expected_version))
+                        return ipid, info
+                except RespError as e:
+                    last_err = str(e)
+            if self.clock() >= deadline:
+                raise RollingError(
+                    "%s did not become healthy within %gs (ActiveState=%s SubState=%s MainPID=%s"
+                    "%s)" % (service, self.timeout, last.get("ActiveState"), last.get("SubState"),
+                             last.get("MainPID"),
+                             ", last query error: %s" % last_err if last_err else ""))
+            self.sleep(self.POLL)
+
+    def restart_and_wait(self, old_pid, expected_version):
+        service = self.p["service"]
+        st = self.show(service, ("ActiveState",))
+        if st.get("ActiveState") == "failed":
+            # a failure from before must not be mistaken for the new process failing
+            self.systemctl("reset-failed", service)
+        t0 = self.clock()
+        rc, out, err = self.systemctl("restart", "--no-block", service)
+        if rc != 0:
+            raise RollingError("systemctl restart %s failed (rc=%d): %s"
+                               % (service, rc, (err or out).strip()))
+        new_pid, info = self.wait_healthy(old_pid, t0, expected_version)
+        return new_pid, info, (self.clock() - t0) * 1000.0
+
+    def rollback(self, old, reason):
+        """Switch `current` back, restart, and describe what happened (for the failure msg)."""
+        service = self.p["service"]
+        current = self.releases.current()
+        target = self.releases.rollback_target(old.get("version"))
+        if not target:
+            return None, "no previous release under %s to roll back to" % self.releases.releases_dir
+        self.releases.switch(target)
+        self.systemctl("reset-failed", service)
+        back = {"from": current, "to": target, "version": None, "pid": None}
+        if self.p.get("socket_activation", True):
+            sock = self.show(self.p["socket"], SOCKET_PROPS)
+            if sock.get("ActiveState") != "active":
+                self.systemctl("reset-failed", self.p["socket"])
+                self.systemctl("start", self.p["socket"])
+                self.warnings.append("%s had stopped (%s) and was started again"
+                                     % (self.p["socket"], sock.get("Result")))
+        expected = read_release_version(
+            os.path.join(self.releases.releases_dir, target), default=target)
+        try:
+            svc = self.show(service, SERVICE_PROPS)
+            pid, info, dummy = self.restart_and_wait(to_int(svc.get("MainPID")), expected)
+            back["pid"] = pid
+            back["version"] = info.get("ironcache_version")
+            text = ("rolled back %s from releases/%s to releases/%s; %s is serving %s again "
+                    "(pid %s)" % (self.releases.link, current, target, service,
+                                  back["version"], pid))
+        except RollingError as e:
+            text = ("rolled back %s from releases/%s to releases/%s, but the restart on it "
+                    "failed too: %s" % (self.releases.link, current, target, e))
+        return back, text
+
+    def check_mode(self, svc, old):
+        return {
+            "changed": True,
+            "old_pid": old["pid"],
+            "old_version": old["version"],
+            "msg": "would restart %s (pid %s, version %s) and wait up to %gs for version %s at %s"
+                   % (self.p["service"], old["pid"] or "none", old["version"] or "unknown",
+                      self.timeout, self.p.get("expected_version") or "any", self.address()),
+        }
+
+    def run(self, check_mode=False):
+        """Returns (failed, result dict)."""
+        svc = self.prechecks()
+        old = self.old_state(svc)
+        if check_mode:
+            return False, self.check_mode(svc, old)
+        expected = self.p.get("expected_version")
+        prober = None
+        if self.p.get("probe", True) and self.prober_factory is not None:
+            prober = self.prober_factory(
+                host=self.host, port=self.port, unix_path=self.unix_path,
+                password=self.password, max_seconds=float(self.p.get("probe_max_seconds") or 60))
+            prober.start()
+            self.sleep(float(self.p.get("probe_lead_seconds", 0.2)))
+        result = {"changed": True, "old_pid": old["pid"], "old_version": old["version"],
+                  "new_pid": None, "new_version": None, "restart_ms": None, "startup_ms": None,
+                  "rolled_back": False, "rollback": None, "probe": None}
+        error = None
+        try:
+            new_pid, info, ms = self.restart_and_wait(old["pid"], expected)
+            result.update(new_pid=new_pid, new_version=info.get("ironcache_version"),
+                          restart_ms=round(ms, 1),
+                          startup_ms=to_int(info.get("startup_ms"), None))
+        except RollingError as e:
+            error = str(e)
+            if self.p.get("rollback"):
+                back, text = self.rollback(old, error)
+                if back is not None:
+                    result["rolled_back"] = True
+                    result["rollback"] = back
+                error = "%s; %s" % (error, text)
+        finally:
+            if prober is not None:
+                self.sleep(float(self.p.get("probe_tail_seconds", 0.2)))
+                figures = prober.stop()
+                figures.pop("samples", None)
+                result["probe"] = figures
+        probe_msg = describe_probe(result["probe"])
+        if error:
+            result["msg"] = "%s%s" % (error, "; probe: %s" % probe_msg if probe_msg else "")
+            return True, result
+        bad = []
+        fig = result["probe"] or {}
+        if to_int(fig.get("refused")):
+            bad.append("%d refused" % to_int(fig.get("refused")))
+        if to_int(fig.get("reset")):
+            bad.append("%d reset" % to_int(fig.get("reset")))
+        summary = ("restarted %s: pid %s (%s) -> pid %s (%s) in %.0f ms"
+                   % (self.p["service"], old["pid"] or "none", old["version"] or "unknown",
+                      result["new_pid"], result["new_version"], result["restart_ms"]))
+        if bad and self.p.get("fail_on_refused", True):
+            result["msg"] = ("%s, but clients were turned away: %s of %d connection attempts "
+                             "(first error: %s); probe: %s"
+                             % (summary, " and ".join(bad), to_int(fig.get("attempts")),
+                                fig.get("first_error"), probe_msg))
+            return True, result
+        result["msg"] = summary + ("; probe: %s" % probe_msg if probe_msg else "")
+        return False, result
+
+
+def describe_probe(fig):
+    if not fig:
+        return ""
+    return ("%s attempts, %s ok, %s refused, %s reset, %s timeouts, p50 %s ms, p99 %s ms, "
+            "max %s ms, longest gap %s ms" % (
+                fig.get("attempts"), fig.get("ok"), fig.get("refused"), fig.get("reset"),
+                fig.get("timeouts"), fig.get("p50_ms"), fig.get("p99_ms"), fig.get("max_ms"),
+                fig.get("longest_gap_ms")))

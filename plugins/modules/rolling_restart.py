@@ -1,0 +1,329 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright (c) 2026, IronCache contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+DOCUMENTATION = r"""
+module: rolling_restart
+short_description: Restart IronCache under a probing client and prove no connection was refused
+version_added: 1.0.0
+description:
+  - Restarts C(ironcache.service) (never the socket unit) on one host while a background client
+    connects to the server in a tight loop (connect, optional AUTH, PING, read the reply, close),
+    and reports every figure of that client.
+  - "Pre-checks: with O(socket_activation=true) the socket unit must be active and listening
+    (otherwise a restart would refuse connections); with O(socket_activation=false) the service
+    must be active. The configuration must be accepted by the release that will run
+    (C(ironcache check-config))."
+  - After C(systemctl restart --no-block) it waits until a new main process is active, answers
+    C(PING) and reports O(expected_version) in C(INFO server), then stops the client.
+  - Fails with a precise message when any connection was refused or reset (see
+    O(fail_on_refused)), when the new process exits during start-up, reports another version,
+    or is not healthy within O(timeout) seconds.
+  - With O(rollback=true), a new process that does not become healthy makes the module switch
+    the C(current) link under O(install_dir) back to the previous release, restart the service
+    on it, and fail anyway, saying what it rolled back to. The previous release is the
+    C(releases/<version>) directory named after the version the old process reported before the
+    restart; when that is unknown or missing, the most recently modified release directory
+    other than the current one (modification time, ties broken by version sort).
+  - Uses only the Python standard library on the managed host.
+author:
+  - IronCache contributors
+attributes:
+  check_mode:
+    support: full
+    details: Runs the read-only pre-checks and reports what it would restart; changes nothing.
+  diff_mode:
+    support: none
+options:
+  service:
+    description: The service unit to restart.
+    type: str
+    default: ironcache.service
+  socket:
+    description: The socket unit that holds the listening sockets when O(socket_activation=true).
+    type: str
+    default: ironcache.socket
+  socket_activation:
+    description:
+      - Whether the service is socket-activated. Only then can a restart queue connections
+        instead of refusing them.
+      - With V(false) the pre-check wants the service active, and the probe normally reports
+        refused connections, which fails the module unless O(fail_on_refused=false).
+    type: bool
+    default: true
+  host:
+    description:
+      - Address the probe and health checks connect to.
+      - Bind-all addresses are mapped to loopback (V(0.0.0.0) to V(127.0.0.1), V(::) to V(::1));
+        a leading V(-) (optional bind) is ignored.
+    type: str
+    default: 127.0.0.1
+  port:
+    description: TCP port of the server.
+    type: int
+    default: 6379
+  unix_path:
+    description: Connect to this unix socket instead of TCP.
+    type: path
+  password:
+    description: The server's C(requirepass); sent with C(AUTH) on every connection.
+    type: str
+  expected_version:
+    description:
+      - Version the new process must report as C(ironcache_version) in C(INFO server).
+      - Any version is accepted when not set.
+    type: str
+  config:
+    description:
+      - Configuration file given to C(ironcache check-config) before the restart.
+      - Set to an empty string to skip the check.
+    type: path
+    default: /etc/ironcache/ironcache.conf
+  ironcache_bin:
+    description:
+      - The server entry point used for C(check-config).
+      - Defaults to C(<install_dir>/current/bin/ironcache).
+    type: path
+  install_dir:
+    description: Directory holding C(releases/<version>/) and the C(current) link (for rollback).
+    type: path
+    default: /opt/ironcache
+  rollback:
+    description:
+      - Switch C(current) back to the previous release and restart again when the new process
+        does not become healthy. The module still fails.
+      - Refused connections alone do not trigger a rollback (the new process is healthy).
+    type: bool
+    default: false
+  timeout:
+    description: Seconds the new process has to become healthy after the restart.
+    type: float
+    default: 30
+  probe:
+    description: Run the background client during the restart.
+    type: bool
+    default: true
+  probe_max_seconds:
+    description:
+      - Upper bound for the background client's run time, in seconds. It is stopped as soon as
+        the new process is healthy; this only bounds it if something hangs.
+    type: float
+    default: 120
+  fail_on_refused:
+    description: Fail when the probe saw any refused or reset connection.
+    type: bool
+    default: true
+notes:
+  - The probe runs on the managed host, so it measures the server's own restart gap, not the
+    network.
+  - Timeouts of the probe (a connection queued longer than its connect timeout) are reported but
+    do not fail the module.
+seealso:
+  - name: systemd.socket
+    description: Socket units, which keep the listening socket open while the service restarts.
+    link: https://www.freedesktop.org/software/systemd/man/systemd.socket.html
+"""
+
+EXAMPLES = r"""
+- name: Restart IronCache without refusing a single connection
+  ironcache.ironcache.rolling_restart:
+    expected_version: "2.0.0"
+  register: restart
+
+- name: Restart after an upgrade, rolling back when the new release does not start
+  ironcache.ironcache.rolling_restart:
+    port: 6380
+    password: "{{ vault_ironcache_password }}"
+    expected_version: "{{ ironcache_version }}"
+    config: /etc/ironcache/ironcache.conf
+    rollback: true
+    timeout: 20
+
+- name: Measure a self-bound server (expects refused connections, so only report them)
+  ironcache.ironcache.rolling_restart:
+    socket_activation: false
+    fail_on_refused: false
+  register: selfbound
+"""
+
+RETURN = r"""
+msg:
+  description: What happened, with the probe's figures; the reason on failure.
+  returned: always
+  type: str
+  sample: "restarted ironcache.service: pid 812 (1.0.0) -> pid 955 (2.0.0) in 412 ms; probe: ..."
+old_pid:
+  description: Main PID before the restart (0 when the service was not running).
+  returned: always
+  type: int
+  sample: 812
+old_version:
+  description: Version the old process reported, null when it could not be asked.
+  returned: always
+  type: str
+  sample: "1.0.0"
+new_pid:
+  description: Main PID of the new process, null when it did not become healthy.
+  returned: success
+  type: int
+  sample: 955
+new_version:
+  description: Version the new process reports in C(INFO server).
+  returned: success
+  type: str
+  sample: "2.0.0"
+restart_ms:
+  description: Milliseconds from C(systemctl restart) to the new process answering C(INFO).
+  returned: success
+  type: float
+  sample: 412.3
+startup_ms:
+  description: The new server's own exec-to-ready time (C(startup_ms) in C(INFO server)).
+  returned: success
+  type: int
+  sample: 160
+rolled_back:
+  description: Whether the module switched C(current) back to the previous release.
+  returned: when not in check mode
+  type: bool
+  sample: false
+rollback:
+  description: The rollback performed, null when none.
+  returned: when not in check mode
+  type: dict
+  contains:
+    from:
+      description: Release C(current) pointed at before the rollback.
+      type: str
+    to:
+      description: Release C(current) points at now.
+      type: str
+    version:
+      description: Version the rolled-back server reports, null when it did not start.
+      type: str
+    pid:
+      description: Main PID of the rolled-back server, null when it did not start.
+      type: int
+probe:
+  description: Figures of the background client; null when O(probe=false).
+  returned: when not in check mode
+  type: dict
+  contains:
+    attempts:
+      description: Connection attempts.
+      type: int
+    ok:
+      description: Attempts answered with C(+PONG).
+      type: int
+    refused:
+      description: Connections refused (C(ECONNREFUSED), or C(ENOENT) for a unix socket).
+      type: int
+    reset:
+      description: Connections reset or closed before the reply.
+      type: int
+    timeouts:
+      description: Attempts that timed out.
+      type: int
+    other_errors:
+      description: Attempts that failed otherwise.
+      type: int
+    p50_ms:
+      description: Median connect+PING latency in milliseconds.
+      type: float
+    p99_ms:
+      description: 99th percentile latency in milliseconds.
+      type: float
+    max_ms:
+      description: Largest latency in milliseconds.
+      type: float
+    longest_gap_ms:
+      description: Longest time without a successful reply, in milliseconds.
+      type: float
+    first_error:
+      description: The first error seen, null when none.
+      type: str
+  sample:
+    attempts: 1520
+    ok: 1520
+    refused: 0
+    reset: 0
+    timeouts: 0
+    other_errors: 0
+    p50_ms: 0.4
+    p99_ms: 1.9
+    max_ms: 221.5
+    longest_gap_ms: 223.0
+    first_error: null
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.ironcache.ironcache.plugins.module_utils.ironcache_rolling import (
+    RollingError,
+    RollingRestart,
+)
+
+try:
+    from ansible_collections.ironcache.ironcache.plugins.module_utils.ironcache_probe import (
+        Prober,
+    )
+    PROBE_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - the probe ships with the collection
+    Prober = None
+    PROBE_IMPORT_ERROR = exc
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            service=dict(type="str", default="ironcache.service"),
+            socket=dict(type="str", default="ironcache.socket"),
+            socket_activation=dict(type="bool", default=True),
+            host=dict(type="str", default="127.0.0.1"),
+            port=dict(type="int", default=6379),
+            unix_path=dict(type="path"),
+            password=dict(type="str", no_log=True),
+            expected_version=dict(type="str"),
+            config=dict(type="path", default="/etc/ironcache/ironcache.conf"),
+            ironcache_bin=dict(type="path"),
+            install_dir=dict(type="path", default="/opt/ironcache"),
+            rollback=dict(type="bool", default=False),
+            timeout=dict(type="float", default=30),
+            probe=dict(type="bool", default=True),
+            probe_max_seconds=dict(type="float", default=120),
+            fail_on_refused=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    if module.params["probe"] and Prober is None:
+        module.fail_json(msg="cannot import the ironcache_probe module_utils: %s"
+                         % PROBE_IMPORT_ERROR)
+
+    systemctl = module.get_bin_path("systemctl", required=True)
+
+    def run_command(argv):
+        if argv and argv[0] == "systemctl":
+            argv = [systemctl] + list(argv[1:])
+        return module.run_command(argv)
+
+    restart = RollingRestart(module.params, run_command, prober_factory=Prober)
+    try:
+        failed, result = restart.run(check_mode=module.check_mode)
+    except RollingError as e:
+        module.fail_json(msg=str(e), changed=False)
+    for w in restart.warnings:
+        module.warn(w)
+    if failed:
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,445 @@
+# Copyright (c) 2026, IronCache contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Behaviour of the rolling restart logic against a simulated systemd and server."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import socket
+import threading
+
+import pytest
+
+from ansible_collections.ironcache.ironcache.plugins.module_utils import ironcache_rolling as rr
+
+
+class Clock:
+    """Fake monotonic clock; sleeping advances it."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += max(seconds, 0.001)
+
+
+class FakeHost:
+    """systemd + an IronCache server whose version is the release `current` points at.
+
+    mode: "ok" (the new process is ready after 0.3 s), "exits" (it exits during start-up),
+    "hang" (never ready), "wrong" (ready, reports another version).
+    """
+
+    def __init__(self, clock, releases, mode="ok", socket_state=("active", "running"),
+                 service_state="active", check_rc=0, failing_versions=()):
+        self.clock = clock
+        self.releases = releases
+        self.mode = mode
+        self.socket_state = socket_state
+        self.active = service_state
+        self.sub = "running" if service_state == "active" else "dead"
+        self.pid = 100 if service_state == "active" else 0
+        self.next_pid = 200
+        self.start_at = 0
+        self.exit_at = 0
+        self.ready_at = None
+        self.calls = []
+        self.check_rc = check_rc
+        self.failing_versions = set(failing_versions)
+        self.version = releases.current()
+
+    def _tick(self):
+        now = self.clock()
+        if self.ready_at is not None and now >= self.ready_at:
+            self.ready_at = None
+            if self.pending == "exits":
+                self.active, self.sub = "failed", "failed"
+                self.exit_at = int(now * 1e6)
+                self.pid = 0
+            elif self.pending != "hang":
+                self.active, self.sub = "active", "running"
+
+    def run_command(self, argv):
+        self.calls.append(list(argv))
+        if argv[0] != "systemctl":
+            if argv[1] == "check-config":
+                if self.check_rc:
+                    return self.check_rc, "", "ironcache: %s:3: unknown directive 'bogus'" % argv[2]
+                return 0, "configuration OK", ""
+            raise AssertionError(argv)
+        self._tick()
+        verb = argv[1]
+        if verb == "show":
+            unit = argv[2]
+            if unit.endswith(".socket"):
+                return 0, "LoadState=loaded\nActiveState=%s\nSubState=%s\nListen=127.0.0.1:6379 (Stream)\n" % self.socket_state, ""
+            return 0, "\n".join([
+                "LoadState=loaded", "ActiveState=%s" % self.active, "SubState=%s" % self.sub,
+                "Result=success", "MainPID=%d" % (self.pid if self.active in ("active", "activating") else 0),
+                "ExecMainPID=%d" % self.pid, "ExecMainCode=0", "ExecMainStatus=0",
+                "ExecMainStartTimestampMonotonic=%d" % self.start_at,
+                "ExecMainExitTimestampMonotonic=%d" % self.exit_at, "NRestarts=0",
+            ]), ""
+        if verb == "restart":
+            assert argv[-1].endswith(".service"), "only the service is ever restarted"
+            now = self.clock()
+            self.version = self.releases.current()
+            self.pid, self.next_pid = self.next_pid, self.next_pid + 1
+            self.start_at = int((now + 0.05) * 1e6)
+            self.exit_at = 0
+            self.active, self.sub = "activating", "start"
+            self.pending = "exits" if self.version in self.failing_versions else self.mode
+            if self.mode == "exits" and self.version not in self.failing_versions:
+                self.pending = "ok"
+            self.ready_at = now + 0.3
+            return 0, "", ""
+        if verb in ("reset-failed", "start"):
+            return 0, "", ""
+        raise AssertionError(argv)
+
+    def query(self, host, port, unix_path, password, commands, timeout=2.0):
+        self._tick()
+        if self.active != "active":
+            raise rr.RespError("cannot connect: [Errno 111] Connection refused")
+        out = []
+        for c in commands:
+            if c[0] == "PING":
+                out.append("PONG")
+            else:
+                version = self.version
+                if self.mode == "wrong" and self.pid >= 200:
+                    version = "9.9.9"
+                out.append("# Server\r\nironcache_version:%s\r\nprocess_id:%d\r\nstartup_ms:150\r\n"
+                           % (version, self.pid))
+        return out
+
+    def restarts(self):
+        return [c for c in self.calls if c[:2] == ["systemctl", "restart"]]
+
+
+class FakeProber:
+    instances = []
+
+    def __init__(self, figures=None, **kwargs):
+        self.kwargs = kwargs
+        self.figures = figures or {}
+        self.started = self.stopped = False
+        FakeProber.instances.append(self)
+
+    def start(self):
+        self.started = True
+
+    def stop(self):
+        self.stopped = True
+        base = {"attempts": 500, "ok": 500, "refused": 0, "reset": 0, "timeouts": 0,
+                "other_errors": 0, "p50_ms": 0.3, "p99_ms": 2.0, "max_ms": 180.0,
+                "longest_gap_ms": 181.0, "first_error": None, "samples": [[0, 0.3, "ok"]]}
+        base.update(self.figures)
+        return base
+
+
+def make_releases(tmp_path, versions=("1.0.0", "2.0.0"), current="2.0.0"):
+    rel = tmp_path / "releases"
+    for i, v in enumerate(versions):
+        d = rel / v / "src" / "ironcache"
+        d.mkdir(parents=True)
+        (d / "_version.py").write_text('__version__ = "%s"\n' % v)
+        os.utime(str(rel / v), (1000 + i, 1000 + i))
+    os.symlink(os.path.join("releases", current), str(tmp_path / "current"))
+    return rr.Releases(str(tmp_path))
+
+
+def params(**kw):
+    p = {"service": "ironcache.service", "socket": "ironcache.socket", "socket_activation": True,
+         "host": "127.0.0.1", "port": 6379, "unix_path": None, "password": None,
+         "expected_version": "2.0.0", "config": "/etc/ironcache/ironcache.conf",
+         "ironcache_bin": None, "install_dir": None, "rollback": False, "timeout": 5.0,
+         "probe": True, "probe_max_seconds": 60.0, "fail_on_refused": True}
+    p.update(kw)
+    return p
+
+
+def build(tmp_path, figures=None, host_kw=None, releases_kw=None, **kw):
+    clock = Clock()
+    releases = make_releases(tmp_path, **(releases_kw or {}))
+    p = params(install_dir=str(tmp_path), **kw)
+    host = FakeHost(clock, releases, **(host_kw or {}))
+    # the old process runs what current pointed at before the role switched it
+    host.version = "1.0.0"
+    FakeProber.instances = []
+
+    def factory(**k):
+        return FakeProber(figures=figures, **k)
+
+    restart = rr.RollingRestart(p, host.run_command, prober_factory=factory, query=host.query,
+                                clock=clock, sleep=clock.sleep, releases=releases)
+    return restart, host
+
+
+def test_success_reports_versions_pids_and_probe(tmp_path):
+    restart, host = build(tmp_path)
+    failed, res = restart.run()
+    assert not failed, res["msg"]
+    assert res["changed"] is True
+    assert (res["old_pid"], res["old_version"]) == (100, "1.0.0")
+    assert (res["new_pid"], res["new_version"]) == (200, "2.0.0")
+    assert res["restart_ms"] >= 300
+    assert res["startup_ms"] == 150
+    assert res["probe"]["refused"] == 0 and "samples" not in res["probe"]
+    assert res["rolled_back"] is False
+    prober = FakeProber.instances[0]
+    assert prober.started and prober.stopped
+    assert host.restarts() == [["systemctl", "restart", "--no-block", "ironcache.service"]]
+    assert not any("ironcache.socket" in c and c[1] in ("restart", "stop") for c in host.calls)
+
+
+def test_prober_targets_the_service_address(tmp_path):
+    restart, host = build(tmp_path, host="0.0.0.0", port=6380, password="s3cret")
+    restart.run()
+    kw = FakeProber.instances[0].kwargs
+    assert (kw["host"], kw["port"], kw["password"]) == ("127.0.0.1", 6380, "s3cret")
+
+
+def test_refused_connections_fail_with_counts(tmp_path):
+    restart, host = build(tmp_path, figures={"refused": 37, "reset": 2, "attempts": 900,
+                                             "first_error": "ConnectionRefusedError"})
+    failed, res = restart.run()
+    assert failed
+    assert "37 refused and 2 reset of 900 connection attempts" in res["msg"]
+    assert "ConnectionRefusedError" in res["msg"]
+    assert res["new_version"] == "2.0.0" and res["rolled_back"] is False
+
+
+def test_refused_connections_reported_only_when_allowed(tmp_path):
+    restart, host = build(tmp_path, figures={"refused": 5}, fail_on_refused=False)
+    failed, res = restart.run()
+    assert not failed
+    assert res["probe"]["refused"] == 5
+
+
+def test_socket_not_listening_is_a_precheck_failure(tmp_path):
+    restart, host = build(tmp_path, host_kw={"socket_state": ("inactive", "dead")})
+    with pytest.raises(rr.RollingError, match="ironcache.socket is not listening"):
+        restart.run()
+    assert host.restarts() == []
+
+
+def test_self_bound_service_must_be_active(tmp_path):
+    restart, host = build(tmp_path, socket_activation=False,
+                          host_kw={"service_state": "inactive"})
+    with pytest.raises(rr.RollingError, match="ironcache.service is not active"):
+        restart.run()
+    assert host.restarts() == []
+
+
+def test_self_bound_does_not_look_at_the_socket(tmp_path):
+    restart, host = build(tmp_path, socket_activation=False,
+                          host_kw={"socket_state": ("inactive", "dead")})
+    failed, res = restart.run()
+    assert not failed, res["msg"]
+
+
+def test_invalid_config_is_rejected_before_restart(tmp_path):
+    restart, host = build(tmp_path, host_kw={"check_rc": 1})
+    with pytest.raises(rr.RollingError) as e:
+        restart.run()
+    assert "unknown directive 'bogus'" in str(e.value)
+    assert "check-config" in str(e.value)
+    assert host.restarts() == []
+    check = [c for c in host.calls if c[0] != "systemctl"][0]
+    assert check == [os.path.join(str(tmp_path), "current", "bin", "ironcache"), "check-config",
+                     "/etc/ironcache/ironcache.conf"]
+
+
+def test_empty_config_skips_check(tmp_path):
+    restart, host = build(tmp_path, config="", host_kw={"check_rc": 1})
+    failed, res = restart.run()
+    assert not failed
+
+
+def test_check_mode_changes_nothing(tmp_path):
+    restart, host = build(tmp_path)
+    failed, res = restart.run(check_mode=True)
+    assert not failed and res["changed"]
+    assert "would restart ironcache.service (pid 100, version 1.0.0)" in res["msg"]
+    assert host.restarts() == []
+    assert FakeProber.instances == []
+    assert os.readlink(str(tmp_path / "current")) == os.path.join("releases", "2.0.0")
+
+
+def test_exiting_release_fails_without_rollback(tmp_path):
+    restart, host = build(tmp_path, host_kw={"mode": "exits", "failing_versions": ["2.0.0"]})
+    failed, res = restart.run()
+    assert failed
+    assert "exited during start-up" in res["msg"]
+    assert res["rolled_back"] is False
+    assert os.readlink(str(tmp_path / "current")) == os.path.join("releases", "2.0.0")
+    assert FakeProber.instances[0].stopped
+
+
+def test_exiting_release_is_rolled_back(tmp_path):
+    restart, host = build(tmp_path, rollback=True,
+                          host_kw={"mode": "exits", "failing_versions": ["2.0.0"]})
+    failed, res = restart.run()
+    assert failed
+    assert os.readlink(str(tmp_path / "current")) == os.path.join("releases", "1.0.0")
+    assert res["rolled_back"] is True
+    assert res["rollback"]["from"] == "2.0.0" and res["rollback"]["to"] == "1.0.0"
+    assert res["rollback"]["version"] == "1.0.0"
+    assert "exited during start-up" in res["msg"]
+    assert "rolled back" in res["msg"] and "releases/2.0.0 to releases/1.0.0" in res["msg"]
+    assert "serving 1.0.0 again" in res["msg"]
+    assert len(host.restarts()) == 2
+    assert ["systemctl", "reset-failed", "ironcache.service"] in host.calls
+
+
+def test_hanging_release_times_out_and_rolls_back(tmp_path):
+    restart, host = build(tmp_path, rollback=True, timeout=2.0,
+                          host_kw={"mode": "hang", "failing_versions": []})
+    # the rolled-back release must come up: only 2.0.0 hangs
+    host.mode = "hang"
+    orig = host.run_command
+
+    def run_command(argv):
+        rc = orig(argv)
+        if argv[:2] == ["systemctl", "restart"] and host.version == "1.0.0":
+            host.pending = "ok"
+        return rc
+
+    restart.run_command = run_command
+    failed, res = restart.run()
+    assert failed
+    assert "did not become healthy within 2s" in res["msg"]
+    assert res["rollback"]["to"] == "1.0.0" and res["rollback"]["version"] == "1.0.0"
+
+
+def test_wrong_version_fails(tmp_path):
+    restart, host = build(tmp_path, host_kw={"mode": "wrong"})
+    failed, res = restart.run()
+    assert failed
+    assert "reports ironcache_version 9.9.9, expected 2.0.0" in res["msg"]
+
+
+def test_rollback_without_previous_release(tmp_path):
+    restart, host = build(tmp_path, rollback=True, releases_kw={"versions": ("2.0.0",)},
+                          host_kw={"mode": "exits", "failing_versions": ["2.0.0"]})
+    failed, res = restart.run()
+    assert failed
+    assert "no previous release" in res["msg"]
+    assert res["rolled_back"] is False
+
+
+def test_rollback_target_prefers_the_old_process_version(tmp_path):
+    releases = make_releases(tmp_path, versions=("0.9.0", "1.0.0", "2.0.0"), current="2.0.0")
+    assert releases.rollback_target("1.0.0") == "1.0.0"
+    assert releases.rollback_target("0.9.0") == "0.9.0"
+
+
+def test_rollback_target_falls_back_to_newest_mtime(tmp_path):
+    releases = make_releases(tmp_path, versions=("1.10.0", "1.9.0", "2.0.0"), current="2.0.0")
+    os.utime(str(tmp_path / "releases" / "1.10.0"), (5000, 5000))
+    assert releases.rollback_target(None) == "1.10.0"
+    assert releases.rollback_target("3.0.0") == "1.10.0"
+
+
+def test_rollback_target_none_when_only_current(tmp_path):
+    releases = make_releases(tmp_path, versions=("2.0.0",), current="2.0.0")
+    assert releases.rollback_target("1.0.0") is None
+
+
+def test_switch_keeps_relative_link_and_is_atomic(tmp_path):
+    releases = make_releases(tmp_path)
+    releases.switch("1.0.0")
+    assert os.readlink(str(tmp_path / "current")) == os.path.join("releases", "1.0.0")
+    assert releases.current() == "1.0.0"
+    assert [n for n in os.listdir(str(tmp_path)) if "rollback" in n] == []
+
+
+def test_switch_keeps_absolute_link(tmp_path):
+    releases = make_releases(tmp_path)
+    os.unlink(str(tmp_path / "current"))
+    os.symlink(str(tmp_path / "releases" / "2.0.0"), str(tmp_path / "current"))
+    releases.switch("1.0.0")
+    assert os.readlink(str(tmp_path / "current")) == str(tmp_path / "releases" / "1.0.0")
+
+
+def test_version_key_sorts_numerically():
+    names = ["1.10.0", "1.9.0", "1.0.0", "2.0.0rc1", "2.0.0"]
+    assert sorted(names, key=rr.version_key)[:3] == ["1.0.0", "1.9.0", "1.10.0"]
+
+
+def test_read_release_version(tmp_path):
+    make_releases(tmp_path)
+    assert rr.read_release_version(str(tmp_path / "releases" / "1.0.0")) == "1.0.0"
+    assert rr.read_release_version(str(tmp_path / "nowhere"), default="x") == "x"
+
+
+@pytest.mark.parametrize("given,expected", [
+    ("0.0.0.0", "127.0.0.1"), ("-::1", "::1"), ("::", "::1"), ("10.0.0.5", "10.0.0.5"),
+    (None, "127.0.0.1"), ("[::1]", "::1"),
+])
+def test_probe_address(given, expected):
+    assert rr.probe_address(given) == expected
+
+
+def test_parse_info_and_show():
+    info = rr.parse_info("# Server\r\nironcache_version:2.0.0\r\nlisteners:tcp:127.0.0.1:6379\r\n\r\n")
+    assert info == {"ironcache_version": "2.0.0", "listeners": "tcp:127.0.0.1:6379"}
+    assert rr.parse_show("MainPID=12\nListen=a=b\n") == {"MainPID": "12", "Listen": "a=b"}
+
+
+def _serve_once(listener, replies, seen):
+    conn, dummy = listener.accept()
+    with conn:
+        data = b""
+        while data.count(b"\r\n") < seen["expect_lines"]:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        seen["data"] = data
+        conn.sendall(replies)
+
+
+def test_resp_query_sends_auth_and_parses_replies():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    seen = {"expect_lines": 5 + 3}
+    body = b"# Server\r\nironcache_version:1.0.0\r\n"
+    replies = b"+OK\r\n$%d\r\n%s\r\n" % (len(body), body)
+    t = threading.Thread(target=_serve_once, args=(listener, replies, seen))
+    t.start()
+    try:
+        (info,) = rr.resp_query("127.0.0.1", port, None, "pw", [["INFO", "server"]], timeout=5)
+    finally:
+        t.join(10)
+        listener.close()
+    assert seen["data"].startswith(b"*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n*2\r\n$4\r\nINFO\r\n")
+    assert rr.parse_info(info)["ironcache_version"] == "1.0.0"
+
+
+def test_resp_query_error_reply_and_refused():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    seen = {"expect_lines": 3}
+    t = threading.Thread(target=_serve_once,
+                         args=(listener, b"-NOAUTH Authentication required.\r\n", seen))
+    t.start()
+    try:
+        with pytest.raises(rr.RespError, match="NOAUTH"):
+            rr.resp_query("127.0.0.1", port, None, None, [["PING"]], timeout=5)
+    finally:
+        t.join(10)
+        listener.close()
+    with pytest.raises(rr.RespError, match="cannot connect"):
+        rr.resp_query("127.0.0.1", port, None, None, [["PING"]], timeout=1)
