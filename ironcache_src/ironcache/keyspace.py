@@ -78,14 +78,20 @@ class Sampler:
         while len(out) < n and tries < 4 * n + 8:
             tries += 1
             if not self.keys or self.misses > len(self.keys) // 2 + 16:
-                self.keys = list(src)
-                self.misses = 0
+                self.refresh()
             k = self.keys[random.randrange(len(self.keys))]
             if k in src:
                 out.append(k)
             else:
                 self.misses += 1
+        if not out:  # the snapshot was stale through and through: retake it once
+            self.refresh()
+            out = [k for k in random.sample(self.keys, min(n, len(self.keys))) if k in src]
         return out
+
+    def refresh(self) -> None:
+        self.keys = list(self.source)
+        self.misses = 0
 
 
 class Database:

@@ -223,30 +223,28 @@ class RespParser:
 
 
 class HiredisParser:
-    """hiredis does the parsing in C; Python handles inline requests and checks the limits.
+    """hiredis parses in C once a connection is known to speak multibulk RESP.
 
-    hiredis knows nothing of inline commands or of our limits, so we keep the unconsumed tail
-    (as chunks, never re-copied) and let `RespParser` judge it: it validates the header of an
-    incomplete frame and takes over when hiredis rejects a stream that Redis would accept.
+    Every connection starts on `RespParser`; at the first frame boundary where the client is
+    authenticated and the next byte is '*', hiredis takes over for the rest of the connection
+    (hiredis cannot hand a half-parsed stream back, so the switch goes one way only). Inline
+    clients (telnet) stay on the Python parser. Under hiredis the bulk-length limit is checked
+    when a request completes, and the query buffer limit bounds what an incomplete one holds.
     """
 
-    __slots__ = ("reader", "py", "limits", "authenticated", "_tail", "_tail_len", "_served")
-
-    VALIDATE_MAX = 1024 * 1024
+    __slots__ = ("reader", "py", "limits", "authenticated", "hiredis")
 
     def __init__(
         self,
         hiredis: Any,
         max_bulk_len: int = 512 * 1024 * 1024,
-        max_multibulk_len: int = 1024 * 1024,
+        max_multibulk_len: int = 2**31 - 1,
     ) -> None:
-        self.reader = hiredis.Reader()
-        self.limits = (max_bulk_len, max_multibulk_len)
-        self.py: RespParser | None = None  # set while the Python parser is in charge
+        self.hiredis = hiredis
+        self.reader: Any = None
+        self.py: RespParser | None = RespParser(max_bulk_len, max_multibulk_len)
+        self.limits = [max_bulk_len, max_multibulk_len]
         self.authenticated = True
-        self._tail: list[bytes] = []  # chunks whose concatenation ends with the unconsumed bytes
-        self._tail_len = 0
-        self._served = 0  # commands returned since the last feed()
 
     @property
     def max_bulk_len(self) -> int:
@@ -254,89 +252,57 @@ class HiredisParser:
 
     @max_bulk_len.setter
     def max_bulk_len(self, value: int) -> None:
-        self.limits = (value, self.limits[1])
+        self.limits[0] = value
+        if self.py is not None:
+            self.py.max_bulk_len = value
 
     def pending(self) -> int:
-        if self.py is not None:
-            return self.py.pending()
-        return self.reader.len()
+        return self.py.pending() if self.py is not None else self.reader.len()
 
     def feed(self, data: bytes) -> None:
-        if self.py is not None:
-            self.py.feed(data)
-            return
-        if not self.reader.has_data():
-            self._tail.clear()
-            self._tail_len = 0
-            if data[:1] != b"*":
-                self._switch_to_python(data, skip=0)
+        py = self.py
+        if py is not None:
+            if py.pending() or not self.authenticated or data[:1] != b"*":
+                py.authenticated = self.authenticated
+                py.feed(data)
                 return
-        self._tail.append(data)
-        self._tail_len += len(data)
-        self._served = 0
+            self.py = None
+            self.reader = self.hiredis.Reader()
         self.reader.feed(data)
 
     def next_command(self) -> list[bytes] | None:
-        py = self.py
-        if py is not None:
-            cmd = py.next_command()
-            if cmd is None and py.pending() == 0:
-                self.py = None  # drained: back to the fast path
-            return cmd
+        if self.py is not None:
+            return self.py.next_command()
         try:
             cmd = self.reader.gets()
-            if cmd is False:
-                self._incomplete()
-                return None
-            # One C-speed check: a list of bytes within the bulk limit. Anything else (an
-            # integer, a nested array, an error reply, "*0") raises or fails and is handed
-            # to the Python parser, which skips it or words the protocol error.
-            if max(map(len, cmd)) > self.limits[0] or not self.authenticated:
-                return self._recover()
-        except Exception:
-            return self._recover()
-        self._served += 1
-        return cmd
+        except Exception as e:  # hiredis.ProtocolError
+            raise ProtocolError(_hiredis_message(e)) from None
+        if cmd is False:
+            return None
+        try:
+            # One C-speed check that this is a list of bytes within the bulk limit.
+            if max(map(len, cmd)) <= self.limits[0] and type(cmd[0]) is bytes:
+                return cmd
+        except (TypeError, ValueError):
+            if cmd == []:
+                return self.next_command()  # "*0": nothing to run, as in Redis
+            raise ProtocolError(_shape_error(cmd)) from None
+        raise ProtocolError("invalid bulk length")
 
-    def _stream(self) -> bytes:
-        return b"".join(self._tail)
 
-    def _incomplete(self) -> None:
-        left = self.reader.len()
-        if left == 0:
-            self._tail.clear()
-            self._tail_len = 0
-            return
-        last = self._tail[-1]
-        if left <= len(last):
-            self._tail = [last[-left:]] if left < len(last) else [last]
-            self._tail_len = left
-        if self._tail_len <= self.VALIDATE_MAX:
-            stream = self._stream()
-            probe = self._new_python()
-            probe.feed(stream[len(stream) - left :])
-            probe.next_command()  # raises ProtocolError on a bad header; never completes here
+def _hiredis_message(e: Exception) -> str:
+    text = str(e)
+    if text.startswith("Protocol error, "):
+        text = text[len("Protocol error, ") :]
+    return text.replace('"', "'")
 
-    def _recover(self) -> list[bytes] | None:
-        stream = self._stream()
-        skip = self._served
-        self.reader = type(self.reader)()
-        self._tail.clear()
-        self._tail_len = 0
-        self._switch_to_python(stream, skip=skip)
-        return self.next_command()
 
-    def _new_python(self) -> RespParser:
-        p = RespParser(*self.limits)
-        p.authenticated = self.authenticated
-        return p
-
-    def _switch_to_python(self, data: bytes, skip: int) -> None:
-        py = self._new_python()
-        py.feed(data)
-        for _ in range(skip):  # already returned by hiredis and executed
-            py.next_command()
-        self.py = py
+def _shape_error(reply: Any) -> str:
+    if isinstance(reply, list):
+        bad = next((x for x in reply if type(x) is not bytes), None)
+        kind = {int: ":", list: "*", type(None): "$"}.get(type(bad), "?")
+        return f"expected '$', got '{kind}'"
+    return "expected '*' for a multibulk request"
 
 
 try:  # optional accelerator
@@ -345,7 +311,7 @@ except ImportError:  # pragma: no cover - depends on the host
     _hiredis = None
 
 
-def make_parser(max_bulk_len: int, max_multibulk_len: int = 1024 * 1024) -> Any:
+def make_parser(max_bulk_len: int, max_multibulk_len: int = 2**31 - 1) -> Any:
     if _hiredis is not None:
         return HiredisParser(_hiredis, max_bulk_len, max_multibulk_len)
     return RespParser(max_bulk_len, max_multibulk_len)
