@@ -1,0 +1,96 @@
+"""Fixtures: a shared server for the session, dedicated servers on demand, clients.
+
+IRONCACHE_TEST_TARGET=redis runs the same suite against a real redis-server; tests marked
+`ironcache_only` (socket activation, INFO fields, CLI, systemd notify) skip there.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from hypothesis import HealthCheck, settings
+
+from support import IS_REDIS, TARGET, Server
+
+settings.register_profile(
+    "ironcache",
+    deadline=None,
+    max_examples=60,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    database=None,
+)
+settings.load_profile("ironcache")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # redis-py marks SETEX and friends deprecated; the server must still implement them.
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"ironcache server tests: target={TARGET}"
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The shared server. Tests must not change its configuration (use make_server)."""
+    srv = Server(tmp_path_factory.mktemp("shared-server")).start()
+    yield srv
+    code = srv.stop()
+    assert code == 0, f"shared server exited with {code}:\n{srv.log_text()}"
+
+
+@pytest.fixture
+def r(server: Server) -> Iterator[redis.Redis]:
+    """A redis-py client (str replies) on the shared server, every database flushed."""
+    client = server.client()
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def rb(server: Server) -> Iterator[redis.Redis]:
+    """Like `r` but with bytes replies."""
+    client = server.client(decode_responses=False)
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start a dedicated server: make_server(directives={...}, ...). Stopped with SIGTERM
+    at teardown, asserting exit code 0 unless the test already stopped it."""
+    started: list[Server] = []
+
+    def factory(directives: dict[str, Any] | None = None, start: bool = True,
+                **kw: Any) -> Server:
+        srv = Server(tmp_path / f"server{len(started)}", directives, **kw)
+        started.append(srv)
+        if start:
+            srv.start()
+        return srv
+
+    yield factory
+    failures = []
+    for srv in started:
+        if srv.proc is None or srv.returncode is not None:
+            continue
+        if srv.proc.poll() is not None:
+            failures.append(f"server exited early with {srv.proc.returncode}:\n{srv.log_text()}")
+            continue
+        code = srv.stop(signal.SIGTERM)
+        if code != 0:
+            failures.append(f"server exited with {code} after SIGTERM:\n{srv.log_text()}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.fixture
+def target_is_redis() -> bool:
+    return IS_REDIS
