@@ -112,9 +112,11 @@ class Database:
         e = self.data.get(key)
         if e is None:
             return None
-        if self.expires and key in self.expires and self.expires[key] <= now_ms():
-            self._expire(key)
-            return None
+        if self.expires:
+            when = self.expires.get(key)
+            if when is not None and when <= now_ms():
+                self._expire(key)
+                return None
         e.lru = self.keyspace.clock
         return e
 
@@ -139,9 +141,12 @@ class Database:
         else:
             ks.used += size + len(key) + KEY_OVERHEAD
             self.data[key] = Entry(value, ks.clock, size)
-        if not keep_ttl and self.expires:
+        if self.expires and not keep_ttl:
             self.expires.pop(key, None)
-        self.touched(key)
+        # touched(), inlined: this is the hottest write path.
+        ks.dirty += 1
+        if self.watchers:
+            self.touched(key)
 
     def resized(self, key: bytes, entry: Entry, delta: int) -> None:
         """A container changed in place: account for it and wake WATCHers."""

@@ -151,17 +151,7 @@ class Server:
         if c.multi is not None and cmd.name not in IMMEDIATE_IN_MULTI:
             c.multi.append(argv)
             return QUEUED
-        return self.run(c, argv, cmd)
-
-    def _reject(self, c: Client, message: str) -> bytes:
-        if c.multi is not None:
-            c.multi_error = True  # EXEC will answer EXECABORT
-        self.error_replies += 1
-        return error(message)
-
-    def run(self, c: Client, argv: list[bytes], cmd: Command | None = None) -> bytes:
-        if cmd is None:
-            cmd = TABLE[argv[0].lower()]
+        # run(), inlined for the common case: this is the per-request hot path.
         self.commands_processed += 1
         c.last_command = argv[0]
         if cmd.denyoom and self.keyspace.used > self.maxmemory and not self._make_room():
@@ -173,9 +163,18 @@ class Server:
             self.error_replies += 1
             return error(e.message)
         except Exception as e:  # a bug must cost one reply, never the server
-            log.warning(f"internal error in {cmd.name.upper()}: {type(e).__name__}: {e}")
-            self.error_replies += 1
-            return error(f"ERR internal error in '{cmd.name}' command")
+            return self._internal_error(cmd, e)
+
+    def _reject(self, c: Client, message: str) -> bytes:
+        if c.multi is not None:
+            c.multi_error = True  # EXEC will answer EXECABORT
+        self.error_replies += 1
+        return error(message)
+
+    def _internal_error(self, cmd: Command, e: Exception) -> bytes:
+        log.warning(f"internal error in {cmd.name.upper()}: {type(e).__name__}: {e}")
+        self.error_replies += 1
+        return error(f"ERR internal error in '{cmd.name}' command")
 
     def _make_room(self) -> bool:
         cfg = self.config

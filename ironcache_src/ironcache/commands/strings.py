@@ -68,9 +68,15 @@ def expire_arg(opt: bytes, arg: bytes, name: str) -> int:
 
 @command("get", 2, R, K1, "string", "Returns the string value of a key.")
 def get(c: Client, argv: list[bytes]) -> bytes:
-    v = get_str(c.db, argv[1])
-    if v is None:
+    e = c.db.lookup(argv[1])
+    ks = c.db.keyspace
+    if e is None:
+        ks.misses += 1
         return NULL_BULK if c.resp == 2 else null(3)
+    v = e.value
+    if type(v) is not bytes:
+        raise CommandError(WRONGTYPE)
+    ks.hits += 1
     return b"$%d\r\n%s\r\n" % (len(v), v)
 
 

@@ -45,7 +45,8 @@ def exec_(c: Client, argv: list[bytes]) -> bytes:
         raise CommandError("EXECABORT Transaction discarded because of previous errors.")
     if dirty:
         return null_array(c.resp)
-    replies = [c.server.run(c, argv) for argv in queued]
+    # c.multi is None again, so execute() runs each command instead of queueing it.
+    replies = [c.server.execute(c, argv) for argv in queued]
     return b"*%d\r\n" % len(replies) + b"".join(replies)
 
 
