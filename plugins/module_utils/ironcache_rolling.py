@@ -207,13 +207,17 @@ class Releases:
         self.link = os.path.join(install_dir, "current")
         self.releases_dir = os.path.join(install_dir, "releases")
 
-    def current(self):
-        """Name of the release `current` points at, or None."""
+    def link_target(self, name):
+        """Release name a link under install_dir points at, or None."""
         try:
-            target = os.readlink(self.link)
+            target = os.readlink(os.path.join(self.install_dir, name))
         except (IOError, OSError):
             return None
         return os.path.basename(os.path.normpath(target))
+
+    def current(self):
+        """Name of the release `current` points at, or None."""
+        return self.link_target("current")
 
     def names(self):
         try:
@@ -226,18 +230,26 @@ class Releases:
         )
 
     def rollback_target(self, previous_version):
-        """Release to roll back to.
+        """Release to roll back to, or None.
 
         1. The release named after the version the old process reported before the restart
-           (INFO server ironcache_version), when it exists and is not the current one;
-        2. otherwise the most recently modified release directory other than the current one.
+           (INFO server ironcache_version). When that version IS the current release, the
+           release did not change and there is nothing to roll back to (None).
+        2. Otherwise (old version unknown or its directory gone) the release the `previous`
+           link points at, then the most recently modified release directory other than the
+           current one (ties broken by version sort).
         """
         current = self.current()
+        if previous_version and previous_version == current:
+            return None
         names = [n for n in self.names() if n != current]
         if not names:
             return None
         if previous_version and previous_version in names:
             return previous_version
+        previous = self.link_target("previous")
+        if previous in names:
+            return previous
 
         def mtime(n):
             try:
@@ -270,6 +282,31 @@ class Releases:
 # --------------------------------------------------------------------------- the restart
 
 
+def process_start_time(pid):
+    """Wall-clock time a process was started (from /proc), or None."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as f:
+            btime = [int(line.split()[1]) for line in f if line.startswith("btime")][0]
+        return btime + ticks / float(os.sysconf("SC_CLK_TCK"))
+    except (IOError, OSError, ValueError, IndexError):
+        return None
+
+
+def newest_mtime(paths):
+    """Latest modification time of the given paths (links themselves, not targets)."""
+    best = 0.0
+    for p in paths:
+        if not p:
+            continue
+        try:
+            best = max(best, os.lstat(p).st_mtime)
+        except (IOError, OSError):
+            pass
+    return best
+
+
 class RollingRestart:
     """One restart of the service under a probing client.
 
@@ -279,7 +316,8 @@ class RollingRestart:
     POLL = 0.02
 
     def __init__(self, params, run_command, prober_factory=None, query=None,
-                 clock=time.monotonic, sleep=time.sleep, releases=None):
+                 clock=time.monotonic, sleep=time.sleep, releases=None,
+                 started_at=process_start_time):
         self.p = params
         self.run_command = run_command
         self.prober_factory = prober_factory
@@ -293,6 +331,7 @@ class RollingRestart:
         self.unix_path = params.get("unix_path") or None
         self.password = params.get("password") or None
         self.timeout = float(params.get("timeout") or 30)
+        self.started_at = started_at
         self.warnings = []
 
     # ---- helpers
@@ -441,6 +480,9 @@ class RollingRestart:
         current = self.releases.current()
         target = self.releases.rollback_target(old.get("version"))
         if not target:
+            if old.get("version") and old.get("version") == current:
+                return None, ("not rolled back: the old process already ran release %s, so the "
+                              "release did not change" % current)
             return None, "no previous release under %s to roll back to" % self.releases.releases_dir
         self.releases.switch(target)
         self.systemctl("reset-failed", service)
@@ -467,6 +509,18 @@ class RollingRestart:
                     "failed too: %s" % (self.releases.link, current, target, e))
         return back, text
 
+    def up_to_date(self, old):
+        """Why no restart is needed (only_if_outdated), or None when one is."""
+        expected = self.p.get("expected_version")
+        if not old["pid"] or not old["version"] or not expected or old["version"] != expected:
+            return None
+        started = self.started_at(old["pid"])
+        changed = newest_mtime([self.releases.link, self.p.get("config")])
+        if started is None or changed >= started:
+            return None
+        return ("%s already runs %s (pid %s), started after the last change of %s and the "
+                "configuration" % (self.p["service"], expected, old["pid"], self.releases.link))
+
     def check_mode(self, svc, old):
         return {
             "changed": True,
@@ -481,6 +535,14 @@ class RollingRestart:
         """Returns (failed, result dict)."""
         svc = self.prechecks()
         old = self.old_state(svc)
+        if self.p.get("only_if_outdated"):
+            why = self.up_to_date(old)
+            if why:
+                return False, {"changed": False, "old_pid": old["pid"],
+                               "old_version": old["version"], "new_pid": old["pid"],
+                               "new_version": old["version"], "restart_ms": None,
+                               "startup_ms": None, "rolled_back": False, "rollback": None,
+                               "probe": None, "msg": "no restart needed: " + why}
         if check_mode:
             return False, self.check_mode(svc, old)
         expected = self.p.get("expected_version")

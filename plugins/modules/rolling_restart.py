@@ -31,8 +31,9 @@ description:
     the C(current) link under O(install_dir) back to the previous release, restart the service
     on it, and fail anyway, saying what it rolled back to. The previous release is the
     C(releases/<version>) directory named after the version the old process reported before the
-    restart; when that is unknown or missing, the most recently modified release directory
-    other than the current one (modification time, ties broken by version sort).
+    restart; when that is unknown or missing, the release the C(previous) link points at, then
+    the most recently modified release directory other than the current one (modification time,
+    ties broken by version sort).
   - Uses only the Python standard library on the managed host.
 author:
   - IronCache contributors
@@ -101,6 +102,8 @@ options:
       - Switch C(current) back to the previous release and restart again when the new process
         does not become healthy. The module still fails.
       - Refused connections alone do not trigger a rollback (the new process is healthy).
+      - Nothing is rolled back when the old process already ran the current release (a
+        configuration-only restart).
     type: bool
     default: false
   timeout:
@@ -121,6 +124,14 @@ options:
     description: Fail when the probe saw any refused or reset connection.
     type: bool
     default: true
+  only_if_outdated:
+    description:
+      - Skip the restart (C(changed=false)) when the running process already reports
+        O(expected_version) and was started after the last change of the C(current) link and of
+        O(config), for example because a handler restarted it already.
+      - Restarts as usual when O(expected_version) is not set.
+    type: bool
+    default: false
 notes:
   - The probe runs on the managed host, so it measures the server's own restart gap, not the
     network.
@@ -299,6 +310,7 @@ def main():
             probe=dict(type="bool", default=True),
             probe_max_seconds=dict(type="float", default=120),
             fail_on_refused=dict(type="bool", default=True),
+            only_if_outdated=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )

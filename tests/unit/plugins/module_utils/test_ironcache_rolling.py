@@ -443,3 +443,48 @@ def test_resp_query_error_reply_and_refused():
         listener.close()
     with pytest.raises(rr.RespError, match="cannot connect"):
         rr.resp_query("127.0.0.1", port, None, None, [["PING"]], timeout=1)
+
+
+def test_rollback_target_uses_previous_link_when_old_version_unknown(tmp_path):
+    releases = make_releases(tmp_path, versions=("0.9.0", "1.0.0", "2.0.0"), current="2.0.0")
+    os.utime(str(tmp_path / "releases" / "1.0.0"), (5000, 5000))
+    os.symlink(os.path.join("releases", "0.9.0"), str(tmp_path / "previous"))
+    assert releases.rollback_target(None) == "0.9.0"
+
+
+def test_config_only_restart_is_never_rolled_back(tmp_path):
+    releases = make_releases(tmp_path)
+    assert releases.rollback_target("2.0.0") is None
+    restart, host = build(tmp_path / "x", rollback=True, expected_version=None,
+                          host_kw={"mode": "exits", "failing_versions": ["2.0.0"]})
+    host.version = "2.0.0"
+    failed, res = restart.run()
+    assert failed and res["rolled_back"] is False
+    assert "the release did not change" in res["msg"]
+    assert os.readlink(str(tmp_path / "x" / "current")) == os.path.join("releases", "2.0.0")
+
+
+def test_only_if_outdated_skips_a_process_already_on_the_release(tmp_path):
+    restart, host = build(tmp_path, only_if_outdated=True, config=str(tmp_path / "none.conf"))
+    host.version = "2.0.0"
+    restart.started_at = lambda pid: 4e9
+    failed, res = restart.run()
+    assert not failed and res["changed"] is False
+    assert "no restart needed" in res["msg"]
+    assert host.restarts() == []
+
+
+def test_only_if_outdated_restarts_when_link_changed_after_start(tmp_path):
+    restart, host = build(tmp_path, only_if_outdated=True)
+    host.version = "2.0.0"
+    restart.started_at = lambda pid: 10.0
+    failed, res = restart.run()
+    assert not failed and res["changed"] is True
+    assert len(host.restarts()) == 1
+
+
+def test_only_if_outdated_restarts_an_old_version(tmp_path):
+    restart, host = build(tmp_path, only_if_outdated=True)
+    restart.started_at = lambda pid: 4e9
+    failed, res = restart.run()
+    assert res["changed"] is True and res["new_version"] == "2.0.0"
