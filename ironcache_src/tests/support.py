@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 TARGET = os.environ.get("IRONCACHE_TEST_TARGET", "ironcache").strip().lower() or "ironcache"
 if TARGET not in ("ironcache", "redis"):
@@ -214,6 +216,7 @@ class Server:
         kw.setdefault("socket_timeout", 10)
         kw.setdefault("socket_connect_timeout", 5)
         kw.setdefault("decode_responses", True)
+        kw.setdefault("retry", Retry(NoBackoff(), 0))  # a failure shows up, not a retry
         if self.password is not None:
             kw.setdefault("password", self.password)
         if self.port:
