@@ -358,6 +358,17 @@ class RollingRestart:
                               [["PING"]], timeout=timeout)
         return reply
 
+    def journal_tail(self, lines=3):
+        """The service's last log lines, as a message suffix ("" when unavailable)."""
+        try:
+            rc, out, err = self.run_command(
+                ["journalctl", "_SYSTEMD_UNIT=%s" % self.p["service"], "-n", str(lines),
+                 "--no-pager", "-o", "cat"])
+        except Exception:  # pylint: disable=broad-except
+            return ""
+        text = " | ".join(x.strip() for x in (out or "").splitlines() if x.strip())
+        return "; last log lines: %s" % text if rc == 0 and text else ""
+
     def address(self):
         if self.unix_path:
             return "unix:%s" % self.unix_path
@@ -433,11 +444,15 @@ class RollingRestart:
             new_exited = started >= since_us and exited >= started and exited > 0
             if new_exited or st.get("ActiveState") == "failed" or st.get("SubState") in (
                     "auto-restart", "failed") or len(pids) > 1:
-                raise RollingError(
-                    "the new %s process exited during start-up (ActiveState=%s SubState=%s "
-                    "Result=%s ExecMainPID=%s ExecMainCode=%s ExecMainStatus=%s)" % (
-                        service, st.get("ActiveState"), st.get("SubState"), st.get("Result"),
-                        st.get("ExecMainPID"), st.get("ExecMainCode"), st.get("ExecMainStatus")))
+                if len(pids) > 1:
+                    what = ("the new %s process (pid %s) exited during start-up and systemd "
+                            "started another one (pids %s)" % (
+                                service, min(pids), ", ".join(str(x) for x in sorted(pids))))
+                else:
+                    what = ("the new %s process (pid %s) exited during start-up (%s, status %s)"
+                            % (service, st.get("ExecMainPID"), st.get("Result"),
+                               st.get("ExecMainStatus")))
+                raise RollingError(what + self.journal_tail())
             if st.get("ActiveState") == "active" and pid and pid != old_pid:
                 try:
                     remaining = max(0.2, min(2.0, deadline - self.clock()))

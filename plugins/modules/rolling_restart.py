@@ -320,9 +320,15 @@ def main():
 
     systemctl = module.get_bin_path("systemctl", required=True)
 
+    journalctl = module.get_bin_path("journalctl")
+
     def run_command(argv):
         if argv and argv[0] == "systemctl":
             argv = [systemctl] + list(argv[1:])
+        elif argv and argv[0] == "journalctl":
+            if not journalctl:
+                return 1, "", "journalctl not found"
+            argv = [journalctl] + list(argv[1:])
         return module.run_command(argv)
 
     restart = RollingRestart(module.params, run_command, prober_factory=Prober)

@@ -67,6 +67,8 @@ class FakeHost:
 
     def run_command(self, argv):
         self.calls.append(list(argv))
+        if argv[0] == "journalctl":
+            return 0, "starting\nironcache: this release is broken\n", ""
         if argv[0] != "systemctl":
             if argv[1] == "check-config":
                 if self.check_rc:
@@ -78,10 +80,12 @@ class FakeHost:
         if verb == "show":
             unit = argv[2]
             if unit.endswith(".socket"):
-                return 0, "LoadState=loaded\nActiveState=%s\nSubState=%s\nListen=127.0.0.1:6379 (Stream)\n" % self.socket_state, ""
+                return 0, ("LoadState=loaded\nActiveState=%s\nSubState=%s\n"
+                           "Listen=127.0.0.1:6379 (Stream)\n" % self.socket_state), ""
             return 0, "\n".join([
                 "LoadState=loaded", "ActiveState=%s" % self.active, "SubState=%s" % self.sub,
-                "Result=success", "MainPID=%d" % (self.pid if self.active in ("active", "activating") else 0),
+                "Result=success",
+                "MainPID=%d" % (self.pid if self.active in ("active", "activating") else 0),
                 "ExecMainPID=%d" % self.pid, "ExecMainCode=0", "ExecMainStatus=0",
                 "ExecMainStartTimestampMonotonic=%d" % self.start_at,
                 "ExecMainExitTimestampMonotonic=%d" % self.exit_at, "NRestarts=0",
@@ -278,6 +282,7 @@ def test_exiting_release_fails_without_rollback(tmp_path):
     failed, res = restart.run()
     assert failed
     assert "exited during start-up" in res["msg"]
+    assert "last log lines: starting | ironcache: this release is broken" in res["msg"]
     assert res["rolled_back"] is False
     assert os.readlink(str(tmp_path / "current")) == os.path.join("releases", "2.0.0")
     assert FakeProber.instances[0].stopped
@@ -389,7 +394,8 @@ def test_probe_address(given, expected):
 
 
 def test_parse_info_and_show():
-    info = rr.parse_info("# Server\r\nironcache_version:2.0.0\r\nlisteners:tcp:127.0.0.1:6379\r\n\r\n")
+    info = rr.parse_info(
+        "# Server\r\nironcache_version:2.0.0\r\nlisteners:tcp:127.0.0.1:6379\r\n\r\n")
     assert info == {"ironcache_version": "2.0.0", "listeners": "tcp:127.0.0.1:6379"}
     assert rr.parse_show("MainPID=12\nListen=a=b\n") == {"MainPID": "12", "Listen": "a=b"}
 
