@@ -169,7 +169,7 @@ def to_int(value, default=0):
 SERVICE_PROPS = (
     "ActiveState", "SubState", "Result", "MainPID", "ExecMainPID", "ExecMainStatus",
     "ExecMainCode", "ExecMainStartTimestampMonotonic", "ExecMainExitTimestampMonotonic",
-    "NRestarts", "LoadState",
+    "NRestarts", "LoadState", "FragmentPath", "NeedDaemonReload",
 )
 SOCKET_PROPS = ("ActiveState", "SubState", "Result", "Listen", "LoadState")
 
@@ -282,18 +282,6 @@ class Releases:
 # --------------------------------------------------------------------------- the restart
 
 
-def process_start_time(pid):
-    """Wall-clock time a process was started (from /proc), or None."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/stat") as f:
-            btime = [int(line.split()[1]) for line in f if line.startswith("btime")][0]
-        return btime + ticks / float(os.sysconf("SC_CLK_TCK"))
-    except (IOError, OSError, ValueError, IndexError):
-        return None
-
-
 def newest_mtime(paths):
     """Latest modification time of the given paths (links themselves, not targets)."""
     best = 0.0
@@ -317,7 +305,7 @@ class RollingRestart:
 
     def __init__(self, params, run_command, prober_factory=None, query=None,
                  clock=time.monotonic, sleep=time.sleep, releases=None,
-                 started_at=process_start_time):
+                 wallclock=time.time):
         self.p = params
         self.run_command = run_command
         self.prober_factory = prober_factory
@@ -331,7 +319,7 @@ class RollingRestart:
         self.unix_path = params.get("unix_path") or None
         self.password = params.get("password") or None
         self.timeout = float(params.get("timeout") or 30)
-        self.started_at = started_at
+        self.wallclock = wallclock
         self.warnings = []
 
     # ---- helpers
@@ -524,17 +512,28 @@ class RollingRestart:
                     "failed too: %s" % (self.releases.link, current, target, e))
         return back, text
 
-    def up_to_date(self, old):
+    def started_wallclock(self, svc):
+        """Wall-clock start of the main process, from systemd's monotonic timestamp."""
+        mono_us = to_int(svc.get("ExecMainStartTimestampMonotonic"))
+        if not mono_us:
+            return None
+        return self.wallclock() - (self.clock() - mono_us / 1000000.0)
+
+    def up_to_date(self, svc, old):
         """Why no restart is needed (only_if_outdated), or None when one is."""
         expected = self.p.get("expected_version")
         if not old["pid"] or not old["version"] or not expected or old["version"] != expected:
             return None
-        started = self.started_at(old["pid"])
-        changed = newest_mtime([self.releases.link, self.p.get("config")])
+        if svc.get("NeedDaemonReload") == "yes":
+            return None
+        started = self.started_wallclock(svc)
+        watched = [self.releases.link, self.p.get("config"), svc.get("FragmentPath")]
+        changed = newest_mtime(watched)
         if started is None or changed >= started:
             return None
-        return ("%s already runs %s (pid %s), started after the last change of %s and the "
-                "configuration" % (self.p["service"], expected, old["pid"], self.releases.link))
+        return ("%s already runs %s (pid %s), started after the last change of %s"
+                % (self.p["service"], expected, old["pid"],
+                   ", ".join(x for x in watched if x)))
 
     def check_mode(self, svc, old):
         return {
@@ -551,7 +550,7 @@ class RollingRestart:
         svc = self.prechecks()
         old = self.old_state(svc)
         if self.p.get("only_if_outdated"):
-            why = self.up_to_date(old)
+            why = self.up_to_date(svc, old)
             if why:
                 return False, {"changed": False, "old_pid": old["pid"],
                                "old_version": old["version"], "new_pid": old["pid"],
@@ -561,6 +560,12 @@ class RollingRestart:
         if check_mode:
             return False, self.check_mode(svc, old)
         expected = self.p.get("expected_version")
+        reloaded = False
+        if svc.get("NeedDaemonReload") == "yes":
+            rc, out, err = self.systemctl("daemon-reload")
+            if rc != 0:
+                raise RollingError("systemctl daemon-reload failed (rc=%d): %s" % (rc, err.strip()))
+            reloaded = True
         prober = None
         if self.p.get("probe", True) and self.prober_factory is not None:
             prober = self.prober_factory(
@@ -570,7 +575,8 @@ class RollingRestart:
             self.sleep(float(self.p.get("probe_lead_seconds", 0.2)))
         result = {"changed": True, "old_pid": old["pid"], "old_version": old["version"],
                   "new_pid": None, "new_version": None, "restart_ms": None, "startup_ms": None,
-                  "rolled_back": False, "rollback": None, "probe": None}
+                  "rolled_back": False, "rollback": None, "probe": None,
+                  "daemon_reloaded": reloaded}
         error = None
         try:
             new_pid, info, ms = self.restart_and_wait(old["pid"], expected)

@@ -22,6 +22,8 @@ description:
     (otherwise a restart would refuse connections); with O(socket_activation=false) the service
     must be active. The configuration must be accepted by the release that will run
     (C(ironcache check-config))."
+  - Runs C(systemctl daemon-reload) first when systemd reports that the unit files changed
+    (C(NeedDaemonReload=yes)).
   - After C(systemctl restart --no-block) it waits until a new main process is active, answers
     C(PING) and reports O(expected_version) in C(INFO server), then stops the client.
   - Fails with a precise message when any connection was refused or reset (see
@@ -127,8 +129,9 @@ options:
   only_if_outdated:
     description:
       - Skip the restart (C(changed=false)) when the running process already reports
-        O(expected_version) and was started after the last change of the C(current) link and of
-        O(config), for example because a handler restarted it already.
+        O(expected_version) and was started after the last change of the C(current) link, of
+        O(config) and of the service's unit file, and systemd does not need a daemon-reload;
+        for example because an earlier task or handler restarted it already.
       - Restarts as usual when O(expected_version) is not set.
     type: bool
     default: false
@@ -201,6 +204,11 @@ startup_ms:
   returned: success
   type: int
   sample: 160
+daemon_reloaded:
+  description: Whether C(systemctl daemon-reload) ran before the restart.
+  returned: when not in check mode and a restart was needed
+  type: bool
+  sample: false
 rolled_back:
   description: Whether the module switched C(current) back to the previous release.
   returned: when not in check mode

@@ -53,6 +53,7 @@ class FakeHost:
         self.check_rc = check_rc
         self.failing_versions = set(failing_versions)
         self.version = releases.current()
+        self.need_reload = "no"
 
     def _tick(self):
         now = self.clock()
@@ -89,6 +90,8 @@ class FakeHost:
                 "ExecMainPID=%d" % self.pid, "ExecMainCode=0", "ExecMainStatus=0",
                 "ExecMainStartTimestampMonotonic=%d" % self.start_at,
                 "ExecMainExitTimestampMonotonic=%d" % self.exit_at, "NRestarts=0",
+                "FragmentPath=/nonexistent/ironcache.service",
+                "NeedDaemonReload=%s" % self.need_reload,
             ]), ""
         if verb == "restart":
             assert argv[-1].endswith(".service"), "only the service is ever restarted"
@@ -102,6 +105,9 @@ class FakeHost:
             if self.mode == "exits" and self.version not in self.failing_versions:
                 self.pending = "ok"
             self.ready_at = now + 0.3
+            return 0, "", ""
+        if verb == "daemon-reload":
+            self.need_reload = "no"
             return 0, "", ""
         if verb in ("reset-failed", "start"):
             return 0, "", ""
@@ -473,7 +479,8 @@ def test_config_only_restart_is_never_rolled_back(tmp_path):
 def test_only_if_outdated_skips_a_process_already_on_the_release(tmp_path):
     restart, host = build(tmp_path, only_if_outdated=True, config=str(tmp_path / "none.conf"))
     host.version = "2.0.0"
-    restart.started_at = lambda pid: 4e9
+    host.start_at = int((restart.clock() - 1.0) * 1e6)  # started a second ago
+    restart.wallclock = lambda: 4e9
     failed, res = restart.run()
     assert not failed and res["changed"] is False
     assert "no restart needed" in res["msg"]
@@ -483,7 +490,8 @@ def test_only_if_outdated_skips_a_process_already_on_the_release(tmp_path):
 def test_only_if_outdated_restarts_when_link_changed_after_start(tmp_path):
     restart, host = build(tmp_path, only_if_outdated=True)
     host.version = "2.0.0"
-    restart.started_at = lambda pid: 10.0
+    host.start_at = int((restart.clock() - 1.0) * 1e6)
+    restart.wallclock = lambda: os.lstat(str(tmp_path / "current")).st_mtime + 0.5
     failed, res = restart.run()
     assert not failed and res["changed"] is True
     assert len(host.restarts()) == 1
@@ -491,6 +499,18 @@ def test_only_if_outdated_restarts_when_link_changed_after_start(tmp_path):
 
 def test_only_if_outdated_restarts_an_old_version(tmp_path):
     restart, host = build(tmp_path, only_if_outdated=True)
-    restart.started_at = lambda pid: 4e9
+    restart.wallclock = lambda: 4e9
     failed, res = restart.run()
     assert res["changed"] is True and res["new_version"] == "2.0.0"
+
+
+def test_only_if_outdated_restarts_when_units_need_a_reload(tmp_path):
+    restart, host = build(tmp_path, only_if_outdated=True, config=str(tmp_path / "none.conf"))
+    host.version = "2.0.0"
+    host.need_reload = "yes"
+    host.start_at = int((restart.clock() - 1.0) * 1e6)
+    restart.wallclock = lambda: 4e9
+    failed, res = restart.run()
+    assert not failed and res["changed"] is True and res["daemon_reloaded"] is True
+    reload_at = host.calls.index(["systemctl", "daemon-reload"])
+    assert reload_at < host.calls.index(["systemctl", "restart", "--no-block", "ironcache.service"])
