@@ -108,8 +108,8 @@ def resp_query(host, port, unix_path, password, commands, timeout=2.0):
     """Send each command (a list of args) on one connection; return the replies."""
     try:
         s = connect_address(host, port, unix_path, timeout)
-    except (OSError, socket.error) as e:
-        raise RespError("cannot connect: %s" % e)
+    except OSError as e:
+        raise RespError("cannot connect: %s" % e) from e
     try:
         s.settimeout(timeout)
         if password:
@@ -118,8 +118,8 @@ def resp_query(host, port, unix_path, password, commands, timeout=2.0):
         reader = _Reader(s)
         replies = [reader.reply() for dummy in commands]
         return replies[1:] if password else replies
-    except (OSError, socket.error, ValueError) as e:
-        raise RespError("%s: %s" % (type(e).__name__, e))
+    except (OSError, ValueError) as e:
+        raise RespError("%s: %s" % (type(e).__name__, e)) from e
     finally:
         s.close()
 
@@ -270,10 +270,8 @@ class Releases:
         else:
             target = os.path.join(self.releases_dir, name)
         tmp = "%s.rollback.%d" % (self.link, os.getpid())
-        try:
+        if os.path.lexists(tmp):
             os.unlink(tmp)
-        except (IOError, OSError):
-            pass
         os.symlink(target, tmp)
         os.rename(tmp, self.link)
         return target
@@ -286,12 +284,8 @@ def newest_mtime(paths):
     """Latest modification time of the given paths (links themselves, not targets)."""
     best = 0.0
     for p in paths:
-        if not p:
-            continue
-        try:
+        if p and os.path.lexists(p):
             best = max(best, os.lstat(p).st_mtime)
-        except (IOError, OSError):
-            pass
     return best
 
 

@@ -284,6 +284,7 @@ probe:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.ironcache.ironcache.plugins.module_utils.ironcache_rolling import (
     RollingError,
     RollingRestart,
