@@ -97,20 +97,26 @@ class Client(asyncio.Protocol):
         srv = self.server
         srv.net_input_bytes += len(data)
         out: list[bytes] = []
+        run = srv.execute
         try:
             parser.feed(data)
-            run = srv.execute
-            while True:
-                argv = parser.next_command()
-                if argv is None:
-                    break
+        except ProtocolError as e:
+            self._protocol_error(e, out)
+        if self.authenticated:
+            cmds, err = parser.next_batch()
+            for argv in cmds:
                 out.append(run(self, argv))
                 if self.closing:
                     break
-        except ProtocolError as e:
-            log.verbose(f"protocol error from client id={self.id} addr={self.addr}: {e}")
-            out.append(error(f"ERR Protocol error: {e}"))
-            self.closing = True
+            if err is not None and not self.closing:
+                self._protocol_error(err, out)
+        else:
+            # One at a time: AUTH changes the limits the next request is parsed with.
+            try:
+                while not self.closing and (argv := parser.next_command()) is not None:
+                    out.append(run(self, argv))
+            except ProtocolError as e:
+                self._protocol_error(e, out)
         if not self.closing and parser.pending() > srv.config["client-query-buffer-limit"]:
             log.warning(f"closing client id={self.id} addr={self.addr}: query buffer limit")
             self.closing = True
@@ -120,6 +126,11 @@ class Client(asyncio.Protocol):
             self.transport.write(payload)  # type: ignore[union-attr]
         if self.closing:
             self.transport.close()  # type: ignore[union-attr]  # flushes what is queued
+
+    def _protocol_error(self, e: ProtocolError, out: list[bytes]) -> None:
+        log.verbose(f"protocol error from client id={self.id} addr={self.addr}: {e}")
+        out.append(error(f"ERR Protocol error: {e}"))
+        self.closing = True
 
     def eof_received(self) -> bool:
         return False  # close our side too

@@ -152,6 +152,16 @@ class RespParser:
                 self._compact()
             return argv
 
+    def next_batch(self) -> tuple[list[list[bytes]], ProtocolError | None]:
+        """Every complete command buffered, and the protocol error that ended them, if any."""
+        cmds: list[list[bytes]] = []
+        try:
+            while (cmd := self.next_command()) is not None:
+                cmds.append(cmd)
+        except ProtocolError as e:
+            return cmds, e
+        return cmds, None
+
     def _compact(self) -> None:
         if self.pos:
             del self.buf[: self.pos]
@@ -273,21 +283,36 @@ class HiredisParser:
     def next_command(self) -> list[bytes] | None:
         if self.py is not None:
             return self.py.next_command()
-        try:
-            cmd = self.reader.gets()
-        except Exception as e:  # hiredis.ProtocolError
-            raise ProtocolError(_hiredis_message(e)) from None
-        if cmd is False:
-            return None
-        try:
-            # One C-speed check that this is a list of bytes within the bulk limit.
-            if max(map(len, cmd)) <= self.limits[0] and type(cmd[0]) is bytes:
-                return cmd
-        except (TypeError, ValueError):
-            if cmd == []:
-                return self.next_command()  # "*0": nothing to run, as in Redis
-            raise ProtocolError(_shape_error(cmd)) from None
-        raise ProtocolError("invalid bulk length")
+        cmds, err = self.next_batch(1)
+        if err is not None:
+            raise err
+        return cmds[0] if cmds else None
+
+    def next_batch(self, most: int = 1 << 30) -> tuple[list[list[bytes]], ProtocolError | None]:
+        """Every complete command buffered (one C call each), and the error that ended them."""
+        if self.py is not None:
+            return self.py.next_batch()
+        gets = self.reader.gets
+        limit = self.limits[0]
+        cmds: list[list[bytes]] = []
+        while len(cmds) < most:
+            try:
+                cmd = gets()
+            except Exception as e:  # hiredis.ProtocolError
+                return cmds, ProtocolError(_hiredis_message(e))
+            if cmd is False:
+                break
+            try:
+                # One C-speed check that this is a list of bytes within the bulk limit.
+                if max(map(len, cmd)) <= limit and type(cmd[0]) is bytes:
+                    cmds.append(cmd)
+                    continue
+            except (TypeError, ValueError):
+                if cmd == []:
+                    continue  # "*0": nothing to run, as in Redis
+                return cmds, ProtocolError(_shape_error(cmd))
+            return cmds, ProtocolError("invalid bulk length")
+        return cmds, None
 
 
 def _hiredis_message(e: Exception) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 from ironcache import listener as listen
 from ironcache._version import __version__
 from ironcache.client import Client
-from ironcache.commands import TABLE, Command, CommandError, load_all
+from ironcache.commands import ALIASES, TABLE, Command, CommandError, load_all
 from ironcache.config import Config
 from ironcache.keyspace import Keyspace
 from ironcache.log import log
@@ -140,17 +140,20 @@ class Server:
     # ------------------------------------------------------------- dispatch
     def execute(self, c: Client, argv: list[bytes]) -> bytes:
         """Run one request from a client: lookup, checks, MULTI queueing, the handler."""
-        cmd = TABLE.get(argv[0].lower())
+        cmd = ALIASES.get(argv[0])
         if cmd is None:
-            return self._reject(c, unknown_command(argv))
+            cmd = TABLE.get(argv[0].lower())
+            if cmd is None:
+                return self._reject(c, unknown_command(argv))
         arity = cmd.arity
         if len(argv) != arity if arity > 0 else len(argv) < -arity:
             return self._reject(c, f"ERR wrong number of arguments for '{cmd.name}' command")
-        if not c.authenticated and not cmd.noauth:
-            return self._reject(c, "NOAUTH Authentication required.")
-        if c.multi is not None and cmd.name not in IMMEDIATE_IN_MULTI:
-            c.multi.append(argv)
-            return QUEUED
+        if c.multi is not None or not c.authenticated:
+            if not c.authenticated and not cmd.noauth:
+                return self._reject(c, "NOAUTH Authentication required.")
+            if c.multi is not None and cmd.name not in IMMEDIATE_IN_MULTI:
+                c.multi.append(argv)
+                return QUEUED
         # run(), inlined for the common case: this is the per-request hot path.
         self.commands_processed += 1
         c.last_command = argv[0]

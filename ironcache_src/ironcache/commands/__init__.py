@@ -53,7 +53,9 @@ class Command:
         return argv[self.first_key : last + 1 : self.step]
 
 
-TABLE: dict[bytes, Command] = {}
+TABLE: dict[bytes, Command] = {}  # by lower-case name: what COMMAND lists
+# Lookup table with upper-case names too: clients send GET or get, rarely Get.
+ALIASES: dict[bytes, Command] = {}
 
 
 def command(
@@ -167,7 +169,7 @@ def matcher(pattern: bytes) -> Callable[[bytes], bool]:
 
 
 def load_all() -> None:
-    """Import every command family so their decorators fill TABLE."""
+    """Import every command family so their decorators fill TABLE and ALIASES."""
     from ironcache.commands import (  # noqa: F401
         admin,
         connection,
@@ -178,3 +180,5 @@ def load_all() -> None:
         strings,
         transactions,
     )
+
+    ALIASES.update(TABLE)

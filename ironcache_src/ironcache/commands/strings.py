@@ -68,8 +68,11 @@ def expire_arg(opt: bytes, arg: bytes, name: str) -> int:
 
 @command("get", 2, R, K1, "string", "Returns the string value of a key.")
 def get(c: Client, argv: list[bytes]) -> bytes:
-    e = c.db.lookup(argv[1])
-    ks = c.db.keyspace
+    db = c.db
+    e = db.data.get(argv[1])
+    if e is not None and db.expires:
+        e = db.lookup(argv[1])  # may have expired
+    ks = db.keyspace
     if e is None:
         ks.misses += 1
         return NULL_BULK if c.resp == 2 else null(3)
@@ -77,6 +80,7 @@ def get(c: Client, argv: list[bytes]) -> bytes:
     if type(v) is not bytes:
         raise CommandError(WRONGTYPE)
     ks.hits += 1
+    e.lru = ks.clock
     return b"$%d\r\n%s\r\n" % (len(v), v)
 
 
