@@ -427,12 +427,11 @@ class PySpy:
             "-p",
             str(pid),
             "-r",
-            "250",
+            "200",
             "-f",
             "raw",
             "-o",
             str(out),
-            "--nonblocking",
         ]
         if shutil.which("taskset"):
             cmd = ["taskset", "-c", cpu, *cmd]
@@ -612,7 +611,8 @@ def render_table(report: dict[str, Any]) -> str:
                 f"{(f'{rt:.2f}' if rt is not None else '-'):>8}"
             )
     if report.get("profile"):
-        out += ["", f"profile ({report['profile']['kind']}): {report['profile']['files']}"]
+        names = ", ".join(Path(f).name for f in report["profile"]["files"])
+        out += ["", f"profile ({report['profile']['kind']}, in the logs directory): {names}"]
     out.append(f"logs: {report['out_dir']}")
     return "\n".join(out)
 
