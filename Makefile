@@ -1,0 +1,94 @@
+# IronCache: the two commands of the README and one target per part of the test suite.
+#
+#   make demo                 deploy to a local systemd container, restart under a client
+#   make test                 set everything up and run every test (summary at the end)
+#   make <target>             one part: lint-python, lint, sanity, server-test, unit-test,
+#                             molecule SCENARIO=x (or molecule-x), galaxy-test, terraform-test ...
+#   make help                 the list of test targets
+#
+# Owners of a part add their targets in tests/make/<part>.mk and append them to TEST_TARGETS:
+#   TEST_TARGETS += server-test
+# Every molecule scenario under molecule/ (a directory with molecule.yml) is a test target of its
+# own (molecule-<scenario>); nothing needs adding for a new scenario.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+
+VENV ?= $(ROOT)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(ROOT)/.collections
+export IRONCACHE_TEST_IMAGE ?= ironcache-systemd:bookworm
+export PY_COLORS ?= 0
+export ANSIBLE_NOCOLOR ?= 1
+export ANSIBLE_FORCE_COLOR ?= 0
+export MOLECULE_NO_LOG ?= false
+
+# test targets in the order `make test` runs them
+TEST_TARGETS := lint-python
+
+-include $(sort $(wildcard $(ROOT)/tests/make/*.mk))
+
+SCENARIOS := $(sort $(patsubst $(ROOT)/molecule/%/molecule.yml,%,$(wildcard $(ROOT)/molecule/*/molecule.yml)))
+TEST_TARGETS += $(addprefix molecule-,$(SCENARIOS)) galaxy-test
+
+RESULTS := $(ROOT)/tests/output/make-test.tsv
+
+.PHONY: help apt setup venv engine image collections lint-python molecule molecule-all \
+	galaxy-test demo test
+
+help:
+	@echo "make demo    deploy IronCache to a local systemd container and restart it under a client"
+	@echo "make test    run every test: $(TEST_TARGETS)"
+	@echo "make molecule SCENARIO=<name>   one scenario of: $(SCENARIOS)"
+
+# ---- set-up (each step idempotent) ----------------------------------------------------------
+venv: apt
+	@$(ROOT)/tests/setup/venv.sh
+
+collections:
+	@$(ROOT)/tests/setup/collections.sh
+
+engine: apt
+	@$(ROOT)/tests/setup/docker-engine.sh
+
+image: engine
+	@$(ROOT)/tests/setup/build-image.sh "$(IRONCACHE_TEST_IMAGE)"
+
+apt:
+	@$(ROOT)/tests/setup/apt.sh
+
+setup: apt venv collections image
+
+# ---- tests ------------------------------------------------------------------------------------
+lint-python: venv
+	cd $(ROOT) && ruff check .
+
+SCENARIO ?= default
+molecule: venv collections image
+	cd $(ROOT) && molecule test -s $(SCENARIO)
+
+molecule-%: venv collections image
+	cd $(ROOT) && molecule test -s $*
+
+molecule-all: $(addprefix molecule-,$(SCENARIOS))
+
+galaxy-test: venv image
+	$(ROOT)/tests/galaxy/run.sh
+
+demo: venv collections image
+	$(ROOT)/tests/demo/run.sh
+
+# Runs every target of TEST_TARGETS even when one fails, times each, prints a summary and fails
+# when any failed. The summary is also written to tests/output/make-test.tsv.
+test: setup
+	@mkdir -p $(dir $(RESULTS)); : >$(RESULTS); failed=0; all_start=$$(date +%s); \
+	for t in $(TEST_TARGETS); do \
+		echo "==== make $$t"; start=$$(date +%s); \
+		if $(MAKE) --no-print-directory -C $(ROOT) $$t </dev/null; then r=ok; else r=FAILED; failed=1; fi; \
+		printf '%s\t%s\t%ss\n' "$$t" "$$r" "$$(( $$(date +%s) - start ))" >>$(RESULTS); \
+	done; \
+	printf '%s\t%s\t%ss\n' "total" "$$( [ $$failed = 0 ] && echo ok || echo FAILED )" \
+		"$$(( $$(date +%s) - all_start ))" >>$(RESULTS); \
+	echo "==== summary"; column -t -s $$'\t' $(RESULTS) 2>/dev/null || cat $(RESULTS); \
+	exit $$failed

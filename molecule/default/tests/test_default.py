@@ -1,0 +1,80 @@
+"""Socket-activated IronCache: the listener belongs to systemd and a restart refuses nobody."""
+
+import ironcache_checks as ic
+
+
+def test_socket_unit_active_enabled_listening(host):
+    sock = host.service(ic.SOCKET)
+    assert sock.is_enabled
+    assert sock.is_running
+    assert host.socket("tcp://127.0.0.1:6379").is_listening
+
+
+def test_service_active_enabled(host):
+    svc = host.service(ic.SERVICE)
+    assert svc.is_running
+    assert svc.is_enabled
+
+
+def test_serves_through_the_inherited_socket(host):
+    info = ic.info_server(host)
+    assert info["socket_activated"] == "1"
+    assert int(info["listeners_inherited"]) >= 1
+    assert info["listeners_bound"] == "0"
+    assert int(info["process_id"]) == ic.main_pid(host)
+
+
+def test_systemd_holds_the_listener(host):
+    lines = ic.listen_lines(host)
+    assert lines, "nothing listens on 6379"
+    for line in lines:
+        assert '("systemd",pid=1,' in line, line
+
+
+def test_backlog_is_requested_clamped_to_somaxconn(host):
+    requested, limit, expected = ic.expected_backlog(host)
+    shown = int(host.check_output("systemctl show -p Backlog --value ironcache.socket").strip())
+    send_qs = [ic.send_q(line) for line in ic.listen_lines(host)]
+    ic.record("molecule-default-backlog", {"requested": requested, "somaxconn": limit,
+                                           "Backlog": shown, "ss_send_q": send_qs})
+    assert shown == expected
+    assert send_qs and all(q == expected for q in send_qs)
+
+
+def test_ping_set_get(host):
+    assert ic.redis_cli(host, "PING").strip() == "PONG"
+    assert ic.redis_cli(host, "SET", "molecule:key", "v1").strip() == "OK"
+    assert ic.redis_cli(host, "GET", "molecule:key").strip() == "v1"
+
+
+def test_file_modes(host):
+    conf = host.file(ic.CONF)
+    assert conf.is_file
+    assert conf.mode == 0o640
+    assert conf.user == "root"
+    assert conf.group == "ironcache"
+    data = host.file("/var/lib/ironcache")
+    assert data.is_directory
+    assert data.user == "ironcache"
+    current = host.file("/opt/ironcache/current")
+    assert current.is_symlink
+    assert host.file("/opt/ironcache/current/bin/ironcache").is_file
+
+
+def test_security_rating(host):
+    exposure = ic.security_exposure(host)
+    ic.record("molecule-default-security", {"unit": ic.SERVICE, "exposure": exposure})
+    # Debian's own redis-server.service rates 1.1 on this systemd
+    assert exposure <= 1.1
+
+
+def test_restart_under_tight_loop_refuses_nobody(host):
+    figures = ic.restart_under_probe(host, restarts=3)
+    ic.record("molecule-default-restart", figures)
+    pids = figures["main_pids"]
+    assert len(set(pids)) == len(pids), f"a restart did not replace the process: {pids}"
+    assert figures["ok"] > 0
+    assert figures["refused"] == 0, figures
+    assert figures["reset"] == 0, figures
+    # the socket stayed the same listener the whole time
+    assert ic.info_server(host)["socket_activated"] == "1"
