@@ -8,6 +8,7 @@ same limits and raise `ProtocolError` with Redis's wording.
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 INLINE_MAX = 64 * 1024  # Redis's PROTO_INLINE_MAX_SIZE
@@ -238,11 +239,17 @@ class HiredisParser:
     Every connection starts on `RespParser`; at the first frame boundary where the client is
     authenticated and the next byte is '*', hiredis takes over for the rest of the connection
     (hiredis cannot hand a half-parsed stream back, so the switch goes one way only). Inline
-    clients (telnet) stay on the Python parser. Under hiredis the bulk-length limit is checked
-    when a request completes, and the query buffer limit bounds what an incomplete one holds.
+    clients (telnet) stay on the Python parser.
+
+    hiredis waits for a frame to complete before it says anything, while Redis refuses a bad
+    header at once. So we keep the bytes not yet returned as commands (`buf`) and, when a read
+    ends inside a frame, let `RespParser` judge that frame's beginning: a bad header (an
+    over-limit bulk, a non-bulk element) is refused as soon as it arrives, as Redis does.
     """
 
-    __slots__ = ("reader", "py", "limits", "authenticated", "hiredis")
+    __slots__ = ("reader", "py", "limits", "authenticated", "hiredis", "buf", "returned")
+
+    VALIDATE_MAX = 64 * 1024
 
     def __init__(
         self,
@@ -255,6 +262,8 @@ class HiredisParser:
         self.py: RespParser | None = RespParser(max_bulk_len, max_multibulk_len)
         self.limits = [max_bulk_len, max_multibulk_len]
         self.authenticated = True
+        self.buf: bytearray | None = bytearray()  # None: stopped tracking (odd encodings)
+        self.returned: list[list[bytes]] = []  # commands taken out of `buf` since it was trimmed
 
     @property
     def max_bulk_len(self) -> int:
@@ -279,6 +288,8 @@ class HiredisParser:
             self.py = None
             self.reader = self.hiredis.Reader()
         self.reader.feed(data)
+        if self.buf is not None:
+            self.buf += data
 
     def next_command(self) -> list[bytes] | None:
         if self.py is not None:
@@ -301,18 +312,59 @@ class HiredisParser:
             except Exception as e:  # hiredis.ProtocolError
                 return cmds, ProtocolError(_hiredis_message(e))
             if cmd is False:
-                break
+                self.returned += cmds
+                return cmds, self._check_tail()
             try:
                 # One C-speed check that this is a list of bytes within the bulk limit.
                 if max(map(len, cmd)) <= limit and type(cmd[0]) is bytes:
                     cmds.append(cmd)
                     continue
             except (TypeError, ValueError):
-                if cmd == []:
-                    continue  # "*0": nothing to run, as in Redis
+                if cmd == [] or cmd is None:
+                    self.buf = None  # "*0" and "*-1" run nothing, as in Redis; stop tracking
+                    continue
                 return cmds, ProtocolError(_shape_error(cmd))
             return cmds, ProtocolError("invalid bulk length")
+        self.returned += cmds
         return cmds, None
+
+    def _check_tail(self) -> ProtocolError | None:
+        """Judge the start of an incomplete frame; also trims `buf` to that frame."""
+        buf = self.buf
+        if buf is None:
+            return None
+        used = encoded_size(self.returned)
+        self.returned = []
+        if used == len(buf):
+            buf.clear()
+            return None
+        if used > len(buf) or buf[used] != 0x2A:  # non-canonical lengths: cannot follow
+            self.buf = None
+            return None
+        del buf[:used]
+        probe = RespParser(*self.limits)
+        probe.feed(bytes(buf[: self.VALIDATE_MAX]))
+        try:
+            if probe.next_command() is not None:
+                self.buf = None  # hiredis and we disagree on framing: stop judging
+        except ProtocolError as e:
+            return e
+        return None
+
+
+def encoded_size(cmds: list[list[bytes]]) -> int:
+    """Bytes these commands took as canonical multibulk frames (C-level maps, no loop per arg)."""
+    if not cmds:
+        return 0
+    counts = list(map(len, cmds))
+    lens = list(map(len, chain.from_iterable(cmds)))
+    return (
+        3 * len(cmds)
+        + sum(map(len, map(str, counts)))
+        + 5 * len(lens)
+        + sum(lens)
+        + sum(map(len, map(str, lens)))
+    )
 
 
 def _hiredis_message(e: Exception) -> str:

@@ -116,6 +116,44 @@ def to_float(v: bytes) -> float:
     return x
 
 
+def add_floats(old: bytes | None, incr: bytes, not_float: str = NOT_FLOAT) -> bytes:
+    """INCRBYFLOAT arithmetic as Redis does it: long double sum, printed with %.17Lg.
+
+    Decimal keeps the exact value of both operands, so 0.1 + 0.2 prints 0.3 as in Redis.
+    """
+    import decimal
+
+    to_float(incr)
+    base = decimal.Decimal(0)
+    if old is not None:
+        try:
+            to_float(old)
+        except CommandError:
+            raise CommandError(not_float) from None
+        base = decimal.Decimal(old.decode())
+    total = base + decimal.Decimal(incr.decode())
+    if not total.is_finite() or not math.isfinite(float(total)):
+        raise CommandError("ERR increment would produce NaN or Infinity")
+    return format_g17(total).encode()
+
+
+def format_g17(x: Any) -> str:
+    """printf's %.17g for a Decimal: 17 significant digits, trailing zeros dropped."""
+    import decimal
+
+    d = decimal.Context(prec=17).plus(x)
+    if d.is_zero():
+        return "0"
+    exp = d.adjusted()
+    if -4 <= exp < 17:
+        text = format(d, "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    mant, _, power = format(d, ".16e").partition("e")
+    mant = mant.rstrip("0").rstrip(".") if "." in mant else mant
+    sign = "-" if power.startswith("-") else "+"
+    return f"{mant}e{sign}{int(power.lstrip('+-')):02d}"
+
+
 def check_type(value: Any, expected: type) -> None:
     if type(value) is not expected:
         raise CommandError(WRONGTYPE)
@@ -166,6 +204,23 @@ def matcher(pattern: bytes) -> Callable[[bytes], bool]:
         return lambda _k: True
     rx = glob_to_regex(pattern)
     return lambda k: rx.match(k) is not None
+
+
+def subcommand(argv: list[bytes], arities: dict[bytes, int]) -> bytes:
+    """The lower-case subcommand of a container command (CONFIG GET...), checked as Redis does."""
+    sub = argv[1].lower()
+    arity = arities.get(sub)
+    container = argv[0].decode(errors="replace")
+    if arity is None:
+        raise CommandError(
+            f"ERR unknown subcommand '{argv[1][:128].decode(errors='replace')}'. "
+            f"Try {container.upper()} HELP."
+        )
+    if len(argv) != arity if arity > 0 else len(argv) < -arity:
+        raise CommandError(
+            f"ERR wrong number of arguments for '{container.lower()}|{sub.decode()}' command"
+        )
+    return sub
 
 
 def load_all() -> None:

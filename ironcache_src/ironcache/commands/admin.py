@@ -10,9 +10,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ironcache._version import __version__
-from ironcache.commands import TABLE, Command, CommandError, command
+from ironcache.commands import TABLE, Command, CommandError, command, subcommand
 from ironcache.commands.connection import REDIS_COMPAT_VERSION
-from ironcache.config import DIRECTIVES, INFORMATIONAL, ConfigError
+from ironcache.config import DIRECTIVES, ConfigError
 from ironcache.keyspace import now_ms
 from ironcache.log import log
 from ironcache.protocol import OK, Status, bulk, bulk_array, encode, integer
@@ -205,28 +205,28 @@ CONFIG_HELP = [
 
 @command("config", -2, "admin noscript loading stale", group="server", summary="Configuration.")
 def config(c: Client, argv: list[bytes]) -> bytes:
-    sub = argv[1].lower()
+    sub = subcommand(argv, CONFIG_ARITY)
     srv = c.server
-    if sub == b"get" and len(argv) >= 3:
+    if sub == b"get":
         found = srv.config.get_matching(a.decode(errors="replace") for a in argv[2:])
         return encode(found, c.resp)
-    if sub == b"set" and len(argv) >= 4 and len(argv) % 2 == 0:
+    if sub == b"set":
+        if len(argv) % 2:
+            raise CommandError("ERR wrong number of arguments for 'config|set' command")
         config_set(srv, argv[2:])
         return OK
-    if sub == b"resetstat" and len(argv) == 2:
+    if sub == b"resetstat":
         srv.reset_stats()
         return OK
-    if sub == b"rewrite" and len(argv) == 2:
+    if sub == b"rewrite":
         raise CommandError(
             "ERR CONFIG REWRITE is not supported: the configuration file is managed by "
             "the deployment (Ansible role ironcache.ironcache.ironcache)"
         )
-    if sub == b"help" and len(argv) == 2:
-        return encode([Status(line) for line in CONFIG_HELP], c.resp)
-    raise CommandError(
-        f"ERR unknown subcommand or wrong number of arguments for "
-        f"'{argv[1].decode(errors='replace')}'. Try CONFIG HELP."
-    )
+    return encode([Status(line) for line in CONFIG_HELP], c.resp)
+
+
+CONFIG_ARITY = {b"get": -3, b"set": -4, b"resetstat": 2, b"rewrite": 2, b"help": 2}
 
 
 LISTENER_DIRECTIVES = {"port": "tcp", "bind": "tcp", "unixsocket": "unix"}
@@ -240,7 +240,7 @@ def config_set(srv: Server, args: list[bytes]) -> None:
         name = args[i].decode(errors="replace").lower()
         raw = args[i + 1].decode(errors="replace")
         d = DIRECTIVES.get(name)
-        if d is None or name in INFORMATIONAL:
+        if d is None:
             raise CommandError(
                 f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
             )
@@ -320,8 +320,8 @@ def command_docs(cmd: Command) -> dict[str, Any]:
 def command_(c: Client, argv: list[bytes]) -> bytes:
     if len(argv) == 1:
         return encode([command_info(x) for x in TABLE.values()], c.resp)
-    sub = argv[1].lower()
-    if sub == b"count" and len(argv) == 2:
+    sub = subcommand(argv, COMMAND_ARITY)
+    if sub == b"count":
         return integer(len(TABLE))
     if sub == b"info":
         names = argv[2:] or list(TABLE)
@@ -331,9 +331,9 @@ def command_(c: Client, argv: list[bytes]) -> bytes:
     if sub == b"docs":
         names = [n.lower() for n in argv[2:]] or list(TABLE)
         return encode({n.decode(): command_docs(TABLE[n]) for n in names if n in TABLE}, c.resp)
-    if sub == b"list" and len(argv) == 2:
+    if sub == b"list":
         return bulk_array(list(TABLE))
-    if sub == b"getkeys" and len(argv) >= 3:
+    if sub == b"getkeys":
         cmd = TABLE.get(argv[2].lower())
         if cmd is None:
             raise CommandError("ERR Invalid command specified")
@@ -341,10 +341,20 @@ def command_(c: Client, argv: list[bytes]) -> bytes:
         if not keys:
             raise CommandError("ERR The command has no key arguments")
         return bulk_array(keys)
-    raise CommandError(
-        f"ERR unknown subcommand or wrong number of arguments for "
-        f"'{argv[1].decode(errors='replace')}'. Try COMMAND HELP."
-    )
+    return encode([Status(line) for line in COMMAND_HELP], c.resp)
+
+
+COMMAND_ARITY = {b"count": 2, b"info": -2, b"docs": -2, b"list": -2, b"getkeys": -3, b"help": 2}
+COMMAND_HELP = [
+    "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "(no subcommand)", "    Return details about all commands.",
+    "COUNT", "    Return the total number of commands.",
+    "INFO [<command-name> ...]", "    Return details about the named commands.",
+    "DOCS [<command-name> ...]", "    Return documentation of the named commands.",
+    "LIST", "    Return the names of all commands.",
+    "GETKEYS <full-command>", "    Return the keys of a full command.",
+    "HELP", "    Print this help.",
+]
 
 
 # ------------------------------------------------------------------ misc

@@ -6,7 +6,7 @@ import hmac
 from typing import TYPE_CHECKING
 
 from ironcache._version import __version__
-from ironcache.commands import SYNTAX, CommandError, command, to_int
+from ironcache.commands import SYNTAX, CommandError, command, subcommand, to_int
 from ironcache.protocol import OK, PONG, Status, bulk, encode, integer, null
 
 if TYPE_CHECKING:
@@ -36,10 +36,7 @@ def quit_(c: Client, argv: list[bytes]) -> bytes:
 
 @command("select", 2, "fast stale", group="connection", summary="Changes the selected database.")
 def select(c: Client, argv: list[bytes]) -> bytes:
-    try:
-        index = to_int(argv[1])
-    except CommandError:
-        raise CommandError("ERR invalid DB index") from None
+    index = to_int(argv[1])
     dbs = c.server.keyspace.dbs
     if not 0 <= index < len(dbs):
         raise CommandError("ERR DB index is out of range")
@@ -173,17 +170,17 @@ CLIENT_HELP = [
 
 @command("client", -2, "stale", group="connection", summary="A container for client commands.")
 def client(c: Client, argv: list[bytes]) -> bytes:
-    sub = argv[1].lower()
+    sub = subcommand(argv, CLIENT_ARITY)
     n = len(argv)
     srv = c.server
-    if sub == b"id" and n == 2:
+    if sub == b"id":
         return integer(c.id)
-    if sub == b"getname" and n == 2:
+    if sub == b"getname":
         return bulk(c.name) if c.name else null(c.resp)
-    if sub == b"setname" and n == 3:
+    if sub == b"setname":
         c.name = _valid_name(argv[2])
         return OK
-    if sub == b"setinfo" and n == 4:
+    if sub == b"setinfo":
         attr = argv[2].lower()
         value = _valid_name(argv[3])
         if attr == b"lib-name":
@@ -193,7 +190,7 @@ def client(c: Client, argv: list[bytes]) -> bytes:
         else:
             raise CommandError(f"ERR Unrecognized option '{argv[2].decode(errors='replace')}'")
         return OK
-    if sub == b"info" and n == 2:
+    if sub == b"info":
         return bulk(c.info_line().encode() + b"\n")
     if sub == b"list":
         chosen = list(srv.clients.values())
@@ -207,18 +204,19 @@ def client(c: Client, argv: list[bytes]) -> bytes:
         elif n != 2:
             raise CommandError(SYNTAX)
         return bulk("".join(x.info_line() + "\n" for x in chosen).encode())
-    if sub == b"kill" and n >= 3:
+    if sub == b"kill":
         return _kill(c, argv)
-    if sub == b"no-evict" and n == 3:
+    if sub == b"no-evict":
         if argv[2].lower() not in (b"on", b"off"):
             raise CommandError(SYNTAX)
         return OK
-    if sub == b"help" and n == 2:
-        return encode([Status(line) for line in CLIENT_HELP], c.resp)
-    raise CommandError(
-        f"ERR unknown subcommand or wrong number of arguments for "
-        f"'{argv[1].decode(errors='replace')}'. Try CLIENT HELP."
-    )
+    return encode([Status(line) for line in CLIENT_HELP], c.resp)
+
+
+CLIENT_ARITY = {
+    b"id": 2, b"getname": 2, b"setname": 3, b"setinfo": 4, b"info": 2, b"list": -2,
+    b"kill": -3, b"no-evict": 3, b"help": 2,
+}
 
 
 def _kill(c: Client, argv: list[bytes]) -> bytes:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ironcache.commands import WRONGTYPE, CommandError, command, to_float, to_int
+from ironcache.commands import WRONGTYPE, CommandError, add_floats, command, to_int
 from ironcache.commands.keys import parse_cursor, scan_options, scan_reply, scan_step
 from ironcache.keyspace import CONTAINER_OVERHEAD, FIELD_OVERHEAD, Entry
-from ironcache.protocol import ONE, ZERO, bulk, bulk_array, encode, format_double, integer, null
+from ironcache.protocol import ONE, ZERO, bulk, bulk_array, encode, integer, null
 
 if TYPE_CHECKING:
     from ironcache.client import Client
@@ -152,17 +152,8 @@ def hincrby(c: Client, argv: list[bytes]) -> bytes:
 
 @command("hincrbyfloat", 4, "write denyoom fast", K1, "hash", "Increments a field's float value.")
 def hincrbyfloat(c: Client, argv: list[bytes]) -> bytes:
-    delta = to_float(argv[3])
     h = read_hash(c, argv[1]) or {}
-    old = h.get(argv[2])
-    try:
-        base = 0.0 if old is None else to_float(old)
-    except CommandError:
-        raise CommandError("ERR hash value is not a float") from None
-    x = base + delta
-    if x in (float("inf"), float("-inf")) or x != x:
-        raise CommandError("ERR increment would produce NaN or Infinity")
-    out = format_double(x)
+    out = add_floats(h.get(argv[2]), argv[3], "ERR hash value is not a float")
     _set_fields(c, [argv[0], argv[1], argv[2], out], "hincrbyfloat")
     return bulk(out)
 

@@ -45,10 +45,10 @@ def touch(c: Client, argv: list[bytes]) -> bytes:
 def _expire(c: Client, argv: list[bytes], unit: int, absolute: bool, name: str) -> bytes:
     db, key = c.db, argv[1]
     n = to_int(argv[2])
+    for a in argv[3:]:
+        if a.lower() not in (b"nx", b"xx", b"gt", b"lt"):
+            raise CommandError(f"ERR Unsupported option {a.decode(errors='replace')}")
     flags = {a.lower() for a in argv[3:]}
-    unknown = flags - {b"nx", b"xx", b"gt", b"lt"}
-    if unknown:
-        raise CommandError(f"ERR Unsupported option {sorted(unknown)[0].decode(errors='replace')}")
     if b"nx" in flags and flags & {b"xx", b"gt", b"lt"}:
         raise CommandError("ERR NX and XX, GT or LT options at the same time are not compatible")
     if b"gt" in flags and b"lt" in flags:

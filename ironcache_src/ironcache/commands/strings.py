@@ -9,8 +9,8 @@ from ironcache.commands import (
     SYNTAX,
     WRONGTYPE,
     CommandError,
+    add_floats,
     command,
-    to_float,
     to_int,
 )
 from ironcache.keyspace import STR_OVERHEAD, Database, now_ms
@@ -20,7 +20,6 @@ from ironcache.protocol import (
     ONE,
     ZERO,
     bulk,
-    format_double,
     integer,
     null,
 )
@@ -297,20 +296,11 @@ def decrby(c: Client, argv: list[bytes]) -> bytes:
 
 @command("incrbyfloat", 3, W + " fast", K1, "string", "Increments the float value of a key.")
 def incrbyfloat(c: Client, argv: list[bytes]) -> bytes:
-    old = get_str(c.db, argv[1])
-    try:
-        base = 0.0 if old is None else to_float(old)
-    except CommandError:
-        raise CommandError(NOT_FLOAT_VALUE) from None
-    x = base + to_float(argv[2])
-    if x in (float("inf"), float("-inf")) or x != x:
-        raise CommandError("ERR increment would produce NaN or Infinity")
-    out = format_double(x)
+    out = add_floats(get_str(c.db, argv[1]), argv[2])
     put_str(c.db, argv[1], out, keep_ttl=True)
     return bulk(out)
 
 
-NOT_FLOAT_VALUE = "ERR value is not a valid float"
 
 
 @command("getrange", 4, "readonly", K1, "string", "Returns a substring of a string value.")
