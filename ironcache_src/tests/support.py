@@ -103,7 +103,8 @@ class Server:
     def __init__(self, workdir: Path, directives: dict[str, Any] | None = None,
                  port: int | None = None, config_file: Path | None = None,
                  env: dict[str, str] | None = None, password: str | None = None,
-                 unixsocket: str | None = None, tcp: bool = True) -> None:
+                 unixsocket: str | None = None, tcp: bool = True,
+                 prefix: Sequence[str] = (), pass_fds: Sequence[int] = ()) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = (port or free_port()) if tcp else 0
@@ -113,6 +114,8 @@ class Server:
         self.password = password
         self.unixsocket = unixsocket
         self.log_path = workdir / "server.log"
+        self.prefix = list(prefix)  # e.g. systemd-socket-activate ... or the fd launcher
+        self.pass_fds = tuple(pass_fds)
         self.proc: subprocess.Popen[bytes] | None = None
         self.returncode: int | None = None
 
@@ -140,8 +143,9 @@ class Server:
     def start(self, wait: bool = True) -> Server:
         env = ironcache_env(self.extra_env)
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=env, cwd=self.workdir)
+            self.proc = subprocess.Popen(self.prefix + self.command(), stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=env, cwd=self.workdir, pass_fds=self.pass_fds)
         if wait:
             self.wait_ready()
         return self
@@ -360,7 +364,7 @@ class RawConn:
             self.sock.settimeout(max(0.05, deadline - time.monotonic()))
             try:
                 chunk = self.sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 break
             except (ConnectionResetError, BrokenPipeError):
                 return data

@@ -269,7 +269,7 @@ def test_garbage_never_crashes_server(server: Server, payload: bytes) -> None:
             try:
                 if not sock.recv(65536):
                     break
-            except (socket.timeout, ConnectionResetError):
+            except (TimeoutError, ConnectionResetError):
                 break
     except (BrokenPipeError, ConnectionResetError):
         pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import time
@@ -10,7 +11,16 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from support import RespError, Server, info_fields, ironcache_only, poll, wire_error
+from support import (
+    RespError,
+    Server,
+    free_port,
+    info_fields,
+    ironcache_only,
+    poll,
+    wait_port_closed,
+    wire_error,
+)
 
 # -- INFO -----------------------------------------------------------------------------------
 
@@ -235,10 +245,8 @@ def test_shutdown_via_redis_py(make_server: Callable[..., Server]) -> None:
     srv = make_server()
     c = srv.client()
     c.set("k", "v")
-    try:
+    with contextlib.suppress(redis.ConnectionError):
         c.shutdown(nosave=True)
-    except redis.ConnectionError:
-        pass
     assert srv.wait() == 0
 
 
@@ -284,3 +292,16 @@ def test_wrong_arguments_for_subcommands(server: Server) -> None:
     with server.raw() as c:
         assert isinstance(c.call("COMMAND", "FOO"), RespError)
         assert c.call("PING") == "PONG"
+
+
+def test_config_set_port_rebinds_self_bound(make_server: Callable[..., Server]) -> None:
+    srv = make_server()
+    old, new = srv.port, free_port()
+    c = srv.client(single_connection_client=True)
+    assert c.config_set("port", str(new)) is True
+    assert c.ping() is True  # the existing connection stays
+    fresh = redis.Redis(host="127.0.0.1", port=new, socket_timeout=10)
+    assert fresh.ping() is True
+    fresh.close()
+    wait_port_closed(old)
+    srv.port = new  # so teardown and later clients use the new port

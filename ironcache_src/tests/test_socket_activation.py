@@ -1,0 +1,358 @@
+"""Socket activation for real: systemd-socket-activate (systemd 252) and an fd launcher.
+
+systemd-socket-activate listens, and on the first connection execs the program in its own
+process (same pid) with LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES; it passes on only TERM, PATH,
+USER, HOME and what `-E` sets, so PYTHONPATH goes through `-E`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from support import (
+    IS_REDIS,
+    SERVER_PYTHON,
+    SRC_DIR,
+    TESTS_DIR,
+    RespError,
+    Server,
+    free_port,
+    listening_sockets,
+    log_matches,
+    poll,
+    wait_port_closed,
+)
+
+pytestmark = [
+    pytest.mark.skipif(IS_REDIS, reason="socket activation is IronCache-specific"),
+]
+
+SSA = shutil.which("systemd-socket-activate")
+needs_ssa = pytest.mark.skipif(SSA is None, reason="systemd-socket-activate not installed")
+
+
+def ssa_prefix(listen: list[str], fdnames: list[str] | None = None,
+               env: dict[str, str] | None = None) -> list[str]:
+    assert SSA is not None
+    cmd = [SSA]
+    for addr in listen:
+        cmd += ["-l", addr]
+    if fdnames:
+        cmd.append("--fdname=" + ":".join(fdnames))
+    passed = {"PYTHONPATH": str(SRC_DIR), "PYTHONUNBUFFERED": "1", **(env or {})}
+    for k, v in passed.items():
+        cmd += ["-E", f"{k}={v}"]
+    return cmd
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    started: list[Server] = []
+    yield started
+    failures = []
+    for srv in started:
+        if srv.proc is None or srv.returncode is not None:
+            continue
+        if srv.proc.poll() is not None:
+            failures.append(f"exited early with {srv.proc.returncode}:\n{srv.log_text()}")
+            continue
+        code = srv.stop()
+        if code != 0:
+            failures.append(f"exit code {code} after SIGTERM:\n{srv.log_text()}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A short directory for unix socket paths (sun_path holds 108 bytes)."""
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="icsa-"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def wait_listening(srv: Server, count: int) -> None:
+    poll(lambda: srv.log_text().count("Listening on") >= count, 10, 0.02,
+         "systemd-socket-activate to listen")
+
+
+def info_server(srv: Server) -> dict[str, object]:
+    return srv.client().info("server")
+
+
+@needs_ssa
+def test_tcp_activation(tmp_path: Path, servers: list[Server]) -> None:
+    port = free_port()
+    srv = Server(tmp_path, port=port,
+                 prefix=ssa_prefix([f"127.0.0.1:{port}"], fdnames=["ironcache"]))
+    servers.append(srv)
+    srv.start(wait=False)
+    wait_listening(srv, 1)
+    backlog_before = listening_sockets(port)[0]["send_q"]
+    srv.wait_ready()  # the first connection starts the server
+    info = info_server(srv)
+    assert info["socket_activated"] == 1
+    assert info["listeners_inherited"] == 1
+    assert info["listeners_bound"] == 0
+    assert info["process_id"] == srv.pid  # systemd-socket-activate execs in place
+    assert info["tcp_port"] == port
+    c = srv.client()
+    assert c.set("k", "v") is True and c.get("k") == "v"
+    rows = listening_sockets(port)
+    assert len(rows) == 1, rows  # the inherited socket, nothing bound besides it
+    assert rows[0]["send_q"] == backlog_before  # the backlog was not shrunk
+    assert log_matches(srv.log_text(), r"inherit")
+    assert srv.stop() == 0
+    wait_port_closed(port)
+
+
+@needs_ssa
+def test_activation_with_redis_cli_and_many_clients(tmp_path: Path,
+                                                    servers: list[Server]) -> None:
+    port = free_port()
+    srv = Server(tmp_path, port=port, prefix=ssa_prefix([f"127.0.0.1:{port}"]))
+    servers.append(srv)
+    srv.start(wait=False)
+    wait_listening(srv, 1)
+    # Several clients connect before the server is even running: all queue in the backlog.
+    early = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(5)]
+    for s in early:
+        s.sendall(b"PING\r\n")
+    for s in early:
+        assert s.recv(100) == b"+PONG\r\n"
+        s.close()
+    if shutil.which("redis-cli"):
+        assert srv.cli("PING").stdout.strip() == "PONG"
+
+
+@needs_ssa
+def test_unix_activation_never_unlinks_path(short_dir: Path, tmp_path: Path,
+                                            servers: list[Server]) -> None:
+    path = str(short_dir / "ic.sock")
+    srv = Server(tmp_path, tcp=False, unixsocket=path, prefix=ssa_prefix([path]))
+    servers.append(srv)
+    srv.start(wait=False)
+    wait_listening(srv, 1)
+    srv.wait_ready()
+    info = info_server(srv)
+    assert info["socket_activated"] == 1
+    assert info["listeners_inherited"] == 1
+    assert info["listeners_bound"] == 0
+    c = srv.client()
+    assert c.set("u", "1") is True and c.incr("u") == 2
+    assert srv.stop() == 0
+    assert os.path.exists(path)  # systemd owns an inherited unix socket's path
+
+
+@needs_ssa
+def test_two_listeners_tcp_and_unix(short_dir: Path, tmp_path: Path,
+                                    servers: list[Server]) -> None:
+    port = free_port()
+    path = str(short_dir / "two.sock")
+    srv = Server(tmp_path, port=port, unixsocket=path,
+                 prefix=ssa_prefix([f"127.0.0.1:{port}", path], fdnames=["tcp", "unix"]))
+    servers.append(srv)
+    srv.start(wait=False)
+    wait_listening(srv, 2)
+    srv.wait_ready()
+    info = info_server(srv)
+    assert info["listeners_inherited"] == 2
+    assert info["listeners_bound"] == 0
+    tcp = srv.client()
+    unix = redis.Redis(unix_socket_path=path, decode_responses=True, socket_timeout=10)
+    tcp.set("shared", "yes")
+    assert unix.get("shared") == "yes"
+    unix.close()
+
+
+@needs_ssa
+def test_two_tcp_listeners(tmp_path: Path, servers: list[Server]) -> None:
+    port = free_port()
+    srv = Server(tmp_path, port=port,
+                 directives={"bind": ["127.0.0.1", "::1"]},
+                 prefix=ssa_prefix([f"127.0.0.1:{port}", f"[::1]:{port}"]))
+    servers.append(srv)
+    srv.start(wait=False)
+    wait_listening(srv, 2)
+    srv.wait_ready()
+    info = info_server(srv)
+    assert info["listeners_inherited"] == 2
+    assert info["listeners_bound"] == 0
+    v6 = redis.Redis(host="::1", port=port, socket_timeout=10)
+    assert v6.ping() is True
+    v6.close()
+
+
+@needs_ssa
+def test_partial_activation_binds_the_rest(short_dir: Path, tmp_path: Path,
+                                           servers: list[Server]) -> None:
+    port = free_port()
+    path = str(short_dir / "self.sock")
+    srv = Server(tmp_path, port=port, unixsocket=path,
+                 prefix=ssa_prefix([f"127.0.0.1:{port}"]))
+    servers.append(srv)
+    srv.start(wait=False)
+    wait_listening(srv, 1)
+    srv.wait_ready()
+    info = info_server(srv)
+    assert info["listeners_inherited"] == 1
+    assert info["listeners_bound"] == 1
+    unix = redis.Redis(unix_socket_path=path, socket_timeout=10)
+    assert unix.ping() is True
+    unix.close()
+
+
+@needs_ssa
+def test_mismatched_address_is_closed_not_adopted(tmp_path: Path,
+                                                  servers: list[Server]) -> None:
+    configured, foreign = free_port(), free_port()
+    srv = Server(tmp_path, port=configured, prefix=ssa_prefix([f"127.0.0.1:{foreign}"]))
+    servers.append(srv)
+    srv.start(wait=False)
+    wait_listening(srv, 1)
+    # The first connection (to the foreign port) starts the server ...
+    trigger = socket.create_connection(("127.0.0.1", foreign), timeout=20)
+    # ... which closes that fd with a warning and binds its configured port itself.
+    srv.wait_ready()
+    info = info_server(srv)
+    assert info["listeners_inherited"] == 0
+    assert info["listeners_bound"] == 1
+    assert info["tcp_port"] == configured
+    trigger.settimeout(10)
+    with contextlib.suppress(ConnectionResetError):
+        assert trigger.recv(100) == b""  # never served: dropped with the closed listener
+    trigger.close()
+    wait_port_closed(foreign)
+    log = srv.log_text()
+    assert log_matches(log, r"warn.*\bfd 3\b|\bfd 3\b.*warn|\bfd 3\b.*clos|clos.*\bfd 3\b"), log
+    assert str(foreign) in log
+
+
+def launch_with_fd(tmp_path: Path, sock: socket.socket, port: int, listen_pid: str,
+                   fdnames: str = "ironcache", directives: dict[str, object] | None = None,
+                   env: dict[str, str] | None = None) -> Server:
+    fd = sock.fileno()
+    prefix = [sys.executable, str(TESTS_DIR / "launcher.py"), str(fd), listen_pid, fdnames,
+              "--"]
+    return Server(tmp_path, port=port, directives=directives, prefix=prefix, pass_fds=[fd],
+                  env=env)
+
+
+def listening_socket(port: int, backlog: int) -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(backlog)
+    return s
+
+
+def test_backlog_not_shrunk(tmp_path: Path, servers: list[Server]) -> None:
+    assert SERVER_PYTHON  # the launcher execs the same interpreter
+    port = free_port()
+    sock = listening_socket(port, 1024)
+    assert listening_sockets(port)[0]["send_q"] == "1024"
+    srv = launch_with_fd(tmp_path, sock, port, "self", directives={"tcp-backlog": 511})
+    servers.append(srv)
+    srv.start()
+    sock.close()  # the server holds its own copy
+    info = info_server(srv)
+    assert info["socket_activated"] == 1
+    assert info["listeners_inherited"] == 1
+    assert info["process_id"] == srv.pid
+    rows = listening_sockets(port)
+    assert [row["send_q"] for row in rows] == ["1024"], rows
+    # Still 1024 after serving some clients.
+    for _ in range(20):
+        assert srv.client().ping() is True
+    assert [row["send_q"] for row in listening_sockets(port)] == ["1024"]
+
+
+def test_listen_pid_of_another_process_is_ignored(tmp_path: Path,
+                                                  servers: list[Server]) -> None:
+    configured, other = free_port(), free_port()
+    sock = listening_socket(other, 16)
+    srv = launch_with_fd(tmp_path, sock, configured, str(os.getppid() or 1))
+    servers.append(srv)
+    srv.start()
+    sock.close()
+    info = info_server(srv)
+    assert info["socket_activated"] == 0
+    assert info["listeners_inherited"] == 0
+    assert info["listeners_bound"] == 1
+    assert srv.client().set("k", "v") is True
+    # Not adopted and not ours to close: no "closing inherited fd" warning about it.
+    assert not log_matches(srv.log_text(), r"closing inherited fd 3")
+
+
+def test_listen_pid_matching_port_mismatch_via_launcher(tmp_path: Path,
+                                                        servers: list[Server]) -> None:
+    configured, other = free_port(), free_port()
+    sock = listening_socket(other, 16)
+    srv = launch_with_fd(tmp_path, sock, configured, "self")
+    servers.append(srv)
+    srv.start()
+    sock.close()
+    info = info_server(srv)
+    assert info["listeners_inherited"] == 0
+    assert info["listeners_bound"] == 1
+    assert log_matches(srv.log_text(), r"\bfd 3\b")
+    wait_port_closed(other)
+
+
+def test_self_bind_path(make_server: Callable[..., Server]) -> None:
+    srv = make_server({"tcp-backlog": 511})
+    info = srv.client().info("server")
+    assert info["socket_activated"] == 0
+    assert info["listeners_inherited"] == 0
+    assert info["listeners_bound"] == 1
+    rows = listening_sockets(srv.port)
+    assert [row["send_q"] for row in rows] == ["511"], rows
+
+
+def test_config_set_port_refused_on_inherited_listener(tmp_path: Path,
+                                                       servers: list[Server]) -> None:
+    port = free_port()
+    sock = listening_socket(port, 128)
+    srv = launch_with_fd(tmp_path, sock, port, "self")
+    servers.append(srv)
+    srv.start()
+    sock.close()
+    with srv.raw() as c:
+        reply = c.call("CONFIG", "SET", "port", str(free_port()))
+        assert isinstance(reply, RespError), reply
+        assert ".socket" in reply
+        reply = c.call("CONFIG", "SET", "bind", "127.0.0.2")
+        assert isinstance(reply, RespError) and ".socket" in reply
+        assert c.call("CONFIG", "GET", "port") == [b"port", str(port).encode()]
+        assert c.call("PING") == "PONG"
+
+
+@needs_ssa
+def test_activation_notify_ready_after_listeners(tmp_path: Path, short_dir: Path,
+                                                 servers: list[Server]) -> None:
+    from test_systemd import NotifyListener
+
+    port = free_port()
+    with NotifyListener(short_dir / "notify.sock") as notify:
+        srv = Server(tmp_path, port=port,
+                     prefix=ssa_prefix([f"127.0.0.1:{port}"], env={"NOTIFY_SOCKET": notify.path}))
+        servers.append(srv)
+        srv.start(wait=False)
+        wait_listening(srv, 1)
+        trigger = socket.create_connection(("127.0.0.1", port), timeout=20)
+        notify.wait_for("READY=1")
+        trigger.sendall(b"PING\r\n")
+        assert trigger.recv(100) == b"+PONG\r\n"
+        trigger.close()
+        assert srv.stop() == 0
+        notify.wait_for("STOPPING=1")
