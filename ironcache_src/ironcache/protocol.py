@@ -247,7 +247,7 @@ class HiredisParser:
     over-limit bulk, a non-bulk element) is refused as soon as it arrives, as Redis does.
     """
 
-    __slots__ = ("reader", "py", "limits", "authenticated", "hiredis", "buf", "returned")
+    __slots__ = ("reader", "py", "limits", "authenticated", "hiredis", "buf", "returned", "skipped")
 
     VALIDATE_MAX = 64 * 1024
 
@@ -264,6 +264,7 @@ class HiredisParser:
         self.authenticated = True
         self.buf: bytearray | None = bytearray()  # None: stopped tracking (odd encodings)
         self.returned: list[list[bytes]] = []  # commands taken out of `buf` since it was trimmed
+        self.skipped = 0  # bytes of "*0" / "*-1" frames taken out of `buf` since then
 
     @property
     def max_bulk_len(self) -> int:
@@ -310,7 +311,7 @@ class HiredisParser:
             try:
                 cmd = gets()
             except Exception as e:  # hiredis.ProtocolError
-                return cmds, ProtocolError(_hiredis_message(e))
+                return self._fall_back(cmds, ProtocolError(_hiredis_message(e)))
             if cmd is False:
                 self.returned += cmds
                 return cmds, self._check_tail()
@@ -321,9 +322,9 @@ class HiredisParser:
                     continue
             except (TypeError, ValueError):
                 if cmd == [] or cmd is None:
-                    self.buf = None  # "*0" and "*-1" run nothing, as in Redis; stop tracking
+                    self.skipped += 4 if cmd == [] else 5  # "*0" / "*-1": nothing to run
                     continue
-                return cmds, ProtocolError(_shape_error(cmd))
+                return self._fall_back(cmds, ProtocolError(_shape_error(cmd)))
             return cmds, ProtocolError("invalid bulk length")
         self.returned += cmds
         return cmds, None
@@ -333,8 +334,9 @@ class HiredisParser:
         buf = self.buf
         if buf is None:
             return None
-        used = encoded_size(self.returned)
+        used = encoded_size(self.returned) + self.skipped
         self.returned = []
+        self.skipped = 0
         if used == len(buf):
             buf.clear()
             return None
@@ -350,6 +352,26 @@ class HiredisParser:
         except ProtocolError as e:
             return e
         return None
+
+    def _fall_back(
+        self, cmds: list[list[bytes]], err: ProtocolError
+    ) -> tuple[list[list[bytes]], ProtocolError | None]:
+        """hiredis refused the stream: let the Python parser take the bytes it did not return.
+
+        The Python parser accepts what Redis accepts (an inline command after a multibulk one)
+        and words the error as Redis does; when the bytes are not tracked, hiredis's word stands.
+        """
+        buf = self.buf
+        used = encoded_size(self.returned + cmds) + self.skipped
+        if buf is None or used > len(buf):
+            return cmds, err
+        py = RespParser(*self.limits)
+        py.authenticated = self.authenticated
+        py.feed(bytes(buf[used:]))
+        self.py, self.reader = py, None
+        self.buf, self.returned, self.skipped = bytearray(), [], 0
+        more, err2 = py.next_batch()
+        return cmds + more, err2
 
 
 def encoded_size(cmds: list[list[bytes]]) -> int:
