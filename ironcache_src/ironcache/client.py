@@ -117,7 +117,7 @@ class Client(asyncio.Protocol):
                     out.append(run(self, argv))
             except ProtocolError as e:
                 self._protocol_error(e, out)
-        if not self.closing and parser.pending() > srv.config["client-query-buffer-limit"]:
+        if not self.closing and parser.pending() > srv.config.values["client-query-buffer-limit"]:
             log.warning(f"closing client id={self.id} addr={self.addr}: query buffer limit")
             self.closing = True
         if out:

@@ -374,19 +374,24 @@ class HiredisParser:
         return cmds + more, err2
 
 
+# Bytes of a frame header ("*N\r\n") and of a bulk ("$L\r\n" + L + "\r\n"), for small N and L.
+_FRAME = [3 + len(str(n)) for n in range(4096)]
+_BULK = [5 + len(str(n)) + n for n in range(4096)]
+
+
 def encoded_size(cmds: list[list[bytes]]) -> int:
-    """Bytes these commands took as canonical multibulk frames (C-level maps, no loop per arg)."""
-    if not cmds:
-        return 0
-    counts = list(map(len, cmds))
-    lens = list(map(len, chain.from_iterable(cmds)))
-    return (
-        3 * len(cmds)
-        + sum(map(len, map(str, counts)))
-        + 5 * len(lens)
-        + sum(lens)
-        + sum(map(len, map(str, lens)))
-    )
+    """Bytes these commands took as canonical multibulk frames (table lookups, no Python loop)."""
+    try:
+        return sum(map(_FRAME.__getitem__, map(len, cmds))) + sum(
+            map(_BULK.__getitem__, map(len, chain.from_iterable(cmds)))
+        )
+    except IndexError:  # a long argument or a huge command
+        lens = [len(a) for cmd in cmds for a in cmd]
+        return (
+            sum(3 + len(str(len(cmd))) for cmd in cmds)
+            + sum(lens)
+            + sum(5 + len(str(n)) for n in lens)
+        )
 
 
 def _hiredis_message(e: Exception) -> str:
