@@ -116,14 +116,17 @@ def to_float(v: bytes) -> float:
     return x
 
 
-def add_floats(old: bytes | None, incr: bytes, not_float: str = NOT_FLOAT) -> bytes:
+def add_floats(
+    old: bytes | None, incr: bytes, not_float: str = NOT_FLOAT, finite_incr: bool = False
+) -> bytes:
     """INCRBYFLOAT arithmetic as Redis does it: long double sum, printed with %.17Lg.
 
     Decimal keeps the exact value of both operands, so 0.1 + 0.2 prints 0.3 as in Redis.
     """
     import decimal
 
-    to_float(incr)
+    if not math.isfinite(to_float(incr)) and finite_incr:
+        raise CommandError("ERR value is NaN or Infinity")  # HINCRBYFLOAT's check, as in Redis
     base = decimal.Decimal(0)
     if old is not None:
         try:

@@ -153,7 +153,7 @@ def hincrby(c: Client, argv: list[bytes]) -> bytes:
 @command("hincrbyfloat", 4, "write denyoom fast", K1, "hash", "Increments a field's float value.")
 def hincrbyfloat(c: Client, argv: list[bytes]) -> bytes:
     h = read_hash(c, argv[1]) or {}
-    out = add_floats(h.get(argv[2]), argv[3], "ERR hash value is not a float")
+    out = add_floats(h.get(argv[2]), argv[3], "ERR hash value is not a float", finite_incr=True)
     _set_fields(c, [argv[0], argv[1], argv[2], out], "hincrbyfloat")
     return bulk(out)
 
