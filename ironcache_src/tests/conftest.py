@@ -6,6 +6,7 @@ IRONCACHE_TEST_TARGET=redis runs the same suite against a real redis-server; tes
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,14 +18,16 @@ from hypothesis import HealthCheck, settings
 
 from support import IS_REDIS, TARGET, Server
 
-settings.register_profile(
-    "ironcache",
-    deadline=None,
-    max_examples=60,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    database=None,
-)
-settings.load_profile("ironcache")
+# Default: derandomized, so `make test` gives the same verdict on every run.
+# HYPOTHESIS_PROFILE=explore: fresh random examples, four times as many (to hunt for bugs).
+_common = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    "database": None,
+}
+settings.register_profile("ironcache", max_examples=60, derandomize=True, **_common)
+settings.register_profile("explore", max_examples=240, **_common)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ironcache"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -60,6 +60,7 @@ def test_hincrby_hincrbyfloat(server: Server, r: redis.Redis) -> None:
     r.hset("h", "s", "abc")
     assert wire_error(server, "HINCRBY", "h", "s", "1") == "ERR hash value is not an integer"
     assert wire_error(server, "HINCRBYFLOAT", "h", "s", "1") == "ERR hash value is not a float"
+    assert wire_error(server, "HINCRBYFLOAT", "h", "f", "inf") == "ERR value is NaN or Infinity"
     assert wire_error(server, "HINCRBY", "h", "n", "x") == \
         "ERR value is not an integer or out of range"
     r.hset("h", "big", str(2**63 - 1))

@@ -100,6 +100,14 @@ def test_set_option_errors(server: Server) -> None:
     assert wire_error(server, "SET", "k", "v", "KEEPTTL", "EX", "10") == "ERR syntax error"
 
 
+def test_set_repeated_option_last_wins(r: redis.Redis, server: Server) -> None:
+    with server.raw() as c:
+        assert c.call("SET", "k", "v", "PX", "100000", "PX", "200000") == "OK"
+        assert c.call("SET", "k2", "v", "EX", "0", "EX", "100") == "OK"
+    assert 190_000 <= r.pttl("k") <= 200_000
+    assert 95 <= r.ttl("k2") <= 100
+
+
 def test_set_options_case_insensitive(server: Server, r: redis.Redis) -> None:
     with server.raw() as c:
         assert c.call("set", "k", "v", "ex", "100", "nx") == "OK"
@@ -208,6 +216,10 @@ def test_incr_decr(server: Server, r: redis.Redis) -> None:
         ("-1", "0.25", "-0.75"),
         ("10", "-10", "0"),
         ("100", "1e2", "200"),
+        ("1e17", "0", "100000000000000000"),  # never exponent notation
+        ("1e20", "1", "100000000000000000000"),
+        ("0.000001", "0", "0.000001"),
+        ("1", "-0.5e-3", "0.9995"),
     ],
 )
 def test_incrbyfloat_formatting(server: Server, r: redis.Redis, start: str, incr: str,
