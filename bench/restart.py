@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Restart benchmark: what a client in a tight loop sees while the server restarts.
 
 In one systemd container (the project's test image, no network) it restarts, N times each:
@@ -124,8 +123,8 @@ maxmemory 64mb
 
 
 def resp(port: int, *args: str, timeout: float = 2.0) -> bytes:
-    req = b"".join([b"*%d\r\n" % len(args)] + [b"$%d\r\n%s\r\n" % (len(a), a.encode())
-                                                  for a in args])
+    parts = [b"$%d\r\n%s\r\n" % (len(a), a.encode()) for a in args]
+    req = b"".join([b"*%d\r\n" % len(args)] + parts)
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(req)
         data = b""
@@ -137,7 +136,7 @@ def resp(port: int, *args: str, timeout: float = 2.0) -> bytes:
             if data.startswith(b"+") and data.endswith(b"\r\n"):
                 break
             if data.startswith(b"$"):
-                head, _, rest = data.partition(b"\r\n")
+                head, dummy, rest = data.partition(b"\r\n")
                 if len(rest) >= int(head[1:]) + 2:
                     break
         return data
@@ -175,7 +174,7 @@ def driver(args: argparse.Namespace) -> int:
     base = prober.started_at
     time.sleep(args.spacing)
     restarts = []
-    for _ in range(args.restarts):
+    for _dummy in range(args.restarts):
         old_pid = show(unit, "MainPID")
         t_cmd = time.monotonic()
         subprocess.run(["systemctl", "restart", unit], check=True)
@@ -258,7 +257,7 @@ def setup_container(debs: list[Path], log, sandbox: bool = True) -> None:
        "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
        "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
        "--tmpfs", "/run", "--tmpfs", "/run/lock", IMAGE, "/lib/systemd/systemd", capture=True)
-    for _ in range(100):
+    for _dummy in range(100):
         r = dexec("systemctl", "is-system-running", check=False, capture=True)
         if r.stdout.strip() in ("running", "degraded"):
             break
@@ -331,10 +330,10 @@ def table(rows: list[dict]) -> str:
             ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("max_ms", "max ms"),
             ("exec_to_first_reply_ms_median", "exec->reply ms"),
             ("startup_ms_median", "startup ms")]
-    lines = ["  ".join(f"{h:>14}" if i else f"{h:<30}" for i, (_, h) in enumerate(cols))]
+    lines = ["  ".join(f"{h:>14}" if i else f"{h:<30}" for i, (dummy, h) in enumerate(cols))]
     for r in rows:
         cells = []
-        for i, (k, _) in enumerate(cols):
+        for i, (k, _dummy) in enumerate(cols):
             v = r[k] if k != "case" else f"({r['case']}) {r['title']}"
             v = "-" if v is None else v
             cells.append(f"{v:>14}" if i else f"{v:<30}")
@@ -356,15 +355,15 @@ def plot(runs: list[dict], path: Path) -> bool:
         ok = [(t, lat) for t, lat, o in run["samples"] if o == "ok"]
         bad = [(t, lat, o) for t, lat, o in run["samples"] if o != "ok"]
         if ok:
-            ax.scatter([t for t, _ in ok], [max(lat, 0.01) for _, lat in ok], s=2,
+            ax.scatter([t for t, lat in ok], [max(lat, 0.01) for t, lat in ok], s=2,
                        color="tab:blue", label="reply (connect+PING)", rasterized=True)
         refused = [(t, lat) for t, lat, o in bad if o == "refused"]
         other = [(t, lat) for t, lat, o in bad if o != "refused"]
         if refused:
-            ax.scatter([t for t, _ in refused], [max(lat, 0.01) for _, lat in refused], s=6,
+            ax.scatter([t for t, lat in refused], [max(lat, 0.01) for t, lat in refused], s=6,
                        marker="x", color="tab:red", label=f"refused ({len(refused)})")
         if other:
-            ax.scatter([t for t, _ in other], [max(lat, 0.01) for _, lat in other], s=6,
+            ax.scatter([t for t, lat in other], [max(lat, 0.01) for t, lat in other], s=6,
                        marker="^", color="tab:orange", label=f"reset/timeout ({len(other)})")
         for i, r in enumerate(run["restarts"]):
             ax.axvline(r["exec_s"] if r["exec_s"] is not None else r["cmd_s"], color="grey",
@@ -384,7 +383,7 @@ def plot(runs: list[dict], path: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--restarts", type=int, default=20, help="restarts per case (default 20)")
     ap.add_argument("--spacing", type=float, default=0.5,
                     help="seconds between a restart's end and the next one (default 0.5)")

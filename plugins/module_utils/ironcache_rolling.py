@@ -603,7 +603,8 @@ class RollingRestart:
             bad.append("%d reset" % to_int(fig.get("reset")))
         summary = ("restarted %s: pid %s (%s) -> pid %s (%s) in %.0f ms"
                    % (self.p["service"], old["pid"] or "none", old["version"] or "unknown",
-                      result["new_pid"], result["new_version"], result["restart_ms"]))
+                      result["new_pid"], result["new_version"],
+                      float(result["restart_ms"] or 0.0)))
         if bad and self.p.get("fail_on_refused", True):
             result["msg"] = ("%s, but clients were turned away: %s of %d connection attempts "
                              "(first error: %s); probe: %s"

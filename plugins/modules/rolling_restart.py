@@ -38,12 +38,15 @@ description:
     ties broken by version sort).
   - Uses only the Python standard library on the managed host.
 author:
-  - IronCache contributors
+  - IronCache maintainers (@ironcache)
 attributes:
   check_mode:
+    description: >-
+      Can run in check mode and return changed status prediction without modifying target.
     support: full
     details: Runs the read-only pre-checks and reports what it would restart; changes nothing.
   diff_mode:
+    description: Can show a diff of what changes.
     support: none
 options:
   service:
