@@ -78,8 +78,11 @@ case "$ANSIBLE_METHOD" in
 esac
 log "using $("$ANSIBLE_BIN/ansible-playbook" --version | head -n 1)"
 
-# 4. The ironcache.ironcache collection.
-COLLECTIONS_PATH=$COLLECTIONS_DIR
+# 4. The ironcache.ironcache collection (and its dependencies).
+# Installed collections are looked up in COLLECTIONS_DIR and in Ansible's default paths (an image
+# may ship dependencies such as ansible.posix in /usr/share/ansible/collections).
+DEFAULT_PATHS=$HOME/.ansible/collections:/usr/share/ansible/collections
+export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS_DIR:$DEFAULT_PATHS
 installed_version() {
     local manifest="$1/ansible_collections/ironcache/ironcache/MANIFEST.json"
     [ -r "$manifest" ] || return 0
@@ -105,9 +108,13 @@ case "$COLLECTION_TYPE" in
                 log "$COLLECTION_PATH holds no ansible_collections/ironcache/ironcache"
                 exit 1
             fi
-            COLLECTIONS_PATH=$COLLECTION_PATH
+            export ANSIBLE_COLLECTIONS_PATH=$COLLECTION_PATH:$COLLECTIONS_DIR:$DEFAULT_PATHS
         elif [ -f "$COLLECTION_PATH" ]; then
-            galaxy_install --offline "$COLLECTION_PATH"
+            # offline when the dependencies are on the image already; else Galaxy provides them
+            if ! galaxy_install --offline "$COLLECTION_PATH"; then
+                log "offline install of $COLLECTION_PATH failed (dependencies missing?); asking Galaxy"
+                galaxy_install "$COLLECTION_PATH"
+            fi
         else
             log "collection path $COLLECTION_PATH does not exist on this host"
             exit 1
@@ -118,10 +125,10 @@ case "$COLLECTION_TYPE" in
         exit 1
         ;;
 esac
-log "collection ironcache.ironcache $(installed_version "$COLLECTIONS_PATH") from $COLLECTIONS_PATH"
+log "collections path $ANSIBLE_COLLECTIONS_PATH"
 
 # 5. The role, applied locally. It writes the units from its templates and starts the socket.
-export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS_PATH ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0 \
+export ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0 \
     ANSIBLE_LOCALHOST_WARNING=0 ANSIBLE_INVENTORY_UNPARSED_WARNING=0
 "$ANSIBLE_BIN/ansible-playbook" "$BOOTSTRAP_DIR/site.yml"
 log "done"
