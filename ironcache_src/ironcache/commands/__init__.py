@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from fractions import Fraction
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -119,42 +120,53 @@ def to_float(v: bytes) -> float:
 def add_floats(
     old: bytes | None, incr: bytes, not_float: str = NOT_FLOAT, finite_incr: bool = False
 ) -> bytes:
-    """INCRBYFLOAT arithmetic as Redis does it: long double sum, printed with %.17Lg.
-
-    Decimal keeps the exact value of both operands, so 0.1 + 0.2 prints 0.3 as in Redis.
-    """
-    import decimal
-
+    """INCRBYFLOAT arithmetic as Redis does it: long double operands and sum (64-bit
+    mantissa, emulated exactly with fractions), printed with %.17Lf minus trailing zeros."""
     if not math.isfinite(to_float(incr)) and finite_incr:
         raise CommandError("ERR value is NaN or Infinity")  # HINCRBYFLOAT's check, as in Redis
-    base = decimal.Decimal(0)
+    base = Fraction(0)
     if old is not None:
         try:
             to_float(old)
         except CommandError:
             raise CommandError(not_float) from None
-        base = decimal.Decimal(old.decode())
-    total = base + decimal.Decimal(incr.decode())
-    if not total.is_finite() or not math.isfinite(float(total)):
+        base = long_double(_exact(old))
+    if not math.isfinite(to_float(incr)) or (old is not None and not math.isfinite(float(base))):
         raise CommandError("ERR increment would produce NaN or Infinity")
-    return format_g17(total).encode()
+    total = long_double(base + long_double(_exact(incr)))
+    if not math.isfinite(float(total)):
+        raise CommandError("ERR increment would produce NaN or Infinity")
+    return format_human(total).encode()
 
 
-def format_g17(x: Any) -> str:
-    """printf's %.17g for a Decimal: 17 significant digits, trailing zeros dropped."""
+def _exact(raw: bytes) -> Fraction:
     import decimal
 
-    d = decimal.Context(prec=17).plus(x)
-    if d.is_zero():
-        return "0"
-    exp = d.adjusted()
-    if -4 <= exp < 17:
-        text = format(d, "f")
-        return text.rstrip("0").rstrip(".") if "." in text else text
-    mant, _, power = format(d, ".16e").partition("e")
-    mant = mant.rstrip("0").rstrip(".") if "." in mant else mant
-    sign = "-" if power.startswith("-") else "+"
-    return f"{mant}e{sign}{int(power.lstrip('+-')):02d}"
+    return Fraction(decimal.Decimal(raw.decode().strip()))
+
+
+def long_double(x: Fraction) -> Fraction:
+    """Round to the x87 long double: 64 significant bits, ties to even."""
+    if x == 0:
+        return x
+    sign = -1 if x < 0 else 1
+    x = abs(x)
+    exp = x.numerator.bit_length() - x.denominator.bit_length()
+    if Fraction(2) ** exp > x:
+        exp -= 1
+    shift = 63 - exp  # scale so that the integer part has 64 bits
+    scaled = x * (Fraction(2) ** shift)
+    mant = round(scaled)  # Fraction rounds half to even
+    return sign * Fraction(mant) / (Fraction(2) ** shift)
+
+
+def format_human(x: Fraction) -> str:
+    """Redis's LD_STR_HUMAN: printf("%.17Lf") with trailing zeros (and point) removed."""
+    scaled = round(x * 10**17)  # the exact binary value, rounded half to even as glibc does
+    sign = "-" if scaled < 0 else ""
+    digits = str(abs(scaled)).rjust(18, "0")
+    text = f"{sign}{digits[:-17]}.{digits[-17:]}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
 
 
 def check_type(value: Any, expected: type) -> None:

@@ -347,13 +347,20 @@ def command_(c: Client, argv: list[bytes]) -> bytes:
 COMMAND_ARITY = {b"count": 2, b"info": -2, b"docs": -2, b"list": -2, b"getkeys": -3, b"help": 2}
 COMMAND_HELP = [
     "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-    "(no subcommand)", "    Return details about all commands.",
-    "COUNT", "    Return the total number of commands.",
-    "INFO [<command-name> ...]", "    Return details about the named commands.",
-    "DOCS [<command-name> ...]", "    Return documentation of the named commands.",
-    "LIST", "    Return the names of all commands.",
-    "GETKEYS <full-command>", "    Return the keys of a full command.",
-    "HELP", "    Print this help.",
+    "(no subcommand)",
+    "    Return details about all commands.",
+    "COUNT",
+    "    Return the total number of commands.",
+    "INFO [<command-name> ...]",
+    "    Return details about the named commands.",
+    "DOCS [<command-name> ...]",
+    "    Return documentation of the named commands.",
+    "LIST",
+    "    Return the names of all commands.",
+    "GETKEYS <full-command>",
+    "    Return the keys of a full command.",
+    "HELP",
+    "    Print this help.",
 ]
 
 

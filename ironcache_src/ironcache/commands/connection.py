@@ -214,8 +214,15 @@ def client(c: Client, argv: list[bytes]) -> bytes:
 
 
 CLIENT_ARITY = {
-    b"id": 2, b"getname": 2, b"setname": 3, b"setinfo": 4, b"info": 2, b"list": -2,
-    b"kill": -3, b"no-evict": 3, b"help": 2,
+    b"id": 2,
+    b"getname": 2,
+    b"setname": 3,
+    b"setinfo": 4,
+    b"info": 2,
+    b"list": -2,
+    b"kill": -3,
+    b"no-evict": 3,
+    b"help": 2,
 }
 
 

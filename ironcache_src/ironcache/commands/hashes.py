@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ironcache.commands import WRONGTYPE, CommandError, add_floats, command, to_int
+from ironcache.commands import WRONGTYPE, CommandError, add_floats, command, to_float, to_int
 from ironcache.commands.keys import parse_cursor, scan_options, scan_reply, scan_step
 from ironcache.keyspace import CONTAINER_OVERHEAD, FIELD_OVERHEAD, Entry
 from ironcache.protocol import ONE, ZERO, bulk, bulk_array, encode, integer, null
@@ -152,6 +152,7 @@ def hincrby(c: Client, argv: list[bytes]) -> bytes:
 
 @command("hincrbyfloat", 4, "write denyoom fast", K1, "hash", "Increments a field's float value.")
 def hincrbyfloat(c: Client, argv: list[bytes]) -> bytes:
+    to_float(argv[3])  # the increment is checked before the key, as in Redis
     h = read_hash(c, argv[1]) or {}
     out = add_floats(h.get(argv[2]), argv[3], "ERR hash value is not a float", finite_incr=True)
     _set_fields(c, [argv[0], argv[1], argv[2], out], "hincrbyfloat")
@@ -161,10 +162,10 @@ def hincrbyfloat(c: Client, argv: list[bytes]) -> bytes:
 @command("hscan", -3, "readonly", K1, "hash", "Iterates over the fields of a hash.")
 def hscan(c: Client, argv: list[bytes]) -> bytes:
     cursor = parse_cursor(argv[2])
-    count, match, _ = scan_options(argv, 3, False)
     h = read_hash(c, argv[1])
     if h is None:
-        return scan_reply(0, [])
+        return scan_reply(0, [])  # before the options are parsed, as in Redis
+    count, match, _ = scan_options(argv, 3, False)
     if len(h) <= SMALL_HASH:
         cursor, fields = 0, list(h)
     else:

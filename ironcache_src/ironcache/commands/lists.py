@@ -127,10 +127,10 @@ def llen(c: Client, argv: list[bytes]) -> bytes:
 
 @command("lindex", 3, "readonly", K1, "list", "Returns an element by its index.")
 def lindex(c: Client, argv: list[bytes]) -> bytes:
-    i = to_int(argv[2])
     found = read_list(c, argv[1])
     if found is None:
         return null(c.resp)
+    i = to_int(argv[2])
     lst = found[1]
     if i < 0:
         i += len(lst)

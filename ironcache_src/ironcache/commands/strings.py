@@ -83,45 +83,66 @@ def get(c: Client, argv: list[bytes]) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(v), v)
 
 
+def parse_options(argv: list[bytes], start: int, allowed: tuple[bytes, ...]) -> dict[bytes, bytes]:
+    """SET/GETEX options as Redis parses them: one expiry kind (repeating it is fine, the
+    last value wins), NX or XX, KEEPTTL or PERSIST only without an expiry. Values are checked
+    later, by the caller, in Redis's order."""
+    opts: dict[bytes, bytes] = {}
+    i = 0
+    n = len(argv)
+    i = start
+    while i < n:
+        opt = argv[i].lower()
+        if opt not in allowed:
+            raise CommandError(SYNTAX)
+        if opt in EXPIRY:
+            if (
+                i + 1 >= n
+                or any(k in opts for k in EXPIRY if k != opt)
+                or (b"keepttl" in opts or b"persist" in opts)
+            ):
+                raise CommandError(SYNTAX)
+            opts[opt] = argv[i + 1]
+            i += 2
+            continue
+        conflicts = {b"nx": (b"xx",), b"xx": (b"nx",), b"keepttl": EXPIRY, b"persist": EXPIRY}.get(
+            opt, ()
+        )
+        if any(k in opts for k in conflicts):
+            raise CommandError(SYNTAX)
+        opts[opt] = b""
+        i += 1
+    return opts
+
+
+EXPIRY = (b"ex", b"px", b"exat", b"pxat")
+
+
+def expiry_of(opts: dict[bytes, bytes], name: str) -> int | None:
+    for opt in EXPIRY:
+        if opt in opts:
+            return expire_arg(opt, opts[opt], name)
+    return None
+
+
 @command("set", -3, W, K1, "string", "Sets the string value of a key.")
 def set_(c: Client, argv: list[bytes]) -> bytes:
     db, key, value = c.db, argv[1], argv[2]
     if len(argv) == 3:
         put_str(db, key, value)
         return OK
-    nx = xx = get_old = keep = False
-    when: int | None = None
-    i = 3
-    while i < len(argv):
-        opt = argv[i].lower()
-        if (
-            opt in (b"ex", b"px", b"exat", b"pxat")
-            and when is None
-            and not keep
-            and i + 1 < len(argv)
-        ):
-            when = expire_arg(opt, argv[i + 1], "set")
-            i += 1
-        elif opt == b"nx" and not xx:
-            nx = True
-        elif opt == b"xx" and not nx:
-            xx = True
-        elif opt == b"keepttl" and when is None:
-            keep = True
-        elif opt == b"get":
-            get_old = True
-        else:
-            raise CommandError(SYNTAX)
-        i += 1
+    opts = parse_options(argv, 3, (*EXPIRY, b"nx", b"xx", b"keepttl", b"get"))
+    when = expiry_of(opts, "set")
+    get_old = b"get" in opts
     e = db.lookup(key)
     old: bytes | None = None
     if get_old and e is not None:
         if type(e.value) is not bytes:
             raise CommandError(WRONGTYPE)
         old = e.value
-    if (nx and e is not None) or (xx and e is None):
-        return (bulk(old) if old is not None else null(c.resp)) if get_old else null(c.resp)
-    put_str(db, key, value, keep_ttl=keep)
+    if (b"nx" in opts and e is not None) or (b"xx" in opts and e is None):
+        return bulk(old) if old is not None else null(c.resp)
+    put_str(db, key, value, keep_ttl=b"keepttl" in opts)
     if when is not None:
         db.set_expire(key, when)
     if get_old:
@@ -214,33 +235,17 @@ def getdel(c: Client, argv: list[bytes]) -> bytes:
 @command("getex", -2, "write fast", K1, "string", "Returns a value and changes its expiry.")
 def getex(c: Client, argv: list[bytes]) -> bytes:
     db, key = c.db, argv[1]
-    when: int | None = None
-    persist = False
-    i = 2
-    while i < len(argv):
-        opt = argv[i].lower()
-        if (
-            opt in (b"ex", b"px", b"exat", b"pxat")
-            and when is None
-            and not persist
-            and (i + 1 < len(argv))
-        ):
-            when = expire_arg(opt, argv[i + 1], "getex")
-            i += 1
-        elif opt == b"persist" and when is None:
-            persist = True
-        else:
-            raise CommandError(SYNTAX)
-        i += 1
+    opts = parse_options(argv, 2, (*EXPIRY, b"persist"))
     v = get_str(db, key)
     if v is None:
         return null(c.resp)
+    when = expiry_of(opts, "getex")  # checked after the lookup, as Redis does
     if when is not None:
         if when <= now_ms():
             db.delete(key)
         else:
             db.set_expire(key, when)
-    elif persist:
+    elif b"persist" in opts:
         db.persist(key)
     return bulk(v)
 
@@ -299,8 +304,6 @@ def incrbyfloat(c: Client, argv: list[bytes]) -> bytes:
     out = add_floats(get_str(c.db, argv[1]), argv[2])
     put_str(c.db, argv[1], out, keep_ttl=True)
     return bulk(out)
-
-
 
 
 @command("getrange", 4, "readonly", K1, "string", "Returns a substring of a string value.")
