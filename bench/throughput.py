@@ -577,7 +577,24 @@ def render_table(report: dict[str, Any]) -> str:
             f"{(f'{bg:.2f}' if (bg := r.get('background_cores')) is not None else '-'):>6}"
             f"  >={tgt:.2f} {status}"
         )
-    out.append("bg: CPU (in cores) used by other processes on this machine during the counted runs")
+    out += [
+        "bg: CPU (in cores) used by other processes on this machine during the counted runs",
+        "",
+        "server CPU per request (what a request costs each server, whatever else runs here;",
+        "capacity ratio = Redis us / IronCache us, the ops/s ratio both would reach CPU-bound):",
+        f"{'test':<7}{'pipeline':>9}{'IronCache us':>14}{'Redis us':>10}{'capacity ratio':>16}",
+    ]
+    for r in report["results"]:
+        a, b, c = (
+            r.get("ironcache_cpu_us_per_request"),
+            r.get("redis_cpu_us_per_request"),
+            r.get("cpu_capacity_ratio"),
+        )
+        out.append(
+            f"{r['test']:<7}{r['pipeline']:>9}"
+            f"{(f'{a:.2f}' if a else '-'):>14}{(f'{b:.2f}' if b else '-'):>10}"
+            f"{(f'{c:.2f}' if c else '-'):>16}"
+        )
     out.append("")
     for t in report["targets"]:
         verdict = "met" if t["met"] else "NOT met"
@@ -662,6 +679,25 @@ class CpuMeter:
         if wall <= 0:
             return 0.0
         return max(0.0, ((busy1 - busy0) - (own1 - own0)) / wall)
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU time of every thread of `pid` (schedstat: nanoseconds; /proc/PID/stat as fallback)."""
+    try:
+        total = 0
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])
+        if total:
+            return total / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            rest = f.read().rpartition(")")[2].split()
+        return (int(rest[11]) + int(rest[12])) / CpuMeter.HZ
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def wait_for_quiet_machine(limit: float, pids: list[int], threshold: float = 0.25) -> None:
@@ -985,6 +1021,9 @@ def main(argv: list[str] | None = None) -> int:
             wait_for_quiet_machine(args.wait_quiet, [ic.pid, rd.pid])
         # foreign[(pipeline, server, TEST)] -> other processes' CPU (cores) during each run
         foreign: dict[tuple[int, str, str], list[float]] = collections.defaultdict(list)
+        # server_us[(pipeline, server, TEST)] -> server CPU microseconds per request, each run:
+        # what a request costs the server, whatever else runs on the machine.
+        server_us: dict[tuple[int, str, str], list[float]] = collections.defaultdict(list)
         for rnd in range(args.rounds):
             for label, clients, pipeline in CONFIGS:
                 n = args.requests if pipeline > 1 else args.requests_single
@@ -1012,8 +1051,14 @@ def main(argv: list[str] | None = None) -> int:
                                 "-c", str(clients), "-P", str(pipeline), "-n", str(n), "--csv",
                             ]  # fmt: skip
                             meter = CpuMeter([ic.pid, rd.pid])
+                            cpu0 = process_cpu_seconds(s.pid)
                             got = run_redis_benchmark(cmd, args.timeout, children)
+                            cpu1 = process_cpu_seconds(s.pid)
                             foreign[(pipeline, s.name, test.upper())].append(meter.foreign_cores())
+                            if cpu0 is not None and cpu1 is not None:
+                                server_us[(pipeline, s.name, test.upper())].append(
+                                    (cpu1 - cpu0) * 1e6 / n
+                                )
                             if test.upper() not in got:
                                 raise BenchError(f"{s.name}: no {test.upper()} row from {cmd}")
                             for t, value in got.items():
@@ -1038,6 +1083,11 @@ def main(argv: list[str] | None = None) -> int:
                 r = ratio(a, b)
                 if r is not None:
                     ratios.append((r, key))
+                us = {
+                    name: min(server_us.get((pipeline, name, key), []) or [0.0])
+                    for name in ("IronCache", "Redis")
+                }
+                ic_us, rd_us = us["IronCache"] or None, us["Redis"] or None
                 # other processes' CPU during the two runs that count (the best of each)
                 bg = []
                 for name in ("IronCache", "Redis"):
@@ -1058,6 +1108,13 @@ def main(argv: list[str] | None = None) -> int:
                         "ironcache_rounds": samples[(pipeline, "IronCache")].get(key, []),
                         "redis_rounds": samples[(pipeline, "Redis")].get(key, []),
                         "background_cores": max(bg) if bg else None,
+                        "ironcache_cpu_us_per_request": ic_us,
+                        "redis_cpu_us_per_request": rd_us,
+                        "cpu_capacity_ratio": ratio(rd_us, ic_us),
+                        "cpu_us_rounds": {
+                            name: server_us.get((pipeline, name, key), [])
+                            for name in ("IronCache", "Redis")
+                        },
                         "background_cores_rounds": {
                             name: foreign.get((pipeline, name, key), [])
                             for name in ("IronCache", "Redis")
