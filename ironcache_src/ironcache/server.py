@@ -147,10 +147,12 @@ class Server:
                 return self._reject(c, unknown_command(argv))
         arity = cmd.arity
         if len(argv) != arity if arity > 0 else len(argv) < -arity:
-            return self._reject(c, f"ERR wrong number of arguments for '{cmd.name}' command")
+            return self._reject(
+                c, f"ERR wrong number of arguments for '{cmd.name}' command", cmd.name
+            )
         if c.multi is not None or not c.authenticated:
             if not c.authenticated and not cmd.noauth:
-                return self._reject(c, "NOAUTH Authentication required.")
+                return self._reject(c, "NOAUTH Authentication required.", cmd.name)
             if c.multi is not None and cmd.name not in IMMEDIATE_IN_MULTI:
                 c.multi.append(argv)
                 return QUEUED
@@ -168,10 +170,16 @@ class Server:
         except Exception as e:  # a bug must cost one reply, never the server
             return self._internal_error(cmd, e)
 
-    def _reject(self, c: Client, message: str) -> bytes:
-        if c.multi is not None:
-            c.multi_error = True  # EXEC will answer EXECABORT
+    def _reject(self, c: Client, message: str, name: str = "") -> bytes:
         self.error_replies += 1
+        if c.multi is not None:
+            if name == "exec":  # EXEC itself refused: the transaction ends, as in Redis
+                c.multi = None
+                c.multi_error = False
+                c.unwatch()
+                reason = message.removeprefix("ERR ")
+                return error(f"EXECABORT Transaction discarded because of: {reason}")
+            c.multi_error = True  # EXEC will answer EXECABORT
         return error(message)
 
     def _internal_error(self, cmd: Command, e: Exception) -> bytes:

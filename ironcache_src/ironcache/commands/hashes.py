@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from ironcache.commands import WRONGTYPE, CommandError, add_floats, command, to_float, to_int
@@ -152,7 +153,8 @@ def hincrby(c: Client, argv: list[bytes]) -> bytes:
 
 @command("hincrbyfloat", 4, "write denyoom fast", K1, "hash", "Increments a field's float value.")
 def hincrbyfloat(c: Client, argv: list[bytes]) -> bytes:
-    to_float(argv[3])  # the increment is checked before the key, as in Redis
+    if not math.isfinite(to_float(argv[3])):  # the increment is checked first, as in Redis
+        raise CommandError("ERR value is NaN or Infinity")
     h = read_hash(c, argv[1]) or {}
     out = add_floats(h.get(argv[2]), argv[3], "ERR hash value is not a float", finite_incr=True)
     _set_fields(c, [argv[0], argv[1], argv[2], out], "hincrbyfloat")
