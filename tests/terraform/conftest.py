@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from tfsupport import CLOUDINIT_IMAGE, REPO, docker_available, run
+from tfsupport import CLOUDINIT_IMAGE, REPO, docker_available, run, tool
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -46,3 +47,13 @@ def cloudinit_image(docker_engine: None) -> str:
     """The cloud-init image (built once by tests/setup/build-cloudinit-image.sh)."""
     run([str(REPO / "tests/setup/build-cloudinit-image.sh"), CLOUDINIT_IMAGE], timeout=1200)
     return CLOUDINIT_IMAGE
+
+
+@pytest.fixture(scope="session")
+def collection_tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The collection built from this checkout (ansible-galaxy collection build)."""
+    out = tmp_path_factory.mktemp("collection")
+    run([tool("ansible-galaxy"), "collection", "build", "--output-path", str(out), str(REPO)])
+    tarballs = sorted(out.glob("ironcache-ironcache-*.tar.gz"))
+    assert len(tarballs) == 1, tarballs
+    return tarballs[0]
