@@ -1,0 +1,111 @@
+"""Restart ironcache.service in a container while the probe connects in a tight loop.
+
+Used by `make demo`. Runs the probe (plugins/module_utils/ironcache_probe.py) inside the
+container, one probe per restart, and prints one row per restart and a total. Exit status 0 when
+no connection was refused or reset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+PROBE = "/root/ironcache_probe.py"
+
+
+def docker_exec(container: str, *cmd: str, check: bool = True) -> str:
+    done = subprocess.run(["docker", "exec", container, *cmd], capture_output=True, text=True,
+                          timeout=120, check=False)
+    if check and done.returncode != 0:
+        raise SystemExit(f"demo: {' '.join(cmd)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def main_pid(container: str) -> int:
+    out = docker_exec(container, "systemctl", "show", "-p", "MainPID", "--value",
+                      "ironcache.service")
+    return int(out.strip() or 0)
+
+
+def wait_serving(container: str, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        active = docker_exec(container, "systemctl", "is-active", "ironcache.service",
+                             check=False).strip()
+        pong = docker_exec(container, "redis-cli", "-h", "127.0.0.1", "-p", "6379", "PING",
+                           check=False).strip()
+        if active == "active" and pong == "PONG":
+            return
+        time.sleep(0.2)
+    raise SystemExit("demo: ironcache.service is not serving")
+
+
+def restart_once(container: str, port: int) -> dict:
+    docker_exec(container, "rm", "-f", "/root/demo.stop", "/root/demo.json")
+    docker_exec(container, "sh", "-c",
+                f"nohup timeout 60 python3 {PROBE} --host 127.0.0.1 --port {port} --seconds 45"
+                " --until-file /root/demo.stop --json >/root/demo.json 2>/root/demo.err"
+                " </dev/null &")
+    before = main_pid(container)
+    time.sleep(0.3)
+    docker_exec(container, "systemctl", "restart", "ironcache.service")
+    wait_serving(container)
+    after = main_pid(container)
+    time.sleep(0.3)
+    docker_exec(container, "touch", "/root/demo.stop")
+    text = ""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        text = docker_exec(container, "cat", "/root/demo.json", check=False)
+        if text.strip():
+            break
+        time.sleep(0.2)
+    if not text.strip():
+        raise SystemExit("demo: the probe wrote nothing: "
+                         + docker_exec(container, "cat", "/root/demo.err", check=False))
+    figures = json.loads(text)
+    figures["pids"] = f"{before} -> {after}"
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--container", default="ironcache-demo")
+    parser.add_argument("--restarts", type=int, default=5)
+    parser.add_argument("--port", type=int, default=6379)
+    parser.add_argument("--probe", required=True, help="path of ironcache_probe.py")
+    args = parser.parse_args()
+
+    subprocess.run(["docker", "cp", args.probe, f"{args.container}:{PROBE}"], check=True,
+                   timeout=60)
+    rows = [restart_once(args.container, args.port) for _ in range(args.restarts)]
+
+    header = ("restart", "main pid", "attempts", "ok", "refused", "reset", "max ms")
+    table = [header]
+    for number, row in enumerate(rows, 1):
+        table.append((str(number), row["pids"], str(row["attempts"]), str(row["ok"]),
+                      str(row["refused"]), str(row["reset"]), f"{row['max_ms'] or 0:.1f}"))
+    total = {key: sum(row[key] for row in rows) for key in ("attempts", "ok", "refused", "reset")}
+    worst = max((row["max_ms"] or 0) for row in rows)
+    table.append(("total", "", str(total["attempts"]), str(total["ok"]), str(total["refused"]),
+                  str(total["reset"]), f"{worst:.1f}"))
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    print()
+    for line in table:
+        print("  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True)))
+    print()
+    if total["refused"] or total["reset"]:
+        print(f"demo: FAILED: {total['refused']} refused and {total['reset']} reset connections")
+        return 1
+    print(f"demo: {args.restarts} restarts, {total['attempts']} connection attempts, "
+          "0 refused, 0 reset: the listener stayed open in systemd's hands.")
+    print(f"demo: the container keeps running: docker exec -it {args.container} redis-cli"
+          f"   (remove it: docker rm -f {args.container})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
