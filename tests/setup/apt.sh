@@ -16,6 +16,7 @@ need redis-cli redis-tools
 need ss iproute2
 need make make
 need flock util-linux
+need pgrep procps
 need python3 python3
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     missing+=(python3-venv)
