@@ -984,6 +984,7 @@ def main(argv: list[str] | None = None) -> int:
                 timeout=30,
                 check=False,
             ).stdout.strip()
+            report["ironcache"]["multiplexing_api"] = ic.info.get("multiplexing_api")
             loaded = ic.loaded_libraries()
             report["ironcache"]["loaded_accelerators"] = loaded
             for lib, wanted in (("uvloop", has_uvloop), ("hiredis", has_hiredis)):
