@@ -194,3 +194,67 @@ def test_asyncio_resp3(server: Server, r: redis.Redis) -> None:
             await client.aclose()
 
     assert asyncio.run(main()) == {"a": "1"}
+
+
+@needs_cli
+def test_cli_interactive_on_a_terminal(server: Server, r: redis.Redis) -> None:
+    """redis-cli on a pseudo-terminal: its line editor, hints (from COMMAND DOCS) and
+    replies, as a person at a shell would use it."""
+    import os
+    import pty
+    import select
+    import signal
+    import time
+
+    from support import IS_REDIS
+
+    r.config_resetstat()
+    pid, fd = pty.fork()
+    if pid == 0:  # child: become redis-cli
+        os.environ["TERM"] = "xterm"
+        os.execvp("redis-cli", ["redis-cli", "-p", str(server.port)])
+    buf = bytearray()
+
+    def read_until(done: Callable[[], bool], timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while not done() and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.05)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if b"\x1b[6n" in chunk:  # the line editor asks where the cursor is
+                os.write(fd, b"\x1b[1;1R")
+                chunk = chunk.replace(b"\x1b[6n", b"")
+            buf.extend(chunk)
+        return done()
+
+    prompt = f"127.0.0.1:{server.port}> ".encode()
+    try:
+        assert read_until(lambda: prompt in buf), bytes(buf)
+        for line, expected in [("PING", b"PONG"), ("SET term v", b"OK"),
+                               ("GET term", b'"v"'), ("HGETALL nokey", b"(empty array)"),
+                               ("INCR counter", b"(integer) 1"),
+                               ("GET", b"ERR wrong number of arguments for 'get' command")]:
+            start = len(buf)
+            os.write(fd, line.encode() + b"\r")
+            assert read_until(lambda start=start, expected=expected:
+                              expected in buf[start:]
+                              and prompt in buf[start:].split(expected, 1)[1]), \
+                (line, bytes(buf[start:]))
+        os.write(fd, b"\x04")  # Ctrl-D ends the session
+        read_until(lambda: False, 0.5)
+    finally:
+        for _ in range(50):
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    assert r.get("term") == "v"
+    if IS_REDIS:  # the interactive start-up really asks for COMMAND DOCS
+        assert "cmdstat_command|docs" in r.info("commandstats")

@@ -141,6 +141,21 @@ def test_requirepass(make_server: Callable[..., Server]) -> None:
     assert srv.client().get("k") == "v"
 
 
+def test_unauthenticated_frames_are_small(make_server: Callable[..., Server]) -> None:
+    srv = make_server({"requirepass": "pw"}, password="pw")
+    with srv.raw() as c:
+        c.send(b"*20\r\n")
+        assert c.read_until_closed() == \
+            b"-ERR Protocol error: unauthenticated multibulk length\r\n"
+    with srv.raw() as c:
+        c.send(b"*2\r\n$4\r\nECHO\r\n$20000\r\n")
+        assert c.read_until_closed() == b"-ERR Protocol error: unauthenticated bulk length\r\n"
+    with srv.raw() as c:  # after AUTH the normal limits apply
+        assert c.call("AUTH", "pw") == "OK"
+        assert c.call("ECHO", "x" * 20000) == b"x" * 20000
+        assert c.call("DEL", *[f"k{i}" for i in range(30)]) == 0
+
+
 def test_requirepass_config_set(make_server: Callable[..., Server]) -> None:
     srv = make_server()
     c = srv.client()

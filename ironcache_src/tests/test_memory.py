@@ -153,3 +153,39 @@ def test_maxmemory_config_units(make_server: Callable[..., Server]) -> None:
     assert c.config_get("maxmemory") == {"maxmemory": str(64 * 1024 * 1024)}
     assert c.info("memory")["maxmemory"] == 64 * 1024 * 1024
     assert c.info("memory")["maxmemory_policy"] == "allkeys-lru"
+
+
+def _rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.parametrize("kind", ["string", "hash", "list", "set"])
+def test_process_memory_stays_bounded(make_server: Callable[..., Server], kind: str) -> None:
+    """The real footprint (RSS), not only the server's own accounting, stays bounded when
+    ten times maxmemory is written, whatever the data type."""
+    srv = make_server({"maxmemory-policy": "allkeys-lru"})
+    c = srv.client()
+    c.config_set("maxmemory", str(c.info("memory")["used_memory"] + 4 * 1024 * 1024))
+    rss_before = _rss(srv.pid)
+    item = "y" * 200
+    for start in range(0, 40_000, 500):  # 40k keys x 5 items x 200 B = 40 MB
+        with c.pipeline(transaction=False) as p:
+            for i in range(start, start + 500):
+                key = f"{kind}:{i}"
+                if kind == "string":
+                    p.set(key, item * 5)
+                elif kind == "hash":
+                    p.hset(key, mapping={f"f{j}": item for j in range(5)})
+                elif kind == "list":
+                    p.rpush(key, *([item] * 5))
+                else:
+                    p.sadd(key, *(f"{j}{item}" for j in range(5)))
+            assert all(rep not in (None, False) for rep in p.execute())
+    grown = _rss(srv.pid) - rss_before
+    assert c.info("stats")["evicted_keys"] > 0
+    assert c.dbsize() < 40_000
+    assert grown < 30 * 1024 * 1024, f"RSS grew by {grown / 2**20:.1f} MiB for a 4 MiB budget"

@@ -222,3 +222,37 @@ def test_transaction_with_select(server: Server) -> None:
         assert c.call("GET", "in5") == b"v"  # the SELECT sticks after EXEC
     assert c5.get("in5") == "v"
     assert c0.exists("in5") == 0
+
+
+def test_redis_py_10k_transaction(r: redis.Redis) -> None:
+    with r.pipeline(transaction=True) as pipe:
+        for _ in range(10_000):
+            pipe.incr("tx-counter")
+        replies = pipe.execute()
+    assert replies == list(range(1, 10_001))
+
+
+def test_threads_share_a_pool(server: Server, r: redis.Redis) -> None:
+    import threading
+
+    pool_client = server.client(max_connections=16)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(300):
+                pool_client.incr("threaded")
+            with pool_client.pipeline(transaction=True) as p:
+                p.incr("threaded-tx").incr("threaded-tx")
+                p.execute()
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:3]
+    assert r.get("threaded") == str(8 * 300)
+    assert r.get("threaded-tx") == str(8 * 2)
