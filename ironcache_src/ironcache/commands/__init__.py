@@ -88,33 +88,17 @@ def command(
 
 
 # ------------------------------------------------------------------ argument parsing
-_INT_RE = re.compile(rb"-?(0|[1-9][0-9]*)\Z")
 
 
 def to_int(v: bytes, message: str = NOT_INT) -> int:
     # Redis accepts only canonical integers: no spaces, '+', leading zeros or overflow.
-    if not _INT_RE.match(v):
+    digits = v[1:] if v[:1] == b"-" else v
+    if not digits.isdigit() or (digits[0] == 0x30 and len(digits) > 1) or len(digits) > 19:
         raise CommandError(message)
     n = int(v)
-    if not -(2**63) <= n < 2**63:
+    if not -(2**63) <= n < 2**63 or v == b"-0":
         raise CommandError(message)
     return n
-
-
-def to_float(v: bytes) -> float:
-    try:
-        s = v.decode("ascii")
-    except UnicodeDecodeError:
-        raise CommandError(NOT_FLOAT) from None
-    if not s or s != s.strip() or s.lower() in ("nan", "+nan", "-nan") or "_" in s:
-        raise CommandError(NOT_FLOAT)
-    try:
-        x = float(s)
-    except ValueError:
-        raise CommandError(NOT_FLOAT) from None
-    if math.isnan(x):
-        raise CommandError(NOT_FLOAT)
-    return x
 
 
 def add_floats(
