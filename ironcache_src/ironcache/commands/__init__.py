@@ -101,6 +101,22 @@ def to_int(v: bytes, message: str = NOT_INT) -> int:
     return n
 
 
+def to_float(v: bytes) -> float:
+    try:
+        s = v.decode("ascii")
+    except UnicodeDecodeError:
+        raise CommandError(NOT_FLOAT) from None
+    if not s or s != s.strip() or s.lower() in ("nan", "+nan", "-nan") or "_" in s:
+        raise CommandError(NOT_FLOAT)
+    try:
+        x = float(s)
+    except ValueError:
+        raise CommandError(NOT_FLOAT) from None
+    if math.isnan(x):
+        raise CommandError(NOT_FLOAT)
+    return x
+
+
 def add_floats(
     old: bytes | None, incr: bytes, not_float: str = NOT_FLOAT, finite_incr: bool = False
 ) -> bytes:
