@@ -4,6 +4,7 @@ The suite runs against IronCache (default) or a real redis-server
 (`IRONCACHE_TEST_TARGET=redis`), so every expectation about Redis behaviour can be checked
 against Redis itself. `IRONCACHE_TEST_PYTHON` picks the interpreter that runs IronCache
 (default: the one running pytest; use /usr/bin/python3 to test without uvloop/hiredis).
+`IRONCACHE_TEST_SRC` points at another directory holding the `ironcache` package.
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ if TARGET not in ("ironcache", "redis"):
     raise RuntimeError(f"IRONCACHE_TEST_TARGET must be 'ironcache' or 'redis', not {TARGET!r}")
 IS_REDIS = TARGET == "redis"
 
-SRC_DIR = Path(__file__).resolve().parents[1]  # ironcache_src
+# The server's source: ironcache_src/ of this checkout, or IRONCACHE_TEST_SRC (another
+# directory holding the `ironcache` package, e.g. an exported commit or an installed release).
+SRC_DIR = Path(os.environ.get("IRONCACHE_TEST_SRC") or Path(__file__).resolve().parents[1])
+if os.environ.get("IRONCACHE_TEST_SRC"):
+    sys.path.insert(0, str(SRC_DIR))
 TESTS_DIR = Path(__file__).resolve().parent
 SERVER_PYTHON = os.environ.get("IRONCACHE_TEST_PYTHON", sys.executable)
 REDIS_SERVER = os.environ.get("IRONCACHE_TEST_REDIS_SERVER", "redis-server")
@@ -81,8 +86,9 @@ def ironcache_cmd(*args: str) -> list[str]:
 
 def run_ironcache(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
     """Run a short-lived `ironcache ...` command (check-config, --version, ...)."""
+    # cwd: `python -m` puts the working directory first on sys.path, before PYTHONPATH
     return subprocess.run(ironcache_cmd(*args), env=ironcache_env(), capture_output=True,
-                          text=True, timeout=timeout, check=False)
+                          text=True, timeout=timeout, check=False, cwd=SRC_DIR)
 
 
 def flatten(directives: dict[str, Any] | Sequence[tuple[str, Any]] | None) -> list[str]:

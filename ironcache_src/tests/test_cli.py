@@ -129,7 +129,7 @@ def test_check_config_missing_file(tmp_path: Path) -> None:
 def test_serve_bad_config_exit_1(tmp_path: Path) -> None:
     conf = write(tmp_path, "port 6390\nmaxmemory-policy sometimes\n")
     out = subprocess.run(ironcache_cmd("serve", str(conf)), env=ironcache_env(),
-                         capture_output=True, text=True, timeout=30, check=False)
+                         capture_output=True, text=True, timeout=30, check=False, cwd=tmp_path)
     assert out.returncode == 1
     assert f"{conf}:2" in out.stderr
 
@@ -142,7 +142,8 @@ def test_serve_cannot_listen_exit_3(tmp_path: Path) -> None:
         out = subprocess.run(
             ironcache_cmd("serve", "--port", str(port), "--bind", "127.0.0.1",
                           "--dir", str(tmp_path)),
-            env=ironcache_env(), capture_output=True, text=True, timeout=30, check=False)
+            env=ironcache_env(), capture_output=True, text=True, timeout=30, check=False,
+            cwd=tmp_path)
     assert out.returncode == 3, out.stderr
 
 
@@ -174,7 +175,7 @@ def test_default_bind_is_loopback_v4_and_v6(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(ironcache_cmd("serve", "--port", str(port), "--dir", str(tmp_path)),
                             env=ironcache_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, cwd=tmp_path)
     try:
         srv = Server(tmp_path, port=port)
         srv.proc = proc

@@ -356,3 +356,112 @@ def test_activation_notify_ready_after_listeners(tmp_path: Path, short_dir: Path
         trigger.close()
         assert srv.stop() == 0
         notify.wait_for("STOPPING=1")
+
+
+def server_fds_for(pid: int, inode: int) -> list[int]:
+    """The server's fds that refer to the socket with this inode."""
+    out = []
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{name}") == f"socket:[{inode}]":
+                out.append(int(name))
+        except OSError:
+            continue
+    return out
+
+
+def fd_flags(pid: int, fd: int) -> int:
+    with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+        for line in f:
+            if line.startswith("flags:"):
+                return int(line.split()[1], 8)
+    raise AssertionError("no flags in fdinfo")
+
+
+def test_adopted_fd_is_cloexec_and_nonblocking(tmp_path: Path, servers: list[Server]) -> None:
+    port = free_port()
+    sock = listening_socket(port, 128)
+    inode = os.fstat(sock.fileno()).st_ino
+    srv = launch_with_fd(tmp_path, sock, port, "self")
+    servers.append(srv)
+    srv.start()
+    fds = server_fds_for(srv.pid, inode)
+    assert fds, "the server does not hold the inherited socket"
+    for fd in fds:
+        flags = fd_flags(srv.pid, fd)
+        assert flags & os.O_CLOEXEC, f"fd {fd} lacks FD_CLOEXEC (flags {flags:o})"
+        assert flags & os.O_NONBLOCK, f"fd {fd} is blocking (flags {flags:o})"
+    sock.close()
+
+
+def test_listener_outlives_the_server(tmp_path: Path, servers: list[Server]) -> None:
+    """What `systemctl restart ironcache.service` relies on: the listening socket (held by
+    systemd, here by the test) keeps queueing connections while no server runs, and the next
+    server answers them. The stopping server must not shut the shared socket down."""
+    port = free_port()
+    sock = listening_socket(port, 1024)
+    first = launch_with_fd(tmp_path / "first", sock, port, "self")
+    servers.append(first)
+    first.start()
+    assert first.client().set("k", "v") is True
+    assert first.stop() == 0
+    waiting = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(3)]
+    for w in waiting:
+        w.sendall(b"PING\r\n")  # queued in the backlog: not refused, not reset
+    second = launch_with_fd(tmp_path / "second", sock, port, "self")
+    servers.append(second)
+    second.start()
+    for w in waiting:
+        assert w.recv(100) == b"+PONG\r\n"
+        w.close()
+    assert second.client().info("server")["listeners_inherited"] == 1
+    assert [row["send_q"] for row in listening_sockets(port)] == ["1024"]
+    assert second.stop() == 0
+    sock.close()
+
+
+@pytest.mark.parametrize("kind", ["file", "udp", "not-listening"])
+def test_inherited_fd_that_is_no_listening_stream_socket(tmp_path: Path, servers: list[Server],
+                                                         kind: str) -> None:
+    port = free_port()
+    if kind == "file":
+        holder: object = open(tmp_path / "not-a-socket", "w")  # noqa: SIM115
+        fd = holder.fileno()  # type: ignore[attr-defined]
+    elif kind == "udp":
+        holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        holder.bind(("127.0.0.1", port))  # type: ignore[attr-defined]
+        fd = holder.fileno()  # type: ignore[attr-defined]
+    else:
+        holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        holder.bind(("127.0.0.1", port))  # type: ignore[attr-defined]
+        fd = holder.fileno()  # type: ignore[attr-defined]
+    prefix = [sys.executable, str(TESTS_DIR / "launcher.py"), str(fd), "self", "x", "--"]
+    srv = Server(tmp_path / "srv", port=port if kind != "not-listening" else free_port(),
+                 prefix=prefix, pass_fds=[fd])
+    servers.append(srv)
+    srv.start()
+    holder.close()  # type: ignore[attr-defined]
+    info = srv.client().info("server")
+    assert info["listeners_inherited"] == 0
+    assert info["listeners_bound"] == 1
+    assert log_matches(srv.log_text(), r"\bfd 3\b"), srv.log_text()
+
+
+@needs_ssa
+def test_unix_mismatch_closed_and_path_kept(short_dir: Path, tmp_path: Path,
+                                            servers: list[Server]) -> None:
+    configured = str(short_dir / "ic.sock")
+    foreign = str(short_dir / "other.sock")
+    srv = Server(tmp_path, tcp=False, unixsocket=configured, prefix=ssa_prefix([foreign]))
+    servers.append(srv)
+    srv.start(wait=False)
+    wait_listening(srv, 1)
+    trigger = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    trigger.connect(foreign)
+    srv.wait_ready()
+    info = srv.client().info("server")
+    assert info["listeners_inherited"] == 0
+    assert info["listeners_bound"] == 1
+    trigger.close()
+    assert os.path.exists(foreign)  # closed, but an inherited path is never unlinked
+    assert log_matches(srv.log_text(), r"\bfd 3\b")
