@@ -257,6 +257,14 @@ class Server:
         return self.proc.returncode
 
 
+def drop_directive(cmd: list[str], name: str) -> list[str]:
+    """`cmd` without `name` and its value (the next argument)."""
+    if name not in cmd:
+        return cmd
+    i = cmd.index(name)
+    return cmd[:i] + cmd[i + 2 :]
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -813,7 +821,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--ironcache-directives",
-        default="",
+        default="--save-on-shutdown no",
         help="directives added to 'ironcache serve' after --port/--bind (default: %(default)r)",
     )
     p.add_argument("--ironcache-port", type=int, default=0)
@@ -965,7 +973,18 @@ def main(argv: list[str] | None = None) -> int:
         for s in servers:
             s.start()
         for s in servers:
-            s.wait_ready()
+            try:
+                s.wait_ready()
+            except BenchError:
+                # A server from before `save-on-shutdown` existed refuses the directive:
+                # measure it all the same, without it, and say so.
+                if s is not ic or "unknown directive 'save-on-shutdown'" not in s.log_tail():
+                    raise
+                s.cmd = drop_directive(s.cmd, "--save-on-shutdown")
+                warnings.append("IronCache does not know save-on-shutdown: started without it")
+                log(warnings[-1])
+                s.start()
+                s.wait_ready()
             s.info = parse_info(s.call("INFO", "server"))
             log(f"{s.name} pid {s.pid} answers PING on port {s.port}")
         if args.against_redis:
