@@ -142,6 +142,10 @@ def test_lpop_rpop_with_count(server: Server, r: redis.Redis) -> None:
         assert c.call("LPOP", "l2", "0") == []
         assert c.call("RPOP", "l2", "1") == [b"x"]
     assert wire_error(server, "LPOP", "l", "-1") == "ERR value is out of range, must be positive"
+    assert wire_error(server, "LPOP", "l", "1", "2") == \
+        "ERR wrong number of arguments for 'lpop' command"
+    assert wire_error(server, "RPOP", "l", "1", "2") == \
+        "ERR wrong number of arguments for 'rpop' command"
 
 
 def test_lrem_signs(r: redis.Redis) -> None:

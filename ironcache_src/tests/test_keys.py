@@ -102,6 +102,10 @@ def test_expire_option_errors(server: Server) -> None:
     assert wire_error(server, "EXPIRE", "k", "10", "GT", "LT") == \
         "ERR GT and LT options at the same time are not compatible"
     assert wire_error(server, "EXPIRE", "k", "10", "FOO") == "ERR Unsupported option FOO"
+    # options are checked before the number
+    assert wire_error(server, "PEXPIRE", "k", "ten", "FOO") == "ERR Unsupported option FOO"
+    assert wire_error(server, "EXPIRE", "k", "ten", "NX", "XX") == \
+        "ERR NX and XX, GT or LT options at the same time are not compatible"
     assert wire_error(server, "EXPIRE", "k", "ten") == \
         "ERR value is not an integer or out of range"
     assert wire_error(server, "EXPIRE", "k", str(2**63 - 1)) == \
