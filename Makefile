@@ -64,12 +64,15 @@ setup: apt venv collections image
 lint-python: venv
 	cd $(ROOT) && ruff check .
 
+# MOLECULE_ARGS=--parallel gives each run its own instance names and ephemeral directory, for
+# two runs of one scenario at the same time on one machine.
 SCENARIO ?= default
+MOLECULE_ARGS ?=
 molecule: venv collections image
-	cd $(ROOT) && molecule test -s $(SCENARIO)
+	cd $(ROOT) && molecule test -s $(SCENARIO) $(MOLECULE_ARGS)
 
 molecule-%: venv collections image
-	cd $(ROOT) && molecule test -s $*
+	cd $(ROOT) && molecule test -s $* $(MOLECULE_ARGS)
 
 molecule-all: $(addprefix molecule-,$(SCENARIOS))
 
