@@ -276,6 +276,7 @@ class RawConn:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buf = b""
+        self.types: list[bytes] = []  # the type byte of every reply element read
 
     @classmethod
     def tcp(cls, host: str, port: int, timeout: float = 10.0) -> RawConn:
@@ -327,6 +328,7 @@ class RawConn:
         """Decode one reply; errors come back as RespError values, not exceptions."""
         line = self.read_line()
         kind, rest = line[:1], line[1:]
+        self.types.append(kind)
         if kind == b"+":
             return rest.decode()
         if kind == b"-":

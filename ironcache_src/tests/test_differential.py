@@ -160,7 +160,10 @@ def run_sequence(conn: RawConn, seq: list[list[str]]) -> list[Any]:
     queued: list[list[str]] = []
     in_multi = False
     for cmd in seq:
+        conn.types.clear()
         reply = conn.call(*cmd)
+        # RESP3 null vs RESP2 null, set vs array, ...: the wire types must match too
+        types = b"".join(sorted(conn.types))
         name = cmd[0].upper()
         if name == "MULTI" and reply == "OK":
             in_multi, queued = True, []
@@ -174,7 +177,7 @@ def run_sequence(conn: RawConn, seq: list[list[str]]) -> list[Any]:
             queued.append(cmd)
         else:
             reply = normalize(cmd, reply)
-        out.append((cmd, reply))
+        out.append((cmd, (reply, types)))
     return out
 
 

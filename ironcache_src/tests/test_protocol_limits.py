@@ -302,3 +302,50 @@ def test_error_reply_type_is_error(server: Server) -> None:
     with server.raw() as c:
         c.send_command("NOSUCHCMD")
         assert isinstance(c.read_reply(), RespError)
+
+
+def test_quit_in_a_pipeline(server: Server) -> None:
+    with server.raw() as c:
+        c.send(b"PING\r\n" + encode_command("QUIT") + b"PING\r\n")
+        data = c.read_until_closed()
+    assert data == b"+PONG\r\n+OK\r\n"
+
+
+def test_many_simultaneous_clients(server: Server, r: redis.Redis) -> None:
+    before = r.info("clients")["connected_clients"]
+    conns = [RawConn.tcp("127.0.0.1", server.port) for _ in range(200)]
+    try:
+        for i, c in enumerate(conns):
+            c.send_command("SET", f"client:{i}", i)
+        for c in conns:
+            assert c.read_reply() == "OK"
+        assert r.info("clients")["connected_clients"] >= before + 200
+    finally:
+        for c in conns:
+            c.close()
+    poll(lambda: r.info("clients")["connected_clients"] <= before, 10,
+         what="closed clients to leave connected_clients")
+    assert r.dbsize() == 200
+
+
+def test_slow_reader_does_not_block_others(server: Server, rb: redis.Redis) -> None:
+    big = b"z" * (16 * 1024 * 1024)
+    rb.set("big", big)
+    slow = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        slow.sendall(encode_command("GET", "big") * 4)  # 64 MB of replies nobody reads yet
+        with RawConn.tcp("127.0.0.1", server.port) as other:
+            for i in range(50):
+                assert other.call("SET", f"o{i}", "v") == "OK"
+                assert other.call("GET", f"o{i}") == b"v"
+        # The slow client gets everything once it reads.
+        got = 0
+        expected = 4 * (len(big) + len(b"$16777216\r\n\r\n"))
+        while got < expected:
+            chunk = slow.recv(1 << 20)
+            assert chunk, "connection closed before all replies arrived"
+            got += len(chunk)
+        assert got == expected
+    finally:
+        slow.close()
+    rb.delete("big")

@@ -256,3 +256,15 @@ def test_threads_share_a_pool(server: Server, r: redis.Redis) -> None:
     assert not errors, errors[:3]
     assert r.get("threaded") == str(8 * 300)
     assert r.get("threaded-tx") == str(8 * 2)
+
+
+def test_watch_conflict_resp3_null(server: Server, r: redis.Redis) -> None:
+    r.set("w3", "0")
+    with server.raw() as c:
+        assert isinstance(c.call("HELLO", "3"), dict)
+        assert c.call("WATCH", "w3") == "OK"
+        r.set("w3", "1")
+        assert c.call("MULTI") == "OK"
+        assert c.call("INCR", "w3") == "QUEUED"
+        c.send_command("EXEC")
+        assert c.read_line() == b"_"  # RESP3 null, not *-1
