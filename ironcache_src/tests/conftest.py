@@ -48,6 +48,41 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     assert code == 0, f"shared server exited with {code}:\n{srv.log_text()}"
 
 
+STDLIB_PYTHON = "/usr/bin/python3"
+
+
+@pytest.fixture(scope="session")
+def stdlib_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """IronCache on the host's own python3 (no uvloop, no hiredis): the pure-Python paths."""
+    import subprocess
+
+    if IS_REDIS:
+        pytest.skip("IronCache-specific: the server's pure-Python code paths")
+    probe = subprocess.run([STDLIB_PYTHON, "-c", "import sys; print(sys.version_info >= (3, 11))"],
+                           capture_output=True, text=True, check=False)
+    if probe.stdout.strip() != "True":
+        pytest.skip(f"{STDLIB_PYTHON} is missing or older than 3.11")
+    import support
+
+    saved = support.SERVER_PYTHON
+    support.SERVER_PYTHON = STDLIB_PYTHON
+    try:
+        srv = Server(tmp_path_factory.mktemp("stdlib-server")).start()
+    finally:
+        support.SERVER_PYTHON = saved
+    yield srv
+    code = srv.stop()
+    assert code == 0, f"stdlib server exited with {code}:\n{srv.log_text()}"
+
+
+@pytest.fixture(params=["default", "stdlib"])
+def any_server(request: pytest.FixtureRequest) -> Server:
+    """The shared server, then (IronCache only) the same tests on the host's python3."""
+    if request.param == "default":
+        return request.getfixturevalue("server")
+    return request.getfixturevalue("stdlib_server")
+
+
 @pytest.fixture
 def r(server: Server) -> Iterator[redis.Redis]:
     """A redis-py client (str replies) on the shared server, every database flushed."""

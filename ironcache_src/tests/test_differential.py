@@ -49,7 +49,7 @@ FIELDS = ["f", "g", "h"]
 # No values near 2**63: INCRBYFLOAT there depends on Redis's 80-bit long double, which
 # test_strings checks on its own.
 VALUES = ["", "0", "1", "-1", "10", "1.5", "abc", "x y", "3.0e2", "-0.25", "007", " 1"]
-INTS = ["0", "1", "2", "-1", "-2", "3", "-5", "100", "x", "1.5"]
+INTS = ["0", "1", "2", "-1", "-2", "3", "-5", "100", "x", "1.5", "536870912"]
 FLOATS = ["0.1", "1", "-1.5", "1e2", "abc", "0", "2.5e-1", "inf"]
 TTLS = ["100", "1000", "0", "-1", "x"]
 
@@ -63,6 +63,8 @@ TEMPLATES: dict[str, list[list[str]]] = {
     "INCRBYFLOAT": [["K", "FL"]], "GETRANGE": [["K", "I", "I"]], "SETRANGE": [["K", "I", "V"]],
     "DEL": [["K", "K"]], "UNLINK": [["K"]], "EXISTS": [["K", "K", "K"]], "TYPE": [["K"]],
     "EXPIRE": [["K", "TTL"], ["K", "TTL", "XOPT"]], "PEXPIRE": [["K", "TTL"]],
+    "EXPIREAT": [["K", "AT"], ["K", "AT", "XOPT"]], "PEXPIREAT": [["K", "AT"]],
+    "PEXPIRETIME": [["K"]], "HMSET": [["K", "F", "V"]],
     "TTL": [["K"]], "PTTL": [["K"]], "PERSIST": [["K"]], "EXPIRETIME": [["K"]],
     "RENAME": [["K", "K"]], "RENAMENX": [["K", "K"]], "TOUCH": [["K", "K"]],
     "KEYS": [["PAT"]], "DBSIZE": [[]], "SCAN": [["0", "COUNT", "1000"],
@@ -83,9 +85,11 @@ TEMPLATES: dict[str, list[list[str]]] = {
 }
 UNORDERED = {"HKEYS", "HVALS", "SMEMBERS", "KEYS"}
 PAIRS = {"HGETALL"}
-TIME_DEPENDENT = {"TTL", "PTTL", "EXPIRETIME"}
+TIME_DEPENDENT = {"TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME"}
 
-SETOPTS = ["NX", "XX", "GET", "KEEPTTL", "EX 100", "PX 100000", "EX 0", "EX x", "BOGUS"]
+SETOPTS = ["NX", "XX", "GET", "KEEPTTL", "EX 100", "PX 100000", "EX 0", "EX x", "BOGUS",
+           "EXAT 4102444800", "PXAT 1", "EXAT x", "PXAT 4102444800000"]
+ATS = ["1", "4102444800", "0", "-5", "x"]  # the past (deletes), 2100, edge cases
 
 
 @st.composite
@@ -106,18 +110,21 @@ def commands(draw: st.DrawFn, arity_mistakes: bool = False) -> list[str]:
             args.append(draw(st.sampled_from(FLOATS)))
         elif kind == "TTL":
             args.append(draw(st.sampled_from(TTLS)))
+        elif kind == "AT":
+            args.append(draw(st.sampled_from(ATS)))
         elif kind == "XOPT":
             args.append(draw(st.sampled_from(["NX", "XX", "GT", "LT"])))
         elif kind == "SETOPT":
             args.extend(draw(st.sampled_from(SETOPTS)).split())
         elif kind == "PERSIST":
-            args.extend(draw(st.sampled_from(["PERSIST", "EX 100", "PX 5000", "EX 0"])).split())
+            args.extend(draw(st.sampled_from(["PERSIST", "EX 100", "PX 5000", "EX 0", "EXAT 1",
+                                              "PXAT 4102444800000", "EX 1 PX 1"])).split())
         elif kind == "PAT":
             args.append(draw(st.sampled_from(["*", "a", "[ab]", "?", "c*", "z*"])))
         elif kind == "TYPENAME":
             args.append(draw(st.sampled_from(["string", "hash", "list", "set"])))
         elif kind == "DB":
-            args.append(draw(st.sampled_from(["0", "1", "99", "x"])))
+            args.append(draw(st.sampled_from(["0", "1", "15", "16", "99", "x"])))
         else:
             args.append(kind)
     shapes = ["ok"] * 12 + ["case"] + (["drop", "add"] if arity_mistakes else [])

@@ -15,16 +15,18 @@ from support import RawConn, RespError, Server, encode_command, poll
 
 # -- inline commands (telnet, redis-benchmark's inline mode) --------------------------------
 
-def test_inline_ping(server: Server) -> None:
-    with server.raw() as c:
+def test_inline_ping(any_server: Server) -> None:
+    with any_server.raw() as c:
         c.send(b"PING\r\n")
         assert c.read_line() == b"+PONG"
         c.send(b"ping\n")  # a bare LF ends a line too
         assert c.read_line() == b"+PONG"
 
 
-def test_inline_commands_with_arguments_and_quotes(server: Server, r: redis.Redis) -> None:
-    with server.raw() as c:
+def test_inline_commands_with_arguments_and_quotes(any_server: Server) -> None:
+    r = any_server.client()
+    r.flushall()
+    with any_server.raw() as c:
         c.send(b"SET inline hello\r\nGET inline\r\n")
         assert c.read_reply() == "OK"
         assert c.read_reply() == b"hello"
@@ -41,38 +43,40 @@ def test_inline_commands_with_arguments_and_quotes(server: Server, r: redis.Redi
     assert r.get("q3") == "tab\thereA"
 
 
-def test_inline_empty_lines_ignored(server: Server) -> None:
-    with server.raw() as c:
+def test_inline_empty_lines_ignored(any_server: Server) -> None:
+    with any_server.raw() as c:
         c.send(b"\r\n\r\nPING\r\n")
         assert c.read_line() == b"+PONG"
 
 
-def test_inline_unbalanced_quotes(server: Server) -> None:
-    with server.raw() as c:
+def test_inline_unbalanced_quotes(any_server: Server) -> None:
+    with any_server.raw() as c:
         c.send(b'SET k "unterminated\r\n')
         data = c.read_until_closed()
     assert data.startswith(b"-ERR Protocol error: unbalanced quotes in request")
 
 
-def test_inline_and_multibulk_mixed(server: Server) -> None:
-    with server.raw() as c:
+def test_inline_and_multibulk_mixed(any_server: Server) -> None:
+    with any_server.raw() as c:
         c.send(b"PING\r\n" + encode_command("ECHO", "x") + b"PING\r\n")
         assert [c.read_reply() for _ in range(3)] == ["PONG", b"x", "PONG"]
 
 
 # -- pipelines --------------------------------------------------------------------------------
 
-def test_10k_commands_in_one_write(server: Server, r: redis.Redis) -> None:
+def test_10k_commands_in_one_write(any_server: Server) -> None:
+    r = any_server.client()
+    r.flushall()
     payload = b"".join(encode_command("INCR", "counter") for _ in range(10_000))
-    with server.raw(timeout=30) as c:
+    with any_server.raw(timeout=30) as c:
         c.send(payload)
         replies = [c.read_reply() for _ in range(10_000)]
     assert replies == list(range(1, 10_001))
     assert r.get("counter") == "10000"
 
 
-def test_10k_inline_commands_in_one_write(server: Server) -> None:
-    with server.raw(timeout=30) as c:
+def test_10k_inline_commands_in_one_write(any_server: Server) -> None:
+    with any_server.raw(timeout=30) as c:
         c.send(b"PING\r\n" * 10_000)
         for _ in range(10_000):
             assert c.read_line() == b"+PONG"
@@ -90,9 +94,9 @@ def test_redis_py_10k_pipeline(r: redis.Redis) -> None:
     assert r.dbsize() == 10_000
 
 
-def test_frames_split_across_writes(server: Server) -> None:
+def test_frames_split_across_writes(any_server: Server) -> None:
     payload = encode_command("SET", "split", "v" * 1000) + encode_command("GET", "split")
-    with server.raw() as c:
+    with any_server.raw() as c:
         for i in range(len(payload)):
             c.send(payload[i:i + 1])
         assert c.read_reply() == "OK"
@@ -119,12 +123,14 @@ def test_large_value(server: Server, rb: redis.Redis) -> None:
         b"*99999999999\r\n",  # multibulk length out of range
     ],
 )
-def test_malformed_frame_gets_protocol_error_and_close(server: Server, r: redis.Redis,
+def test_malformed_frame_gets_protocol_error_and_close(any_server: Server,
                                                        frame: bytes) -> None:
+    r = any_server.client()
+    r.flushall()
     r.set("survivor", "yes")
-    bystander = server.raw()
+    bystander = any_server.raw()
     assert bystander.call("PING") == "PONG"
-    with server.raw() as c:
+    with any_server.raw() as c:
         c.send(frame)
         data = c.read_until_closed()
     assert data.startswith(b"-ERR Protocol error: "), data
@@ -135,14 +141,14 @@ def test_malformed_frame_gets_protocol_error_and_close(server: Server, r: redis.
     assert r.get("survivor") == "yes"
 
 
-def test_protocol_error_after_good_commands(server: Server) -> None:
-    with server.raw() as c:
+def test_protocol_error_after_good_commands(any_server: Server) -> None:
+    with any_server.raw() as c:
         c.send(encode_command("SET", "before", "1") + b"*1\r\n$x\r\n" +
                encode_command("SET", "after", "1"))
         assert c.read_reply() == "OK"  # the command before the bad frame is answered
         data = c.read_until_closed()
     assert data.startswith(b"-ERR Protocol error: ")
-    assert server.client().exists("after") == 0
+    assert any_server.client().exists("after") == 0
 
 
 def test_proto_max_bulk_len(make_server: Callable[..., Server]) -> None:
@@ -257,10 +263,10 @@ _probe_value = "still-here"
 
 
 @given(payload=_garbage())
-def test_garbage_never_crashes_server(server: Server, payload: bytes) -> None:
-    keeper = server.client(db=9)
+def test_garbage_never_crashes_server(any_server: Server, payload: bytes) -> None:
+    keeper = any_server.client(db=9)
     keeper.set("probe", _probe_value)
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    sock = socket.create_connection(("127.0.0.1", any_server.port), timeout=5)
     try:
         sock.sendall(payload)
         sock.shutdown(socket.SHUT_WR)  # the server sees EOF after the garbage
@@ -275,27 +281,27 @@ def test_garbage_never_crashes_server(server: Server, payload: bytes) -> None:
         pass
     finally:
         sock.close()
-    assert server.alive(), server.log_text()[-2000:]
-    with RawConn.tcp("127.0.0.1", server.port) as second:
+    assert any_server.alive(), any_server.log_text()[-2000:]
+    with RawConn.tcp("127.0.0.1", any_server.port) as second:
         assert second.call("PING") == "PONG"
         assert second.call("SELECT", "9") == "OK"
         assert second.call("GET", "probe") == _probe_value.encode()
 
 
 @given(payload=_garbage())
-def test_garbage_on_open_connection_does_not_disturb_others(server: Server,
+def test_garbage_on_open_connection_does_not_disturb_others(any_server: Server,
                                                             payload: bytes) -> None:
     """A client that sends garbage and then waits (no EOF) must not block a second client."""
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    sock = socket.create_connection(("127.0.0.1", any_server.port), timeout=5)
     try:
         sock.sendall(payload)
-        with RawConn.tcp("127.0.0.1", server.port) as second:
+        with RawConn.tcp("127.0.0.1", any_server.port) as second:
             assert second.call("PING") == "PONG"
     except (BrokenPipeError, ConnectionResetError):
         pass
     finally:
         sock.close()
-    assert server.alive()
+    assert any_server.alive()
 
 
 def test_error_reply_type_is_error(server: Server) -> None:
@@ -304,8 +310,8 @@ def test_error_reply_type_is_error(server: Server) -> None:
         assert isinstance(c.read_reply(), RespError)
 
 
-def test_quit_in_a_pipeline(server: Server) -> None:
-    with server.raw() as c:
+def test_quit_in_a_pipeline(any_server: Server) -> None:
+    with any_server.raw() as c:
         c.send(b"PING\r\n" + encode_command("QUIT") + b"PING\r\n")
         data = c.read_until_closed()
     assert data == b"+PONG\r\n+OK\r\n"
