@@ -64,8 +64,8 @@ setup: apt venv collections image
 lint-python: venv
 	cd $(ROOT) && ruff check .
 
-# MOLECULE_ARGS=--parallel gives each run its own instance names and ephemeral directory, for
-# two runs of one scenario at the same time on one machine.
+# MOLECULE_ARGS: extra arguments of `molecule test` (e.g. --destroy never to keep the instance).
+# One scenario runs once at a time per checkout: its instance name and ephemeral directory are fixed.
 SCENARIO ?= default
 MOLECULE_ARGS ?=
 molecule: venv collections image
