@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import re
 import signal
+import socket
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -305,3 +307,21 @@ def test_config_set_port_rebinds_self_bound(make_server: Callable[..., Server]) 
     fresh.close()
     wait_port_closed(old)
     srv.port = new  # so teardown and later clients use the new port
+
+
+def _server_side_timer(port: int, client: socket.socket) -> str:
+    local = client.getsockname()[1]
+    out = subprocess.run(["ss", "-Htno", "state", "established",
+                          f"( sport = :{port} and dport = :{local} )"],
+                         capture_output=True, text=True, check=True, timeout=10).stdout
+    assert out.strip(), "the server-side socket is not listed"
+    return out
+
+
+@pytest.mark.parametrize(("seconds", "expected"), [(60, True), (0, False)])
+def test_tcp_keepalive(make_server: Callable[..., Server], seconds: int, expected: bool) -> None:
+    srv = make_server({"tcp-keepalive": seconds})
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(b"PING\r\n")
+        assert s.recv(100) == b"+PONG\r\n"
+        assert ("keepalive" in _server_side_timer(srv.port, s)) is expected

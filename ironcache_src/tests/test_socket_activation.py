@@ -465,3 +465,47 @@ def test_unix_mismatch_closed_and_path_kept(short_dir: Path, tmp_path: Path,
     trigger.close()
     assert os.path.exists(foreign)  # closed, but an inherited path is never unlinked
     assert log_matches(srv.log_text(), r"\bfd 3\b")
+
+
+def test_restart_under_load_drops_no_connection(tmp_path: Path, servers: list[Server]) -> None:
+    """Clients keep connecting while the server stops and the next one starts on the same
+    inherited socket: each gets its PONG (answered by the old server, or queued in the backlog
+    for the new one); none is accepted and then dropped."""
+    import threading
+
+    port = free_port()
+    sock = listening_socket(port, 1024)
+    first = launch_with_fd(tmp_path / "first", sock, port, "self")
+    servers.append(first)
+    first.start()
+    conns: list[socket.socket] = []
+    stop = threading.Event()
+
+    def connect_loop() -> None:
+        while not stop.is_set() and len(conns) < 400:
+            c = socket.create_connection(("127.0.0.1", port), timeout=30)
+            c.sendall(b"PING\r\n")
+            conns.append(c)
+            stop.wait(0.002)
+
+    t = threading.Thread(target=connect_loop)
+    t.start()
+    poll(lambda: len(conns) >= 20, 10, 0.005, "clients before the stop")
+    first.send_signal(15)
+    assert first.wait() == 0
+    stop.set()
+    t.join(30)
+    second = launch_with_fd(tmp_path / "second", sock, port, "self")
+    servers.append(second)
+    second.start()
+    outcomes: dict[str, int] = {}
+    for c in conns:
+        try:
+            data = c.recv(100)
+            key = "pong" if data == b"+PONG\r\n" else f"other:{data[:40]!r}"
+        except OSError as e:
+            key = type(e).__name__
+        outcomes[key] = outcomes.get(key, 0) + 1
+        c.close()
+    sock.close()
+    assert outcomes == {"pong": len(conns)}, outcomes
