@@ -173,3 +173,27 @@ def test_shutdown_stops_accepting(make_server: Callable[..., Server]) -> None:
     assert srv.stop() == 0
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def test_shutdown_not_held_up_by_a_partial_frame(make_server: Callable[..., Server]) -> None:
+    srv = make_server()
+    stalled = srv.raw()
+    stalled.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\nabc")  # and nothing more
+    assert srv.client().ping() is True
+    srv.send_signal(signal.SIGTERM)
+    assert srv.wait() == 0  # bounded by STOP_TIMEOUT
+    assert stalled.is_closed(5)
+    stalled.close()
+
+
+def test_shutdown_not_held_up_by_a_client_that_never_reads(
+        make_server: Callable[..., Server]) -> None:
+    srv = make_server()
+    c = srv.client(decode_responses=False)
+    c.set("big", b"q" * (8 * 1024 * 1024))
+    sleeper = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    sleeper.sendall(encode_command("GET", "big") * 8)  # 64 MB of replies, never read
+    assert srv.client().ping() is True
+    srv.send_signal(signal.SIGTERM)
+    assert srv.wait() == 0  # bounded by STOP_TIMEOUT, well inside systemd's 90 s
+    sleeper.close()
