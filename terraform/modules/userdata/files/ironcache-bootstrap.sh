@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # IronCache host bootstrap, written by the IronCache Terraform userdata module.
 # cloud-init runs it once per instance (runcmd). Running it again is safe: each step checks
 # before it acts and the playbook is idempotent. Settings: /etc/ironcache-bootstrap/bootstrap.env
