@@ -68,6 +68,38 @@ def test_aws_example_is_thin_and_uses_the_modules() -> None:
     assert "#cloud-config" not in main and "templatefile(" not in main
 
 
+def _declared_variables(directory: Path) -> set[str]:
+    text = "".join(p.read_text() for p in directory.glob("*.tf"))
+    return set(re.findall(r'^variable\s+"(\w+)"', text, re.M))
+
+
+def _module_arguments(text: str, module: str) -> set[str]:
+    """Top-level argument names of `module "<module>" { ... }` (two-space indented)."""
+    body = text.split(f'module "{module}" {{', 1)[1].split("\n}", 1)[0]
+    return set(re.findall(r"^  (\w+)\s*=", body, re.M)) - {"source"}
+
+
+def test_aws_example_references_declared_variables() -> None:
+    """What `terraform validate` would catch, checked without the AWS provider."""
+    example = TERRAFORM_DIR / "examples/aws"
+    text = "".join(p.read_text() for p in example.glob("*.tf"))
+    used = set(re.findall(r"\bvar\.(\w+)", text))
+    assert used <= _declared_variables(example), used - _declared_variables(example)
+    for module in MODULES:
+        arguments = _module_arguments(text, module)
+        assert arguments, module
+        assert arguments <= _declared_variables(MODULES_DIR / module), (
+            module,
+            arguments - _declared_variables(MODULES_DIR / module),
+        )
+    outputs_used = set(re.findall(r"\bmodule\.(\w+)\.(\w+)", text))
+    for module, output in outputs_used:
+        declared = re.findall(
+            r'^output\s+"(\w+)"', (MODULES_DIR / module / "outputs.tf").read_text(), re.M
+        )
+        assert output in declared, (module, output)
+
+
 @pytest.mark.parametrize("name", MODULES)
 def test_module_has_no_provider(name: str) -> None:
     text = "".join(p.read_text() for p in (MODULES_DIR / name).glob("*.tf"))
