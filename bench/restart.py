@@ -63,6 +63,8 @@ SERVICE_UNIT = """\
 [Unit]
 Description=IronCache (benchmark, {mode})
 {requires}
+# 20 restarts in a row are the point here, not a crash loop
+StartLimitIntervalSec=0
 
 [Service]
 Type=notify
@@ -196,6 +198,11 @@ def driver(args: argparse.Namespace) -> int:
         time.sleep(args.spacing)
     figures = prober.stop()
     samples = figures.pop("samples", [])
+    # per restart: the worst latency of the attempts started between this restart and the next
+    bounds = [r["cmd_s"] for r in restarts[1:]] + [float("inf")]
+    for r, end in zip(restarts, bounds, strict=True):
+        lats = [lat for t0, lat, outcome in samples if r["cmd_s"] - 0.01 <= t0 < end - 0.01]
+        r["max_ms"] = round(max(lats), 2) if lats else None
     # exec-to-first-reply: from the new process's exec to the first reply completed after it
     for r in restarts:
         r["exec_to_first_reply_ms"] = None
@@ -291,9 +298,10 @@ def setup_container(debs: list[Path], log, sandbox: bool = True) -> None:
         if r.returncode != 0:
             raise SystemExit(f"dpkg -i failed:\n{r.stdout}\n{r.stderr}")
         # Debian's configuration and unit, on its own port; the container cannot create user
-        # namespaces, so the unit's PrivateUsers= is turned off (nothing else changes)
+        # namespaces, so the unit's PrivateUsers= is turned off; StartLimitIntervalSec=0 as for
+        # IronCache (20 restarts in a row); nothing else changes
         dexec("sed", "-i", "s/^port 6379$/port 6381/", "/etc/redis/redis.conf")
-        put("[Service]\nPrivateUsers=false\n",
+        put("[Unit]\nStartLimitIntervalSec=0\n[Service]\nPrivateUsers=false\n",
             "/etc/systemd/system/redis-server.service.d/bench-container.conf")
         dexec("systemctl", "daemon-reload")
         dexec("systemctl", "restart", "redis-server.service")
@@ -307,6 +315,8 @@ def summarise(run: dict) -> dict:
            if r["exec_to_first_reply_ms"] is not None]
     startup = [r["startup_ms"] for r in run["restarts"] if r["startup_ms"] is not None]
     restart_ms = [(r["done_s"] - r["cmd_s"]) * 1000 for r in run["restarts"]]
+    ratios = [r["max_ms"] / r["exec_to_first_reply_ms"] for r in run["restarts"]
+              if r.get("max_ms") and r.get("exec_to_first_reply_ms")]
     out = {
         "case": run["case"], "title": CASES[run["case"]]["title"],
         "restarts": len(run["restarts"]),
@@ -319,6 +329,8 @@ def summarise(run: dict) -> dict:
         "exec_to_first_reply_ms_max": max(e2r) if e2r else None,
         "startup_ms_median": statistics.median(startup) if startup else None,
         "systemctl_restart_ms_median": round(statistics.median(restart_ms), 1),
+        # per restart: worst latency around it / its exec-to-first-reply (worst restart)
+        "max_over_exec_to_first_reply": round(max(ratios), 2) if ratios else None,
         "first_error": fig.get("first_error"),
     }
     return out
@@ -414,7 +426,9 @@ def main(argv: list[str] | None = None) -> int:
             log(f"case ({case}) {CASES[case]['title']}: {args.restarts} restarts")
             r = dexec("python3", "/opt/bench/restart.py", "--driver", "--case", case,
                       "--restarts", str(args.restarts), "--spacing", str(args.spacing),
-                      capture=True)
+                      capture=True, check=False)
+            if r.returncode != 0:
+                raise SystemExit(f"case ({case}) failed (rc={r.returncode}):\n{r.stderr[-2000:]}")
             runs.append(json.loads(r.stdout))
     finally:
         if not args.keep:
@@ -424,10 +438,9 @@ def main(argv: list[str] | None = None) -> int:
     wrote = plot(runs, png) if png else False
     a = next((r for r in rows if r["case"] == "a"), None)
     goal = None
-    if a and a["exec_to_first_reply_ms_median"]:
+    if a and a["max_over_exec_to_first_reply"] is not None:
         goal = {"zero_refused": a["refused"] == 0 and a["reset"] == 0,
-                "max_over_exec_to_first_reply": round(a["max_ms"]
-                                                      / a["exec_to_first_reply_ms_median"], 2)}
+                "max_over_exec_to_first_reply": a["max_over_exec_to_first_reply"]}
         goal["met"] = goal["zero_refused"] and goal["max_over_exec_to_first_reply"] <= 2.0
     if args.json:
         out = {"restarts_per_case": args.restarts, "cases": rows, "goal": goal,
@@ -438,9 +451,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(table(rows))
         if goal:
-            print(f"\n(a) goal: zero refused: {'yes' if goal['zero_refused'] else 'NO'}; max "
-                  f"latency / exec-to-first-reply = {goal['max_over_exec_to_first_reply']} "
-                  f"(goal <= 2): {'met' if goal['met'] else 'NOT met'}")
+            print(f"\n(a) goal: zero refused: {'yes' if goal['zero_refused'] else 'NO'}; worst "
+                  f"restart's max latency / its exec-to-first-reply = "
+                  f"{goal['max_over_exec_to_first_reply']} (goal <= 2): "
+                  f"{'met' if goal['met'] else 'NOT met'}")
         if wrote:
             print(f"picture: {png}")
     return 0
