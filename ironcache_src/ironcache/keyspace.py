@@ -216,7 +216,7 @@ class Database:
                 yield k
 
     def random_key(self) -> bytes | None:
-        for _ in range(100):
+        for dummy in range(100):
             picked = self.sampler.sample(1)
             if not picked:
                 return None

@@ -317,7 +317,8 @@ class HiredisParser:
                 return cmds, self._check_tail()
             try:
                 # One C-speed check that this is a list of bytes within the bulk limit.
-                if max(map(len, cmd)) <= limit and type(cmd[0]) is bytes:
+                # bytes.__len__ raises TypeError for a nested array, an integer or a null.
+                if max(map(bytes.__len__, cmd)) <= limit:
                     cmds.append(cmd)
                     continue
             except (TypeError, ValueError):
@@ -334,7 +335,24 @@ class HiredisParser:
         buf = self.buf
         if buf is None:
             return None
-        used = encoded_size(self.returned) + self.skipped
+        returned = self.returned
+        if returned and not self.skipped and not self.reader.has_data():
+            # The common case, a read that ended with a whole command: when the bytes end
+            # with its last argument's bulk, there is no tail to judge and nothing to count.
+            last = returned[-1][-1]
+            n = len(last)
+            end = len(buf) - n - 2
+            head = b"$%d\r\n" % n
+            if (
+                end >= len(head)
+                and buf.endswith(b"\r\n")
+                and memoryview(buf)[end - len(head) : end] == head
+                and memoryview(buf)[end : end + n] == last
+            ):
+                buf.clear()
+                self.returned = []
+                return None
+        used = encoded_size(returned) + self.skipped
         self.returned = []
         self.skipped = 0
         if used == len(buf):
@@ -403,7 +421,7 @@ def _hiredis_message(e: Exception) -> str:
 
 def _shape_error(reply: Any) -> str:
     if isinstance(reply, list):
-        bad = next((x for x in reply if type(x) is not bytes), None)
+        bad = next((x for x in reply if not isinstance(x, bytes)), None)
         kind = {int: ":", list: "*", type(None): "$"}.get(type(bad), "?")
         return f"expected '$', got '{kind}'"
     return "expected '*' for a multibulk request"

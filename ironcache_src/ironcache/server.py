@@ -226,7 +226,7 @@ class Server:
 
     def _accept(self, lst: listen.Listener) -> None:
         assert self.loop is not None and lst.sock is not None
-        for _ in range(256):  # bounded: let established clients run between bursts
+        for dummy in range(256):  # bounded: let established clients run between bursts
             try:
                 conn, _addr = lst.sock.accept()
             except (BlockingIOError, InterruptedError):

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ironcache.client import Client
@@ -167,11 +167,6 @@ def format_human(x: Fraction) -> str:
     digits = str(abs(scaled)).rjust(18, "0")
     text = f"{sign}{digits[:-17]}.{digits[-17:]}".rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
-
-
-def check_type(value: Any, expected: type) -> None:
-    if type(value) is not expected:
-        raise CommandError(WRONGTYPE)
 
 
 def glob_to_regex(pattern: bytes) -> re.Pattern[bytes]:

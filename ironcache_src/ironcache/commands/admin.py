@@ -268,12 +268,12 @@ def config_set(srv: Server, args: list[bytes]) -> None:
     try:
         for name, values in pairs:
             cfg.apply(name, values)
-        kinds = {LISTENER_DIRECTIVES[n] for n, _ in pairs if n in LISTENER_DIRECTIVES}
+        kinds = {LISTENER_DIRECTIVES[n] for n, unused_value in pairs if n in LISTENER_DIRECTIVES}
         for kind in sorted(kinds):
             try:
                 srv.rebind(kind, cfg["bind"], cfg["port"], cfg["unixsocket"])
             except CommandError as e:
-                name = next(n for n, _ in pairs if LISTENER_DIRECTIVES.get(n) == kind)
+                name = next(n for n, unused_value in pairs if LISTENER_DIRECTIVES.get(n) == kind)
                 raise CommandError(
                     f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
                     f"{e.message.removeprefix('ERR ')}"
@@ -281,7 +281,7 @@ def config_set(srv: Server, args: list[bytes]) -> None:
     except (CommandError, ConfigError):
         cfg.values = before
         raise
-    names = {n for n, _ in pairs}
+    names = {n for n, unused_value in pairs}
     if "maxmemory" in names:
         srv.update_maxmemory()
         ks = srv.keyspace
@@ -292,7 +292,8 @@ def config_set(srv: Server, args: list[bytes]) -> None:
         if name in names:
             for cl in srv.clients.values():
                 cl.parser.max_bulk_len = cfg[name]
-    log.notice("CONFIG SET " + ", ".join(n for n, _ in pairs))  # names only: never values
+    # names only: values (requirepass) never reach the log
+    log.notice("CONFIG SET " + ", ".join(n for n, unused_value in pairs))
 
 
 # ------------------------------------------------------------------ COMMAND

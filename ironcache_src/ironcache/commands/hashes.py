@@ -21,7 +21,7 @@ def read_hash(c: Client, key: bytes) -> dict[bytes, bytes] | None:
     e = c.db.lookup(key)
     if e is None:
         return None
-    if type(e.value) is not dict:
+    if not isinstance(e.value, dict):
         raise CommandError(WRONGTYPE)
     return e.value
 
@@ -32,7 +32,7 @@ def write_hash(c: Client, key: bytes) -> Entry:
     if e is None:
         c.db.set(key, {}, CONTAINER_OVERHEAD)
         e = c.db.data[key]
-    elif type(e.value) is not dict:
+    elif not isinstance(e.value, dict):
         raise CommandError(WRONGTYPE)
     return e
 
@@ -167,7 +167,7 @@ def hscan(c: Client, argv: list[bytes]) -> bytes:
     h = read_hash(c, argv[1])
     if h is None:
         return scan_reply(0, [])  # before the options are parsed, as in Redis
-    count, match, _ = scan_options(argv, 3, False)
+    count, match, unused_type = scan_options(argv, 3, False)
     if len(h) <= SMALL_HASH:
         cursor, fields = 0, list(h)
     else:

@@ -44,7 +44,6 @@ def touch(c: Client, argv: list[bytes]) -> bytes:
 
 def _expire(c: Client, argv: list[bytes], unit: int, absolute: bool, name: str) -> bytes:
     db, key = c.db, argv[1]
-    n = to_int(argv[2])
     for a in argv[3:]:
         if a.lower() not in (b"nx", b"xx", b"gt", b"lt"):
             raise CommandError(f"ERR Unsupported option {a.decode(errors='replace')}")
@@ -53,6 +52,7 @@ def _expire(c: Client, argv: list[bytes], unit: int, absolute: bool, name: str) 
         raise CommandError("ERR NX and XX, GT or LT options at the same time are not compatible")
     if b"gt" in flags and b"lt" in flags:
         raise CommandError("ERR GT and LT options at the same time are not compatible")
+    n = to_int(argv[2])  # after the options, as in Redis
     base = 0 if absolute else now_ms()
     if abs(n) > (2**63 - 1 - base) // unit:
         raise CommandError(f"ERR invalid expire time in '{name}' command")

@@ -21,7 +21,7 @@ def read_list(c: Client, key: bytes) -> tuple[Entry, deque[bytes]] | None:
     e = c.db.lookup(key)
     if e is None:
         return None
-    if type(e.value) is not deque:
+    if not isinstance(e.value, deque):
         raise CommandError(WRONGTYPE)
     return e, e.value
 
@@ -40,7 +40,7 @@ def _push(c: Client, argv: list[bytes], left: bool, only_existing: bool) -> byte
         lst.extendleft(items)
     else:
         lst.extend(items)
-    c.db.resized(argv[1], e, sum(ELEM_OVERHEAD + len(x) for x in items))
+    c.db.resized(argv[1], e, ELEM_OVERHEAD * len(items) + sum(map(len, items)))
     return integer(len(lst))
 
 
@@ -66,7 +66,8 @@ def rpushx(c: Client, argv: list[bytes]) -> bytes:
 
 def _pop(c: Client, argv: list[bytes], left: bool) -> bytes:
     if len(argv) > 3:
-        raise CommandError(SYNTAX)
+        name = "lpop" if left else "rpop"
+        raise CommandError(f"ERR wrong number of arguments for '{name}' command")
     count: int | None = None
     if len(argv) == 3:
         count = to_int(argv[2], OUT_OF_RANGE)
@@ -77,7 +78,7 @@ def _pop(c: Client, argv: list[bytes], left: bool) -> bytes:
         return null(c.resp) if count is None else null_array(c.resp)
     e, lst = found
     n = 1 if count is None else min(count, len(lst))
-    popped = [lst.popleft() if left else lst.pop() for _ in range(n)]
+    popped = [lst.popleft() if left else lst.pop() for dummy in range(n)]
     if popped:
         c.db.resized(argv[1], e, -sum(ELEM_OVERHEAD + len(x) for x in popped))
     if count is None:

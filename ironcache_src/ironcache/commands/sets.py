@@ -19,7 +19,7 @@ def read_set(c: Client, key: bytes) -> tuple[Entry, set[bytes]] | None:
     e = c.db.lookup(key)
     if e is None:
         return None
-    if type(e.value) is not set:
+    if not isinstance(e.value, set):
         raise CommandError(WRONGTYPE)
     return e, e.value
 
@@ -115,4 +115,4 @@ def srandmember(c: Client, argv: list[bytes]) -> bytes:
         return bulk(random.choice(members))
     if count >= 0:
         return bulk_array(random.sample(members, min(count, len(members))))
-    return bulk_array([random.choice(members) for _ in range(-count)])
+    return bulk_array([random.choice(members) for dummy in range(-count)])

@@ -39,7 +39,7 @@ def get_str(db: Database, key: bytes) -> bytes | None:
         db.keyspace.misses += 1
         return None
     v = e.value
-    if type(v) is not bytes:
+    if not isinstance(v, bytes):
         raise CommandError(WRONGTYPE)
     db.keyspace.hits += 1
     return v
@@ -76,7 +76,7 @@ def get(c: Client, argv: list[bytes]) -> bytes:
         ks.misses += 1
         return NULL_BULK if c.resp == 2 else null(3)
     v = e.value
-    if type(v) is not bytes:
+    if not isinstance(v, bytes):
         raise CommandError(WRONGTYPE)
     ks.hits += 1
     e.lru = ks.clock
@@ -137,7 +137,7 @@ def set_(c: Client, argv: list[bytes]) -> bytes:
     e = db.lookup(key)
     old: bytes | None = None
     if get_old and e is not None:
-        if type(e.value) is not bytes:
+        if not isinstance(e.value, bytes):
             raise CommandError(WRONGTYPE)
         old = e.value
     if (b"nx" in opts and e is not None) or (b"xx" in opts and e is None):
@@ -184,7 +184,7 @@ def mget(c: Client, argv: list[bytes]) -> bytes:
     parts = [b"*%d\r\n" % (len(argv) - 1)]
     for key in argv[1:]:
         e = db.lookup(key)
-        if e is None or type(e.value) is not bytes:
+        if e is None or not isinstance(e.value, bytes):
             db.keyspace.misses += 1
             parts.append(nul)
         else:
@@ -209,7 +209,7 @@ def mset(c: Client, argv: list[bytes]) -> bytes:
 @command("msetnx", -3, W, (1, -1, 2), "string", "Sets keys only when none exists.")
 def msetnx(c: Client, argv: list[bytes]) -> bytes:
     pairs = _pairs(argv, "msetnx")
-    if any(c.db.lookup(k) is not None for k, _ in pairs):
+    if any(c.db.lookup(k) is not None for k, unused_value in pairs):
         return ZERO
     for k, v in pairs:
         put_str(c.db, k, v)
@@ -267,12 +267,26 @@ def strlen(c: Client, argv: list[bytes]) -> bytes:
 
 
 def _incr(c: Client, key: bytes, delta: int) -> bytes:
-    old = get_str(c.db, key)
-    n = 0 if old is None else to_int(old)
-    n += delta
+    db = c.db
+    e = db.lookup(key)
+    if e is None:
+        n = delta
+    else:
+        if not isinstance(e.value, bytes):
+            raise CommandError(WRONGTYPE)
+        n = to_int(e.value) + delta
     if not -(2**63) <= n < 2**63:
         raise CommandError("ERR increment or decrement would overflow")
-    put_str(c.db, key, b"%d" % n, keep_ttl=True)
+    value = b"%d" % n
+    if e is None:
+        put_str(db, key, value)
+    else:  # in place: the TTL stays, as in Redis
+        db.keyspace.used += len(value) - len(e.value)
+        e.size += len(value) - len(e.value)
+        e.value = value
+        db.keyspace.dirty += 1
+        if db.watchers:
+            db.touched(key)
     return integer(n)
 
 
