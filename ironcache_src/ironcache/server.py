@@ -346,7 +346,11 @@ class Server:
             self.stop_accepting(lst)
         deadline = time.monotonic() + SHUTDOWN_GRACE_S
         # Requests still in kernel buffers were sent before the stop: read and answer them.
-        while time.monotonic() < deadline and any(_unread(c) for c in self.clients.values()):
+        # A client accepted just before the stop has usually not sent its first request yet:
+        # closing now would answer that request with a reset, so it gets a moment to send it.
+        while time.monotonic() < deadline and any(
+            _unread(c) or _just_connected(c) for c in self.clients.values()
+        ):
             await asyncio.sleep(0.005)
         for c in list(self.clients.values()):
             c.close()  # the transport flushes queued replies before it closes
@@ -370,6 +374,18 @@ def _log_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) ->
     exc = context.get("exception")
     where = context.get("message", "event loop error")
     log.warning(f"{where}: {type(exc).__name__}: {exc}" if exc else where)
+
+
+FIRST_REQUEST_GRACE_S = 0.5
+
+
+def _just_connected(c: Client) -> bool:
+    """Accepted moments ago and silent since: its first request is probably on the way."""
+    return (
+        not c.closing
+        and c.last_command == b"NULL"
+        and time.monotonic() - c.created < FIRST_REQUEST_GRACE_S
+    )
 
 
 def _unread(c: Client) -> bool:
