@@ -106,14 +106,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _process_start_time() -> float:
-    """When this process was exec'd (from /proc), so start-up cost includes the imports."""
+    """When this process started (wall clock), so start-up cost includes the interpreter.
+
+    /proc/self/stat gives the start in clock ticks since boot; CLOCK_BOOTTIME is the same
+    clock, and only /proc/self is needed (ProcSubset=pid hides /proc/stat).
+    """
     try:
         import os
 
         with open("/proc/self/stat") as f:
             ticks = int(f.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/stat") as f:
-            btime = next(int(line.split()[1]) for line in f if line.startswith("btime"))
-        return btime + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, StopIteration, IndexError):
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+        return time.time() - max(age, 0.0)
+    except (OSError, ValueError, IndexError, AttributeError):
         return time.time()
