@@ -157,6 +157,12 @@ class Client(asyncio.Protocol):
         self.authenticated = True
         self.parser.authenticated = True
 
+    def end_transaction(self) -> None:
+        """Leave MULTI (if in it) and forget WATCHed keys: EXEC, DISCARD, RESET, an aborted EXEC."""
+        self.multi = None
+        self.multi_error = False
+        self.unwatch()
+
     def unwatch(self) -> None:
         if not self.watched:
             self.dirty_cas = False

@@ -173,9 +173,7 @@ class Server:
     def _reject(self, c: Client, message: str, name: str = "") -> bytes:
         self.error_replies += 1
         if name == "exec":  # EXEC itself refused: any transaction ends, as in Redis
-            c.multi = None
-            c.multi_error = False
-            c.unwatch()
+            c.end_transaction()
             reason = message.removeprefix("ERR ")
             return error(f"EXECABORT Transaction discarded because of: {reason}")
         if c.multi is not None:

@@ -126,9 +126,7 @@ def hello(c: Client, argv: list[bytes]) -> bytes:
 
 @command("reset", 1, "noauth fast stale", group="connection", summary="Resets the connection.")
 def reset(c: Client, argv: list[bytes]) -> bytes:
-    c.multi = None
-    c.multi_error = False
-    c.unwatch()
+    c.end_transaction()
     c.db = c.server.keyspace.dbs[0]
     c.resp = 2
     c.name = b""

@@ -38,9 +38,7 @@ def exec_(c: Client, argv: list[bytes]) -> bytes:
     if c.multi is None:
         raise CommandError("ERR EXEC without MULTI")
     queued, failed, dirty = c.multi, c.multi_error, c.dirty_cas
-    c.multi = None
-    c.multi_error = False
-    c.unwatch()
+    c.end_transaction()
     if failed:
         raise CommandError("EXECABORT Transaction discarded because of previous errors.")
     if dirty:
@@ -60,9 +58,7 @@ def exec_(c: Client, argv: list[bytes]) -> bytes:
 def discard(c: Client, argv: list[bytes]) -> bytes:
     if c.multi is None:
         raise CommandError("ERR DISCARD without MULTI")
-    c.multi = None
-    c.multi_error = False
-    c.unwatch()
+    c.end_transaction()
     return OK
 
 
