@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ironcache._version import __version__
 from ironcache.commands import TABLE, Command, CommandError, command, subcommand
 from ironcache.commands.connection import REDIS_COMPAT_VERSION
-from ironcache.config import DIRECTIVES, ConfigError
+from ironcache.config import DIRECTIVES
 from ironcache.keyspace import now_ms
 from ironcache.log import log
 from ironcache.protocol import OK, Status, bulk, bulk_array, encode, integer
@@ -232,10 +232,13 @@ CONFIG_ARITY = {b"get": -3, b"set": -4, b"resetstat": 2, b"rewrite": 2, b"help":
 LISTENER_DIRECTIVES = {"port": "tcp", "bind": "tcp", "unixsocket": "unix"}
 
 
+def set_failed(name: str, why: str) -> CommandError:
+    return CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
+
+
 def config_set(srv: Server, args: list[bytes]) -> None:
     """Validate every pair first, then apply them all: a bad pair changes nothing."""
-    pairs: list[tuple[str, list[str]]] = []
-    seen = set()
+    parsed: dict[str, Any] = {}
     for i in range(0, len(args), 2):
         name = args[i].decode(errors="replace").lower()
         raw = args[i + 1].decode(errors="replace")
@@ -244,56 +247,35 @@ def config_set(srv: Server, args: list[bytes]) -> None:
             raise CommandError(
                 f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
             )
-        if name in seen:
-            raise CommandError(
-                f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
-                "duplicate parameter"
-            )
-        seen.add(name)
+        if name in parsed:
+            raise set_failed(name, "duplicate parameter")
         if not d.mutable:
-            raise CommandError(
-                f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
-                "can't set immutable config"
-            )
-        values = raw.split() if name == "bind" else [raw]
+            raise set_failed(name, "can't set immutable config")
         try:
-            d.parse(values)
+            parsed[name] = d.parse(raw.split() if name == "bind" else [raw])
         except ValueError as e:
-            raise CommandError(
-                f"ERR CONFIG SET failed (possibly related to argument '{name}') - {e}"
-            ) from None
-        pairs.append((name, values))
+            raise set_failed(name, str(e)) from None
     cfg = srv.config
     before = dict(cfg.values)
-    try:
-        for name, values in pairs:
-            cfg.apply(name, values)
-        kinds = {LISTENER_DIRECTIVES[n] for n, unused_value in pairs if n in LISTENER_DIRECTIVES}
-        for kind in sorted(kinds):
-            try:
-                srv.rebind(kind, cfg["bind"], cfg["port"], cfg["unixsocket"])
-            except CommandError as e:
-                name = next(n for n, unused_value in pairs if LISTENER_DIRECTIVES.get(n) == kind)
-                raise CommandError(
-                    f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
-                    f"{e.message.removeprefix('ERR ')}"
-                ) from None
-    except (CommandError, ConfigError):
-        cfg.values = before
-        raise
-    names = {n for n, unused_value in pairs}
-    if "maxmemory" in names:
+    cfg.values.update(parsed)
+    for kind in sorted({LISTENER_DIRECTIVES[n] for n in parsed if n in LISTENER_DIRECTIVES}):
+        try:
+            srv.rebind(kind, cfg["bind"], cfg["port"], cfg["unixsocket"])
+        except CommandError as e:
+            cfg.values = before
+            name = next(n for n in parsed if LISTENER_DIRECTIVES.get(n) == kind)
+            raise set_failed(name, e.message.removeprefix("ERR ")) from None
+    if "maxmemory" in parsed:
         srv.update_maxmemory()
         ks = srv.keyspace
         ks.evict(srv.maxmemory, cfg["maxmemory-policy"], cfg["maxmemory-samples"])
-    if "loglevel" in names:
+    if "loglevel" in parsed:
         log.configure(cfg["loglevel"], "")
-    for name in ("proto-max-bulk-len",):
-        if name in names:
-            for cl in srv.clients.values():
-                cl.parser.max_bulk_len = cfg[name]
+    if "proto-max-bulk-len" in parsed:
+        for cl in srv.clients.values():
+            cl.parser.max_bulk_len = cfg["proto-max-bulk-len"]
     # names only: values (requirepass) never reach the log
-    log.notice("CONFIG SET " + ", ".join(n for n, unused_value in pairs))
+    log.notice("CONFIG SET " + ", ".join(parsed))
 
 
 # ------------------------------------------------------------------ COMMAND
