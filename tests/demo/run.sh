@@ -22,17 +22,7 @@ export PATH=$ROOT/.venv/bin:$PATH
 export ANSIBLE_COLLECTIONS_PATH=$ROOT/.collections
 
 step "starting the systemd container $NAME"
-docker rm -f "$NAME" >/dev/null 2>&1 || true
-docker run -d --name "$NAME" --hostname "$NAME" --cap-add SYS_ADMIN --cap-add NET_ADMIN \
-    --security-opt seccomp=unconfined --security-opt apparmor=unconfined --cgroupns=host \
-    -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /run/lock \
-    "$IMAGE" /lib/systemd/systemd >/dev/null
-state=""
-for _ in $(seq 1 120); do
-    state=$(docker exec "$NAME" systemctl is-system-running 2>/dev/null || true)
-    case $state in running|degraded) break ;; esac
-    sleep 0.5
-done
+"$ROOT/tests/setup/systemd-container.sh" "$NAME" "$IMAGE"
 
 WORK=$(mktemp -d /tmp/ironcache-demo.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT

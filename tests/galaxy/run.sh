@@ -49,18 +49,7 @@ ansible-galaxy collection install --offline -p "$WORK/collections" "$TARBALL" >"
 test -f "$WORK/collections/ansible_collections/ironcache/ironcache/MANIFEST.json"
 
 step "starting $NAME from $IMAGE"
-docker rm -f "$NAME" >/dev/null 2>&1 || true
-docker run -d --name "$NAME" --cap-add SYS_ADMIN --cap-add NET_ADMIN \
-    --security-opt seccomp=unconfined --security-opt apparmor=unconfined --cgroupns=host \
-    -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /run/lock \
-    "$IMAGE" /lib/systemd/systemd >/dev/null
-state=""
-for _ in $(seq 1 120); do
-    state=$(docker exec "$NAME" systemctl is-system-running 2>/dev/null || true)
-    case $state in running|degraded) break ;; esac
-    sleep 0.5
-done
-case $state in running|degraded) ;; *) echo "galaxy-test: systemd state '$state'" >&2; exit 1 ;; esac
+"$ROOT/tests/setup/systemd-container.sh" "$NAME" "$IMAGE"
 
 cat >"$WORK/inventory.yml" <<INV
 ironcache:
