@@ -120,14 +120,6 @@ class Database:
         e.lru = self.keyspace.clock
         return e
 
-    def get(self, key: bytes) -> Any:
-        e = self.lookup(key)
-        return None if e is None else e.value
-
-    def exists(self, key: bytes) -> bool:
-        return self.lookup(key) is not None
-
-    # ----------------------------------------------------------- writes
     def set(self, key: bytes, value: Any, size: int | None = None, keep_ttl: bool = False) -> None:
         ks = self.keyspace
         if size is None:
@@ -183,10 +175,6 @@ class Database:
             return False
         self.touched(key)
         return True
-
-    def ttl_ms(self, key: bytes) -> int | None:
-        when = self.expires.get(key)
-        return None if when is None else when - now_ms()
 
     def flush(self) -> None:
         for key in list(self.watchers):

@@ -471,10 +471,6 @@ def error(msg: str) -> bytes:
     return b"-" + msg.replace("\r", " ").replace("\n", " ").encode() + b"\r\n"
 
 
-def array_header(n: int) -> bytes:
-    return b"*%d\r\n" % n
-
-
 def bulk_array(items: list[bytes | None] | list[bytes], resp: int = 2) -> bytes:
     null = NULL3 if resp == 3 else NULL_BULK
     parts = [b"*%d\r\n" % len(items)]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from ironcache.commands import SYNTAX, WRONGTYPE, CommandError, command, to_int
 from ironcache.keyspace import CONTAINER_OVERHEAD, ELEM_OVERHEAD, Entry
-from ironcache.protocol import OK, bulk, bulk_array, integer, null, null_array
+from ironcache.protocol import EMPTY_ARRAY, OK, bulk, bulk_array, integer, null, null_array
 
 if TYPE_CHECKING:
     from ironcache.client import Client
@@ -112,11 +112,11 @@ def lrange(c: Client, argv: list[bytes]) -> bytes:
     start, end = to_int(argv[2]), to_int(argv[3])
     found = read_list(c, argv[1])
     if found is None:
-        return b"*0\r\n"
+        return EMPTY_ARRAY
     lst = found[1]
     r = _bounds(start, end, len(lst))
     if r is None:
-        return b"*0\r\n"
+        return EMPTY_ARRAY
     return bulk_array(list(islice(lst, r[0], r[1] + 1)))
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ironcache.commands import WRONGTYPE, CommandError, command, to_int
 from ironcache.keyspace import CONTAINER_OVERHEAD, MEMBER_OVERHEAD, Entry
-from ironcache.protocol import ONE, ZERO, bulk, bulk_array, encode, integer, null
+from ironcache.protocol import EMPTY_ARRAY, ONE, ZERO, bulk, bulk_array, encode, integer, null
 
 if TYPE_CHECKING:
     from ironcache.client import Client
@@ -96,7 +96,7 @@ def spop(c: Client, argv: list[bytes]) -> bytes:
         raise CommandError("ERR value is out of range, must be positive")
     found = read_set(c, argv[1])
     if found is None:
-        return null(c.resp) if count is None else b"*0\r\n"
+        return null(c.resp) if count is None else EMPTY_ARRAY
     e, s = found
     picked = random.sample(list(s), min(1 if count is None else count, len(s)))
     s.difference_update(picked)
@@ -109,7 +109,7 @@ def srandmember(c: Client, argv: list[bytes]) -> bytes:
     count = _count_arg(argv)
     found = read_set(c, argv[1])
     if found is None:
-        return null(c.resp) if count is None else b"*0\r\n"
+        return null(c.resp) if count is None else EMPTY_ARRAY
     members = list(found[1])
     if count is None:
         return bulk(random.choice(members))
