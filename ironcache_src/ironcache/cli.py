@@ -6,6 +6,7 @@ needs, and the event loop accelerator (uvloop) only when serving.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -83,9 +84,16 @@ def serve(args: list[str], exec_time: float) -> int:
     except ImportError:
         runner = asyncio.run
     try:
-        return runner(server.serve(exec_time))
+        code = runner(server.serve(exec_time))
     except KeyboardInterrupt:
         return 0
+    if server.handover.handovers_done:
+        # Everything is in systemd's hands: skip freeing the dataset object by object, which
+        # would only delay the next process (systemd starts it once this one is gone).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

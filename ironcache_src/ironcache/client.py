@@ -46,10 +46,10 @@ class Client(asyncio.Protocol):
         "last_command",
     )
 
-    def __init__(self, server: Server, listener: Listener) -> None:
+    def __init__(self, server: Server, listener: Listener, client_id: int | None = None) -> None:
         self.server = server
         self.listener = listener
-        self.id = server.next_client_id()
+        self.id = server.next_client_id() if client_id is None else client_id
         self.transport: asyncio.Transport | None = None
         cfg = server.config
         self.parser = make_parser(cfg["proto-max-bulk-len"], 2**31 - 1)

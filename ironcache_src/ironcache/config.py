@@ -93,6 +93,13 @@ def _string(args: list[str]) -> str:
     return _one(args)
 
 
+def _filename(args: list[str]) -> str:
+    name = _string(args)
+    if not name or "/" in name or name in (".", ".."):
+        raise ValueError("must be a file name without '/'")
+    return name
+
+
 def _octal(args: list[str]) -> int:
     v = _one(args)
     if not re.fullmatch(r"[0-7]{1,4}", v):
@@ -162,6 +169,13 @@ DIRECTIVES: dict[str, Directive] = {
         Directive("loglevel", _enum("debug", "verbose", "notice", "warning", "nothing"), "notice"),
         Directive("logfile", _string, "", mutable=False),
         Directive("dir", _string, "."),
+        Directive("dbfilename", _filename, "dump.ironcache"),
+        # Write the dataset to dir/dbfilename when the server stops, and load it at start
+        # when no live handover brought one.
+        Directive("save-on-shutdown", _bool, False, render=_render_bool),
+        # Hand connections and the dataset to the next process through systemd's fd store
+        # (needs FileDescriptorStoreMax= in the unit).
+        Directive("handover", _bool, False, mutable=False, render=_render_bool),
         Directive("proto-max-bulk-len", _memory(1024 * 1024), 512 * 1024 * 1024),
         Directive("client-query-buffer-limit", _memory(1024 * 1024), 1024 * 1024 * 1024),
         Directive("hz", _int(1, 500), 10),

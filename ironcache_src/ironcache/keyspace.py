@@ -24,8 +24,12 @@ CONTAINER_OVERHEAD = 200
 TYPE_NAMES = {bytes: "string", dict: "hash", deque: "list", set: "set"}
 
 
+# Set while a journal is replayed, so each write sees the time it first ran at.
+FROZEN_MS = 0
+
+
 def now_ms() -> int:
-    return int(time.time() * 1000)
+    return FROZEN_MS or int(time.time() * 1000)
 
 
 def value_size(value: Any) -> int:

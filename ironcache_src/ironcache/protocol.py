@@ -128,6 +128,18 @@ class RespParser:
         """Bytes received but not yet returned as a command (the query buffer)."""
         return len(self.buf) - self.pos
 
+    def unparsed(self) -> bytes:
+        """The bytes received and not yet returned as a command, as the client sent them.
+
+        A command cut in the middle has its parsed arguments re-encoded in front of the rest.
+        """
+        tail = bytes(self.buf[self.pos :])
+        if self._argv is None:
+            return tail
+        head = [b"*%d\r\n" % (len(self._argv) + self._left)]
+        head += [b"$%d\r\n%s\r\n" % (len(a), a) for a in self._argv]
+        return b"".join(head) + tail
+
     def next_command(self) -> list[bytes] | None:
         while True:
             if self._argv is None:
@@ -278,6 +290,14 @@ class HiredisParser:
 
     def pending(self) -> int:
         return self.py.pending() if self.py is not None else self.reader.len()
+
+    def unparsed(self) -> bytes | None:
+        """Bytes received and not yet returned as a command; None when they were not tracked."""
+        if self.py is not None:
+            return self.py.unparsed()
+        if not self.reader.len():
+            return b""
+        return None if self.buf is None else bytes(self.buf)
 
     def feed(self, data: bytes) -> None:
         py = self.py

@@ -10,6 +10,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from ironcache import diskstore, handover
 from ironcache import listener as listen
 from ironcache._version import __version__
 from ironcache.client import Client
@@ -100,7 +101,11 @@ class Server:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping: asyncio.Event | None = None
         self.shutdown_reason = ""
+        self.shutdown_save: bool | None = None  # SHUTDOWN SAVE / NOSAVE override the config
         self.event_loop_name = "asyncio"
+        self.handover = handover.Handover(self, {})
+        self.last_save = int(self.started)
+        self.last_save_status = "ok"
 
     # ------------------------------------------------------------- bookkeeping
     def next_client_id(self) -> int:
@@ -134,6 +139,7 @@ class Server:
         self.maxmemory = configured or auto_maxmemory()
 
     def client_closed(self, client: Client) -> None:
+        self.handover.client_closed(client)
         if self.stopping is not None and self.stopping.is_set() and not self.clients:
             self._all_closed.set()
 
@@ -195,7 +201,8 @@ class Server:
     def open_listeners(self) -> None:
         cfg = self.config
         wanted = listen.configured(cfg["bind"], cfg["port"], cfg["unixsocket"])
-        inherited = listen.listen_fds()
+        inherited, stored = handover.split_fds(listen.listen_fds())
+        self.handover = handover.Handover(self, stored)
         self.listeners = listen.open_all(
             wanted, cfg["tcp-backlog"], cfg["unixsocketperm"], inherited
         )
@@ -234,15 +241,42 @@ class Server:
                 return
             conn.setblocking(False)
             lst.accepted += 1
-            self.loop.create_task(self._connect(conn, lst))
+            client_id = self.next_client_id()
+            # In the fd store from the start: a crash from now on keeps the connection.
+            self.handover.client_accepted(client_id, conn)
+            self.loop.create_task(self._connect(conn, lst, client_id))
 
-    async def _connect(self, conn: socket.socket, lst: listen.Listener) -> None:
+    async def _connect(self, conn: socket.socket, lst: listen.Listener, client_id: int) -> None:
         assert self.loop is not None
         try:
-            await self.loop.connect_accepted_socket(lambda: Client(self, lst), sock=conn)
+            await self.loop.connect_accepted_socket(lambda: Client(self, lst, client_id), sock=conn)
         except OSError as e:
             log.verbose(f"dropping a connection on {lst.describe()}: {e}")
             conn.close()
+            self.handover.client_gone(client_id)
+
+    async def _adopt(self, conn: socket.socket, rec: dict[str, Any]) -> Client | None:
+        """Rebuild a connection the previous process handed over, with its state and input."""
+        assert self.loop is not None
+        c = Client(self, self.handover.listener_for(rec, conn), rec["id"])
+        handover.apply_record(c, rec)
+        try:
+            await self.loop.connect_accepted_socket(lambda: c, sock=conn)
+        except OSError as e:
+            log.verbose(f"dropping handed-over connection id={c.id}: {e}")
+            conn.close()
+            self.handover.client_gone(c.id)
+            return None
+        pending = rec.get("input")
+        if pending and not c.closing:
+            c.data_received(pending)
+        return c
+
+    def replay_client(self) -> Client:
+        """A connection-less client that journal replay runs writes as."""
+        c = Client(self, listen.Listener("unix", "(journal)"), 0)
+        c.authenticate()
+        return c
 
     def rebind(self, kind: str, bind: list[str], port: int, unixsocket: str) -> None:
         """CONFIG SET port/bind/unixsocket: replace self-bound listeners of that kind.
@@ -311,6 +345,7 @@ class Server:
         self._all_closed = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
+        await self._take_over()
         for lst in self.listeners:
             self.start_accepting(lst)
         self.loop.call_later(1 / self.config["hz"], self._cron)
@@ -330,6 +365,31 @@ class Server:
         await self._shutdown()
         return 0
 
+    async def _take_over(self) -> None:
+        """Load what the previous process left: the fd store first, else the disk snapshot."""
+        ho = self.handover
+        adopted = ho.restore()
+        loaded = ho.source == "none" and self.config["save-on-shutdown"]
+        if loaded and diskstore.load(self.config, self.keyspace) is not None:
+            ho.source = "disk"
+            ho.restored_keys = sum(len(db.data) for db in self.keyspace.dbs)
+        live = [c for c in await asyncio.gather(*(self._adopt(s, r) for s, r in adopted)) if c]
+        ho.start_journal(live)
+        ho.finish_restore(live)
+        self.peak_memory = max(self.peak_memory, self.keyspace.used)
+
+    def save(self) -> int:
+        """SAVE and save-on-shutdown: the disk snapshot, written atomically."""
+        try:
+            size = diskstore.save(self.config, self.keyspace)
+        except OSError as e:
+            self.last_save_status = "err"
+            raise OSError(f"writing {diskstore.path(self.config)}: {e.strerror}") from None
+        self.last_save = int(time.time())
+        self.last_save_status = "ok"
+        self.keyspace.dirty = 0
+        return size
+
     def request_stop(self, reason: str) -> None:
         if self.stopping is None or self.stopping.is_set():
             return
@@ -342,6 +402,9 @@ class Server:
         self.notifier.stopping("Stopping: finishing requests already received")
         for lst in self.listeners:
             self.stop_accepting(lst)
+        if self.handover.enabled and self.shutdown_reason != "SHUTDOWN command":
+            await self._hand_over()
+            return
         deadline = time.monotonic() + SHUTDOWN_GRACE_S
         # Requests still in kernel buffers were sent before the stop: read and answer them.
         # A client accepted just before the stop has usually not sent its first request yet:
@@ -364,6 +427,39 @@ class Server:
                         c.transport.abort()
         for lst in self.listeners:
             listen.close(lst)
+        self._save_on_shutdown()
+        log.notice("IronCache is now ready to exit, bye bye...")
+
+    def _save_on_shutdown(self) -> None:
+        want = self.shutdown_save
+        if want if want is not None else self.config["save-on-shutdown"]:
+            try:
+                size = self.save()
+                log.notice(f"dataset saved to {diskstore.path(self.config)} ({size} bytes)")
+            except OSError as e:
+                log.warning(f"could not save the dataset on shutdown: {e}")
+
+    async def _hand_over(self) -> None:
+        """Leave every connection and the dataset to the next process (systemd restarts us)."""
+        clients = list(self.clients.values())
+        for c in clients:  # commands already received have run; read no more
+            if c.transport is not None and not c.closing:
+                c.transport.pause_reading()
+        deadline = time.monotonic() + handover.DRAIN_TIMEOUT_S
+        while time.monotonic() < deadline and any(_unflushed(c) for c in clients):
+            await asyncio.sleep(0.002)
+        keep = []
+        for c in clients:
+            if c.closing or _unflushed(c) or c.parser.unparsed() is None:
+                c.close()  # cannot be handed over exactly: an ordinary close instead
+            else:
+                keep.append(c)
+        size, ms = self.handover.hand_over(keep)
+        keys = sum(len(db.data) for db in self.keyspace.dbs)
+        log.notice(
+            f"handed over {len(keep)} connections and {keys} keys ({size} bytes) in {ms:.0f} ms"
+        )
+        self._save_on_shutdown()
         log.notice("IronCache is now ready to exit, bye bye...")
 
 
@@ -375,6 +471,10 @@ def _log_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) ->
 
 
 FIRST_REQUEST_GRACE_S = 0.5
+
+
+def _unflushed(c: Client) -> bool:
+    return c.transport is not None and not c.closing and c.transport.get_write_buffer_size() > 0
 
 
 def _just_connected(c: Client) -> bool:

@@ -106,8 +106,8 @@ def section_persistence(srv: Server) -> dict[str, Any]:
         "async_loading": 0,
         "rdb_changes_since_last_save": srv.keyspace.dirty,
         "rdb_bgsave_in_progress": 0,
-        "rdb_last_save_time": int(srv.started),
-        "rdb_last_bgsave_status": "ok",
+        "rdb_last_save_time": srv.last_save,
+        "rdb_last_bgsave_status": srv.last_save_status,
         "aof_enabled": 0,
         "aof_rewrite_in_progress": 0,
     }
@@ -143,6 +143,10 @@ def section_cpu(srv: Server) -> dict[str, Any]:
     return {"used_cpu_sys": round(ru.ru_stime, 6), "used_cpu_user": round(ru.ru_utime, 6)}
 
 
+def section_handover(srv: Server) -> dict[str, Any]:
+    return srv.handover.info()
+
+
 def section_keyspace(srv: Server) -> dict[str, Any]:
     out: dict[str, Any] = {}
     t = now_ms()
@@ -162,6 +166,7 @@ SECTIONS = {
     "stats": section_stats,
     "replication": section_replication,
     "cpu": section_cpu,
+    "handover": section_handover,
     "keyspace": section_keyspace,
 }
 
@@ -356,7 +361,17 @@ def time_(c: Client, argv: list[bytes]) -> bytes:
 
 @command("lastsave", 1, "loading stale fast", group="server", summary="Last save time.")
 def lastsave(c: Client, argv: list[bytes]) -> bytes:
-    return integer(int(c.server.started))
+    return integer(c.server.last_save)
+
+
+@command("save", 1, "admin noscript", group="server", summary="Writes the dataset to disk.")
+def save(c: Client, argv: list[bytes]) -> bytes:
+    try:
+        c.server.save()
+    except OSError as e:
+        log.warning(f"SAVE failed: {e}")
+        raise CommandError(f"ERR {e}") from None
+    return OK
 
 
 @command("role", 1, "noscript loading stale fast", group="server", summary="Replication role.")
@@ -377,6 +392,10 @@ def shutdown(c: Client, argv: list[bytes]) -> bytes:
         raise CommandError("ERR syntax error")
     if b"abort" in opts:
         raise CommandError("ERR No shutdown in progress.")
+    if b"save" in opts and b"nosave" in opts:
+        raise CommandError("ERR syntax error")
+    if b"save" in opts or b"nosave" in opts:
+        c.server.shutdown_save = b"save" in opts
     log.notice(f"SHUTDOWN requested by client id={c.id} addr={c.addr}")
     c.server.request_stop("SHUTDOWN command")
     c.closing = True

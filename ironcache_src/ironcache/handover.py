@@ -1,0 +1,486 @@
+"""Live handover through systemd's fd store: connections and the dataset outlive the process.
+
+What is in the store (names are short: LISTEN_FDNAMES must fit in one environment string):
+
+    c<id>        every client socket, stored when accepted and removed when it closes, so
+                 clients stay connected across a restart and across a crash
+    state-<gen>  a memfd with a snapshot (`ironcache.state`): the dataset and client records
+    journal-<gen> a memfd that every write command is appended to before its reply is sent;
+                 state-<gen> + journal-<gen> is the dataset even after `kill -9`
+
+On SIGTERM the server stops reading, flushes replies, writes state-<gen+1> with every client's
+full state (database, name, protocol, auth, unparsed input, queued MULTI, WATCH as touched),
+drops the older generation and confirms with BARRIER=1 before it exits. At start the newest
+generation is read: without a journal it was a clean handover, with one a crash (the journal
+is replayed on the snapshot, and clients keep their last recorded state). A state this release
+cannot read is reported; the server then starts from the disk snapshot or empty and closes the
+handed-over connections, which clients see as an ordinary close.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import re
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from ironcache import keyspace as ks_mod
+from ironcache import state
+from ironcache.log import log
+
+if TYPE_CHECKING:
+    from ironcache.client import Client
+    from ironcache.listener import Listener
+    from ironcache.server import Server
+
+# Commands that change a connection's state: recorded so a crash restart keeps it.
+CLIENT_STATE_COMMANDS = frozenset(("select", "auth", "hello", "client", "reset"))
+NAME = re.compile(r"^(?:c(\d+)|(state|journal)-(\d+))$")
+# Compact the journal into a new snapshot once it outgrows this and the snapshot itself.
+JOURNAL_MIN_COMPACT = 64 * 1024 * 1024
+DRAIN_TIMEOUT_S = 5.0
+
+
+def is_handover_name(name: str) -> bool:
+    return NAME.match(name) is not None
+
+
+def split_fds(fds: list[tuple[int, str]]) -> tuple[list[tuple[int, str]], dict[str, int]]:
+    """(listener fds, stored handover fds by name) from what systemd passed."""
+    listeners: list[tuple[int, str]] = []
+    stored: dict[str, int] = {}
+    for fd, name in fds:
+        if is_handover_name(name):
+            if name in stored:  # a duplicate name: keep one, close the other
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                continue
+            stored[name] = fd
+        else:
+            listeners.append((fd, name))
+    return listeners, stored
+
+
+def read_memfd(fd: int) -> bytes:
+    size = os.fstat(fd).st_size
+    if not size:
+        return b""
+    with mmap.mmap(fd, size, prot=mmap.PROT_READ) as m:
+        return m[:]
+
+
+def client_record(c: Client, full: bool) -> dict[str, Any]:
+    """A connection's state; `full` adds what only a clean handover can carry."""
+    rec: dict[str, Any] = {
+        "id": c.id,
+        "db": c.db.index,
+        "name": c.name,
+        "lib_name": c.lib_name,
+        "lib_ver": c.lib_ver,
+        "resp": c.resp,
+        "auth": c.authenticated,
+        "listener": c.listener.describe(),
+        "created_ms": int((time.time() - (time.monotonic() - c.created)) * 1000),
+    }
+    if full:
+        rec["input"] = c.parser.unparsed() or b""
+        rec["multi"] = c.multi
+        rec["multi_error"] = c.multi_error
+        rec["watch_touched"] = bool(c.watched) or c.dirty_cas
+    return rec
+
+
+def _strip_handover_fields(clients: dict[int, dict[str, Any] | None]) -> None:
+    """A crash loses what only a clean handover carries: input, MULTI queue, WATCH."""
+    for rec in clients.values():
+        if rec is not None:
+            for k in ("input", "multi", "multi_error", "watch_touched"):
+                rec.pop(k, None)
+
+
+def apply_record(c: Client, rec: dict[str, Any]) -> None:
+    """Give a rebuilt connection the state recorded for it (missing fields keep defaults)."""
+    dbs = c.server.keyspace.dbs
+    db = rec.get("db", 0)
+    c.db = dbs[db] if 0 <= db < len(dbs) else dbs[0]
+    c.name = rec.get("name", b"")
+    c.lib_name = rec.get("lib_name", b"")
+    c.lib_ver = rec.get("lib_ver", b"")
+    c.resp = rec.get("resp", 2)
+    if rec.get("auth") or not c.server.config["requirepass"]:
+        c.authenticate()
+    if "created_ms" in rec:
+        c.created -= max(time.time() - rec["created_ms"] / 1000, 0.0)
+    c.multi = rec.get("multi")
+    c.multi_error = bool(rec.get("multi_error", False))
+    c.dirty_cas = bool(rec.get("watch_touched", False))
+    c.last_command = b"handover"
+
+
+class Handover:
+    """The fd-store side of the server: restore at start, journal while running, hand over."""
+
+    def __init__(self, server: Server, stored: dict[str, int]) -> None:
+        self.server = server
+        self.notifier = server.notifier
+        self.enabled = bool(server.config["handover"]) and self.notifier.enabled
+        self.stored = stored  # name -> fd, until restore() has dealt with them
+        self.gen = 0
+        self.journal_fd = -1
+        self.journal_size = 0
+        self.base_size = 0
+        self.ops: list[tuple[Any, ...]] = []
+        # What the last start took over (INFO handover).
+        self.source = "none"  # none | restart | crash | disk
+        self.restored_clients = 0
+        self.restored_keys = 0
+        self.restored_bytes = 0
+        self.restore_ms = 0.0
+        self.previous_dump_ms = 0
+        self.previous_version = ""
+        self.handovers_done = 0
+        self.compactions = 0
+        self.total_ms = 0
+        self.handover_started_ms = 0  # wall clock when the previous process began handing over
+        self.last_dump_ms = 0.0
+        self.hooked = False
+
+    # ------------------------------------------------------------- start
+    def restore(self) -> list[tuple[socket.socket, dict[str, Any] | None]]:
+        """Load the newest stored generation into the keyspace.
+
+        Returns the client sockets to rebuild, each with its record (None: state unknown).
+        The caller connects them to the event loop.
+        """
+        t0 = time.perf_counter()
+        srv = self.server
+        gens = {int(m.group(3)) for n in self.stored if (m := NAME.match(n)) and m.group(2)}
+        newest = max(gens, default=0)
+        clients: dict[int, dict[str, Any] | None] = {}
+        client_fds = {
+            int(m.group(1)): fd
+            for n, fd in self.stored.items()
+            if (m := NAME.match(n)) and m.group(1)
+        }
+        loaded = False
+        if gens:
+            loaded = self._load_generation(newest, clients)
+        # Older generations are superseded; a generation we could not read is dropped too.
+        for name in list(self.stored):
+            m = NAME.match(name)
+            if m and m.group(2) and (int(m.group(3)) != newest or not loaded):
+                self._drop(name)
+        self.gen = newest if loaded else newest + 1
+        out: list[tuple[socket.socket, dict[str, Any] | None]] = []
+        for cid, fd in sorted(client_fds.items()):
+            rec = clients.get(cid) if loaded else None
+            name = f"c{cid}"
+            if (gens and not loaded) or not self.enabled or (cid in clients and rec is None):
+                # Unreadable state (its clients' positions are unknown), handover turned off,
+                # or a client recorded as closed: close them cleanly.
+                self._drop(name)
+                continue
+            self.stored.pop(name, None)
+            try:
+                sock = socket.socket(fileno=fd)
+            except OSError as e:
+                log.warning(f"handed-over fd {fd} ({name}) is unusable: {e.strerror}")
+                self._drop_name(name)
+                continue
+            if sock.type != socket.SOCK_STREAM:
+                sock.close()
+                self._drop_name(name)
+                continue
+            sock.setblocking(False)
+            out.append((sock, rec if rec is not None else {"id": cid}))
+            srv.client_ids = max(srv.client_ids, cid)
+        self.restored_clients = len(out)
+        self.restore_ms = (time.perf_counter() - t0) * 1000
+        return out
+
+    def _load_generation(self, gen: int, clients: dict[int, dict[str, Any] | None]) -> bool:
+        srv = self.server
+        sname, jname = f"state-{gen}", f"journal-{gen}"
+        sfd, jfd = self.stored.get(sname), self.stored.get(jname)
+        try:
+            blob = read_memfd(sfd) if sfd is not None else b""
+            body, dummy = state.decode(blob, sname) if blob else ({"dbs": [], "clients": []}, 0)
+            journal = read_memfd(jfd) if jfd is not None else b""
+            if jfd is not None:
+                state.decode_header(journal, jname)
+        except (state.StateError, OSError) as e:
+            log.warning(f"cannot take over the previous process's state: {e}")
+            return False
+        meta = body.get("meta", {})
+        self.previous_version = str(meta.get("ironcache_version", ""))
+        self.handover_started_ms = int(meta.get("handover_started_ms", 0))
+        self.restored_bytes = len(blob) + len(journal)
+        keys = state.load_dataset(srv.keyspace, body["dbs"])
+        count = len(srv.keyspace.dbs)
+        dropped = sum(1 for i, x in enumerate(body["dbs"]) if x is not None and i >= count)
+        if dropped:
+            log.warning(f"{dropped} databases beyond 'databases {count}' were dropped")
+        for rec in body.get("clients", []):
+            clients[rec["id"]] = rec
+        if jfd is None:
+            # A handover snapshot alone: a clean restart. A checkpoint alone: a crash right
+            # after the journal was folded into it (nothing was written since).
+            self.source = "restart" if meta.get("kind") == "handover" else "crash"
+            if self.source == "crash":
+                _strip_handover_fields(clients)
+        else:
+            ops, end, why = state.records(journal, self._journal_start(journal))
+            if why:
+                log.notice(f"{jname}: replayed up to byte {end}: {why}")
+            _strip_handover_fields(clients)
+            self._replay(ops, clients)
+            self.source = "crash"
+            # Keep appending to this journal: it is still in the store.
+            self.stored.pop(jname)
+            self.journal_fd = jfd
+            os.ftruncate(jfd, end)
+            os.lseek(jfd, end, os.SEEK_SET)
+            self.journal_size = end
+        if sfd is not None:
+            self.stored.pop(sname)
+            self.base_size = len(blob)
+            os.close(sfd)  # the store keeps its copy as the journal's base
+        self.restored_keys = sum(len(db.data) for db in srv.keyspace.dbs)
+        log.notice(
+            f"took over from the previous process ({self.source}): {keys} keys from {sname}"
+            + (f", journal {jname} replayed" if jfd is not None else "")
+        )
+        return True
+
+    @staticmethod
+    def _journal_start(journal: bytes) -> int:
+        return state.HEADER.size + state.HEADER.unpack_from(journal)[4]
+
+    def _replay(
+        self, ops: list[tuple[Any, ...]], clients: dict[int, dict[str, Any] | None]
+    ) -> None:
+        """Run journaled writes again, each at the time it first ran (expiry stays exact)."""
+        srv = self.server
+        replayer = srv.replay_client()
+        try:
+            for op in ops:
+                kind = op[0]
+                if kind == state.OP_WRITE:
+                    dummy, when, db, argv = op
+                    ks_mod.FROZEN_MS = when
+                    replayer.db = srv.keyspace.dbs[db]
+                    srv.execute(replayer, argv)
+                elif kind == state.OP_CLIENT:
+                    clients[op[1]["id"]] = op[1]
+                elif kind == state.OP_CLOSED:
+                    clients[op[1]] = None
+        finally:
+            ks_mod.FROZEN_MS = 0
+
+    def start_journal(self, live: list[Client]) -> None:
+        """After restore: make sure a journal for the current generation is in the store."""
+        if not self.enabled:
+            return
+        self._install_hooks()
+        if self.journal_fd < 0:
+            if self.base_size == 0 and any(db.data for db in self.server.keyspace.dbs):
+                # Loaded from disk: the journal needs a snapshot to build on.
+                self._write_snapshot(self.gen, kind="checkpoint", clients=[])
+            self.journal_fd = self._new_journal(self.gen)
+        self.ops.extend((state.OP_CLIENT, client_record(c, False)) for c in live)
+        self.flush()
+
+    def _new_journal(self, gen: int) -> int:
+        fd = os.memfd_create(f"ironcache-journal-{gen}", os.MFD_CLOEXEC)
+        os.write(fd, state.HEADER.pack(state.MAGIC, state.FORMAT, state.MINOR, 0, 0, 0))
+        self.journal_size = state.HEADER.size
+        self.notifier.store_fd(fd, f"journal-{gen}")
+        return fd
+
+    def _write_snapshot(
+        self, gen: int, kind: str, clients: list[dict[str, Any]], meta: dict[str, Any] | None = None
+    ) -> int:
+        t0 = time.perf_counter()
+        blob = state.encode({"kind": kind, **(meta or {})}, self.server.keyspace, clients)
+        fd = os.memfd_create(f"ironcache-state-{gen}", os.MFD_CLOEXEC)
+        view = memoryview(blob)
+        while view:
+            view = view[os.write(fd, view) :]
+        self.notifier.store_fd(fd, f"state-{gen}")
+        os.close(fd)
+        self.base_size = len(blob)
+        self.last_dump_ms = (time.perf_counter() - t0) * 1000
+        return len(blob)
+
+    def finish_restore(self, live: list[Client]) -> None:
+        self.restored_clients = len(live)
+        if self.handover_started_ms:
+            self.total_ms = max(int(time.time() * 1000) - self.handover_started_ms, 0)
+        if self.source != "none":
+            log.notice(
+                f"handover ({self.source}): {len(live)} connections, {self.restored_keys} keys, "
+                f"{self.restored_bytes} bytes, loaded in {self.restore_ms:.0f} ms"
+                + (
+                    f", {self.total_ms} ms after the previous process began"
+                    if self.total_ms
+                    else ""
+                )
+            )
+
+    def _install_hooks(self) -> None:
+        """Journal every write command, and every change of a connection's state.
+
+        Wrapping the handlers of those commands (once, at start) costs nothing when the
+        handover is off and keeps the per-request dispatch path untouched.
+        """
+        if self.hooked:
+            return
+        self.hooked = True
+        from ironcache.commands import TABLE
+
+        for cmd in TABLE.values():
+            if "write" in cmd.flags:
+                cmd.handler = self._journaled(cmd.handler)
+            elif cmd.name in CLIENT_STATE_COMMANDS:
+                cmd.handler = self._tracked(cmd.handler)
+
+    def _journaled(self, handler: Any) -> Any:
+        ops = self.ops
+        write = state.OP_WRITE
+
+        def journaled(c: Client, argv: list[bytes]) -> bytes:
+            reply = handler(c, argv)  # a refused command raises and is not journaled
+            if c.id:  # id 0 is the replay client
+                ops.append((write, ks_mod.now_ms(), c.db.index, argv))
+                self.flush()
+            return reply
+
+        return journaled
+
+    def _tracked(self, handler: Any) -> Any:
+        def tracked(c: Client, argv: list[bytes]) -> bytes:
+            reply = handler(c, argv)
+            if c.id:
+                self.client_changed(c)
+                self.flush()
+            return reply
+
+        return tracked
+
+    # ------------------------------------------------------------- running
+    def client_accepted(self, client_id: int, sock: socket.socket) -> None:
+        if self.enabled:
+            self.notifier.store_fd(sock.fileno(), f"c{client_id}")
+
+    def client_changed(self, c: Client) -> None:
+        if self.journal_fd >= 0:
+            self.ops.append((state.OP_CLIENT, client_record(c, False)))
+
+    def client_gone(self, client_id: int) -> None:
+        """A connection closed before it became a client."""
+        if self.enabled:
+            self.notifier.remove_fd(f"c{client_id}")
+
+    def client_closed(self, c: Client) -> None:
+        if self.enabled:
+            self.notifier.remove_fd(f"c{c.id}")
+            if self.journal_fd >= 0:
+                self.ops.append((state.OP_CLOSED, c.id))
+
+    def wrote(self, db: int, argv: list[bytes]) -> None:
+        self.ops.append((state.OP_WRITE, ks_mod.now_ms(), db, argv))
+
+    def flush(self) -> None:
+        """Append pending operations to the journal: called before replies are sent."""
+        if not self.ops or self.journal_fd < 0:
+            self.ops.clear()
+            return
+        data = state.record(self.ops)
+        self.ops.clear()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.journal_fd, view) :]
+        self.journal_size += len(data)
+        if self.journal_size > max(JOURNAL_MIN_COMPACT, 2 * self.base_size):
+            self.compact()
+
+    def compact(self) -> None:
+        """Fold the journal into a new snapshot (gen + 1) and start an empty journal."""
+        self.flush_pending_only()
+        old = self.gen
+        self.gen += 1
+        live = list(self.server.clients.values())
+        self._write_snapshot(self.gen, "checkpoint", [client_record(c, False) for c in live])
+        old_fd = self.journal_fd
+        self.journal_fd = self._new_journal(self.gen)
+        self.notifier.remove_fd(f"state-{old}")
+        self.notifier.remove_fd(f"journal-{old}")
+        if old_fd >= 0:
+            os.close(old_fd)
+        self.compactions += 1
+        log.verbose(f"journal folded into state-{self.gen} ({self.base_size} bytes)")
+
+    def flush_pending_only(self) -> None:
+        if self.ops and self.journal_fd >= 0:
+            data = state.record(self.ops)
+            os.write(self.journal_fd, data)
+        self.ops.clear()
+
+    # ------------------------------------------------------------- stop
+    def hand_over(self, clients: list[Client]) -> tuple[int, float]:
+        """Write the full state as the next generation and wait until systemd has it.
+
+        Returns (bytes written, milliseconds taken). Clients must be quiet and flushed.
+        """
+        t0 = time.perf_counter()
+        started = int(time.time() * 1000)
+        self.flush_pending_only()
+        old = self.gen
+        self.gen += 1
+        records = [client_record(c, True) for c in clients]
+        size = self._write_snapshot(self.gen, "handover", records, {"handover_started_ms": started})
+        # The new snapshot has no journal: that is what tells the next process it was clean.
+        self.notifier.remove_fd(f"state-{old}")
+        self.notifier.remove_fd(f"journal-{old}")
+        if not self.notifier.barrier():
+            log.warning("systemd did not confirm the fd store (BARRIER=1) in time")
+        self.handovers_done += 1
+        return size, (time.perf_counter() - t0) * 1000
+
+    def _drop(self, name: str) -> None:
+        fd = self.stored.pop(name, None)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._drop_name(name)
+
+    def _drop_name(self, name: str) -> None:
+        self.notifier.remove_fd(name)
+
+    def listener_for(self, rec: dict[str, Any], sock: socket.socket) -> Listener:
+        from ironcache.listener import Listener
+
+        for lst in self.server.listeners:
+            if lst.describe() == rec.get("listener"):
+                return lst
+        if sock.family == socket.AF_UNIX:
+            return Listener("unix", str(rec.get("listener", "unix:?")).removeprefix("unix:"))
+        return Listener("tcp", "?", 0)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "handover_enabled": int(self.enabled),
+            "handover_source": self.source,
+            "handover_from_version": self.previous_version,
+            "handover_connections": self.restored_clients,
+            "handover_keys": self.restored_keys,
+            "handover_bytes": self.restored_bytes,
+            "handover_load_ms": round(self.restore_ms, 1),
+            "handover_total_ms": self.total_ms,
+            "handover_generation": self.gen,
+            "handover_journal_bytes": max(self.journal_size, 0),
+            "handover_compactions": self.compactions,
+        }
