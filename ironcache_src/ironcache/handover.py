@@ -317,7 +317,7 @@ class Handover:
 
     def finish_restore(self, live: list[Client]) -> None:
         self.restored_clients = len(live)
-        if self.handover_started_ms:
+        if self.handover_started_ms and self.source == "restart":
             self.total_ms = max(int(time.time() * 1000) - self.handover_started_ms, 0)
         if self.source != "none":
             log.notice(

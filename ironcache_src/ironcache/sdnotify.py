@@ -3,6 +3,7 @@ FDSTOREREMOVE=1, BARRIER=1). Silent without NOTIFY_SOCKET."""
 
 from __future__ import annotations
 
+import array
 import os
 import select
 import socket
@@ -37,7 +38,9 @@ class Notifier:
             return False
         try:
             if fds:
-                socket.send_fds(self.sock, ["\n".join(fields).encode()], list(fds), 0, self.addr)
+                # Not socket.send_fds: it ignores its address argument.
+                rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+                self.sock.sendmsg(["\n".join(fields).encode()], rights, 0, self.addr)
             else:
                 self.sock.sendto("\n".join(fields).encode(), self.addr)
             return True
