@@ -2,8 +2,8 @@
 
 What is in the store (names are short: LISTEN_FDNAMES must fit in one environment string):
 
-    c<id>        every client socket, stored when accepted and removed when it closes, so
-                 clients stay connected across a restart and across a crash
+    c<id>        every client socket (id in base 36), stored when accepted and removed when
+                 it closes, so clients stay connected across a restart and across a crash
     state-<gen>  a memfd with a snapshot (`ironcache.state`): the dataset and client records
     journal-<gen> a memfd that every write command is appended to before its reply is sent;
                  state-<gen> + journal-<gen> is the dataset even after `kill -9`
@@ -38,7 +38,20 @@ if TYPE_CHECKING:
 
 # Commands that change a connection's state: recorded so a crash restart keeps it.
 CLIENT_STATE_COMMANDS = frozenset(("select", "auth", "hello", "client", "reset"))
-NAME = re.compile(r"^(?:c(\d+)|(state|journal)-(\d+))$")
+NAME = re.compile(r"^(?:c([0-9a-z]+)|(state|journal)-(\d+))$")
+DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def client_fd_name(client_id: int) -> str:
+    """c + the id in base 36: short, because every name goes into LISTEN_FDNAMES."""
+    out = ""
+    while True:
+        client_id, r = divmod(client_id, 36)
+        out = DIGITS[r] + out
+        if not client_id:
+            return "c" + out
+
+
 # Compact the journal into a new snapshot once it outgrows this and the snapshot itself.
 JOURNAL_MIN_COMPACT = 64 * 1024 * 1024
 DRAIN_TIMEOUT_S = 5.0
@@ -161,7 +174,7 @@ class Handover:
         newest = max(gens, default=0)
         clients: dict[int, dict[str, Any] | None] = {}
         client_fds = {
-            int(m.group(1)): fd
+            int(m.group(1), 36): fd
             for n, fd in self.stored.items()
             if (m := NAME.match(n)) and m.group(1)
         }
@@ -177,7 +190,7 @@ class Handover:
         out: list[tuple[socket.socket, dict[str, Any] | None]] = []
         for cid, fd in sorted(client_fds.items()):
             rec = clients.get(cid) if loaded else None
-            name = f"c{cid}"
+            name = client_fd_name(cid)
             if (gens and not loaded) or not self.enabled or (cid in clients and rec is None):
                 # Unreadable state (its clients' positions are unknown), handover turned off,
                 # or a client recorded as closed: close them cleanly.
@@ -373,7 +386,7 @@ class Handover:
     # ------------------------------------------------------------- running
     def client_accepted(self, client_id: int, sock: socket.socket) -> None:
         if self.enabled:
-            self.notifier.store_fd(sock.fileno(), f"c{client_id}")
+            self.notifier.store_fd(sock.fileno(), client_fd_name(client_id))
 
     def client_changed(self, c: Client) -> None:
         if self.journal_fd >= 0:
@@ -382,11 +395,11 @@ class Handover:
     def client_gone(self, client_id: int) -> None:
         """A connection closed before it became a client."""
         if self.enabled:
-            self.notifier.remove_fd(f"c{client_id}")
+            self.notifier.remove_fd(client_fd_name(client_id))
 
     def client_closed(self, c: Client) -> None:
         if self.enabled:
-            self.notifier.remove_fd(f"c{c.id}")
+            self.notifier.remove_fd(client_fd_name(c.id))
             if self.journal_fd >= 0:
                 self.ops.append((state.OP_CLOSED, c.id))
 
