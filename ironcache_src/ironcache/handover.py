@@ -186,6 +186,14 @@ class Handover:
             m = NAME.match(name)
             if m and m.group(2) and (int(m.group(3)) != newest or not loaded):
                 self._drop(name)
+        if loaded and not self.enabled:
+            # Handover was turned off: keep the data we just read, leave nothing in the store
+            # that a later start could mistake for current.
+            self._drop_name(f"state-{newest}")
+            self._drop_name(f"journal-{newest}")
+            if self.journal_fd >= 0:
+                os.close(self.journal_fd)
+                self.journal_fd = -1
         self.gen = newest if loaded else newest + 1
         out: list[tuple[socket.socket, dict[str, Any] | None]] = []
         for cid, fd in sorted(client_fds.items()):

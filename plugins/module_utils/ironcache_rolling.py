@@ -331,9 +331,13 @@ class RollingRestart:
         return parse_show(out)
 
     def info(self, timeout=2.0):
-        (reply,) = self.query(self.host, self.port, self.unix_path, self.password,
-                              [["INFO", "server"]], timeout=timeout)
-        return parse_info(reply)
+        """INFO server and INFO handover, merged (a release without handover adds nothing)."""
+        replies = self.query(self.host, self.port, self.unix_path, self.password,
+                             [["INFO", "server"], ["INFO", "handover"]], timeout=timeout)
+        merged = {}
+        for reply in replies:
+            merged.update(parse_info(reply))
+        return merged
 
     def ping(self, timeout=2.0):
         (reply,) = self.query(self.host, self.port, self.unix_path, self.password,
@@ -569,14 +573,15 @@ class RollingRestart:
             self.sleep(float(self.p.get("probe_lead_seconds", 0.2)))
         result = {"changed": True, "old_pid": old["pid"], "old_version": old["version"],
                   "new_pid": None, "new_version": None, "restart_ms": None, "startup_ms": None,
-                  "rolled_back": False, "rollback": None, "probe": None,
+                  "rolled_back": False, "rollback": None, "probe": None, "handover": None,
                   "daemon_reloaded": reloaded}
         error = None
         try:
             new_pid, info, ms = self.restart_and_wait(old["pid"], expected)
             result.update(new_pid=new_pid, new_version=info.get("ironcache_version"),
                           restart_ms=round(ms, 1),
-                          startup_ms=to_int(info.get("startup_ms"), None))
+                          startup_ms=to_int(info.get("startup_ms"), None),
+                          handover=handover_figures(info))
         except RollingError as e:
             error = str(e)
             if self.p.get("rollback"):
@@ -611,8 +616,31 @@ class RollingRestart:
                              % (summary, " and ".join(bad), to_int(fig.get("attempts")),
                                 fig.get("first_error"), probe_msg))
             return True, result
+        if result["handover"]:
+            summary += "; %s" % describe_handover(result["handover"])
         result["msg"] = summary + ("; probe: %s" % probe_msg if probe_msg else "")
         return False, result
+
+
+def handover_figures(info):
+    """What the new process took over from the old one (INFO handover), or None."""
+    if "handover_source" not in info:
+        return None
+    return {
+        "source": info.get("handover_source"),
+        "connections": to_int(info.get("handover_connections")),
+        "keys": to_int(info.get("handover_keys")),
+        "bytes": to_int(info.get("handover_bytes")),
+        "load_ms": float(info.get("handover_load_ms") or 0.0),
+        "total_ms": to_int(info.get("handover_total_ms")),
+    }
+
+
+def describe_handover(h):
+    if h.get("source") in (None, "none"):
+        return "nothing handed over"
+    return ("handover (%s): %d connections and %d keys kept, %d bytes, loaded in %.0f ms"
+            % (h["source"], h["connections"], h["keys"], h["bytes"], h["load_ms"]))
 
 
 def describe_probe(fig):

@@ -234,6 +234,32 @@ rollback:
     pid:
       description: Main PID of the rolled-back server, null when it did not start.
       type: int
+handover:
+  description:
+    - What the new process took over from the old one through systemd's fd store
+      (C(INFO handover)); null when the server does not report it.
+  returned: success
+  type: dict
+  contains:
+    source:
+      description: C(restart) (clean handover), C(crash), C(disk) (snapshot) or C(none).
+      type: str
+    connections:
+      description: Client connections kept open across the restart.
+      type: int
+    keys:
+      description: Keys the new process started with.
+      type: int
+    bytes:
+      description: Size of the state handed over.
+      type: int
+    load_ms:
+      description: Milliseconds the new process took to load it.
+      type: float
+    total_ms:
+      description: Milliseconds from the old process starting the handover to the new one
+        having loaded it.
+      type: int
 probe:
   description: Figures of the background client; null when O(probe=false).
   returned: when not in check mode

@@ -54,6 +54,7 @@ class FakeHost:
         self.failing_versions = set(failing_versions)
         self.version = releases.current()
         self.need_reload = "no"
+        self.handover_text = ""
 
     def _tick(self):
         now = self.clock()
@@ -121,6 +122,9 @@ class FakeHost:
         for c in commands:
             if c[0] == "PING":
                 out.append("PONG")
+            elif c[1:] == ["handover"]:
+                # a release with handover answers the section; an older one answers nothing
+                out.append(self.handover_text if self.pid >= 200 else "")
             else:
                 version = self.version
                 if self.mode == "wrong" and self.pid >= 200:
@@ -190,6 +194,27 @@ def build(tmp_path, figures=None, host_kw=None, releases_kw=None, **kw):
     restart = rr.RollingRestart(p, host.run_command, prober_factory=factory, query=host.query,
                                 clock=clock, sleep=clock.sleep, releases=releases)
     return restart, host
+
+
+def test_reports_what_the_new_process_took_over(tmp_path):
+    restart, host = build(tmp_path)
+    host.handover_text = ("# Handover\r\nhandover_enabled:1\r\nhandover_source:restart\r\n"
+                          "handover_connections:12\r\nhandover_keys:1000\r\n"
+                          "handover_bytes:65536\r\nhandover_load_ms:3.5\r\n"
+                          "handover_total_ms:140\r\n")
+    failed, res = restart.run()
+    assert not failed, res["msg"]
+    assert res["handover"] == {"source": "restart", "connections": 12, "keys": 1000,
+                               "bytes": 65536, "load_ms": 3.5, "total_ms": 140}
+    assert "handover (restart): 12 connections and 1000 keys kept" in res["msg"]
+
+
+def test_no_handover_figures_from_a_server_without_them(tmp_path):
+    restart, host = build(tmp_path)
+    host.handover_text = ""
+    failed, res = restart.run()
+    assert not failed, res["msg"]
+    assert res["handover"] is None
 
 
 def test_success_reports_versions_pids_and_probe(tmp_path):
