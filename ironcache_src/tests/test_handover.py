@@ -1,0 +1,268 @@
+"""The state format, the crash journal's replay and the disk snapshot.
+
+The handover through systemd's fd store itself runs under real systemd in
+molecule/handover; these tests cover what can be checked without it: the format (round
+trip, versions, corruption), journal replay at the time each write first ran, a parser's
+unparsed input, and the disk snapshot through a real server process.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from pathlib import Path
+
+import pytest
+
+from support import IS_REDIS
+
+pytestmark = pytest.mark.skipif(IS_REDIS, reason="IronCache's own state format and handover")
+
+from ironcache import handover, state  # noqa: E402
+from ironcache.config import Config  # noqa: E402
+from ironcache.keyspace import Keyspace, now_ms  # noqa: E402
+from ironcache.protocol import RespParser, make_parser  # noqa: E402
+from ironcache.server import Server as IronServer  # noqa: E402
+
+
+def sample_keyspace() -> Keyspace:
+    ks = Keyspace(4)
+    db0, db2 = ks.dbs[0], ks.dbs[2]
+    db0.set(b"s", b"value")
+    db0.set(b"empty", b"")
+    db0.set(b"bin", bytes(range(256)))
+    db0.set(b"h", {b"f1": b"v1", b"f2": b""})
+    db0.set(b"l", deque([b"a", b"b", b"a"]))
+    db0.set(b"set", {b"x", b"y"})
+    db0.set_expire(b"s", now_ms() + 60_000)
+    db2.set(b"other", b"db2")
+    return ks
+
+
+def contents(ks: Keyspace) -> list[tuple[dict[bytes, object], dict[bytes, int]]]:
+    return [({k: e.value for k, e in db.data.items()}, dict(db.expires)) for db in ks.dbs]
+
+
+def test_round_trip_keeps_every_type_database_and_expiry() -> None:
+    ks = sample_keyspace()
+    blob = state.encode({"kind": "disk"}, ks, [{"id": 7, "db": 2}])
+    body, end = state.decode(blob, "test")
+    assert end == len(blob)
+    assert body["meta"]["kind"] == "disk"
+    assert body["clients"] == [{"id": 7, "db": 2}]
+    loaded = Keyspace(4)
+    assert state.load_dataset(loaded, body["dbs"]) == 7
+    assert contents(loaded) == contents(ks)
+    assert type(loaded.dbs[0].data[b"l"].value) is deque
+    assert loaded.used == ks.used  # memory accounting is rebuilt exactly
+
+
+def test_another_format_is_refused_with_both_versions_named() -> None:
+    blob = bytearray(state.encode({}, sample_keyspace(), []))
+    blob[16:18] = (state.FORMAT + 1).to_bytes(2, "little")
+    with pytest.raises(state.StateError) as e:
+        state.decode(bytes(blob), "state-3")
+    msg = str(e.value)
+    assert msg.startswith("state-3: state format 2.0 cannot be read")
+    assert f"reads format {state.FORMAT}.x" in msg
+
+
+def test_a_newer_minor_with_unknown_fields_is_read() -> None:
+    """What the next release adds (a minor bump, new keys) does not stop this one."""
+    import marshal
+    import zlib
+
+    blob = state.encode({}, sample_keyspace(), [{"id": 1, "db": 0, "future": b"x"}])
+    body = marshal.loads(blob[state.HEADER.size :])
+    body["future_section"] = {"anything": [1, 2, 3]}
+    raw = marshal.dumps(body, state.MARSHAL_VERSION)
+    header = state.HEADER.pack(
+        state.MAGIC, state.FORMAT, state.MINOR + 1, 0, len(raw), zlib.crc32(raw)
+    )
+    decoded, dummy = state.decode(header + raw, "next")
+    ks = Keyspace(4)
+    assert state.load_dataset(ks, decoded["dbs"]) == 7
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda b: b[:10], "shorter than the"),
+        (lambda b: b[:-5], "truncated"),
+        (lambda b: b[:-3] + bytes([b[-3] ^ 0xFF]) + b[-2:], "checksum mismatch"),
+        (lambda b: b"X" + b[1:], "bad magic"),
+    ],
+)
+def test_damaged_state_is_refused_never_half_loaded(damage, reason) -> None:
+    blob = state.encode({}, sample_keyspace(), [])
+    with pytest.raises(state.StateError, match=reason):
+        state.decode(damage(blob), "dump")
+
+
+def test_journal_stops_at_a_record_cut_short_by_a_crash() -> None:
+    good = state.record([(state.OP_WRITE, 1, 0, [b"SET", b"a", b"1"])])
+    second = state.record([(state.OP_WRITE, 2, 0, [b"SET", b"b", b"2"])])
+    ops, end, why = state.records(good + second[:-2], 0)
+    assert ops == [(state.OP_WRITE, 1, 0, [b"SET", b"a", b"1"])]
+    assert end == len(good)
+    assert "cut short" in why
+    ops, end, why = state.records(good + second, 0)
+    assert len(ops) == 2 and why == "" and end == len(good) + len(second)
+
+
+def memfd(data: bytes) -> int:
+    fd = os.memfd_create("test", os.MFD_CLOEXEC)
+    os.write(fd, data)
+    return fd
+
+
+def test_crash_journal_is_replayed_at_the_time_each_write_ran(tmp_path: Path) -> None:
+    """A snapshot plus its journal, as a crashed process leaves them in the fd store."""
+    base = Keyspace(16)
+    base.dbs[0].set(b"kept", b"from-snapshot")
+    snapshot = state.encode({"kind": "checkpoint"}, base, [])
+    then = now_ms() - 50_000  # the writes ran 50 s ago
+    journal = state.HEADER.pack(state.MAGIC, state.FORMAT, state.MINOR, 0, 0, 0) + state.record(
+        [
+            (state.OP_WRITE, then, 0, [b"SET", b"session", b"abc", b"EX", b"100"]),
+            (state.OP_WRITE, then, 3, [b"INCRBY", b"counter", b"5"]),
+            (state.OP_WRITE, then, 0, [b"SET", b"gone", b"x", b"PX", b"10"]),
+            (state.OP_CLIENT, {"id": 42, "db": 3, "name": b"worker", "resp": 3, "auth": True}),
+        ]
+    )
+    config = Config()
+    config.values["dir"] = str(tmp_path)
+    srv = IronServer(config)
+    srv.handover = handover.Handover(
+        srv, {"state-4": memfd(snapshot), "journal-4": memfd(journal)}
+    )
+    assert srv.handover.restore() == []  # no client sockets were stored
+    ho = srv.handover
+    assert ho.source == "crash" and ho.gen == 4
+    db0 = srv.keyspace.dbs[0]
+    assert db0.lookup(b"kept").value == b"from-snapshot"
+    assert db0.lookup(b"session").value == b"abc"
+    # EX 100 counted from when the SET first ran, not from the replay: about 50 s left.
+    ttl = (db0.expires[b"session"] - now_ms()) / 1000
+    assert 45 < ttl <= 50
+    assert db0.lookup(b"gone") is None  # it expired long ago
+    assert srv.keyspace.dbs[3].lookup(b"counter").value == b"5"
+    if ho.journal_fd >= 0:
+        os.close(ho.journal_fd)
+
+
+def test_unreadable_stored_state_falls_back_and_says_why(tmp_path: Path, monkeypatch) -> None:
+    import io
+
+    from ironcache.log import log
+
+    out = io.StringIO()
+    monkeypatch.setattr(log, "stream", out)
+    blob = bytearray(state.encode({"kind": "handover"}, sample_keyspace(), []))
+    blob[16:18] = (state.FORMAT + 1).to_bytes(2, "little")
+    config = Config()
+    config.values["dir"] = str(tmp_path)
+    srv = IronServer(config)
+    srv.handover = handover.Handover(srv, {"state-2": memfd(bytes(blob))})
+    assert srv.handover.restore() == []
+    assert srv.handover.source == "none"
+    assert sum(len(db.data) for db in srv.keyspace.dbs) == 0
+    assert "cannot take over the previous process's state" in out.getvalue()
+    assert "state format 2.0 cannot be read" in out.getvalue()
+
+
+@pytest.mark.parametrize("hiredis", [False, True])
+def test_unparsed_input_is_what_the_client_sent(hiredis: bool) -> None:
+    if hiredis:
+        pytest.importorskip("hiredis")
+        parser = make_parser(512 * 1024 * 1024)
+    else:
+        parser = RespParser()
+    frame = b"*3\r\n$3\r\nSET\r\n$5\r\nhello\r\n$5\r\nworld\r\n"
+    parser.feed(b"*1\r\n$4\r\nPING\r\n" + frame[:25])
+    assert parser.next_batch()[0] == [[b"PING"]]
+    assert parser.next_batch()[0] == []
+    rest = parser.unparsed()
+    assert rest is not None
+    fresh = RespParser()
+    fresh.feed(rest + frame[25:])
+    assert fresh.next_command() == [b"SET", b"hello", b"world"]
+
+
+def test_handover_without_systemd_is_off(make_server) -> None:
+    srv = make_server({"handover": "yes"})
+    info = srv.client().info("handover")
+    assert info["handover_enabled"] == 0
+    assert info["handover_source"] == "none"
+
+
+def test_dataset_survives_stop_and_start_through_the_disk_snapshot(make_server) -> None:
+    srv = make_server({"save-on-shutdown": "yes"})
+    r = srv.client()
+    r.set("s", "v", ex=300)
+    r.hset("h", mapping={"a": "1", "b": "2"})
+    r.rpush("l", "x", "y", "z")
+    r.sadd("set", "m1", "m2")
+    srv.client(db=5).set("in5", "five")
+    assert srv.stop() == 0
+    snapshot = srv.workdir / "dump.ironcache"
+    assert snapshot.is_file()
+    srv.start()
+    r = srv.client()
+    assert r.get("s") == "v" and 290 < r.ttl("s") <= 300
+    assert r.hgetall("h") == {"a": "1", "b": "2"}
+    assert r.lrange("l", 0, -1) == ["x", "y", "z"]
+    assert r.smembers("set") == {"m1", "m2"}
+    assert srv.client(db=5).get("in5") == "five"
+    info = r.info("handover")
+    assert info["handover_source"] == "disk" and info["handover_keys"] == 5
+    assert not list(srv.workdir.glob("dump.ironcache.tmp-*"))  # the write was atomic
+
+
+def test_a_corrupt_snapshot_is_reported_and_skipped(make_server) -> None:
+    srv = make_server({"save-on-shutdown": "yes"})
+    srv.client().set("k", "v")
+    assert srv.client().save() is True
+    assert srv.stop() == 0
+    snapshot = srv.workdir / "dump.ironcache"
+    data = bytearray(snapshot.read_bytes())
+    data[-2] ^= 0xFF
+    snapshot.write_bytes(bytes(data))
+    srv.start()
+    assert srv.client().dbsize() == 0
+    assert "checksum mismatch" in srv.log_text()
+    assert "skipping the snapshot" in srv.log_text()
+
+
+def test_shutdown_save_and_nosave_override_the_config(make_server) -> None:
+    srv = make_server()
+    srv.client().set("k", "v")
+    with pytest.raises(Exception):  # noqa: B017  # the connection closes under SHUTDOWN
+        srv.client().execute_command("SHUTDOWN", "SAVE")
+    assert srv.wait() == 0
+    assert (srv.workdir / "dump.ironcache").is_file()
+    (srv.workdir / "dump.ironcache").unlink()
+    srv2 = make_server({"save-on-shutdown": "yes"})
+    srv2.client().set("k", "v")
+    with pytest.raises(Exception):  # noqa: B017
+        srv2.client().execute_command("SHUTDOWN", "NOSAVE")
+    assert srv2.wait() == 0
+    assert not (srv2.workdir / "dump.ironcache").exists()
+
+
+def test_lastsave_moves_with_save(make_server) -> None:
+    srv = make_server()
+    r = srv.client()
+    before = r.lastsave()
+    time.sleep(1.1)
+    assert r.save() is True
+    assert r.lastsave() > before
+    assert r.config_get("dbfilename") == {"dbfilename": "dump.ironcache"}
+
+
+def test_check_config_refuses_a_path_as_dbfilename(tmp_path: Path) -> None:
+    from ironcache.config import ConfigError, load
+
+    with pytest.raises(ConfigError, match="dbfilename"):
+        load(None, ["--dbfilename", "../x", "--dir", str(tmp_path)])
