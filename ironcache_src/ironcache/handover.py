@@ -159,6 +159,7 @@ class Handover:
         self.total_ms = 0
         self.handover_started_ms = 0  # wall clock when the previous process began handing over
         self.last_dump_ms = 0.0
+        self.handed_blob = b""
         self.hooked = False
 
     # ------------------------------------------------------------- start
@@ -333,6 +334,8 @@ class Handover:
         self.notifier.store_fd(fd, f"state-{gen}")
         os.close(fd)
         self.base_size = len(blob)
+        if kind == "handover":
+            self.handed_blob = blob  # the disk snapshot on the way out reuses it
         self.last_dump_ms = (time.perf_counter() - t0) * 1000
         return len(blob)
 
