@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 # Commands that change a connection's state: recorded so a crash restart keeps it.
 CLIENT_STATE_COMMANDS = frozenset(("select", "auth", "hello", "client", "reset"))
+# Write commands with a random outcome: the journal records the key's new value instead.
+RANDOM_WRITES = frozenset(("spop",))
 NAME = re.compile(r"^(?:c([0-9a-z]+)|(state|journal)-(\d+))$")
 DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -104,6 +106,18 @@ def client_record(c: Client, full: bool) -> dict[str, Any]:
         rec["multi_error"] = c.multi_error
         rec["watch_touched"] = bool(c.watched) or c.dirty_cas
     return rec
+
+
+def _rebuild(db: Any, key: bytes) -> list[list[bytes]]:
+    """Commands that recreate a set key as it is now (or delete it)."""
+    out = [[b"DEL", key]]
+    e = db.data.get(key)
+    if e is not None and type(e.value) is set and e.value:
+        out.append([b"SADD", key, *e.value])
+        when = db.expires.get(key)
+        if when is not None:
+            out.append([b"PEXPIREAT", key, b"%d" % when])
+    return out
 
 
 def _strip_handover_fields(clients: dict[int, dict[str, Any] | None]) -> None:
@@ -367,18 +381,22 @@ class Handover:
 
         for cmd in TABLE.values():
             if "write" in cmd.flags:
-                cmd.handler = self._journaled(cmd.handler)
+                cmd.handler = self._journaled(cmd.handler, cmd.name in RANDOM_WRITES)
             elif cmd.name in CLIENT_STATE_COMMANDS:
                 cmd.handler = self._tracked(cmd.handler)
 
-    def _journaled(self, handler: Any) -> Any:
+    def _journaled(self, handler: Any, random: bool) -> Any:
         ops = self.ops
         write = state.OP_WRITE
 
         def journaled(c: Client, argv: list[bytes]) -> bytes:
             reply = handler(c, argv)  # a refused command raises and is not journaled
             if c.id:  # id 0 is the replay client
-                ops.append((write, ks_mod.now_ms(), c.db.index, argv))
+                t = ks_mod.now_ms()
+                if random:  # replaying it would choose differently: journal the outcome
+                    ops.extend((write, t, c.db.index, a) for a in _rebuild(c.db, argv[1]))
+                else:
+                    ops.append((write, t, c.db.index, argv))
                 self.flush()
             return reply
 

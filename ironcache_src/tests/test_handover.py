@@ -152,6 +152,19 @@ def test_crash_journal_is_replayed_at_the_time_each_write_ran(tmp_path: Path) ->
         os.close(ho.journal_fd)
 
 
+def test_random_writes_are_journaled_as_their_outcome() -> None:
+    ks = Keyspace(1)
+    db = ks.dbs[0]
+    db.set(b"s", {b"a", b"b"})
+    db.set_expire(b"s", 4_000_000_000_000)
+    ops = handover._rebuild(db, b"s")
+    assert ops[0] == [b"DEL", b"s"]
+    assert ops[1][:2] == [b"SADD", b"s"] and set(ops[1][2:]) == {b"a", b"b"}
+    assert ops[2] == [b"PEXPIREAT", b"s", b"4000000000000"]
+    db.delete(b"s")
+    assert handover._rebuild(db, b"s") == [[b"DEL", b"s"]]
+
+
 def test_unreadable_stored_state_falls_back_and_says_why(tmp_path: Path, monkeypatch) -> None:
     import io
 
