@@ -17,8 +17,41 @@ of every attempt over time (restarts marked, one panel per case) goes to bench/o
 redis-server is installed from .deb files fetched on the host (`apt-get download`, only Debian's
 archive is needed) and `dpkg -i` inside the container, which has no network.
 
-    python3 bench/restart.py                 # 20 restarts per case (about 1-2 minutes)
+Live handover (second table; `--no-handover` skips it). A fourth unit pair in the same
+container, ironcache-ho.socket (127.0.0.1:6382) + ironcache-ho.service, runs IronCache as in
+case (a) (same sandbox, socket-activated, `Type=notify`) with `handover yes` on the command line,
+`FileDescriptorStoreMax=10016`, `Restart=on-failure`, `RestartSec=200ms`,
+`StateDirectory=ironcache-ho` and `maxmemory 2gb` (1M keys do not fit case a's 64mb). Rows:
+
+  handover       with 0, 100k and 1M keys (`--handover-keys`);
+  handover+save  `--save-on-shutdown yes --dir /var/lib/ironcache-ho` at the largest key count:
+                 every stop also writes the dataset to disk, after the handover;
+  no handover    control (`--handover no`) at the largest key count: connections break and
+                 the dataset is gone (`--no-handover-control` leaves it out).
+
+Every row starts from a stopped unit (which empties systemd's fd store) and an empty state
+directory. bench/restart_handover.py (copied into the container, run there with its python3,
+stdlib only) loads `key:<i>` -> 16-byte values with pipelined MSET, starts `--handover-clients`
+threads that each keep ONE persistent TCP connection and SET/GET their own keys in a tight
+loop, restarts the service `--handover-restarts` times, then reads every loaded key back and
+every client key against the value its client last had acknowledged. The clients run inside
+the container because it has no network (`--network none`, like the other cases): the client
+then also shares the 2 cores with the server, as an application on the same host would.
+
+Columns: max lat = the longest single request that completed during a restart (worst of the
+restarts), p50 = median request latency before the first restart (what the journal of every
+write costs with handover on), blackout = the longest stretch in which no client completed a
+request, conn err = connections that broke (EOF/reset/timeout; the client then reconnects),
+keys lost = loaded keys missing or wrong + client keys that lost their acknowledged value
+(the handover also carries each client's 256 keys: 1024 extra with 4 clients); handover_total_ms,
+handover_load_ms, startup_ms and handover_bytes come from INFO on the new process (median of
+the restarts). Goal (issue 7): at 1M keys, max latency < 1 s, zero connection errors, zero keys
+lost; printed as met / NOT met, never an exit status. Figures are noisy: the machine has 2 cores
+and is shared.
+
+    python3 bench/restart.py                 # 20 restarts per case + handover rows (~2-3 min)
     python3 bench/restart.py --restarts 5 --json
+    python3 bench/restart.py --cases '' --handover-keys 0,100000   # handover table only
 """
 
 from __future__ import annotations
@@ -37,7 +70,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTAINER = "upg-bench"
+CONTAINER = "upg-bench"  # --container changes it
 IMAGE = os.environ.get("IRONCACHE_TEST_IMAGE", "ironcache-systemd:bookworm")
 DEBS = ("redis-server", "redis-tools", "lsb-base")
 CASES = {
@@ -117,8 +150,25 @@ CONFIG = """\
 bind 127.0.0.1
 port {port}
 dir /var/lib/ironcache
-maxmemory 64mb
+maxmemory {maxmemory}
 """
+
+HO_UNIT = "ironcache-ho.service"
+HO_PORT = 6382
+HO_STATE_DIR = "/var/lib/ironcache-ho"
+HO_SOCKET_UNIT = SOCKET_UNIT.replace("6379", str(HO_PORT)).replace(
+    "FileDescriptorName=ironcache", "FileDescriptorName=ironcache-ho")
+HO_EXEC = "/usr/bin/python3 -m ironcache serve /etc/ironcache/ho.conf"
+# the role's settings for handover (templates/ironcache.service.j2)
+HO_UNIT_EXTRA = ("RestartSec=200ms\nFileDescriptorStoreMax=10016\n"
+                 "StateDirectory=ironcache-ho\n")
+HO_ROWS = {
+    "handover": "--handover yes",
+    "handover+save": f"--handover yes --save-on-shutdown yes --dir {HO_STATE_DIR}",
+    "no handover": "--handover no",
+}
+GOAL_KEYS = 1_000_000
+GOAL_MAX_MS = 1000.0
 
 
 # ----------------------------------------------------------------------------- in the container
@@ -280,11 +330,14 @@ def setup_container(debs: list[Path], log, sandbox: bool = True) -> None:
     sh("docker", "cp", str(ROOT / "plugins/module_utils/ironcache_probe.py"),
        f"{CONTAINER}:/opt/bench/ironcache_probe.py")
     sh("docker", "cp", str(Path(__file__).resolve()), f"{CONTAINER}:/opt/bench/restart.py")
+    sh("docker", "cp", str(Path(__file__).resolve().parent / "restart_handover.py"),
+       f"{CONTAINER}:/opt/bench/restart_handover.py")
     for deb in debs:
         sh("docker", "cp", str(deb), f"{CONTAINER}:/tmp/debs/{deb.name}")
     dexec("python3", "-m", "compileall", "-q", "/opt/ironcache/src", capture=True)
-    put(CONFIG.format(port=6379), "/etc/ironcache/a.conf")
-    put(CONFIG.format(port=6380), "/etc/ironcache/b.conf")
+    put(CONFIG.format(port=6379, maxmemory="64mb"), "/etc/ironcache/a.conf")
+    put(CONFIG.format(port=6380, maxmemory="64mb"), "/etc/ironcache/b.conf")
+    put(CONFIG.format(port=HO_PORT, maxmemory="2gb"), "/etc/ironcache/ho.conf")
     put(SOCKET_UNIT, "/etc/systemd/system/ironcache.socket")
     box = SANDBOX if sandbox else ""
     put(SERVICE_UNIT.format(mode="socket-activated", name="a", sandbox=box,
@@ -292,6 +345,11 @@ def setup_container(debs: list[Path], log, sandbox: bool = True) -> None:
         "/etc/systemd/system/ironcache.service")
     put(SERVICE_UNIT.format(mode="self-bound", name="b", requires="", sandbox=box),
         "/etc/systemd/system/ironcache-selfbind.service")
+    put(HO_SOCKET_UNIT, "/etc/systemd/system/ironcache-ho.socket")
+    put(SERVICE_UNIT.format(mode="live handover", name="ho", sandbox=box,
+                            requires="Requires=ironcache-ho.socket\nAfter=ironcache-ho.socket")
+        .replace("RestartSec=1\n", HO_UNIT_EXTRA),
+        f"/etc/systemd/system/{HO_UNIT}")
     dexec("systemctl", "daemon-reload")
     if debs:
         r = dexec("sh", "-c", "dpkg -i /tmp/debs/*.deb", check=False, capture=True)
@@ -306,7 +364,7 @@ def setup_container(debs: list[Path], log, sandbox: bool = True) -> None:
         dexec("systemctl", "daemon-reload")
         dexec("systemctl", "restart", "redis-server.service")
     dexec("systemctl", "enable", "--now", "ironcache.socket", "ironcache.service",
-          "ironcache-selfbind.service", capture=True)
+          "ironcache-selfbind.service", "ironcache-ho.socket", capture=True)
 
 
 def summarise(run: dict) -> dict:
@@ -353,6 +411,119 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- live handover
+
+
+def handover_plan(keys: list[int], control: bool) -> list[tuple[str, int]]:
+    """(row, key count) in the order they run."""
+    plan = [("handover", n) for n in keys]
+    if keys and max(keys) > 0:
+        plan.append(("handover+save", max(keys)))
+    if control:
+        plan.append(("no handover", max(keys) if keys else 0))
+    return plan
+
+
+def run_handover_row(row: str, keys: int, args: argparse.Namespace, log) -> dict:
+    """Fresh unit (empty fd store and state directory), the row's command line, the driver."""
+    dexec("systemctl", "stop", HO_UNIT, check=False, capture=True)
+    dexec("sh", "-c", f"rm -rf {HO_STATE_DIR}/*", check=False)
+    exec_start = f"{HO_EXEC} {HO_ROWS[row]}"
+    put(f"[Service]\nExecStart=\nExecStart={exec_start}\n",
+        f"/etc/systemd/system/{HO_UNIT}.d/bench-row.conf")
+    dexec("systemctl", "daemon-reload")
+    since = dexec("date", "+%s.%N", capture=True).stdout.strip()
+    dexec("systemctl", "start", HO_UNIT)
+    log(f"handover row '{row}', {keys} keys: {args.handover_restarts} restarts, "
+        f"{args.handover_clients} persistent clients")
+    t0 = time.monotonic()
+    r = dexec("python3", "/opt/bench/restart_handover.py", "--unit", HO_UNIT,
+              "--port", str(HO_PORT), "--keys", str(keys),
+              "--restarts", str(args.handover_restarts), "--clients", str(args.handover_clients),
+              "--label", row, check=False, capture=True)
+    journal = dexec("journalctl", "-u", HO_UNIT, "--since", f"@{since}", "--no-pager",
+                    "-o", "short-monotonic", check=False, capture=True).stdout.splitlines()
+    if r.returncode != 0:
+        out = {"label": row, "keys": keys, "failed": f"rc={r.returncode}: {r.stderr[-1500:]}"}
+    else:
+        out = json.loads(r.stdout)
+    out["exec_start"] = exec_start
+    out["wall_s"] = round(time.monotonic() - t0, 1)
+    # the server's own account of each stop and start, for the report
+    out["journal"] = [line for line in journal
+                      if any(w in line for w in ("handed over", "handover (", "took over",
+                                                 "dataset saved", "ready in", "warning",
+                                                 "Failed", "failed", "clients did not"))]
+    return out
+
+
+def _med(values: list) -> float | None:
+    vals = [float(v) for v in values if v not in (None, "")]
+    return round(statistics.median(vals), 1) if vals else None
+
+
+def handover_summary(run: dict) -> dict:
+    if "failed" in run:
+        return {"row": run["label"], "keys": run["keys"], "failed": run["failed"]}
+    rs = run["restarts"]
+    return {
+        "row": run["label"], "keys": run["keys"], "restarts": len(rs),
+        "clients": run["clients"], "requests": run["requests"],
+        "conn_errors": run["connection_errors"],
+        "max_latency_ms": max((r["max_latency_ms"] for r in rs), default=None),
+        "max_latency_ms_median": _med([r["max_latency_ms"] for r in rs]),
+        "blackout_ms": max((r["blackout_ms"] for r in rs), default=None),
+        "handover_total_ms": _med([r.get("handover_total_ms") for r in rs]),
+        "handover_load_ms": _med([r.get("handover_load_ms") for r in rs]),
+        "startup_ms": _med([r.get("startup_ms") for r in rs]),
+        "handover_bytes": _med([r.get("handover_bytes") for r in rs]),
+        "handover_source": sorted({str(r.get("handover_source")) for r in rs}),
+        "handover_connections": [r.get("handover_connections") for r in rs],
+        "systemctl_restart_ms": _med([r["systemctl_restart_ms"] for r in rs]),
+        "keys_lost": run["loaded_missing"] + run["loaded_wrong"] + run["client_keys_lost"],
+        "loaded_missing": run["loaded_missing"], "loaded_wrong": run["loaded_wrong"],
+        "client_keys_lost": run["client_keys_lost"], "get_mismatches": run["get_mismatches"],
+        "load_s": run["load"]["load_s"], "used_memory": run.get("used_memory_loaded"),
+        "baseline_p50_ms": run["baseline_p50_ms"], "first_errors": run["first_errors"],
+    }
+
+
+def handover_table(rows: list[dict]) -> str:
+    cols = [("keys", "keys"), ("restarts", "restarts"), ("requests", "requests"),
+            ("conn_errors", "conn err"), ("max_latency_ms", "max lat ms"),
+            ("blackout_ms", "blackout ms"), ("handover_total_ms", "ho total ms"),
+            ("handover_load_ms", "ho load ms"), ("startup_ms", "startup ms"),
+            ("handover_bytes", "ho bytes"), ("keys_lost", "keys lost"),
+            ("systemctl_restart_ms", "restart ms"), ("baseline_p50_ms", "p50 ms")]
+    lines = [f"{'row':<14}" + "".join(f"{h:>12}" for dummy, h in cols)]
+    for r in rows:
+        if "failed" in r:
+            lines.append(f"{r['row']:<14}{r['keys']:>12}  FAILED: {r['failed'][:200]}")
+            continue
+        cells = []
+        for k, _dummy in cols:
+            v = r.get(k)
+            if isinstance(v, float) and v.is_integer():
+                v = int(v)
+            cells.append(f"{'-' if v is None else v:>12}")
+        lines.append(f"{r['row']:<14}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def handover_goal(rows: list[dict]) -> dict:
+    row = next((r for r in rows if r["row"] == "handover" and r["keys"] == GOAL_KEYS), None)
+    if row is None or "failed" in row:
+        return {"measured": False, "met": None,
+                "why": f"no successful 'handover' row at {GOAL_KEYS} keys"}
+    goal = {"measured": True, "keys": GOAL_KEYS,
+            "max_latency_ms": row["max_latency_ms"],
+            "max_latency_ok": row["max_latency_ms"] < GOAL_MAX_MS,
+            "conn_errors": row["conn_errors"], "conn_errors_ok": row["conn_errors"] == 0,
+            "keys_lost": row["keys_lost"], "keys_lost_ok": row["keys_lost"] == 0}
+    goal["met"] = goal["max_latency_ok"] and goal["conn_errors_ok"] and goal["keys_lost_ok"]
+    return goal
+
+
 def plot(runs: list[dict], path: Path) -> bool:
     try:
         import matplotlib  # noqa: PLC0415
@@ -395,6 +566,7 @@ def plot(runs: list[dict], path: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global CONTAINER
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--restarts", type=int, default=20, help="restarts per case (default 20)")
     ap.add_argument("--spacing", type=float, default=0.5,
@@ -407,6 +579,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="leave the container running")
     ap.add_argument("--no-sandbox", dest="sandbox", action="store_false",
                     help="IronCache units without the role's sandboxing (redis keeps Debian's)")
+    ap.add_argument("--handover-keys", default="0,100000,1000000",
+                    help="key counts of the handover rows (default 0,100000,1000000); the "
+                         "+save and control rows use the largest")
+    ap.add_argument("--handover-restarts", type=int, default=3,
+                    help="restarts per handover row (default 3)")
+    ap.add_argument("--handover-clients", type=int, default=4,
+                    help="persistent clients during the handover rows (default 4)")
+    ap.add_argument("--no-handover-control", dest="handover_control", action="store_false",
+                    help="leave out the control row without handover")
+    ap.add_argument("--no-handover", dest="handover", action="store_false",
+                    help="skip the live-handover table")
+    ap.add_argument("--container", default=CONTAINER,
+                    help=f"name of the benchmark container (default {CONTAINER})")
     ap.add_argument("--driver", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--case", default="a", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -414,13 +599,23 @@ def main(argv: list[str] | None = None) -> int:
         return driver(args)
     if not 1 <= args.restarts <= 500:
         ap.error("--restarts must be between 1 and 500")
+    try:
+        ho_keys = [int(x.replace("_", "")) for x in args.handover_keys.split(",") if x.strip()]
+    except ValueError:
+        ap.error("--handover-keys takes integers separated by commas, e.g. 0,100000,1000000")
+    if any(n < 0 for n in ho_keys) or not 1 <= args.handover_restarts <= 100 \
+            or not 1 <= args.handover_clients <= 64:
+        ap.error("handover: keys >= 0, 1-100 restarts, 1-64 clients")
+    CONTAINER = args.container
+    started = time.monotonic()
 
     def log(msg: str) -> None:
         print(f"restart-bench: {msg}", file=sys.stderr, flush=True)
 
     debs = fetch_debs(ROOT / ".cache" / "bench-debs") if "c" in args.cases else []
     setup_container(debs, log, sandbox=args.sandbox)
-    runs = []
+    runs: list[dict] = []
+    ho_runs: list[dict] = []
     try:
         for case in args.cases:
             log(f"case ({case}) {CASES[case]['title']}: {args.restarts} restarts")
@@ -430,12 +625,18 @@ def main(argv: list[str] | None = None) -> int:
             if r.returncode != 0:
                 raise SystemExit(f"case ({case}) failed (rc={r.returncode}):\n{r.stderr[-2000:]}")
             runs.append(json.loads(r.stdout))
+        if args.handover:
+            for row, n in handover_plan(ho_keys, args.handover_control):
+                ho_runs.append(run_handover_row(row, n, args, log))
     finally:
         if not args.keep:
             sh("docker", "rm", "-f", CONTAINER, check=False, capture=True)
     rows = [summarise(r) for r in runs]
+    ho_rows = [handover_summary(r) for r in ho_runs]
+    ho_goal = handover_goal(ho_rows) if args.handover else None
     png = Path(args.png) if args.png else None
-    wrote = plot(runs, png) if png else False
+    wrote = plot(runs, png) if png and runs else False
+    elapsed = round(time.monotonic() - started, 1)
     a = next((r for r in rows if r["case"] == "a"), None)
     goal = None
     if a and a["max_over_exec_to_first_reply"] is not None:
@@ -444,12 +645,17 @@ def main(argv: list[str] | None = None) -> int:
         goal["met"] = goal["zero_refused"] and goal["max_over_exec_to_first_reply"] <= 2.0
     if args.json:
         out = {"restarts_per_case": args.restarts, "cases": rows, "goal": goal,
-               "png": str(png) if wrote else None}
+               "png": str(png) if wrote else None, "handover": ho_rows,
+               "handover_goal": ho_goal, "elapsed_s": elapsed,
+               "loadavg": os.getloadavg()}
+        # per-restart figures and the server's journal lines (the driver keeps no samples)
+        out["handover_runs"] = ho_runs
         if args.samples:
             out["runs"] = runs
         print(json.dumps(out, indent=2))
     else:
-        print(table(rows))
+        if rows:
+            print(table(rows))
         if goal:
             print(f"\n(a) goal: zero refused: {'yes' if goal['zero_refused'] else 'NO'}; worst "
                   f"restart's max latency / its exec-to-first-reply = "
@@ -457,6 +663,23 @@ def main(argv: list[str] | None = None) -> int:
                   f"{'met' if goal['met'] else 'NOT met'}")
         if wrote:
             print(f"picture: {png}")
+        if ho_rows:
+            print(f"\nlive handover ({args.handover_restarts} restarts per row, "
+                  f"{args.handover_clients} persistent clients, 16-byte values):")
+            print(handover_table(ho_rows))
+        if ho_goal:
+            if not ho_goal["measured"]:
+                print(f"\nhandover goal: not measured ({ho_goal['why']})")
+            else:
+                yn = {True: "yes", False: "NO"}
+                print(f"\nhandover goal at {GOAL_KEYS} keys: max client latency "
+                      f"{ho_goal['max_latency_ms']} ms < {GOAL_MAX_MS:.0f} ms: "
+                      f"{yn[ho_goal['max_latency_ok']]}; connection errors "
+                      f"{ho_goal['conn_errors']}: {yn[ho_goal['conn_errors_ok']]}; keys lost "
+                      f"{ho_goal['keys_lost']}: {yn[ho_goal['keys_lost_ok']]} -> "
+                      f"{'met' if ho_goal['met'] else 'NOT met'}")
+        load1, load5, dummy = os.getloadavg()
+        print(f"\nrun took {elapsed} s; load average {load1:.1f} / {load5:.1f} (2 cores, shared)")
     return 0
 
 
