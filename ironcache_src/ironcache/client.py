@@ -44,6 +44,9 @@ class Client(asyncio.Protocol):
         "closing",
         "paused",
         "last_command",
+        "rx",
+        "tx",
+        "slot",
     )
 
     def __init__(self, server: Server, listener: Listener, client_id: int | None = None) -> None:
@@ -70,6 +73,11 @@ class Client(asyncio.Protocol):
         self.closing = False
         self.paused = False
         self.last_command = b"NULL"
+        # Bytes read and written since the connection began, as the kernel counts them, and
+        # where the handover records them (-1: not recorded); see handover.Slots.
+        self.rx = 0
+        self.tx = 0
+        self.slot = -1
 
     # ------------------------------------------------------------- asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -85,6 +93,7 @@ class Client(asyncio.Protocol):
             return
         srv.clients[self.id] = self
         srv.connections_received += 1
+        srv.handover.client_connected(self)
         sock = transport.get_extra_info("socket")
         if sock is not None and self.listener.kind == "tcp":
             _tune_tcp(sock, srv.config["tcp-keepalive"])
@@ -120,8 +129,12 @@ class Client(asyncio.Protocol):
         if not self.closing and parser.pending() > srv.config.values["client-query-buffer-limit"]:
             log.warning(f"closing client id={self.id} addr={self.addr}: query buffer limit")
             self.closing = True
-        if out:
-            payload = b"".join(out)
+        self.rx += len(data)
+        payload = b"".join(out) if out else b""
+        self.tx += len(payload)
+        if self.slot >= 0:  # recorded before the reply leaves: see handover.Slots
+            srv.handover.slots.note(self)  # type: ignore[union-attr]
+        if payload:
             srv.net_output_bytes += len(payload)
             self.transport.write(payload)  # type: ignore[union-attr]
         if self.closing:

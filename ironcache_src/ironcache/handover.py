@@ -24,6 +24,7 @@ import mmap
 import os
 import re
 import socket
+import struct
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 CLIENT_STATE_COMMANDS = frozenset(("select", "auth", "hello", "client", "reset"))
 # Write commands with a random outcome: the journal records the key's new value instead.
 RANDOM_WRITES = frozenset(("spop",))
-NAME = re.compile(r"^(?:c([0-9a-z]+)|(state|journal)-(\d+))$")
+NAME = re.compile(r"^(?:c([0-9a-z]+)|(state|journal)-(\d+)|(slots))$")
 DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
@@ -57,6 +58,83 @@ def client_fd_name(client_id: int) -> str:
 # Compact the journal into a new snapshot once it outgrows this and the snapshot itself.
 JOURNAL_MIN_COMPACT = 64 * 1024 * 1024
 DRAIN_TIMEOUT_S = 5.0
+
+# Crash consistency per connection, in a memfd mapped shared (plain memory writes, no system
+# call per request, and they outlive the process): client id, input bytes answered, output
+# bytes written, both counted from the start of the connection as the kernel counts them.
+SLOT = struct.Struct("<QQQ")
+SLOT_SIZE = 32
+SLOT_COUNT = 16384
+SIOCINQ = 0x541B
+SIOCOUTQ = 0x5411
+TCP_INFO_BYTES_ACKED = 120  # struct tcp_info: tcpi_bytes_acked (Linux 4.1+)
+TCP_INFO_BYTES_RECEIVED = 128  # tcpi_bytes_received
+
+
+def kernel_counters(sock: socket.socket) -> tuple[int, int] | None:
+    """(input bytes the application has read, output bytes it has written) for a TCP socket.
+
+    Read = received - still queued; written = acknowledged + still queued to send.
+    """
+    import fcntl
+
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+        if len(info) < TCP_INFO_BYTES_RECEIVED + 8:
+            return None
+        acked, received = struct.unpack_from("<QQ", info, TCP_INFO_BYTES_ACKED)
+        inq = struct.unpack("i", fcntl.ioctl(sock.fileno(), SIOCINQ, b"\0\0\0\0"))[0]
+        outq = struct.unpack("i", fcntl.ioctl(sock.fileno(), SIOCOUTQ, b"\0\0\0\0"))[0]
+    except OSError:
+        return None
+    return received - inq, acked + outq
+
+
+class Slots:
+    """Where each connection stands, so a process after a crash can tell which ones are whole.
+
+    After every read the server records the input it has answered (everything read, less a
+    command still incomplete) and the output it has written. A crash can strike between a read
+    and its reply: the kernel's counters then differ from the slot, and that connection is
+    closed (the client retries) instead of being left waiting for a reply that will never come.
+    """
+
+    def __init__(self, fd: int) -> None:
+        size = SLOT_COUNT * SLOT_SIZE
+        if os.fstat(fd).st_size < size:
+            os.ftruncate(fd, size)
+        self.fd = fd
+        self.map = mmap.mmap(fd, size)
+        self.free = list(range(SLOT_COUNT - 1, -1, -1))
+
+    def recorded(self) -> dict[int, tuple[int, int]]:
+        out = {}
+        for i in range(SLOT_COUNT):
+            cid, answered, written = SLOT.unpack_from(self.map, i * SLOT_SIZE)
+            if cid:
+                out[cid] = (answered, written)
+        return out
+
+    def reset(self) -> None:
+        self.map[:] = bytes(len(self.map))
+        self.free = list(range(SLOT_COUNT - 1, -1, -1))
+
+    def attach(self, c: Client) -> None:
+        # Only TCP has the kernel counters to compare with; a unix client is closed after a crash.
+        if c.slot < 0 and self.free and c.listener.kind == "tcp":
+            c.slot = self.free.pop()
+            SLOT.pack_into(self.map, c.slot * SLOT_SIZE, c.id, c.rx - c.parser.pending(), c.tx)
+
+    def note(self, c: Client) -> None:
+        SLOT.pack_into(self.map, c.slot * SLOT_SIZE, c.id, c.rx - c.parser.pending(), c.tx)
+
+    def detach(self, c: Client) -> None:
+        if c.slot >= 0:
+            SLOT.pack_into(self.map, c.slot * SLOT_SIZE, 0, 0, 0)
+            self.free.append(c.slot)
+            c.slot = -1
 
 
 def is_handover_name(name: str) -> bool:
@@ -175,6 +253,7 @@ class Handover:
         self.last_dump_ms = 0.0
         self.handed_blob = b""
         self.hooked = False
+        self.slots: Slots | None = None
 
     # ------------------------------------------------------------- start
     def restore(self) -> list[tuple[socket.socket, dict[str, Any] | None]]:
@@ -210,6 +289,16 @@ class Handover:
                 os.close(self.journal_fd)
                 self.journal_fd = -1
         self.gen = newest if loaded else newest + 1
+        slots_fd = self.stored.pop("slots", None)
+        recorded: dict[int, tuple[int, int]] = {}
+        if slots_fd is not None:
+            if self.enabled:
+                self.slots = Slots(slots_fd)
+                recorded = self.slots.recorded()
+            else:
+                os.close(slots_fd)
+                self._drop_name("slots")
+        unanswered = 0
         out: list[tuple[socket.socket, dict[str, Any] | None]] = []
         for cid, fd in sorted(client_fds.items()):
             rec = clients.get(cid) if loaded else None
@@ -231,8 +320,28 @@ class Handover:
                 self._drop_name(name)
                 continue
             sock.setblocking(False)
-            out.append((sock, rec if rec is not None else {"id": cid}))
+            counters = kernel_counters(sock)
+            if self.source == "crash" and (counters is None or recorded.get(cid) != counters):
+                # The crash struck between this client's request and its reply (or we cannot
+                # tell): close, so it retries, rather than leave it waiting forever.
+                unanswered += 1
+                log.verbose(
+                    f"client id={cid}: recorded {recorded.get(cid)}, kernel {counters}: closing"
+                )
+                sock.close()
+                self._drop_name(name)
+                continue
+            rec = dict(rec) if rec is not None else {"id": cid}
+            rec["counters"] = counters
+            out.append((sock, rec))
             srv.client_ids = max(srv.client_ids, cid)
+        if unanswered:
+            log.notice(
+                f"closed {unanswered} connections the crash left with a request unanswered "
+                "(their clients reconnect and retry)"
+            )
+        if self.slots is not None:
+            self.slots.reset()
         self.restored_clients = len(out)
         self.restore_ms = (time.perf_counter() - t0) * 1000
         return out
@@ -316,18 +425,26 @@ class Handover:
         finally:
             ks_mod.FROZEN_MS = 0
 
-    def start_journal(self, live: list[Client]) -> None:
-        """After restore: make sure a journal for the current generation is in the store."""
+    def start_journal(self) -> None:
+        """After the dataset is loaded and before any client runs a command: journal from now."""
         if not self.enabled:
             return
         self._install_hooks()
+        if self.slots is None:
+            fd = os.memfd_create("ironcache-slots", os.MFD_CLOEXEC)
+            self.slots = Slots(fd)
+            self.notifier.store_fd(fd, "slots")
         if self.journal_fd < 0:
             if self.base_size == 0 and any(db.data for db in self.server.keyspace.dbs):
                 # Loaded from disk: the journal needs a snapshot to build on.
                 self._write_snapshot(self.gen, kind="checkpoint", clients=[])
             self.journal_fd = self._new_journal(self.gen)
-        self.ops.extend((state.OP_CLIENT, client_record(c, False)) for c in live)
-        self.flush()
+
+    def record_clients(self, live: list[Client]) -> None:
+        """The rebuilt connections' state goes into the (new) journal."""
+        if self.journal_fd >= 0:
+            self.ops.extend((state.OP_CLIENT, client_record(c, False)) for c in live)
+            self.flush()
 
     def _new_journal(self, gen: int) -> int:
         fd = os.memfd_create(f"ironcache-journal-{gen}", os.MFD_CLOEXEC)
@@ -426,7 +543,13 @@ class Handover:
         if self.enabled:
             self.notifier.remove_fd(client_fd_name(client_id))
 
+    def client_connected(self, c: Client) -> None:
+        if self.slots is not None:
+            self.slots.attach(c)
+
     def client_closed(self, c: Client) -> None:
+        if self.slots is not None:
+            self.slots.detach(c)
         if self.enabled:
             self.notifier.remove_fd(client_fd_name(c.id))
             if self.journal_fd >= 0:

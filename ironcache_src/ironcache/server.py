@@ -261,6 +261,10 @@ class Server:
         assert self.loop is not None
         c = Client(self, self.handover.listener_for(rec, conn), rec["id"])
         handover.apply_record(c, rec)
+        pending = rec.get("input") or b""
+        counters = rec.get("counters")
+        if counters is not None:  # the input handed over was read from the socket already
+            c.rx, c.tx = counters[0] - len(pending), counters[1]
         try:
             await self.loop.connect_accepted_socket(lambda: c, sock=conn)
         except OSError as e:
@@ -268,7 +272,6 @@ class Server:
             conn.close()
             self.handover.client_gone(c.id)
             return None
-        pending = rec.get("input")
         if pending and not c.closing:
             c.data_received(pending)
         return c
@@ -382,8 +385,10 @@ class Server:
             gc.enable()
         if ho.restored_keys:
             gc.freeze()
+        # Adopted clients run commands as soon as they are connected: journal them from the start.
+        ho.start_journal()
         live = [c for c in await asyncio.gather(*(self._adopt(s, r) for s, r in adopted)) if c]
-        ho.start_journal(live)
+        ho.record_clients(live)
         ho.finish_restore(live)
         self.peak_memory = max(self.peak_memory, self.keyspace.used)
 
