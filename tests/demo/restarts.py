@@ -14,6 +14,7 @@ import sys
 import time
 
 PROBE = "/root/ironcache_probe.py"
+PERSISTENT = "/root/persistent.py"
 
 
 def docker_exec(container: str, *cmd: str, check: bool = True) -> str:
@@ -76,16 +77,38 @@ def restart_once(container: str, port: int, not_before: float) -> dict:
     return figures
 
 
+def stop_persistent(container: str) -> dict:
+    docker_exec(container, "touch", "/root/persistent.stop")
+    deadline = time.monotonic() + 30
+    text = ""
+    while time.monotonic() < deadline:
+        text = docker_exec(container, "cat", "/root/persistent.json", check=False)
+        if text.strip():
+            return json.loads(text)
+        time.sleep(0.2)
+    raise SystemExit("demo: the persistent client wrote nothing: "
+                     + docker_exec(container, "cat", "/root/persistent.err", check=False))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--container", default="ironcache-demo")
     parser.add_argument("--restarts", type=int, default=5)
     parser.add_argument("--port", type=int, default=6379)
     parser.add_argument("--probe", required=True, help="path of ironcache_probe.py")
+    parser.add_argument("--persistent", required=True, help="path of persistent.py")
     args = parser.parse_args()
 
     subprocess.run(["docker", "cp", args.probe, f"{args.container}:{PROBE}"], check=True,
                    timeout=60)
+    subprocess.run(["docker", "cp", args.persistent, f"{args.container}:{PERSISTENT}"],
+                   check=True, timeout=60)
+    # One client keeps a single connection open through every restart (the live handover).
+    docker_exec(args.container, "rm", "-f", "/root/persistent.stop", "/root/persistent.json")
+    docker_exec(args.container, "sh", "-c",
+                f"nohup timeout 300 python3 {PERSISTENT} --port {args.port} --seconds 240"
+                " --until-file /root/persistent.stop >/root/persistent.json"
+                " 2>/root/persistent.err </dev/null &")
     rows = []
     not_before = time.monotonic() + RESTART_SPACING_S  # the deploy has just started the service
     for _ in range(args.restarts):
@@ -101,16 +124,26 @@ def main() -> int:
     worst = max((row["max_ms"] or 0) for row in rows)
     table.append(("total", "", str(total["attempts"]), str(total["ok"]), str(total["refused"]),
                   str(total["reset"]), f"{worst:.1f}"))
+    persistent = stop_persistent(args.container)
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     print()
     for line in table:
         print("  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True)))
     print()
+    print(f"one persistent connection: {persistent['requests']} INCRs, "
+          f"{persistent['errors']} errors, client id {persistent['client_id_before']} -> "
+          f"{persistent.get('client_id_after', '-')}, counter {persistent.get('counter', '-')}, "
+          f"longest wait {persistent['max_ms']:.1f} ms")
     if total["refused"] or total["reset"]:
         print(f"demo: FAILED: {total['refused']} refused and {total['reset']} reset connections")
         return 1
+    if persistent["errors"] or persistent.get("counter") != persistent["requests"]:
+        print(f"demo: FAILED: the persistent connection broke or lost writes: {persistent}")
+        return 1
     print(f"demo: {args.restarts} restarts, {total['attempts']} connection attempts, "
-          "0 refused, 0 reset: the listener stayed open in systemd's hands.")
+          "0 refused, 0 reset: the listener stayed open in systemd's hands;")
+    print("demo: and the persistent connection, its client id and every INCR survived each "
+          "restart (live handover).")
     print(f"demo: the container keeps running: docker exec -it {args.container} redis-cli"
           f"   (remove it: docker rm -f {args.container})")
     return 0

@@ -44,4 +44,5 @@ grep -E '^\S+ +: ok=' "$WORK/play.log"
 
 step "restarting ironcache.service $RESTARTS times under a tight-loop client"
 python3 "$ROOT/tests/demo/restarts.py" --container "$NAME" --restarts "$RESTARTS" \
-    --probe "$ROOT/plugins/module_utils/ironcache_probe.py"
+    --probe "$ROOT/plugins/module_utils/ironcache_probe.py" \
+    --persistent "$ROOT/tests/demo/persistent.py"
