@@ -144,3 +144,259 @@ def expected_backlog(host) -> tuple[int, int, int]:
     requested = int(os.environ.get("IRONCACHE_REQUESTED_BACKLOG", "4096"))
     limit = somaxconn(host)
     return requested, limit, min(requested, limit)
+
+
+# ---- clients on the controller (live handover) ---------------------------------------------
+# The handover scenario publishes the instance's port on the controller's loopback and runs the
+# clients here, in the test process: redis-py (a connection pool, no retries, every new socket
+# counted), redis-cli, and a raw RESP socket for half-sent commands and MULTI.
+
+
+def resp_encode(*args: str | bytes) -> bytes:
+    """A RESP multibulk frame of the arguments."""
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+class RawClient:
+    """One TCP connection speaking RESP2 by hand: nothing reconnects behind the test's back."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 20.0):
+        import socket
+
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("connection closed by the server")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, size: int) -> bytes:
+        while len(self.buf) < size + 2:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("connection closed by the server")
+            self.buf += chunk
+        data, self.buf = self.buf[:size], self.buf[size + 2:]
+        return data
+
+    def read(self) -> Any:
+        """One reply: str for +, int for :, bytes/None for $, list for *, ('ERR', text) for -."""
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            return ("ERR", rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            size = int(rest)
+            return None if size < 0 else self._exact(size)
+        if kind == b"*":
+            count = int(rest)
+            return None if count < 0 else [self.read() for _ in range(count)]
+        raise AssertionError(f"unexpected reply line {line!r}")
+
+    def call(self, *args: str) -> Any:
+        self.send(resp_encode(*args))
+        return self.read()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def parse_info(text: str | bytes | dict) -> dict[str, str]:
+    """INFO's reply as {field: text}; redis-py hands INFO over already parsed (a dict)."""
+    if isinstance(text, dict):
+        return {str(k): str(v) for k, v in text.items()}
+    if isinstance(text, bytes):
+        text = text.decode()
+    out = {}
+    for line in text.splitlines():
+        if ":" in line and not line.startswith("#"):
+            key, value = line.split(":", 1)
+            out[key.strip()] = value.strip()
+    return out
+
+
+def counting_connection_class():
+    """A redis.Connection subclass with its own list of every socket it opened (monotonic times).
+
+    redis-py's pool silently reconnects a pooled connection the server closed while it was idle
+    (get_connection() sees it readable, disconnects and connects again): only counting the
+    sockets shows whether a connection was really kept.
+    """
+    import redis
+
+    class CountingConnection(redis.Connection):
+        opened: list[float] = []
+
+        def _connect(self):
+            sock = super()._connect()
+            CountingConnection.opened.append(time.monotonic())
+            return sock
+
+    CountingConnection.opened = []
+    return CountingConnection
+
+
+def strict_pool(port: int, connections: int, host: str = "127.0.0.1", db: int = 0,
+                timeout: float = 20.0):
+    """A redis.ConnectionPool without retries (an error reaches the caller), counting sockets."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.ConnectionPool(
+        connection_class=counting_connection_class(), host=host, port=port, db=db,
+        max_connections=connections, socket_timeout=timeout, socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0), decode_responses=True)
+
+
+def warm_pool(pool, connections: int) -> None:
+    """Open every connection of the pool now (check them all out at once, PING, give back)."""
+    held = [pool.get_connection() for _ in range(connections)]
+    try:
+        for conn in held:
+            conn.send_command("PING")
+            assert conn.read_response() in ("PONG", b"PONG", True)
+    finally:
+        for conn in held:
+            pool.release(conn)
+
+
+class PoolLoad:
+    """Threads sharing one redis-py pool, each writing unique keys with SET then reading them back
+    with GET in a loop, bounded in operations and time. Errors are counted, never retried."""
+
+    def __init__(self, pool, threads: int, prefix: str, max_ops: int = 200000,
+                 max_seconds: float = 300.0, pause: float = 0.0):
+        import threading
+
+        self.pool, self.threads, self.prefix = pool, threads, prefix
+        self.max_ops, self.max_seconds, self.pause = max_ops, max_seconds, pause
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+        self.written: dict[str, str] = {}   # SET acknowledged: key -> value
+        self.uncertain: set[str] = set()    # SET raised: state unknown
+        self.set_at: dict[str, float] = {}  # key -> monotonic time its SET was sent
+        self.errors: list[tuple[float, str]] = []  # (when the operation began, what)
+        self.mismatches: list[tuple[str, str, Any]] = []
+        self.latencies: list[tuple[float, float]] = []  # (start, seconds) of each SET+GET
+        self.ops = 0
+        self.workers = [threading.Thread(target=self._run, args=(i,), daemon=True)
+                        for i in range(threads)]
+
+    def _run(self, index: int) -> None:
+        import redis
+
+        client = redis.Redis(connection_pool=self.pool)
+        deadline = time.monotonic() + self.max_seconds
+        i = 0
+        while not self.stop_event.is_set() and i < self.max_ops and time.monotonic() < deadline:
+            key, value = f"{self.prefix}:{index}:{i}", f"v{index}-{i}-{self.prefix}"
+            start = time.monotonic()
+            self.set_at[key] = start
+            stage = "SET"
+            try:
+                ok = client.set(key, value)
+                stage = "GET"
+                got = client.get(key)
+            except redis.RedisError as exc:
+                with self.lock:
+                    what = f"{stage} {key}: {type(exc).__name__}: {exc}"
+                    self.errors.append((start, what))
+                    if stage == "SET":
+                        self.uncertain.add(key)
+                    else:
+                        self.written[key] = value
+                i += 1
+                continue
+            spent = time.monotonic() - start
+            with self.lock:
+                self.ops += 2
+                self.latencies.append((start, spent))
+                if ok:
+                    self.written[key] = value
+                else:
+                    self.uncertain.add(key)
+                if got != value:
+                    self.mismatches.append((key, value, got))
+            i += 1
+            if self.pause:
+                time.sleep(self.pause)
+
+    def start(self) -> None:
+        for worker in self.workers:
+            worker.start()
+
+    def stop(self, seconds: float = 60.0) -> None:
+        self.stop_event.set()
+        for worker in self.workers:
+            worker.join(seconds)
+        assert not any(w.is_alive() for w in self.workers), "a pool worker did not stop"
+
+    def figures(self) -> dict[str, Any]:
+        spent = sorted(s for _, s in self.latencies)
+
+        def pct(p: float) -> float:
+            if not spent:
+                return 0.0
+            return round(spent[min(len(spent) - 1, int(p * len(spent)))] * 1000, 1)
+
+        return {"threads": self.threads, "ops": self.ops, "keys_written": len(self.written),
+                "errors": len(self.errors), "mismatches": len(self.mismatches),
+                "uncertain": len(self.uncertain), "p50_ms": pct(0.5), "p99_ms": pct(0.99),
+                "max_ms": pct(1.0)}
+
+
+def missing_keys(port: int, expected: dict[str, str], db: int = 0, batch: int = 500,
+                 host: str = "127.0.0.1") -> dict[str, Any]:
+    """Read back every key (MGET in batches, a fresh connection): {key: value found} of every key
+    whose value differs from the expected one (None: the key is gone)."""
+    import redis
+
+    client = redis.Redis(host=host, port=port, db=db, decode_responses=True, socket_timeout=30)
+    wrong: dict[str, Any] = {}
+    keys = sorted(expected)
+    try:
+        for i in range(0, len(keys), batch):
+            chunk = keys[i:i + batch]
+            for key, got in zip(chunk, client.mget(chunk), strict=True):
+                if got != expected[key]:
+                    wrong[key] = got
+    finally:
+        client.close()
+    return wrong
+
+
+def wait_replaced(host, old_pid: int, port: int = 6379, seconds: float = 30.0) -> int:
+    """Wait (bounded) until ironcache.service runs a main process other than old_pid, is active,
+    and answers PING inside the instance; returns the new main PID."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pid = main_pid(host)
+        if pid and pid != old_pid:
+            active = host.run(f"systemctl is-active {SERVICE}").stdout.strip()
+            ping = host.run(f"redis-cli -h 127.0.0.1 -p {port} PING").stdout.strip()
+            if active == "active" and ping == "PONG":
+                return pid
+        time.sleep(0.1)
+    raise AssertionError(f"{SERVICE}: no new serving main process after {seconds}s"
+                         f" (old {old_pid}): " + journal_tail(host, 30))
+
+
+def journal_tail(host, lines: int = 60) -> str:
+    return host.run(f"journalctl -u {SERVICE} --no-pager -o short-monotonic -n {lines}").stdout
