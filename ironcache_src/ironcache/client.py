@@ -7,6 +7,7 @@ queued transaction, watched keys) lives in plain attributes listed in `__slots__
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,12 @@ if TYPE_CHECKING:
     from ironcache.keyspace import Database
     from ironcache.listener import Listener
     from ironcache.server import Server
+
+
+PEEK_CHUNK = 256 * 1024
+# An incomplete command larger than this is read out of the kernel (it could not grow there).
+PEEK_HOLD_MAX = 512 * 1024
+_SCRATCH = bytearray(256 * 1024)
 
 
 class Client(asyncio.Protocol):
@@ -47,6 +54,10 @@ class Client(asyncio.Protocol):
         "rx",
         "tx",
         "slot",
+        "peek_sock",
+        "unconsumed",
+        "taken",
+        "lowat",
     )
 
     def __init__(self, server: Server, listener: Listener, client_id: int | None = None) -> None:
@@ -78,6 +89,13 @@ class Client(asyncio.Protocol):
         self.rx = 0
         self.tx = 0
         self.slot = -1
+        # Crash-safe reading (handover on, TCP): a second fd on the socket that requests are
+        # peeked through and consumed only once answered; `unconsumed` bytes of an incomplete
+        # command stay in the kernel.
+        self.peek_sock: socket.socket | None = None
+        self.unconsumed = 0
+        self.taken = 0  # bytes the parser holds that were already consumed from the socket
+        self.lowat = 1
 
     # ------------------------------------------------------------- asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -101,6 +119,20 @@ class Client(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
+        payload = self.process(data)
+        srv = self.server
+        self.rx += len(data)
+        self.tx += len(payload)
+        if srv.handover.ops:
+            srv.handover.flush()  # journaled before the reply leaves
+        if payload:
+            srv.net_output_bytes += len(payload)
+            self.transport.write(payload)  # type: ignore[union-attr]
+        if self.closing:
+            self.transport.close()  # type: ignore[union-attr]  # flushes what is queued
+
+    def process(self, data: bytes) -> bytes:
+        """Parse `data` and run every complete command in it; returns the replies."""
         self.last_active = time.monotonic()
         parser = self.parser
         srv = self.server
@@ -129,16 +161,105 @@ class Client(asyncio.Protocol):
         if not self.closing and parser.pending() > srv.config.values["client-query-buffer-limit"]:
             log.warning(f"closing client id={self.id} addr={self.addr}: query buffer limit")
             self.closing = True
-        self.rx += len(data)
-        payload = b"".join(out) if out else b""
-        self.tx += len(payload)
-        if self.slot >= 0:  # recorded before the reply leaves: see handover.Slots
-            srv.handover.slots.note(self)  # type: ignore[union-attr]
+        return b"".join(out) if out else b""
+
+    # ------------------------------------------------------------- crash-safe reading
+    def start_peeking(self) -> bool:
+        """Read through MSG_PEEK from now on (see handover.Slots for what it guarantees)."""
+        assert self.transport is not None and self.server.loop is not None
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return False
+        try:
+            self.peek_sock = socket.socket(fileno=os.dup(sock.fileno()))
+        except OSError:
+            return False
+        self.peek_sock.setblocking(False)
+        self.transport.pause_reading()  # the transport only writes from now on
+        if not self.paused:
+            self.server.loop.add_reader(self.peek_sock.fileno(), self._readable)
+        return True
+
+    def stop_reading(self) -> None:
+        """Read no more requests (a handover: the next process reads them)."""
+        if self.peek_sock is not None and self.server.loop is not None:
+            self.server.loop.remove_reader(self.peek_sock.fileno())
+        elif self.transport is not None:
+            self.transport.pause_reading()
+
+    def _stop_peeking(self) -> None:
+        sock = self.peek_sock
+        if sock is not None:
+            self.peek_sock = None
+            if self.server.loop is not None:
+                self.server.loop.remove_reader(sock.fileno())
+            sock.close()
+
+    def _readable(self) -> None:
+        """Peek, answer, journal, record, write, and only then consume what was answered.
+
+        A crash at any point leaves the kernel's counters and the journal/slot telling the
+        next process exactly which bytes were answered; see handover.reconcile().
+        """
+        sock = self.peek_sock
+        if sock is None or self.closing:
+            return
+        fed = self.unconsumed
+        try:
+            data = sock.recv(fed + PEEK_CHUNK, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._stop_peeking()
+            self.transport.abort()  # type: ignore[union-attr]
+            return
+        if not data:  # the client closed its side
+            self._stop_peeking()
+            self.closing = True
+            self.transport.close()  # type: ignore[union-attr]
+            return
+        if len(data) <= fed:
+            return  # nothing new yet
+        payload = self.process(data[fed:] if fed else data)
+        held = self.parser.held()
+        total = len(data)
+        boundary = total - held  # bytes of whole, answered commands
+        unsafe = False
+        if self.taken or held < 0 or held > PEEK_HOLD_MAX or self.closing:
+            # Part of the command is out of the kernel already, or it is too big to stay
+            # there: take it all (a crash before it completes closes this connection).
+            boundary, unsafe = total, held != 0
+            self.taken = max(held, 0)
+        srv = self.server
+        ho = srv.handover
+        c0, w0 = self.rx, self.tx
+        self.rx = c0 + boundary
+        self.tx = w0 + len(payload)
+        journaled = bool(ho.ops)
+        if journaled:
+            ho.flush_batch(self, c0, w0, payload)
+        if self.slot >= 0:
+            ho.slots.note_batch(self, c0, w0, journaled, unsafe)  # type: ignore[union-attr]
         if payload:
             srv.net_output_bytes += len(payload)
             self.transport.write(payload)  # type: ignore[union-attr]
+        left = boundary
+        try:
+            while left:
+                left -= sock.recv_into(_SCRATCH, min(left, len(_SCRATCH)))
+        except OSError:
+            self.closing = True
+        self.unconsumed = total - boundary
+        lowat = self.unconsumed + 1  # wake only when more than the held bytes have arrived
+        if lowat != self.lowat:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, lowat)
+                self.lowat = lowat
+            except OSError:
+                pass
         if self.closing:
-            self.transport.close()  # type: ignore[union-attr]  # flushes what is queued
+            self._stop_peeking()
+            self.transport.close()  # type: ignore[union-attr]
 
     def _protocol_error(self, e: ProtocolError, out: list[bytes]) -> None:
         log.verbose(f"protocol error from client id={self.id} addr={self.addr}: {e}")
@@ -150,6 +271,7 @@ class Client(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        self._stop_peeking()
         self.unwatch()
         self.server.clients.pop(self.id, None)
         self.server.client_closed(self)
@@ -157,12 +279,18 @@ class Client(asyncio.Protocol):
     def pause_writing(self) -> None:
         # The client reads slower than it asks: stop reading its requests until it catches up.
         self.paused = True
-        if self.transport is not None:
+        if self.peek_sock is not None and self.server.loop is not None:
+            self.server.loop.remove_reader(self.peek_sock.fileno())
+        elif self.transport is not None:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self.paused = False
-        if self.transport is not None and not self.closing:
+        if self.closing:
+            return
+        if self.peek_sock is not None and self.server.loop is not None:
+            self.server.loop.add_reader(self.peek_sock.fileno(), self._readable)
+        elif self.transport is not None:
             self.transport.resume_reading()
 
     # ------------------------------------------------------------- state helpers

@@ -26,6 +26,7 @@ import re
 import socket
 import struct
 import time
+import zlib
 from typing import TYPE_CHECKING, Any
 
 from ironcache import keyspace as ks_mod
@@ -62,8 +63,11 @@ DRAIN_TIMEOUT_S = 5.0
 # Crash consistency per connection, in a memfd mapped shared (plain memory writes, no system
 # call per request, and they outlive the process): client id, input bytes answered, output
 # bytes written, both counted from the start of the connection as the kernel counts them.
-SLOT = struct.Struct("<QQQ")
-SLOT_SIZE = 32
+SLOT = struct.Struct("<QQQQQI")  # id, before (read, written), after (read, written), flags
+SLOT_CRC = struct.Struct("<I")
+SLOT_SIZE = 48
+JOURNALED = 1  # the batch's writes and replies are in the journal
+UNSAFE = 2  # bytes of an incomplete command were taken out of the kernel
 SLOT_COUNT = 16384
 SIOCINQ = 0x541B
 SIOCOUTQ = 0x5411
@@ -93,12 +97,15 @@ def kernel_counters(sock: socket.socket) -> tuple[int, int] | None:
 
 
 class Slots:
-    """Where each connection stands, so a process after a crash can tell which ones are whole.
+    """Where each connection stands, so a process after a crash can tell what was answered.
 
-    After every read the server records the input it has answered (everything read, less a
-    command still incomplete) and the output it has written. A crash can strike between a read
-    and its reply: the kernel's counters then differ from the slot, and that connection is
-    closed (the client retries) instead of being left waiting for a reply that will never come.
+    Requests are peeked, answered, and consumed from the socket only after their reply was
+    written (Client._readable). Before each reply leaves, the connection's slot records the
+    read and written byte counts before and after that batch; writes and their replies are in
+    the journal before that. After a crash, the kernel's counts for the socket (TCP_INFO,
+    SIOCINQ, SIOCOUTQ) are compared with the slot and the journal (reconcile()): a batch that
+    ran but was not consumed is skipped (and its reply sent if it never left), a batch that
+    did not run runs again, and anything else closes the connection rather than guess.
     """
 
     def __init__(self, fd: int) -> None:
@@ -109,12 +116,17 @@ class Slots:
         self.map = mmap.mmap(fd, size)
         self.free = list(range(SLOT_COUNT - 1, -1, -1))
 
-    def recorded(self) -> dict[int, tuple[int, int]]:
+    def recorded(self) -> dict[int, tuple[int, int, int, int, int]]:
         out = {}
         for i in range(SLOT_COUNT):
-            cid, answered, written = SLOT.unpack_from(self.map, i * SLOT_SIZE)
-            if cid:
-                out[cid] = (answered, written)
+            at = i * SLOT_SIZE
+            cid, *rest = SLOT.unpack_from(self.map, at)
+            if (
+                cid
+                and zlib.crc32(self.map[at : at + SLOT.size])
+                == SLOT_CRC.unpack_from(self.map, at + SLOT.size)[0]
+            ):
+                out[cid] = tuple(rest)
         return out
 
     def reset(self) -> None:
@@ -122,19 +134,60 @@ class Slots:
         self.free = list(range(SLOT_COUNT - 1, -1, -1))
 
     def attach(self, c: Client) -> None:
-        # Only TCP has the kernel counters to compare with; a unix client is closed after a crash.
-        if c.slot < 0 and self.free and c.listener.kind == "tcp":
+        if c.slot < 0 and self.free:
             c.slot = self.free.pop()
-            SLOT.pack_into(self.map, c.slot * SLOT_SIZE, c.id, c.rx - c.parser.pending(), c.tx)
+            self._put(c.slot, c.id, c.rx, c.tx, c.rx, c.tx, 0)
 
-    def note(self, c: Client) -> None:
-        SLOT.pack_into(self.map, c.slot * SLOT_SIZE, c.id, c.rx - c.parser.pending(), c.tx)
+    def note_batch(self, c: Client, rx0: int, tx0: int, journaled: bool, unsafe: bool) -> None:
+        flags = (JOURNALED if journaled else 0) | (UNSAFE if unsafe else 0)
+        self._put(c.slot, c.id, rx0, tx0, c.rx, c.tx, flags)
+
+    def _put(self, slot: int, *fields: int) -> None:
+        at = slot * SLOT_SIZE
+        SLOT.pack_into(self.map, at, *fields)
+        SLOT_CRC.pack_into(self.map, at + SLOT.size, zlib.crc32(self.map[at : at + SLOT.size]))
 
     def detach(self, c: Client) -> None:
         if c.slot >= 0:
-            SLOT.pack_into(self.map, c.slot * SLOT_SIZE, 0, 0, 0)
+            self.map[c.slot * SLOT_SIZE : (c.slot + 1) * SLOT_SIZE] = bytes(SLOT_SIZE)
             self.free.append(c.slot)
             c.slot = -1
+
+
+Resume = tuple[int, bytes, tuple[int, int]]  # bytes to skip, reply bytes to send, (read, written)
+
+
+def reconcile(
+    kernel: tuple[int, int],
+    slot: tuple[int, int, int, int, int] | None,
+    batch: tuple[int, int, int, int, bytes] | None,
+) -> Resume | None:
+    """How to resume a connection after a crash, or None to close it.
+
+    `kernel`: bytes the dead process had read and written, as the kernel counted them;
+    `slot`: its last record (before/after of the last batch, flags); `batch`: the last batch
+    of this connection in the journal (before/after, the replies).
+    """
+    read, written = kernel
+    if batch is not None:
+        r0, w0, r1, w1, reply = batch
+        tail = reply[len(reply) - (w1 - written) :] if written < w1 else b""
+        if read == r0 and w0 <= written <= w1:
+            return r1 - r0, tail, (r1, w1)  # it ran and is journaled: skip it, finish its reply
+        if read == r1 and w0 <= written <= w1:
+            return 0, tail, (r1, w1)  # consumed; all or part of the reply left
+    if slot is None:
+        return (0, b"", (0, 0)) if kernel == (0, 0) else None  # accepted, never answered
+    r0, w0, r1, w1, flags = slot
+    if flags & UNSAFE:
+        return None
+    if (read, written) == (r1, w1):
+        return 0, b"", (r1, w1)
+    if (read, written) == (r0, w0) and not flags & JOURNALED:
+        return 0, b"", (r0, w0)  # it never ran for good: it runs again
+    if (read, written) == (r0, w1):
+        return r1 - r0, b"", (r1, w1)  # answered in full, not yet consumed
+    return None
 
 
 def is_handover_name(name: str) -> bool:
@@ -179,7 +232,8 @@ def client_record(c: Client, full: bool) -> dict[str, Any]:
         "created_ms": int((time.time() - (time.monotonic() - c.created)) * 1000),
     }
     if full:
-        rec["input"] = c.parser.unparsed() or b""
+        # Bytes still in the kernel (peeked, not consumed) reach the next process from there.
+        rec["input"] = b"" if c.unconsumed else (c.parser.unparsed() or b"")
         rec["multi"] = c.multi
         rec["multi_error"] = c.multi_error
         rec["watch_touched"] = bool(c.watched) or c.dirty_cas
@@ -196,6 +250,19 @@ def _rebuild(db: Any, key: bytes) -> list[list[bytes]]:
         if when is not None:
             out.append([b"PEXPIREAT", key, b"%d" % when])
     return out
+
+
+def _skip(sock: socket.socket, n: int) -> bool:
+    """Consume `n` bytes the dead process had answered but not consumed."""
+    while n > 0:
+        try:
+            got = len(sock.recv(min(n, 1 << 20)))
+        except OSError:
+            return False
+        if not got:
+            return False
+        n -= got
+    return True
 
 
 def _strip_handover_fields(clients: dict[int, dict[str, Any] | None]) -> None:
@@ -254,6 +321,7 @@ class Handover:
         self.handed_blob = b""
         self.hooked = False
         self.slots: Slots | None = None
+        self.batches: dict[int, Any] = {}  # client id -> its last journaled batch (crash replay)
 
     # ------------------------------------------------------------- start
     def restore(self) -> list[tuple[socket.socket, dict[str, Any] | None]]:
@@ -298,7 +366,7 @@ class Handover:
             else:
                 os.close(slots_fd)
                 self._drop_name("slots")
-        unanswered = 0
+        unanswered = resumed = 0
         out: list[tuple[socket.socket, dict[str, Any] | None]] = []
         for cid, fd in sorted(client_fds.items()):
             rec = clients.get(cid) if loaded else None
@@ -321,25 +389,34 @@ class Handover:
                 continue
             sock.setblocking(False)
             counters = kernel_counters(sock)
-            if self.source == "crash" and (counters is None or recorded.get(cid) != counters):
-                # The crash struck between this client's request and its reply (or we cannot
-                # tell): close, so it retries, rather than leave it waiting forever.
-                unanswered += 1
-                log.verbose(
-                    f"client id={cid}: recorded {recorded.get(cid)}, kernel {counters}: closing"
-                )
-                sock.close()
-                self._drop_name(name)
-                continue
             rec = dict(rec) if rec is not None else {"id": cid}
             rec["counters"] = counters
+            if self.source == "crash":
+                resume = None
+                if counters is not None:
+                    resume = reconcile(counters, recorded.get(cid), self.batches.get(cid))
+                if resume is None or not _skip(sock, resume[0]):
+                    # We cannot tell which of its requests were answered: close, so the client
+                    # reconnects and retries, rather than leave it waiting for a lost reply.
+                    unanswered += 1
+                    log.verbose(
+                        f"client id={cid}: slot {recorded.get(cid)}, kernel {counters}: closing"
+                    )
+                    sock.close()
+                    self._drop_name(name)
+                    continue
+                rec["resend"] = resume[1]
+                rec["counters"] = resume[2]
+                resumed += resume[0] > 0 or bool(resume[1])
             out.append((sock, rec))
             srv.client_ids = max(srv.client_ids, cid)
         if unanswered:
-            log.notice(
-                f"closed {unanswered} connections the crash left with a request unanswered "
+            log.warning(
+                f"closed {unanswered} connections whose state the crash left unclear "
                 "(their clients reconnect and retry)"
             )
+        if resumed:
+            log.notice(f"{resumed} connections resumed in the middle of a request")
         if self.slots is not None:
             self.slots.reset()
         self.restored_clients = len(out)
@@ -422,6 +499,9 @@ class Handover:
                     clients[op[1]["id"]] = op[1]
                 elif kind == state.OP_CLOSED:
                     clients[op[1]] = None
+                    self.batches.pop(op[1], None)
+                elif kind == state.OP_BATCH:
+                    self.batches[op[1]] = op[2:]
         finally:
             ks_mod.FROZEN_MS = 0
 
@@ -514,8 +594,7 @@ class Handover:
                     ops.extend((write, t, c.db.index, a) for a in _rebuild(c.db, argv[1]))
                 else:
                     ops.append((write, t, c.db.index, argv))
-                self.flush()
-            return reply
+            return reply  # the reader writes the journal before any reply leaves
 
         return journaled
 
@@ -524,7 +603,6 @@ class Handover:
             reply = handler(c, argv)
             if c.id:
                 self.client_changed(c)
-                self.flush()
             return reply
 
         return tracked
@@ -544,8 +622,19 @@ class Handover:
             self.notifier.remove_fd(client_fd_name(client_id))
 
     def client_connected(self, c: Client) -> None:
-        if self.slots is not None:
+        if self.slots is not None and c.listener.kind == "tcp" and self.server.loop is not None:
+            # After the transport has set itself up to read (asyncio registers its reader in
+            # a callback queued after connection_made), so that pausing it sticks.
+            self.server.loop.call_soon(self._begin_peeking, c)
+
+    def _begin_peeking(self, c: Client) -> None:
+        if not c.closing and self.slots is not None and c.start_peeking():
             self.slots.attach(c)
+
+    def flush_batch(self, c: Client, rx0: int, tx0: int, replies: bytes) -> None:
+        """The batch's writes, then where the connection stands and what it was answered."""
+        self.ops.append((state.OP_BATCH, c.id, rx0, tx0, c.rx, c.tx, replies))
+        self.flush()
 
     def client_closed(self, c: Client) -> None:
         if self.slots is not None:

@@ -128,6 +128,12 @@ class RespParser:
         """Bytes received but not yet returned as a command (the query buffer)."""
         return len(self.buf) - self.pos
 
+    def held(self) -> int:
+        """Bytes of the incomplete command received so far, as the client sent them."""
+        if self._argv is None:
+            return len(self.buf) - self.pos
+        return len(self.unparsed())  # arguments already parsed, encoded as clients encode them
+
     def unparsed(self) -> bytes:
         """The bytes received and not yet returned as a command, as the client sent them.
 
@@ -290,6 +296,14 @@ class HiredisParser:
 
     def pending(self) -> int:
         return self.py.pending() if self.py is not None else self.reader.len()
+
+    def held(self) -> int:
+        """Bytes of the incomplete command received so far; -1 when they were not tracked."""
+        if self.py is not None:
+            return self.py.held()
+        if not self.reader.len():
+            return 0
+        return -1 if self.buf is None else len(self.buf)
 
     def unparsed(self) -> bytes | None:
         """Bytes received and not yet returned as a command; None when they were not tracked."""

@@ -264,7 +264,7 @@ class Server:
         pending = rec.get("input") or b""
         counters = rec.get("counters")
         if counters is not None:  # the input handed over was read from the socket already
-            c.rx, c.tx = counters[0] - len(pending), counters[1]
+            c.rx, c.tx = counters[0] - len(pending), counters[1] - len(rec.get("resend", b""))
         try:
             await self.loop.connect_accepted_socket(lambda: c, sock=conn)
         except OSError as e:
@@ -272,8 +272,13 @@ class Server:
             conn.close()
             self.handover.client_gone(c.id)
             return None
+        resend = rec.get("resend")
+        if resend and c.transport is not None:  # a reply the crash kept from leaving
+            c.transport.write(resend)
+            c.tx += len(resend)
         if pending and not c.closing:
             c.data_received(pending)
+            c.taken = max(c.parser.held(), 0)
         return c
 
     def replay_client(self) -> Client:
@@ -460,7 +465,7 @@ class Server:
         clients = list(self.clients.values())
         for c in clients:  # commands already received have run; read no more
             if c.transport is not None and not c.closing:
-                c.transport.pause_reading()
+                c.stop_reading()
         deadline = time.monotonic() + handover.DRAIN_TIMEOUT_S
         while time.monotonic() < deadline and any(_unflushed(c) for c in clients):
             await asyncio.sleep(0.002)
@@ -517,4 +522,4 @@ def _unread(c: Client) -> bool:
         buf = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
     except (OSError, ValueError):
         return False
-    return struct.unpack("i", buf)[0] > 0
+    return struct.unpack("i", buf)[0] > c.unconsumed  # peeked bytes of a partial command wait

@@ -41,6 +41,9 @@ MARSHAL_VERSION = 2
 OP_WRITE = 0  # (OP_WRITE, unix ms, db index, argv): a write command that succeeded
 OP_CLIENT = 1  # (OP_CLIENT, client record dict): a connection's state, after accept or change
 OP_CLOSED = 2  # (OP_CLOSED, client id): a connection closed
+# (OP_BATCH, client id, read before, written before, read after, written after, replies): a
+# batch of requests whose writes precede it in the journal, with the replies it got.
+OP_BATCH = 3
 
 
 class StateError(Exception):

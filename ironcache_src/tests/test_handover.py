@@ -165,6 +165,35 @@ def test_random_writes_are_journaled_as_their_outcome() -> None:
     assert handover._rebuild(db, b"s") == [[b"DEL", b"s"]]
 
 
+@pytest.mark.parametrize(
+    ("kernel", "slot", "batch", "expected"),
+    [
+        # the last batch completed: resume where it ended
+        ((130, 55), (100, 50, 130, 55, 0), None, (0, b"", (130, 55))),
+        # it never ran for good (nothing written, nothing consumed, not journaled): again
+        ((100, 50), (100, 50, 130, 55, 0), None, (0, b"", (100, 50))),
+        # answered in full but not consumed: skip its bytes
+        ((100, 55), (100, 50, 130, 55, 0), None, (30, b"", (130, 55))),
+        # journaled, crash before anything left: skip it and send its reply
+        ((100, 50), (90, 40, 100, 50, 1), (100, 50, 130, 55, b"+OK\r\n"), (30, b"+OK\r\n",
+                                                                            (130, 55))),
+        # journaled, reply half out, not consumed: skip it and send the rest of the reply
+        ((100, 52), (100, 50, 130, 55, 1), (100, 50, 130, 55, b"+OK\r\n"), (30, b"K\r\n",
+                                                                            (130, 55))),
+        # a read-only batch half written: nobody can tell what is missing
+        ((100, 52), (100, 50, 130, 55, 0), None, None),
+        # an incomplete command was taken out of the kernel
+        ((130, 55), (100, 50, 130, 55, 2), None, None),
+        # accepted, never recorded, never read: a fresh connection
+        ((0, 0), None, None, (0, b"", (0, 0))),
+        # anything else
+        ((170, 60), (100, 50, 130, 55, 0), None, None),
+    ],
+)
+def test_reconcile_after_a_crash(kernel, slot, batch, expected) -> None:
+    assert handover.reconcile(kernel, slot, batch) == expected
+
+
 def test_unreadable_stored_state_falls_back_and_says_why(tmp_path: Path, monkeypatch) -> None:
     import io
 
