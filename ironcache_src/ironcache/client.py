@@ -7,6 +7,7 @@ queued transaction, watched keys) lives in plain attributes listed in `__slots__
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -175,6 +176,10 @@ class Client(asyncio.Protocol):
         except OSError:
             return False
         self.peek_sock.setblocking(False)
+        # The socket's own setting: a previous process may have left it raised.
+        with contextlib.suppress(OSError):
+            self.peek_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+        self.lowat = 1
         self.transport.pause_reading()  # the transport only writes from now on
         if not self.paused:
             self.server.loop.add_reader(self.peek_sock.fileno(), self._readable)
