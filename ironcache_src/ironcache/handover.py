@@ -244,7 +244,7 @@ def _rebuild(db: Any, key: bytes) -> list[list[bytes]]:
     """Commands that recreate a set key as it is now (or delete it)."""
     out = [[b"DEL", key]]
     e = db.data.get(key)
-    if e is not None and type(e.value) is set and e.value:
+    if e is not None and isinstance(e.value, set) and e.value:
         out.append([b"SADD", key, *e.value])
         when = db.expires.get(key)
         if when is not None:

@@ -61,7 +61,7 @@ def encode(meta: dict[str, Any], keyspace: Keyspace, clients: list[dict[str, Any
         # Deques become lists (marshal has no deque; no value is a list otherwise).
         values = [e.value for e in db.data.values()]
         if deque in set(map(type, values)):
-            values = [list(v) if type(v) is deque else v for v in values]
+            values = [list(v) if isinstance(v, deque) else v for v in values]
         dbs.append((list(db.data), values, db.expires))
     meta = {"ironcache_version": __version__, "written_ms": int(time.time() * 1000), **meta}
     body = marshal.dumps({"meta": meta, "dbs": dbs, "clients": clients}, MARSHAL_VERSION)
@@ -124,7 +124,7 @@ def load_dataset(keyspace: Keyspace, dbs: list[Any]) -> int:
         if set(map(type, values)) <= {bytes}:  # the common case, at C speed
             sizes = list(map(STR_OVERHEAD.__add__, map(len, values)))
         else:
-            values = [deque(v) if type(v) is list else v for v in values]
+            values = [deque(v) if isinstance(v, list) else v for v in values]
             sizes = [value_size(v) for v in values]
         db = keyspace.dbs[index]
         db.data.update(zip(keys, map(Entry, values, repeat(clock), sizes), strict=True))
