@@ -163,6 +163,11 @@ class RespParser:
             return cmds, e
         return cmds, None
 
+    def batch(self, data: bytes) -> tuple[list[list[bytes]], ProtocolError | None]:
+        """`feed(data)`, then `next_batch()`: what one read from the client yields."""
+        self.feed(data)
+        return self.next_batch()
+
     def _compact(self) -> None:
         if self.pos:
             del self.buf[: self.pos]
@@ -233,6 +238,9 @@ class RespParser:
         return True
 
 
+_COMMAND, _SKIP, _OVER_LIMIT, _BAD_SHAPE = range(4)  # HiredisParser._kind()
+
+
 class HiredisParser:
     """hiredis parses in C once a connection is known to speak multibulk RESP.
 
@@ -292,6 +300,72 @@ class HiredisParser:
         if self.buf is not None:
             self.buf += data
 
+    def batch(self, data: bytes) -> tuple[list[list[bytes]], ProtocolError | None]:
+        """`feed(data)`, then `next_batch()`: what one read from the client yields.
+
+        The common case costs a few C calls: the previous read ended on a frame boundary
+        (`buf` is empty), and this one holds only whole canonical multibulk frames of bulks
+        (the bytes they take as such frames add up to the read's length). Then there is no
+        incomplete frame to judge and no byte to keep. Anything else (a frame split across
+        reads, odd frames, a hiredis error) goes the general way with the same verdicts.
+        """
+        reader = self.reader
+        if reader is None:
+            self.feed(data)
+            return self.next_batch()
+        reader.feed(data)
+        buf = self.buf
+        if buf is None or buf:
+            if buf is not None:
+                buf += data
+            return self.next_batch()
+        try:
+            cmds = list(iter(reader.gets, False))
+        except Exception as e:  # hiredis.ProtocolError: the Python parser reads it all again
+            self.buf = bytearray(data)
+            return self._fall_back([], ProtocolError(_hiredis_message(e)))
+        size = len(data)
+        try:
+            # TypeError: not a list of bytes (nested array, integer, null); IndexError: a long
+            # argument or a huge command (the general way checks those); "*0": a mismatch.
+            if size <= self.limits[0] and size == sum(
+                map(_CMD_FRAME.__getitem__, map(len, cmds))
+            ) + sum(map(_BULK.__getitem__, map(bytes.__len__, chain.from_iterable(cmds)))):
+                return cmds, None
+        except (TypeError, IndexError):
+            pass
+        self.buf = bytearray(data)
+        return self._judge(cmds)
+
+    def _judge(self, replies: list[Any]) -> tuple[list[list[bytes]], ProtocolError | None]:
+        """`next_batch()` for replies already taken from the reader (it has no more)."""
+        cmds: list[list[bytes]] = []
+        for cmd in replies:
+            kind = self._kind(cmd)
+            if kind == _COMMAND:
+                cmds.append(cmd)
+            elif kind == _OVER_LIMIT:
+                return cmds, ProtocolError("invalid bulk length")
+            elif kind == _BAD_SHAPE:
+                return self._fall_back(cmds, ProtocolError(_shape_error(cmd)))
+        self.returned += cmds
+        return cmds, self._check_tail()
+
+    def _kind(self, cmd: Any) -> int:
+        """A command (a list of bytes within the bulk limit), nothing to run, or a refusal."""
+        try:
+            # One C-speed check that this is a list of bytes within the bulk limit.
+            # bytes.__len__ raises TypeError for a nested array, an integer or a null.
+            longest = max(map(bytes.__len__, cmd))
+        except (TypeError, ValueError):
+            if cmd == [] or cmd is None:
+                self.skipped += 4 if cmd == [] else 5  # "*0" / "*-1": nothing to run
+                return _SKIP
+            return _BAD_SHAPE
+        if type(cmd) is not list:  # a RESP3 map: its keys are bytes
+            return _BAD_SHAPE
+        return _COMMAND if longest <= self.limits[0] else _OVER_LIMIT
+
     def next_command(self) -> list[bytes] | None:
         if self.py is not None:
             return self.py.next_command()
@@ -305,7 +379,6 @@ class HiredisParser:
         if self.py is not None:
             return self.py.next_batch()
         gets = self.reader.gets
-        limit = self.limits[0]
         cmds: list[list[bytes]] = []
         while len(cmds) < most:
             try:
@@ -315,18 +388,13 @@ class HiredisParser:
             if cmd is False:
                 self.returned += cmds
                 return cmds, self._check_tail()
-            try:
-                # One C-speed check that this is a list of bytes within the bulk limit.
-                # bytes.__len__ raises TypeError for a nested array, an integer or a null.
-                if max(map(bytes.__len__, cmd)) <= limit:
-                    cmds.append(cmd)
-                    continue
-            except (TypeError, ValueError):
-                if cmd == [] or cmd is None:
-                    self.skipped += 4 if cmd == [] else 5  # "*0" / "*-1": nothing to run
-                    continue
+            kind = self._kind(cmd)
+            if kind == _COMMAND:
+                cmds.append(cmd)
+            elif kind == _OVER_LIMIT:
+                return cmds, ProtocolError("invalid bulk length")
+            elif kind == _BAD_SHAPE:
                 return self._fall_back(cmds, ProtocolError(_shape_error(cmd)))
-            return cmds, ProtocolError("invalid bulk length")
         self.returned += cmds
         return cmds, None
 
@@ -335,24 +403,7 @@ class HiredisParser:
         buf = self.buf
         if buf is None:
             return None
-        returned = self.returned
-        if returned and not self.skipped and not self.reader.has_data():
-            # The common case, a read that ended with a whole command: when the bytes end
-            # with its last argument's bulk, there is no tail to judge and nothing to count.
-            last = returned[-1][-1]
-            n = len(last)
-            end = len(buf) - n - 2
-            head = b"$%d\r\n" % n
-            if (
-                end >= len(head)
-                and buf.endswith(b"\r\n")
-                and memoryview(buf)[end - len(head) : end] == head
-                and memoryview(buf)[end : end + n] == last
-            ):
-                buf.clear()
-                self.returned = []
-                return None
-        used = encoded_size(returned) + self.skipped
+        used = encoded_size(self.returned) + self.skipped
         self.returned = []
         self.skipped = 0
         if used == len(buf):
@@ -395,6 +446,8 @@ class HiredisParser:
 # Bytes of a frame header ("*N\r\n") and of a bulk ("$L\r\n" + L + "\r\n"), for small N and L.
 _FRAME = [3 + len(str(n)) for n in range(4096)]
 _BULK = [5 + len(str(n)) + n for n in range(4096)]
+# _FRAME for a command: "*0" (nothing to run) spoils the sum, so it goes the general way.
+_CMD_FRAME = [-(1 << 62), *_FRAME[1:]]
 
 
 def encoded_size(cmds: list[list[bytes]]) -> int:
