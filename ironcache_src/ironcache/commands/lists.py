@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from ironcache.commands import SYNTAX, WRONGTYPE, CommandError, command, to_int
 from ironcache.keyspace import CONTAINER_OVERHEAD, ELEM_OVERHEAD, Entry
-from ironcache.protocol import EMPTY_ARRAY, OK, bulk, bulk_array, integer, null, null_array
+from ironcache.protocol import EMPTY_ARRAY, OK, ZERO, bulk, bulk_array, integer, null, null_array
 
 if TYPE_CHECKING:
     from ironcache.client import Client
@@ -27,20 +27,44 @@ def read_list(c: Client, key: bytes) -> tuple[Entry, deque[bytes]] | None:
 
 
 def _push(c: Client, argv: list[bytes], left: bool, only_existing: bool) -> bytes:
-    found = read_list(c, argv[1])
-    if found is None:
+    db = c.db
+    key = argv[1]
+    e = db.data.get(key)
+    if e is not None and db.expires:
+        e = db.lookup(key)  # may have expired
+    if e is None:
         if only_existing:
-            return integer(0)
-        c.db.set(argv[1], deque(), CONTAINER_OVERHEAD)
-        found = read_list(c, argv[1])
-        assert found is not None
-    e, lst = found
-    items = argv[2:]
-    if left:
-        lst.extendleft(items)
+            return ZERO
+        lst: deque[bytes] = deque()
+        db.set(key, lst, CONTAINER_OVERHEAD)
+        e = db.data[key]
     else:
-        lst.extend(items)
-    c.db.resized(argv[1], e, ELEM_OVERHEAD * len(items) + sum(map(len, items)))
+        lst = e.value
+        if type(lst) is not deque:
+            raise CommandError(WRONGTYPE)
+    if len(argv) == 3:
+        item = argv[2]
+        if left:
+            lst.appendleft(item)
+        else:
+            lst.append(item)
+        delta = ELEM_OVERHEAD + len(item)
+    else:
+        items = argv[2:]
+        if left:
+            lst.extendleft(items)
+        else:
+            lst.extend(items)
+        delta = ELEM_OVERHEAD * len(items) + sum(map(len, items))
+    # Database.resized(), inlined (the list is not empty: no delete)
+    ks = db.keyspace
+    e.size += delta
+    e.lru = ks.clock
+    ks.used += delta
+    if db.watchers:
+        db.touched(key)
+    else:
+        ks.dirty += 1
     return integer(len(lst))
 
 

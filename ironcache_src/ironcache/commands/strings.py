@@ -13,7 +13,7 @@ from ironcache.commands import (
     command,
     to_int,
 )
-from ironcache.keyspace import STR_OVERHEAD, Database, now_ms
+from ironcache.keyspace import KEY_OVERHEAD, STR_OVERHEAD, Database, Entry, now_ms
 from ironcache.protocol import (
     NULL_BULK,
     OK,
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ironcache.client import Client
 
 MAX_STRING = 512 * 1024 * 1024
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 W = "write denyoom"
 R = "readonly fast"
 K1 = (1, 1, 1)
@@ -129,7 +130,23 @@ def expiry_of(opts: dict[bytes, bytes], name: str) -> int | None:
 def set_(c: Client, argv: list[bytes]) -> bytes:
     db, key, value = c.db, argv[1], argv[2]
     if len(argv) == 3:
-        put_str(db, key, value)
+        # Database.set(), inlined: SET is the hottest write.
+        ks = db.keyspace
+        size = STR_OVERHEAD + len(value)
+        e = db.data.get(key)
+        if e is not None:
+            ks.used += size - e.size
+            e.value = value
+            e.size = size
+            e.lru = ks.clock
+        else:
+            ks.used += size + len(key) + KEY_OVERHEAD
+            db.data[key] = Entry(value, ks.clock, size)
+        if db.expires:
+            db.expires.pop(key, None)
+        ks.dirty += 1
+        if db.watchers:
+            db.touched(key)
         return OK
     opts = parse_options(argv, 3, (*EXPIRY, b"nx", b"xx", b"keepttl", b"get"))
     when = expiry_of(opts, "set")
@@ -268,23 +285,39 @@ def strlen(c: Client, argv: list[bytes]) -> bytes:
 
 def _incr(c: Client, key: bytes, delta: int) -> bytes:
     db = c.db
-    e = db.lookup(key)
+    e = db.data.get(key)
+    if e is not None and db.expires:
+        e = db.lookup(key)  # may have expired
     if e is None:
         n = delta
+        old = b""
     else:
-        if not isinstance(e.value, bytes):
+        old = e.value
+        if type(old) is not bytes:
             raise CommandError(WRONGTYPE)
-        n = to_int(e.value) + delta
-    if not -(2**63) <= n < 2**63:
+        # to_int(), the common case: int() accepts more ("+1", " 1", "1_0", "01", "-0"),
+        # so the value must also read back the same.
+        try:
+            n = int(old)
+        except ValueError:
+            raise CommandError(NOT_INT) from None
+        if not INT_MIN <= n <= INT_MAX or b"%d" % n != old:
+            raise CommandError(NOT_INT)
+        n += delta
+    if not INT_MIN <= n <= INT_MAX:
         raise CommandError("ERR increment or decrement would overflow")
     value = b"%d" % n
     if e is None:
         put_str(db, key, value)
     else:  # in place: the TTL stays, as in Redis
-        db.keyspace.used += len(value) - len(e.value)
-        e.size += len(value) - len(e.value)
+        ks = db.keyspace
+        grown = len(value) - len(old)
+        if grown:
+            ks.used += grown
+            e.size += grown
         e.value = value
-        db.keyspace.dirty += 1
+        e.lru = ks.clock
+        ks.dirty += 1
         if db.watchers:
             db.touched(key)
     return integer(n)
