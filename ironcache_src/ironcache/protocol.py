@@ -319,8 +319,14 @@ class HiredisParser:
             if buf is not None:
                 buf += data
             return self.next_batch()
+        gets = reader.gets
         try:
-            cmds = list(iter(reader.gets, False))
+            cmd = gets()
+            if cmd is False:
+                cmds = []
+            else:
+                more = gets()
+                cmds = [cmd] if more is False else [cmd, more, *iter(gets, False)]
         except Exception as e:  # hiredis.ProtocolError: the Python parser reads it all again
             self.buf = bytearray(data)
             return self._fall_back([], ProtocolError(_hiredis_message(e)))
@@ -328,9 +334,12 @@ class HiredisParser:
         try:
             # TypeError: not a list of bytes (nested array, integer, null); IndexError: a long
             # argument or a huge command (the general way checks those); "*0": a mismatch.
-            if size <= self.limits[0] and size == sum(
-                map(_CMD_FRAME.__getitem__, map(len, cmds))
-            ) + sum(map(_BULK.__getitem__, map(bytes.__len__, chain.from_iterable(cmds)))):
+            if size <= self.limits[0] and size == (
+                _frame_size(len(cmd)) + sum(map(_bulk_size, map(_bytes_len, cmd)))
+                if len(cmds) == 1
+                else sum(map(_frame_size, map(len, cmds)))
+                + sum(map(_bulk_size, map(_bytes_len, _flatten(cmds))))
+            ):
                 return cmds, None
         except (TypeError, IndexError):
             pass
@@ -448,6 +457,10 @@ _FRAME = [3 + len(str(n)) for n in range(4096)]
 _BULK = [5 + len(str(n)) + n for n in range(4096)]
 # _FRAME for a command: "*0" (nothing to run) spoils the sum, so it goes the general way.
 _CMD_FRAME = [-(1 << 62), *_FRAME[1:]]
+_frame_size = _CMD_FRAME.__getitem__
+_bulk_size = _BULK.__getitem__
+_bytes_len = bytes.__len__
+_flatten = chain.from_iterable
 
 
 def encoded_size(cmds: list[list[bytes]]) -> int:
