@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 from ironcache.commands import (
@@ -283,8 +284,9 @@ def strlen(c: Client, argv: list[bytes]) -> bytes:
     return integer(0 if v is None else len(v))
 
 
-def _incr(c: Client, key: bytes, delta: int) -> bytes:
-    db = c.db
+def _incr(delta: int, c: Client, argv: list[bytes]) -> bytes:
+    """INCR and friends; `delta` first, so that INCR and DECR are partials of it."""
+    db, key = c.db, argv[1]
     e = db.data.get(key)
     if e is not None and db.expires:
         e = db.lookup(key)  # may have expired
@@ -295,18 +297,15 @@ def _incr(c: Client, key: bytes, delta: int) -> bytes:
         old = e.value
         if type(old) is not bytes:
             raise CommandError(WRONGTYPE)
-        # to_int(), the common case: int() accepts more ("+1", " 1", "1_0", "01", "-0"),
-        # so the value must also read back the same.
-        try:
-            n = int(old)
-        except ValueError:
-            raise CommandError(NOT_INT) from None
-        if not INT_MIN <= n <= INT_MAX or b"%d" % n != old:
-            raise CommandError(NOT_INT)
-        n += delta
-    if not INT_MIN <= n <= INT_MAX:
+        # to_int(), the common case first: up to 18 digits without a sign or leading zero.
+        if old.isdigit() and len(old) < 19 and (old[0] != 0x30 or len(old) == 1):
+            n = int(old) + delta
+        else:
+            n = _stored_int(old) + delta
+    reply = b":%d\r\n" % n
+    value = reply[1:-2]
+    if len(value) > 18 and not INT_MIN <= n <= INT_MAX:
         raise CommandError("ERR increment or decrement would overflow")
-    value = b"%d" % n
     if e is None:
         put_str(db, key, value)
     else:  # in place: the TTL stays, as in Redis
@@ -320,22 +319,30 @@ def _incr(c: Client, key: bytes, delta: int) -> bytes:
         ks.dirty += 1
         if db.watchers:
             db.touched(key)
-    return integer(n)
+    return reply
 
 
-@command("incr", 2, W + " fast", K1, "string", "Increments the integer value of a key by one.")
-def incr(c: Client, argv: list[bytes]) -> bytes:
-    return _incr(c, argv[1], 1)
+def _stored_int(old: bytes) -> int:
+    """to_int() of a stored value: int() accepts more ("+1", " 1", "1_0", "01", "-0"), so
+    the value must also read back the same, and be within 64 bits."""
+    try:
+        n = int(old)
+    except ValueError:
+        raise CommandError(NOT_INT) from None
+    if b"%d" % n != old or not INT_MIN <= n <= INT_MAX:
+        raise CommandError(NOT_INT)
+    return n
 
 
-@command("decr", 2, W + " fast", K1, "string", "Decrements the integer value of a key by one.")
-def decr(c: Client, argv: list[bytes]) -> bytes:
-    return _incr(c, argv[1], -1)
+INCR_DOC = "Increments the integer value of a key by one."
+DECR_DOC = "Decrements the integer value of a key by one."
+incr = command("incr", 2, W + " fast", K1, "string", INCR_DOC)(partial(_incr, 1))
+decr = command("decr", 2, W + " fast", K1, "string", DECR_DOC)(partial(_incr, -1))
 
 
 @command("incrby", 3, W + " fast", K1, "string", "Increments the integer value of a key.")
 def incrby(c: Client, argv: list[bytes]) -> bytes:
-    return _incr(c, argv[1], to_int(argv[2]))
+    return _incr(to_int(argv[2]), c, argv)
 
 
 @command("decrby", 3, W + " fast", K1, "string", "Decrements the integer value of a key.")
@@ -343,7 +350,7 @@ def decrby(c: Client, argv: list[bytes]) -> bytes:
     n = to_int(argv[2])
     if n == -(2**63):
         raise CommandError("ERR decrement would overflow")
-    return _incr(c, argv[1], -n)
+    return _incr(-n, c, argv)
 
 
 @command("incrbyfloat", 3, W + " fast", K1, "string", "Increments the float value of a key.")
