@@ -104,7 +104,9 @@ class Client(asyncio.Protocol):
             out = srv.execute_batch(self, cmds) if cmds else []
             if err is not None and not self.closing:
                 self._protocol_error(err, out)
+            small = parser.at_boundary
         else:
+            small = False
             out = []
             run = srv.execute
             try:
@@ -115,9 +117,9 @@ class Client(asyncio.Protocol):
             except ProtocolError as e:
                 self._protocol_error(e, out)
         # The limit is at least QBUF_LIMIT_MIN: the configured value is read only past that.
-        pending = parser.pending()
         if (
-            pending > QBUF_LIMIT_MIN
+            not small
+            and (pending := parser.pending()) > QBUF_LIMIT_MIN
             and not self.closing
             and pending > srv.config.values["client-query-buffer-limit"]
         ):

@@ -94,6 +94,10 @@ def _parse_len(raw: bytes) -> int | None:
 class RespParser:
     """Incremental request parser; keeps partial multibulk state so large frames stay O(n)."""
 
+    # batch() ended on a frame boundary with (almost) nothing buffered: pending() is small.
+    # The Python parser does not say so; the hiredis one does when it knows.
+    at_boundary = False
+
     __slots__ = (
         "buf",
         "pos",
@@ -255,7 +259,17 @@ class HiredisParser:
     over-limit bulk, a non-bulk element) is refused as soon as it arrives, as Redis does.
     """
 
-    __slots__ = ("reader", "py", "limits", "authenticated", "hiredis", "buf", "returned", "skipped")
+    __slots__ = (
+        "reader",
+        "py",
+        "limits",
+        "authenticated",
+        "hiredis",
+        "buf",
+        "returned",
+        "skipped",
+        "at_boundary",
+    )
 
     VALIDATE_MAX = 64 * 1024
 
@@ -273,6 +287,9 @@ class HiredisParser:
         self.buf: bytearray | None = bytearray()  # None: stopped tracking (odd encodings)
         self.returned: list[list[bytes]] = []  # commands taken out of `buf` since it was trimmed
         self.skipped = 0  # bytes of "*0" / "*-1" frames taken out of `buf` since then
+        # batch() took whole frames only: hiredis keeps under 1 KiB of consumed bytes then
+        # (it trims its buffer past 1 KiB on every gets()), so pending() is that small.
+        self.at_boundary = False
 
     @property
     def max_bulk_len(self) -> int:
@@ -310,6 +327,7 @@ class HiredisParser:
         reads, odd frames, a hiredis error) goes the general way with the same verdicts.
         """
         reader = self.reader
+        self.at_boundary = False
         if reader is None:
             self.feed(data)
             return self.next_batch()
@@ -346,6 +364,7 @@ class HiredisParser:
         except (TypeError, IndexError):
             size = -1
         if size == len(data) and size <= self.limits[0]:
+            self.at_boundary = True
             return cmds, None
         self.buf = bytearray(data)
         return self._judge(cmds)
