@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ironcache.commands import (
     NOT_INT,
@@ -284,6 +284,12 @@ def strlen(c: Client, argv: list[bytes]) -> bytes:
     return integer(0 if v is None else len(v))
 
 
+# The value the last INCR stored and its integer. Bytes are immutable and this reference
+# keeps the object alive, so a stored value that *is* this object holds this integer: a
+# counter incremented again and again skips parsing its value.
+_LAST_INCR: list[Any] = [None, 0]
+
+
 def _incr(delta: int, c: Client, argv: list[bytes]) -> bytes:
     """INCR and friends; `delta` first, so that INCR and DECR are partials of it."""
     db, key = c.db, argv[1]
@@ -295,10 +301,13 @@ def _incr(delta: int, c: Client, argv: list[bytes]) -> bytes:
         old = b""
     else:
         old = e.value
-        if type(old) is not bytes:
+        memo = _LAST_INCR
+        if old is memo[0]:  # the very bytes object stored by the previous INCR: n is known
+            n = memo[1] + delta
+        elif type(old) is not bytes:
             raise CommandError(WRONGTYPE)
         # to_int(), the common case first: up to 18 digits without a sign or leading zero.
-        if old.isdigit() and len(old) < 19 and (old[0] != 0x30 or len(old) == 1):
+        elif old.isdigit() and len(old) < 19 and (old[0] != 0x30 or len(old) == 1):
             n = int(old) + delta
         else:
             n = _stored_int(old) + delta
@@ -306,6 +315,7 @@ def _incr(delta: int, c: Client, argv: list[bytes]) -> bytes:
     value = reply[1:-2]
     if len(value) > 18 and not INT_MIN <= n <= INT_MAX:
         raise CommandError("ERR increment or decrement would overflow")
+    _LAST_INCR[0], _LAST_INCR[1] = value, n
     if e is None:
         put_str(db, key, value)
     else:  # in place: the TTL stays, as in Redis
