@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any
 from ironcache.log import log
 from ironcache.protocol import ProtocolError, error, make_parser
 
+_monotonic = time.monotonic
+QBUF_LIMIT_MIN = 1024 * 1024  # client-query-buffer-limit's lowest accepted value
+
 if TYPE_CHECKING:
     from ironcache.keyspace import Database
     from ironcache.listener import Listener
@@ -134,35 +137,37 @@ class Client(asyncio.Protocol):
 
     def process(self, data: bytes) -> bytes:
         """Parse `data` and run every complete command in it; returns the replies."""
-        self.last_active = time.monotonic()
-        parser = self.parser
+        self.last_active = _monotonic()
         srv = self.server
         srv.net_input_bytes += len(data)
-        out: list[bytes] = []
-        run = srv.execute
-        try:
-            parser.feed(data)
-        except ProtocolError as e:
-            self._protocol_error(e, out)
+        parser = self.parser
         if self.authenticated:
-            cmds, err = parser.next_batch()
-            for argv in cmds:
-                out.append(run(self, argv))
-                if self.closing:
-                    break
+            cmds, err = parser.batch(data)
+            out = srv.execute_batch(self, cmds) if cmds else []
             if err is not None and not self.closing:
                 self._protocol_error(err, out)
+            small = parser.at_boundary
         else:
-            # One at a time: AUTH changes the limits the next request is parsed with.
+            small = False
+            out = []
+            run = srv.execute
             try:
+                parser.feed(data)
+                # One at a time: AUTH changes the limits the next request is parsed with.
                 while not self.closing and (argv := parser.next_command()) is not None:
                     out.append(run(self, argv))
             except ProtocolError as e:
                 self._protocol_error(e, out)
-        if not self.closing and parser.pending() > srv.config.values["client-query-buffer-limit"]:
+        # The limit is at least QBUF_LIMIT_MIN: the configured value is read only past that.
+        if (
+            not small
+            and (pending := parser.pending()) > QBUF_LIMIT_MIN
+            and not self.closing
+            and pending > srv.config.values["client-query-buffer-limit"]
+        ):
             log.warning(f"closing client id={self.id} addr={self.addr}: query buffer limit")
             self.closing = True
-        return b"".join(out) if out else b""
+        return out[0] if len(out) == 1 else b"".join(out)
 
     # ------------------------------------------------------------- crash-safe reading
     def start_peeking(self) -> bool:

@@ -94,6 +94,10 @@ def _parse_len(raw: bytes) -> int | None:
 class RespParser:
     """Incremental request parser; keeps partial multibulk state so large frames stay O(n)."""
 
+    # batch() ended on a frame boundary with (almost) nothing buffered: pending() is small.
+    # The Python parser does not say so; the hiredis one does when it knows.
+    at_boundary = False
+
     __slots__ = (
         "buf",
         "pos",
@@ -181,6 +185,11 @@ class RespParser:
             return cmds, e
         return cmds, None
 
+    def batch(self, data: bytes) -> tuple[list[list[bytes]], ProtocolError | None]:
+        """`feed(data)`, then `next_batch()`: what one read from the client yields."""
+        self.feed(data)
+        return self.next_batch()
+
     def _compact(self) -> None:
         if self.pos:
             del self.buf[: self.pos]
@@ -251,6 +260,9 @@ class RespParser:
         return True
 
 
+_COMMAND, _SKIP, _OVER_LIMIT, _BAD_SHAPE = range(4)  # HiredisParser._kind()
+
+
 class HiredisParser:
     """hiredis parses in C once a connection is known to speak multibulk RESP.
 
@@ -265,7 +277,17 @@ class HiredisParser:
     over-limit bulk, a non-bulk element) is refused as soon as it arrives, as Redis does.
     """
 
-    __slots__ = ("reader", "py", "limits", "authenticated", "hiredis", "buf", "returned", "skipped")
+    __slots__ = (
+        "reader",
+        "py",
+        "limits",
+        "authenticated",
+        "hiredis",
+        "buf",
+        "returned",
+        "skipped",
+        "at_boundary",
+    )
 
     VALIDATE_MAX = 64 * 1024
 
@@ -283,6 +305,9 @@ class HiredisParser:
         self.buf: bytearray | None = bytearray()  # None: stopped tracking (odd encodings)
         self.returned: list[list[bytes]] = []  # commands taken out of `buf` since it was trimmed
         self.skipped = 0  # bytes of "*0" / "*-1" frames taken out of `buf` since then
+        # batch() took whole frames only: hiredis keeps under 1 KiB of consumed bytes then
+        # (it trims its buffer past 1 KiB on every gets()), so pending() is that small.
+        self.at_boundary = False
 
     @property
     def max_bulk_len(self) -> int:
@@ -326,6 +351,87 @@ class HiredisParser:
         if self.buf is not None:
             self.buf += data
 
+    def batch(self, data: bytes) -> tuple[list[list[bytes]], ProtocolError | None]:
+        """`feed(data)`, then `next_batch()`: what one read from the client yields.
+
+        The common case costs a few C calls: the previous read ended on a frame boundary
+        (`buf` is empty), and this one holds only whole canonical multibulk frames of bulks
+        (the bytes they take as such frames add up to the read's length). Then there is no
+        incomplete frame to judge and no byte to keep. Anything else (a frame split across
+        reads, odd frames, a hiredis error) goes the general way with the same verdicts.
+        """
+        reader = self.reader
+        self.at_boundary = False
+        if reader is None:
+            self.feed(data)
+            return self.next_batch()
+        reader.feed(data)
+        buf = self.buf
+        if buf is None or buf:
+            if buf is not None:
+                buf += data
+            return self.next_batch()
+        gets = reader.gets
+        try:
+            cmd = gets()
+            if cmd is False:
+                cmds = []
+            else:
+                more = gets()
+                cmds = [cmd] if more is False else [cmd, more, *iter(gets, False)]
+        except Exception as e:  # hiredis.ProtocolError: the Python parser reads it all again
+            self.buf = bytearray(data)
+            return self._fall_back([], ProtocolError(_hiredis_message(e)))
+        # The bytes these commands take as canonical frames of bulks, which also checks that
+        # they are lists of bytes: a plain loop costs less than map() and sum() objects here.
+        # TypeError: a null; IndexError: a long argument or a huge command (the general way
+        # checks those); "*0" and anything but bytes spoil the sum.
+        size = 0
+        try:
+            for cmd in cmds:
+                size += _CMD_FRAME[len(cmd)]
+                for arg in cmd:
+                    if type(arg) is bytes:
+                        size += _BULK[len(arg)]
+                    else:
+                        size -= _SPOIL
+        except (TypeError, IndexError):
+            size = -1
+        if size == len(data) and size <= self.limits[0]:
+            self.at_boundary = True
+            return cmds, None
+        self.buf = bytearray(data)
+        return self._judge(cmds)
+
+    def _judge(self, replies: list[Any]) -> tuple[list[list[bytes]], ProtocolError | None]:
+        """`next_batch()` for replies already taken from the reader (it has no more)."""
+        cmds: list[list[bytes]] = []
+        for cmd in replies:
+            kind = self._kind(cmd)
+            if kind == _COMMAND:
+                cmds.append(cmd)
+            elif kind == _OVER_LIMIT:
+                return cmds, ProtocolError("invalid bulk length")
+            elif kind == _BAD_SHAPE:
+                return self._fall_back(cmds, ProtocolError(_shape_error(cmd)))
+        self.returned += cmds
+        return cmds, self._check_tail()
+
+    def _kind(self, cmd: Any) -> int:
+        """A command (a list of bytes within the bulk limit), nothing to run, or a refusal."""
+        try:
+            # One C-speed check that this is a list of bytes within the bulk limit.
+            # bytes.__len__ raises TypeError for a nested array, an integer or a null.
+            longest = max(map(bytes.__len__, cmd))
+        except (TypeError, ValueError):
+            if cmd == [] or cmd is None:
+                self.skipped += 4 if cmd == [] else 5  # "*0" / "*-1": nothing to run
+                return _SKIP
+            return _BAD_SHAPE
+        if type(cmd) is not list:  # a RESP3 map: its keys are bytes
+            return _BAD_SHAPE
+        return _COMMAND if longest <= self.limits[0] else _OVER_LIMIT
+
     def next_command(self) -> list[bytes] | None:
         if self.py is not None:
             return self.py.next_command()
@@ -339,7 +445,6 @@ class HiredisParser:
         if self.py is not None:
             return self.py.next_batch()
         gets = self.reader.gets
-        limit = self.limits[0]
         cmds: list[list[bytes]] = []
         while len(cmds) < most:
             try:
@@ -349,18 +454,13 @@ class HiredisParser:
             if cmd is False:
                 self.returned += cmds
                 return cmds, self._check_tail()
-            try:
-                # One C-speed check that this is a list of bytes within the bulk limit.
-                # bytes.__len__ raises TypeError for a nested array, an integer or a null.
-                if max(map(bytes.__len__, cmd)) <= limit:
-                    cmds.append(cmd)
-                    continue
-            except (TypeError, ValueError):
-                if cmd == [] or cmd is None:
-                    self.skipped += 4 if cmd == [] else 5  # "*0" / "*-1": nothing to run
-                    continue
+            kind = self._kind(cmd)
+            if kind == _COMMAND:
+                cmds.append(cmd)
+            elif kind == _OVER_LIMIT:
+                return cmds, ProtocolError("invalid bulk length")
+            elif kind == _BAD_SHAPE:
                 return self._fall_back(cmds, ProtocolError(_shape_error(cmd)))
-            return cmds, ProtocolError("invalid bulk length")
         self.returned += cmds
         return cmds, None
 
@@ -369,24 +469,7 @@ class HiredisParser:
         buf = self.buf
         if buf is None:
             return None
-        returned = self.returned
-        if returned and not self.skipped and not self.reader.has_data():
-            # The common case, a read that ended with a whole command: when the bytes end
-            # with its last argument's bulk, there is no tail to judge and nothing to count.
-            last = returned[-1][-1]
-            n = len(last)
-            end = len(buf) - n - 2
-            head = b"$%d\r\n" % n
-            if (
-                end >= len(head)
-                and buf.endswith(b"\r\n")
-                and memoryview(buf)[end - len(head) : end] == head
-                and memoryview(buf)[end : end + n] == last
-            ):
-                buf.clear()
-                self.returned = []
-                return None
-        used = encoded_size(returned) + self.skipped
+        used = encoded_size(self.returned) + self.skipped
         self.returned = []
         self.skipped = 0
         if used == len(buf):
@@ -429,6 +512,9 @@ class HiredisParser:
 # Bytes of a frame header ("*N\r\n") and of a bulk ("$L\r\n" + L + "\r\n"), for small N and L.
 _FRAME = [3 + len(str(n)) for n in range(4096)]
 _BULK = [5 + len(str(n)) + n for n in range(4096)]
+# _FRAME for a command: "*0" (nothing to run) spoils the sum, so it goes the general way.
+_SPOIL = 1 << 62
+_CMD_FRAME = [-_SPOIL, *_FRAME[1:]]
 
 
 def encoded_size(cmds: list[list[bytes]]) -> int:

@@ -177,6 +177,40 @@ class Server:
         except Exception as e:  # a bug must cost one reply, never the server
             return self._internal_error(cmd, e)
 
+    def execute_batch(self, c: Client, cmds: list[list[bytes]]) -> list[bytes]:
+        """Run the requests of one read, in order, until one closes the connection.
+
+        `execute()` inlined for the common case (a known command with the right arity, outside
+        MULTI, authenticated, memory under the limit); anything else goes through `execute()`.
+        """
+        out: list[bytes] = []
+        append = out.append
+        lookup = ALIASES.get
+        ks = self.keyspace
+        for argv in cmds:
+            cmd = lookup(argv[0])
+            if (
+                cmd is None
+                or c.multi is not None
+                or not c.authenticated
+                or (len(argv) != cmd.arity if cmd.arity > 0 else len(argv) < -cmd.arity)
+                or (cmd.denyoom and ks.used > self.maxmemory)
+            ):
+                append(self.execute(c, argv))
+            else:
+                self.commands_processed += 1
+                c.last_command = argv[0]
+                try:
+                    append(cmd.handler(c, argv))
+                except CommandError as e:
+                    self.error_replies += 1
+                    append(error(e.message))
+                except Exception as e:  # a bug must cost one reply, never the server
+                    append(self._internal_error(cmd, e))
+            if c.closing:
+                break
+        return out
+
     def _reject(self, c: Client, message: str, name: str = "") -> bytes:
         self.error_replies += 1
         if name == "exec":  # EXEC itself refused: any transaction ends, as in Redis

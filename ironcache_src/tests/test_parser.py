@@ -205,3 +205,35 @@ def test_inline_words(make: Callable[[], Any], line: list[str]) -> None:
     p = make()
     p.feed(" ".join(line).encode() + b"\r\n")
     assert drain(p) == [[w.encode() for w in line]]
+
+
+@pytest.mark.parametrize("make", PARSERS)
+@given(commands=commands_st, data=st.data())
+def test_batch_matches_next_command(make: Callable[[], Any], commands: list[list[bytes]],
+                                    data: st.DataObject) -> None:
+    """`batch(data)` (what the server calls per read) returns what feed + next_command do."""
+    wire = b"".join(frame(c) for c in commands)
+    if data.draw(st.booleans()):  # a frame cut short, or an odd frame, at the end
+        wire += data.draw(st.sampled_from(
+            [b"*2\r\n$3\r\nGET\r\n", b"*3\r\n$3\r\nSET", b"*1\r\n:1\r\n", b"*1\r\n+OK\r\n",
+             b"*0\r\n", b"*1\r\n$%d\r\n" % (MAX_BULK + 1)]))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=6)))
+    chunks = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True)]
+    p, ref = make(), make()
+    got: list[list[bytes]] = []
+    want: list[list[bytes]] = []
+    got_err = want_err = None
+    for chunk in chunks:
+        if got_err is None:
+            cmds, err = p.batch(chunk)
+            got += [[bytes(a) for a in c] for c in cmds]
+            got_err = err
+        if want_err is None:
+            ref.feed(chunk)
+            try:
+                while (cmd := ref.next_command()) is not None:
+                    want.append([bytes(a) for a in cmd])
+            except ProtocolError as e:
+                want_err = e
+    assert got == want
+    assert (got_err is None) == (want_err is None)

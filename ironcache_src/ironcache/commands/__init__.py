@@ -247,3 +247,4 @@ def load_all() -> None:
     )
 
     ALIASES.update(TABLE)
+    ALIASES.update({name.upper(): cmd for name, cmd in TABLE.items()})

@@ -58,7 +58,32 @@ def _set_fields(c: Client, argv: list[bytes], name: str) -> int:
 
 @command("hset", -4, "write denyoom fast", K1, "hash", "Sets fields of a hash.")
 def hset(c: Client, argv: list[bytes]) -> bytes:
-    return integer(_set_fields(c, argv, "hset"))
+    if len(argv) != 4:
+        return integer(_set_fields(c, argv, "hset"))
+    # One field: _set_fields() and Database.resized(), inlined.
+    db = c.db
+    key, f, v = argv[1], argv[2], argv[3]
+    e = db.data.get(key)
+    if e is not None and db.expires:
+        e = db.lookup(key)  # may have expired
+    if e is None:
+        db.set(key, {}, CONTAINER_OVERHEAD)
+        e = db.data[key]
+    elif type(e.value) is not dict:
+        raise CommandError(WRONGTYPE)
+    h = e.value
+    old = h.get(f)
+    h[f] = v
+    ks = db.keyspace
+    delta = FIELD_OVERHEAD + len(f) + len(v) if old is None else len(v) - len(old)
+    e.size += delta
+    e.lru = ks.clock
+    ks.used += delta
+    if db.watchers:
+        db.touched(key)
+    else:
+        ks.dirty += 1
+    return ONE if old is None else ZERO
 
 
 @command("hmset", -4, "write denyoom fast", K1, "hash", "Sets fields of a hash.")

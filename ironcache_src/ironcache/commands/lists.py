@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import deque
+from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING
 
 from ironcache.commands import SYNTAX, WRONGTYPE, CommandError, command, to_int
 from ironcache.keyspace import CONTAINER_OVERHEAD, ELEM_OVERHEAD, Entry
-from ironcache.protocol import EMPTY_ARRAY, OK, bulk, bulk_array, integer, null, null_array
+from ironcache.protocol import EMPTY_ARRAY, OK, ZERO, bulk, bulk_array, integer, null, null_array
 
 if TYPE_CHECKING:
     from ironcache.client import Client
@@ -26,42 +27,61 @@ def read_list(c: Client, key: bytes) -> tuple[Entry, deque[bytes]] | None:
     return e, e.value
 
 
-def _push(c: Client, argv: list[bytes], left: bool, only_existing: bool) -> bytes:
-    found = read_list(c, argv[1])
-    if found is None:
+def _push(left: bool, only_existing: bool, c: Client, argv: list[bytes]) -> bytes:
+    db = c.db
+    key = argv[1]
+    e = db.data.get(key)
+    if e is not None and db.expires:
+        e = db.lookup(key)  # may have expired
+    if e is None:
         if only_existing:
-            return integer(0)
-        c.db.set(argv[1], deque(), CONTAINER_OVERHEAD)
-        found = read_list(c, argv[1])
-        assert found is not None
-    e, lst = found
-    items = argv[2:]
-    if left:
-        lst.extendleft(items)
+            return ZERO
+        lst: deque[bytes] = deque()
+        db.set(key, lst, CONTAINER_OVERHEAD)
+        e = db.data[key]
     else:
-        lst.extend(items)
-    c.db.resized(argv[1], e, ELEM_OVERHEAD * len(items) + sum(map(len, items)))
-    return integer(len(lst))
+        lst = e.value
+        if type(lst) is not deque:
+            raise CommandError(WRONGTYPE)
+    if len(argv) == 3:
+        item = argv[2]
+        if left:
+            lst.appendleft(item)
+        else:
+            lst.append(item)
+        delta = ELEM_OVERHEAD + len(item)
+    else:
+        items = argv[2:]
+        if left:
+            lst.extendleft(items)
+        else:
+            lst.extend(items)
+        delta = ELEM_OVERHEAD * len(items) + sum(map(len, items))
+    # Database.resized(), inlined (the list is not empty: no delete)
+    ks = db.keyspace
+    e.size += delta
+    e.lru = ks.clock
+    ks.used += delta
+    if db.watchers:
+        db.touched(key)
+    else:
+        ks.dirty += 1
+    return b":%d\r\n" % len(lst)
 
 
-@command("lpush", -3, "write denyoom fast", K1, "list", "Prepends elements to a list.")
-def lpush(c: Client, argv: list[bytes]) -> bytes:
-    return _push(c, argv, True, False)
-
-
-@command("rpush", -3, "write denyoom fast", K1, "list", "Appends elements to a list.")
-def rpush(c: Client, argv: list[bytes]) -> bytes:
-    return _push(c, argv, False, False)
-
-
-@command("lpushx", -3, "write denyoom fast", K1, "list", "Prepends to an existing list.")
-def lpushx(c: Client, argv: list[bytes]) -> bytes:
-    return _push(c, argv, True, True)
-
-
-@command("rpushx", -3, "write denyoom fast", K1, "list", "Appends to an existing list.")
-def rpushx(c: Client, argv: list[bytes]) -> bytes:
-    return _push(c, argv, False, True)
+# The handlers are partials of _push(): no Python frame in between on the hot path.
+lpush = command("lpush", -3, "write denyoom fast", K1, "list", "Prepends elements to a list.")(
+    partial(_push, True, False)
+)
+rpush = command("rpush", -3, "write denyoom fast", K1, "list", "Appends elements to a list.")(
+    partial(_push, False, False)
+)
+lpushx = command("lpushx", -3, "write denyoom fast", K1, "list", "Prepends to an existing list.")(
+    partial(_push, True, True)
+)
+rpushx = command("rpushx", -3, "write denyoom fast", K1, "list", "Appends to an existing list.")(
+    partial(_push, False, True)
+)
 
 
 def _pop(c: Client, argv: list[bytes], left: bool) -> bytes:
@@ -208,7 +228,7 @@ def _move(c: Client, src: bytes, dst: bytes, from_left: bool, to_left: bool) -> 
     e, lst = found
     x = lst.popleft() if from_left else lst.pop()
     c.db.resized(src, e, -(ELEM_OVERHEAD + len(x)))
-    _push(c, [b"", dst, x], to_left, False)
+    _push(to_left, False, c, [b"", dst, x])
     return bulk(x)
 
 

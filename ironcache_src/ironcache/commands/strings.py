@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from ironcache.commands import (
     NOT_INT,
@@ -13,7 +14,7 @@ from ironcache.commands import (
     command,
     to_int,
 )
-from ironcache.keyspace import STR_OVERHEAD, Database, now_ms
+from ironcache.keyspace import KEY_OVERHEAD, STR_OVERHEAD, Database, Entry, now_ms
 from ironcache.protocol import (
     NULL_BULK,
     OK,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from ironcache.client import Client
 
 MAX_STRING = 512 * 1024 * 1024
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 W = "write denyoom"
 R = "readonly fast"
 K1 = (1, 1, 1)
@@ -129,7 +131,23 @@ def expiry_of(opts: dict[bytes, bytes], name: str) -> int | None:
 def set_(c: Client, argv: list[bytes]) -> bytes:
     db, key, value = c.db, argv[1], argv[2]
     if len(argv) == 3:
-        put_str(db, key, value)
+        # Database.set(), inlined: SET is the hottest write.
+        ks = db.keyspace
+        size = STR_OVERHEAD + len(value)
+        e = db.data.get(key)
+        if e is not None:
+            ks.used += size - e.size
+            e.value = value
+            e.size = size
+            e.lru = ks.clock
+        else:
+            ks.used += size + len(key) + KEY_OVERHEAD
+            db.data[key] = Entry(value, ks.clock, size)
+        if db.expires:
+            db.expires.pop(key, None)
+        ks.dirty += 1
+        if db.watchers:
+            db.touched(key)
         return OK
     opts = parse_options(argv, 3, (*EXPIRY, b"nx", b"xx", b"keepttl", b"get"))
     when = expiry_of(opts, "set")
@@ -266,43 +284,75 @@ def strlen(c: Client, argv: list[bytes]) -> bytes:
     return integer(0 if v is None else len(v))
 
 
-def _incr(c: Client, key: bytes, delta: int) -> bytes:
-    db = c.db
-    e = db.lookup(key)
+# The value the last INCR stored and its integer. Bytes are immutable and this reference
+# keeps the object alive, so a stored value that *is* this object holds this integer: a
+# counter incremented again and again skips parsing its value.
+_LAST_INCR: list[Any] = [None, 0]
+
+
+def _incr(delta: int, c: Client, argv: list[bytes]) -> bytes:
+    """INCR and friends; `delta` first, so that INCR and DECR are partials of it."""
+    db, key = c.db, argv[1]
+    e = db.data.get(key)
+    if e is not None and db.expires:
+        e = db.lookup(key)  # may have expired
     if e is None:
         n = delta
+        old = b""
     else:
-        if not isinstance(e.value, bytes):
+        old = e.value
+        memo = _LAST_INCR
+        if old is memo[0]:  # the very bytes object stored by the previous INCR: n is known
+            n = memo[1] + delta
+        elif type(old) is not bytes:
             raise CommandError(WRONGTYPE)
-        n = to_int(e.value) + delta
-    if not -(2**63) <= n < 2**63:
+        # to_int(), the common case first: up to 18 digits without a sign or leading zero.
+        elif old.isdigit() and len(old) < 19 and (old[0] != 0x30 or len(old) == 1):
+            n = int(old) + delta
+        else:
+            n = _stored_int(old) + delta
+    reply = b":%d\r\n" % n
+    value = reply[1:-2]
+    if len(value) > 18 and not INT_MIN <= n <= INT_MAX:
         raise CommandError("ERR increment or decrement would overflow")
-    value = b"%d" % n
+    _LAST_INCR[0], _LAST_INCR[1] = value, n
     if e is None:
         put_str(db, key, value)
     else:  # in place: the TTL stays, as in Redis
-        db.keyspace.used += len(value) - len(e.value)
-        e.size += len(value) - len(e.value)
+        ks = db.keyspace
+        grown = len(value) - len(old)
+        if grown:
+            ks.used += grown
+            e.size += grown
         e.value = value
-        db.keyspace.dirty += 1
+        e.lru = ks.clock
+        ks.dirty += 1
         if db.watchers:
             db.touched(key)
-    return integer(n)
+    return reply
 
 
-@command("incr", 2, W + " fast", K1, "string", "Increments the integer value of a key by one.")
-def incr(c: Client, argv: list[bytes]) -> bytes:
-    return _incr(c, argv[1], 1)
+def _stored_int(old: bytes) -> int:
+    """to_int() of a stored value: int() accepts more ("+1", " 1", "1_0", "01", "-0"), so
+    the value must also read back the same, and be within 64 bits."""
+    try:
+        n = int(old)
+    except ValueError:
+        raise CommandError(NOT_INT) from None
+    if b"%d" % n != old or not INT_MIN <= n <= INT_MAX:
+        raise CommandError(NOT_INT)
+    return n
 
 
-@command("decr", 2, W + " fast", K1, "string", "Decrements the integer value of a key by one.")
-def decr(c: Client, argv: list[bytes]) -> bytes:
-    return _incr(c, argv[1], -1)
+INCR_DOC = "Increments the integer value of a key by one."
+DECR_DOC = "Decrements the integer value of a key by one."
+incr = command("incr", 2, W + " fast", K1, "string", INCR_DOC)(partial(_incr, 1))
+decr = command("decr", 2, W + " fast", K1, "string", DECR_DOC)(partial(_incr, -1))
 
 
 @command("incrby", 3, W + " fast", K1, "string", "Increments the integer value of a key.")
 def incrby(c: Client, argv: list[bytes]) -> bytes:
-    return _incr(c, argv[1], to_int(argv[2]))
+    return _incr(to_int(argv[2]), c, argv)
 
 
 @command("decrby", 3, W + " fast", K1, "string", "Decrements the integer value of a key.")
@@ -310,7 +360,7 @@ def decrby(c: Client, argv: list[bytes]) -> bytes:
     n = to_int(argv[2])
     if n == -(2**63):
         raise CommandError("ERR decrement would overflow")
-    return _incr(c, argv[1], -n)
+    return _incr(-n, c, argv)
 
 
 @command("incrbyfloat", 3, W + " fast", K1, "string", "Increments the float value of a key.")
