@@ -26,8 +26,13 @@ if TYPE_CHECKING:
 
 
 PEEK_CHUNK = 256 * 1024
-# An incomplete command larger than this is read out of the kernel (it could not grow there).
-PEEK_HOLD_MAX = 512 * 1024
+# The start of an incomplete command up to this size is journaled, so a crash loses nothing;
+# a connection in the middle of a bigger one is closed by a crash instead.
+HELD_JOURNAL_MAX = 16 * 1024
+# Slot flags (see handover.Slots).
+JOURNALED = 1  # the batch and its replies are in the journal
+UNSAFE = 2  # an incomplete command's start is held here and not journaled
+HELD = 4  # an incomplete command's start is held here (journaled unless UNSAFE)
 _SCRATCH = bytearray(256 * 1024)
 
 
@@ -59,9 +64,6 @@ class Client(asyncio.Protocol):
         "tx",
         "slot",
         "peek_sock",
-        "unconsumed",
-        "taken",
-        "lowat",
     )
 
     def __init__(self, server: Server, listener: Listener, client_id: int | None = None) -> None:
@@ -94,12 +96,8 @@ class Client(asyncio.Protocol):
         self.tx = 0
         self.slot = -1
         # Crash-safe reading (handover on, TCP): a second fd on the socket that requests are
-        # peeked through and consumed only once answered; `unconsumed` bytes of an incomplete
-        # command stay in the kernel.
+        # peeked through, and consumed only once answered.
         self.peek_sock: socket.socket | None = None
-        self.unconsumed = 0
-        self.taken = 0  # bytes the parser holds that were already consumed from the socket
-        self.lowat = 1
 
     # ------------------------------------------------------------- asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -181,10 +179,9 @@ class Client(asyncio.Protocol):
         except OSError:
             return False
         self.peek_sock.setblocking(False)
-        # The socket's own setting: a previous process may have left it raised.
+        # The socket's own setting: a release before this one may have raised it.
         with contextlib.suppress(OSError):
             self.peek_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
-        self.lowat = 1
         self.transport.pause_reading()  # the transport only writes from now on
         if not self.paused:
             self.server.loop.add_reader(self.peek_sock.fileno(), self._readable)
@@ -206,17 +203,18 @@ class Client(asyncio.Protocol):
             sock.close()
 
     def _readable(self) -> None:
-        """Peek, answer, journal, record, write, and only then consume what was answered.
+        """Peek, answer, journal, record, write, and only then consume what was read.
 
-        A crash at any point leaves the kernel's counters and the journal/slot telling the
-        next process exactly which bytes were answered; see handover.reconcile().
+        A crash at any point leaves the kernel's counters, the slot and the journal telling
+        the next process exactly what was answered; see handover.reconcile(). Everything
+        peeked is consumed (bytes left in the kernel could pin a whole socket buffer); the
+        start of a command still incomplete is journaled with the batch instead.
         """
         sock = self.peek_sock
         if sock is None or self.closing:
             return
-        fed = self.unconsumed
         try:
-            data = sock.recv(fed + PEEK_CHUNK, socket.MSG_PEEK)
+            data = sock.recv(PEEK_CHUNK, socket.MSG_PEEK)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -228,45 +226,35 @@ class Client(asyncio.Protocol):
             self.closing = True
             self.transport.close()  # type: ignore[union-attr]
             return
-        if len(data) <= fed:
-            return  # nothing new yet
-        payload = self.process(data[fed:] if fed else data)
+        payload = self.process(data)
         held = self.parser.held()
-        total = len(data)
-        boundary = total - held  # bytes of whole, answered commands
-        unsafe = False
-        if self.taken or held < 0 or held > PEEK_HOLD_MAX or self.closing:
-            # Part of the command is out of the kernel already, or it is too big to stay
-            # there: take it all (a crash before it completes closes this connection).
-            boundary, unsafe = total, held != 0
-            self.taken = max(held, 0)
+        partial = b""
+        flags = 0
+        if held:
+            flags = HELD
+            if 0 < held <= HELD_JOURNAL_MAX:
+                partial = self.parser.unparsed() or b""
+            if not partial:
+                flags |= UNSAFE  # a crash before it completes closes this connection
         srv = self.server
         ho = srv.handover
         c0, w0 = self.rx, self.tx
-        self.rx = c0 + boundary
+        self.rx = c0 + len(data)
         self.tx = w0 + len(payload)
-        journaled = bool(ho.ops)
-        if journaled:
-            ho.flush_batch(self, c0, w0, payload)
+        if ho.ops or partial:
+            flags |= JOURNALED
+            ho.flush_batch(self, c0, w0, payload, partial)
         if self.slot >= 0:
-            ho.slots.note_batch(self, c0, w0, journaled, unsafe)  # type: ignore[union-attr]
+            ho.slots.note_batch(self, c0, w0, flags)  # type: ignore[union-attr]
         if payload:
             srv.net_output_bytes += len(payload)
             self.transport.write(payload)  # type: ignore[union-attr]
-        left = boundary
+        left = len(data)
         try:
             while left:
                 left -= sock.recv_into(_SCRATCH, min(left, len(_SCRATCH)))
         except OSError:
             self.closing = True
-        self.unconsumed = total - boundary
-        lowat = self.unconsumed + 1  # wake only when more than the held bytes have arrived
-        if lowat != self.lowat:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, lowat)
-                self.lowat = lowat
-            except OSError:
-                pass
         if self.closing:
             self._stop_peeking()
             self.transport.close()  # type: ignore[union-attr]

@@ -39,7 +39,9 @@ if TYPE_CHECKING:
     from ironcache.server import Server
 
 # Commands that change a connection's state: recorded so a crash restart keeps it.
-CLIENT_STATE_COMMANDS = frozenset(("select", "auth", "hello", "client", "reset"))
+CLIENT_STATE_COMMANDS = frozenset(
+    ("select", "auth", "hello", "client", "reset", "multi", "exec", "discard", "watch", "unwatch")
+)
 # Write commands with a random outcome: the journal records the key's new value instead.
 RANDOM_WRITES = frozenset(("spop",))
 NAME = re.compile(r"^(?:c([0-9a-z]+)|(state|journal)-(\d+)|(slots))$")
@@ -66,8 +68,9 @@ DRAIN_TIMEOUT_S = 5.0
 SLOT = struct.Struct("<QQQQQI")  # id, before (read, written), after (read, written), flags
 SLOT_CRC = struct.Struct("<I")
 SLOT_SIZE = 48
-JOURNALED = 1  # the batch's writes and replies are in the journal
-UNSAFE = 2  # bytes of an incomplete command were taken out of the kernel
+JOURNALED = 1  # the batch, its replies and any incomplete command's start are in the journal
+UNSAFE = 2  # an incomplete command's start is held and not journaled (too big)
+HELD = 4  # an incomplete command's start is held
 SLOT_COUNT = 16384
 SIOCINQ = 0x541B
 SIOCOUTQ = 0x5411
@@ -138,8 +141,7 @@ class Slots:
             c.slot = self.free.pop()
             self._put(c.slot, c.id, c.rx, c.tx, c.rx, c.tx, 0)
 
-    def note_batch(self, c: Client, rx0: int, tx0: int, journaled: bool, unsafe: bool) -> None:
-        flags = (JOURNALED if journaled else 0) | (UNSAFE if unsafe else 0)
+    def note_batch(self, c: Client, rx0: int, tx0: int, flags: int) -> None:
         self._put(c.slot, c.id, rx0, tx0, c.rx, c.tx, flags)
 
     def _put(self, slot: int, *fields: int) -> None:
@@ -154,39 +156,42 @@ class Slots:
             c.slot = -1
 
 
-Resume = tuple[int, bytes, tuple[int, int]]  # bytes to skip, reply bytes to send, (read, written)
+# bytes to skip, reply bytes to send, (read, written), the start of an unfinished command
+Resume = tuple[int, bytes, tuple[int, int], bytes]
 
 
 def reconcile(
     kernel: tuple[int, int],
     slot: tuple[int, int, int, int, int] | None,
-    batch: tuple[int, int, int, int, bytes] | None,
+    batch: tuple[int, int, int, int, bytes, bytes] | None,
 ) -> Resume | None:
     """How to resume a connection after a crash, or None to close it.
 
     `kernel`: bytes the dead process had read and written, as the kernel counted them;
     `slot`: its last record (before/after of the last batch, flags); `batch`: the last batch
-    of this connection in the journal (before/after, the replies).
+    of this connection in the journal (before/after, the replies, an unfinished command).
     """
     read, written = kernel
     if batch is not None:
-        r0, w0, r1, w1, reply = batch
+        r0, w0, r1, w1, reply, held = batch
         tail = reply[len(reply) - (w1 - written) :] if written < w1 else b""
         if read == r0 and w0 <= written <= w1:
-            return r1 - r0, tail, (r1, w1)  # it ran and is journaled: skip it, finish its reply
+            return r1 - r0, tail, (r1, w1), held  # it ran and is journaled: skip its bytes
         if read == r1 and w0 <= written <= w1:
-            return 0, tail, (r1, w1)  # consumed; all or part of the reply left
+            return 0, tail, (r1, w1), held  # consumed; all or part of the reply left
     if slot is None:
-        return (0, b"", (0, 0)) if kernel == (0, 0) else None  # accepted, never answered
+        return (0, b"", (0, 0), b"") if kernel == (0, 0) else None  # accepted, never read
     r0, w0, r1, w1, flags = slot
     if flags & UNSAFE:
         return None
-    if (read, written) == (r1, w1):
-        return 0, b"", (r1, w1)
     if (read, written) == (r0, w0) and not flags & JOURNALED:
-        return 0, b"", (r0, w0)  # it never ran for good: it runs again
+        return 0, b"", (r0, w0), b""  # it never ran for good: it runs again
+    if flags & HELD:
+        return None  # an unfinished command's start should be in the journal, and is not
+    if (read, written) == (r1, w1):
+        return 0, b"", (r1, w1), b""
     if (read, written) == (r0, w1):
-        return r1 - r0, b"", (r1, w1)  # answered in full, not yet consumed
+        return r1 - r0, b"", (r1, w1), b""  # answered in full, not yet consumed
     return None
 
 
@@ -230,10 +235,12 @@ def client_record(c: Client, full: bool) -> dict[str, Any]:
         "auth": c.authenticated,
         "listener": c.listener.describe(),
         "created_ms": int((time.time() - (time.monotonic() - c.created)) * 1000),
+        # A crash loses a transaction in progress; such a client is closed, not misled.
+        "in_multi": c.multi is not None,
+        "watching": bool(c.watched),
     }
     if full:
-        # Bytes still in the kernel (peeked, not consumed) reach the next process from there.
-        rec["input"] = b"" if c.unconsumed else (c.parser.unparsed() or b"")
+        rec["input"] = c.parser.unparsed() or b""
         rec["multi"] = c.multi
         rec["multi_error"] = c.multi_error
         rec["watch_touched"] = bool(c.watched) or c.dirty_cas
@@ -393,7 +400,7 @@ class Handover:
             rec["counters"] = counters
             if self.source == "crash":
                 resume = None
-                if counters is not None:
+                if counters is not None and not rec.get("in_multi") and not rec.get("watching"):
                     resume = reconcile(counters, recorded.get(cid), self.batches.get(cid))
                 if resume is None or not _skip(sock, resume[0]):
                     # We cannot tell which of its requests were answered: close, so the client
@@ -407,6 +414,7 @@ class Handover:
                     continue
                 rec["resend"] = resume[1]
                 rec["counters"] = resume[2]
+                rec["input"] = resume[3]
                 resumed += resume[0] > 0 or bool(resume[1])
             out.append((sock, rec))
             srv.client_ids = max(srv.client_ids, cid)
@@ -631,9 +639,10 @@ class Handover:
         if not c.closing and self.slots is not None and c.start_peeking():
             self.slots.attach(c)
 
-    def flush_batch(self, c: Client, rx0: int, tx0: int, replies: bytes) -> None:
-        """The batch's writes, then where the connection stands and what it was answered."""
-        self.ops.append((state.OP_BATCH, c.id, rx0, tx0, c.rx, c.tx, replies))
+    def flush_batch(self, c: Client, rx0: int, tx0: int, replies: bytes, held: bytes) -> None:
+        """The batch's writes, then where the connection stands, what it was answered and
+        the start of a command it has not finished sending."""
+        self.ops.append((state.OP_BATCH, c.id, rx0, tx0, c.rx, c.tx, replies, held))
         self.flush()
 
     def client_closed(self, c: Client) -> None:

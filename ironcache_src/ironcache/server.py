@@ -312,7 +312,6 @@ class Server:
             c.tx += len(resend)
         if pending and not c.closing:
             c.data_received(pending)
-            c.taken = max(c.parser.held(), 0)
         return c
 
     def replay_client(self) -> Client:
@@ -556,4 +555,4 @@ def _unread(c: Client) -> bool:
         buf = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
     except (OSError, ValueError):
         return False
-    return struct.unpack("i", buf)[0] > c.unconsumed  # peeked bytes of a partial command wait
+    return struct.unpack("i", buf)[0] > 0

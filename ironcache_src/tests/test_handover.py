@@ -169,23 +169,26 @@ def test_random_writes_are_journaled_as_their_outcome() -> None:
     ("kernel", "slot", "batch", "expected"),
     [
         # the last batch completed: resume where it ended
-        ((130, 55), (100, 50, 130, 55, 0), None, (0, b"", (130, 55))),
+        ((130, 55), (100, 50, 130, 55, 0), None, (0, b"", (130, 55), b"")),
         # it never ran for good (nothing written, nothing consumed, not journaled): again
-        ((100, 50), (100, 50, 130, 55, 0), None, (0, b"", (100, 50))),
+        ((100, 50), (100, 50, 130, 55, 0), None, (0, b"", (100, 50), b"")),
         # answered in full but not consumed: skip its bytes
-        ((100, 55), (100, 50, 130, 55, 0), None, (30, b"", (130, 55))),
+        ((100, 55), (100, 50, 130, 55, 0), None, (30, b"", (130, 55), b"")),
         # journaled, crash before anything left: skip it and send its reply
-        ((100, 50), (90, 40, 100, 50, 1), (100, 50, 130, 55, b"+OK\r\n"), (30, b"+OK\r\n",
-                                                                            (130, 55))),
+        ((100, 50), (90, 40, 100, 50, 1), (100, 50, 130, 55, b"+OK\r\n", b""),
+         (30, b"+OK\r\n", (130, 55), b"")),
         # journaled, reply half out, not consumed: skip it and send the rest of the reply
-        ((100, 52), (100, 50, 130, 55, 1), (100, 50, 130, 55, b"+OK\r\n"), (30, b"K\r\n",
-                                                                            (130, 55))),
+        ((100, 52), (100, 50, 130, 55, 1), (100, 50, 130, 55, b"+OK\r\n", b""),
+         (30, b"K\r\n", (130, 55), b"")),
+        # all done, and the start of the next command is in the journal: it is given back
+        ((130, 55), (100, 50, 130, 55, 5), (100, 50, 130, 55, b"+OK\r\n", b"*1\r\n$4\r\nPI"),
+         (0, b"", (130, 55), b"*1\r\n$4\r\nPI")),
         # a read-only batch half written: nobody can tell what is missing
         ((100, 52), (100, 50, 130, 55, 0), None, None),
-        # an incomplete command was taken out of the kernel
-        ((130, 55), (100, 50, 130, 55, 2), None, None),
+        # the start of a command too big to journal was held
+        ((130, 55), (100, 50, 130, 55, 6), None, None),
         # accepted, never recorded, never read: a fresh connection
-        ((0, 0), None, None, (0, b"", (0, 0))),
+        ((0, 0), None, None, (0, b"", (0, 0), b"")),
         # anything else
         ((170, 60), (100, 50, 130, 55, 0), None, None),
     ],
@@ -308,3 +311,65 @@ def test_check_config_refuses_a_path_as_dbfilename(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="dbfilename"):
         load(None, ["--dbfilename", "../x", "--dir", str(tmp_path)])
+
+
+@pytest.fixture
+def notify_sink(tmp_path: Path):
+    """A datagram socket the server may send sd_notify messages to; fds it passes are closed.
+
+    It lets the server run its crash-safe reading (which it uses only under a notify socket)
+    outside systemd; the fd store itself is tested under real systemd in molecule/handover.
+    """
+    import array
+    import socket
+    import threading
+
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.2)
+    stop = threading.Event()
+
+    def drain() -> None:
+        while not stop.is_set():
+            try:
+                dummy, anc, dummy2, dummy3 = sock.recvmsg(65536, socket.CMSG_SPACE(16 * 4))
+            except (TimeoutError, OSError):
+                continue
+            for level, kind, data in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds = array.array("i")
+                    fds.frombytes(data[: len(data) - len(data) % 4])
+                    for fd in fds:
+                        os.close(fd)
+
+    thread = threading.Thread(target=drain, daemon=True)
+    thread.start()
+    yield path
+    stop.set()
+    thread.join(2)
+    sock.close()
+
+
+def test_crash_safe_reading_serves_like_plain_reading(make_server, notify_sink) -> None:
+    """Peeked reading: split frames, big pipelines, big values, MULTI, a slow reader."""
+    from support import encode_command
+
+    srv = make_server({"handover": "yes"}, env={"NOTIFY_SOCKET": notify_sink})
+    r = srv.client()
+    assert r.info("handover")["handover_enabled"] == 1
+    payload = encode_command("SET", "split", "v" * 1000) + encode_command("GET", "split")
+    with srv.raw() as c:
+        for i in range(len(payload)):
+            c.send(payload[i : i + 1])
+        assert c.read_reply() == "OK"
+        assert c.read_reply() == b"v" * 1000
+    with srv.raw(timeout=30) as c:
+        c.send(b"".join(encode_command("INCR", "n") for _ in range(10_000)))
+        assert [c.read_reply() for _ in range(10_000)] == list(range(1, 10_001))
+    big = "x" * (3 * 1024 * 1024)
+    assert r.set("big", big) is True and r.get("big") == big
+    with r.pipeline(transaction=True) as p:
+        p.incr("t").incr("t").get("t")
+        assert p.execute() == [1, 2, "2"]
+    assert r.dbsize() == 4
