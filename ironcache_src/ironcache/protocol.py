@@ -391,7 +391,7 @@ class HiredisParser:
             for cmd in cmds:
                 size += _CMD_FRAME[len(cmd)]
                 for arg in cmd:
-                    if type(arg) is bytes:
+                    if arg.__class__ is bytes:
                         size += _BULK[len(arg)]
                     else:
                         size -= _SPOIL
@@ -428,7 +428,7 @@ class HiredisParser:
                 self.skipped += 4 if cmd == [] else 5  # "*0" / "*-1": nothing to run
                 return _SKIP
             return _BAD_SHAPE
-        if type(cmd) is not list:  # a RESP3 map: its keys are bytes
+        if cmd.__class__ is not list:  # a RESP3 map: its keys are bytes
             return _BAD_SHAPE
         return _COMMAND if longest <= self.limits[0] else _OVER_LIMIT
 

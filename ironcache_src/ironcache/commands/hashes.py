@@ -69,7 +69,7 @@ def hset(c: Client, argv: list[bytes]) -> bytes:
     if e is None:
         db.set(key, {}, CONTAINER_OVERHEAD)
         e = db.data[key]
-    elif type(e.value) is not dict:
+    elif e.value.__class__ is not dict:
         raise CommandError(WRONGTYPE)
     h = e.value
     old = h.get(f)

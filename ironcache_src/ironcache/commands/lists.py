@@ -41,7 +41,7 @@ def _push(left: bool, only_existing: bool, c: Client, argv: list[bytes]) -> byte
         e = db.data[key]
     else:
         lst = e.value
-        if type(lst) is not deque:
+        if lst.__class__ is not deque:
             raise CommandError(WRONGTYPE)
     if len(argv) == 3:
         item = argv[2]

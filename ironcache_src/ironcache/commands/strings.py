@@ -304,7 +304,7 @@ def _incr(delta: int, c: Client, argv: list[bytes]) -> bytes:
         memo = _LAST_INCR
         if old is memo[0]:  # the very bytes object stored by the previous INCR: n is known
             n = memo[1] + delta
-        elif type(old) is not bytes:
+        elif old.__class__ is not bytes:
             raise CommandError(WRONGTYPE)
         # to_int(), the common case first: up to 18 digits without a sign or leading zero.
         elif old.isdigit() and len(old) < 19 and (old[0] != 0x30 or len(old) == 1):
