@@ -113,7 +113,11 @@ class Client(asyncio.Protocol):
             return
         srv.clients[self.id] = self
         srv.connections_received += 1
-        srv.handover.client_connected(self)
+        if srv.handing_over:
+            # Connected after the handover began: the next process reads its requests.
+            transport.pause_reading()  # type: ignore[attr-defined]
+        else:
+            srv.handover.client_connected(self)
         sock = transport.get_extra_info("socket")
         if sock is not None and self.listener.kind == "tcp":
             _tune_tcp(sock, srv.config["tcp-keepalive"])
@@ -172,7 +176,7 @@ class Client(asyncio.Protocol):
         """Read through MSG_PEEK from now on (see handover.Slots for what it guarantees)."""
         assert self.transport is not None and self.server.loop is not None
         sock = self.transport.get_extra_info("socket")
-        if sock is None:
+        if sock is None or self.server.handing_over:
             return False
         try:
             self.peek_sock = socket.socket(fileno=os.dup(sock.fileno()))
@@ -284,7 +288,7 @@ class Client(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.paused = False
-        if self.closing:
+        if self.closing or self.server.handing_over:
             return
         if self.peek_sock is not None and self.server.loop is not None:
             self.server.loop.add_reader(self.peek_sock.fileno(), self._readable)

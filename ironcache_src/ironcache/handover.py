@@ -329,6 +329,9 @@ class Handover:
         self.hooked = False
         self.slots: Slots | None = None
         self.batches: dict[int, Any] = {}  # client id -> its last journaled batch (crash replay)
+        # Set once the handover is confirmed: what this process closes afterwards (on its way
+        # out) stays in the store for the next one.
+        self.sealed = False
 
     # ------------------------------------------------------------- start
     def restore(self) -> list[tuple[socket.socket, dict[str, Any] | None]]:
@@ -617,7 +620,7 @@ class Handover:
 
     # ------------------------------------------------------------- running
     def client_accepted(self, client_id: int, sock: socket.socket) -> None:
-        if self.enabled:
+        if self.enabled and not self.sealed:
             self.notifier.store_fd(sock.fileno(), client_fd_name(client_id))
 
     def client_changed(self, c: Client) -> None:
@@ -626,7 +629,7 @@ class Handover:
 
     def client_gone(self, client_id: int) -> None:
         """A connection closed before it became a client."""
-        if self.enabled:
+        if self.enabled and not self.sealed:
             self.notifier.remove_fd(client_fd_name(client_id))
 
     def client_connected(self, c: Client) -> None:
@@ -648,7 +651,7 @@ class Handover:
     def client_closed(self, c: Client) -> None:
         if self.slots is not None:
             self.slots.detach(c)
-        if self.enabled:
+        if self.enabled and not self.sealed:
             self.notifier.remove_fd(client_fd_name(c.id))
             if self.journal_fd >= 0:
                 self.ops.append((state.OP_CLOSED, c.id))
@@ -710,6 +713,7 @@ class Handover:
         self.notifier.remove_fd(f"journal-{old}")
         if not self.notifier.barrier():
             log.warning("systemd did not confirm the fd store (BARRIER=1) in time")
+        self.sealed = True
         self.handovers_done += 1
         return size, (time.perf_counter() - t0) * 1000
 

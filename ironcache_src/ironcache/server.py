@@ -87,6 +87,9 @@ class Server:
         self.config = config
         self.keyspace = Keyspace(config["databases"])
         self.clients: dict[int, Client] = {}
+        # Accepted sockets whose Client is still being set up (a handover waits for them).
+        self.connecting: set[asyncio.Task[None]] = set()
+        self.handing_over = False  # from then on no client reads: the next process does
         self.listeners: list[listen.Listener] = []
         self.reset_stats()
         self.scans = Snapshots()
@@ -279,7 +282,9 @@ class Server:
             client_id = self.next_client_id()
             # In the fd store from the start: a crash from now on keeps the connection.
             self.handover.client_accepted(client_id, conn)
-            self.loop.create_task(self._connect(conn, lst, client_id))
+            task = self.loop.create_task(self._connect(conn, lst, client_id))
+            self.connecting.add(task)
+            task.add_done_callback(self.connecting.discard)
 
     async def _connect(self, conn: socket.socket, lst: listen.Listener, client_id: int) -> None:
         assert self.loop is not None
@@ -495,6 +500,12 @@ class Server:
     async def _hand_over(self) -> None:
         """Leave every connection and the dataset to the next process (systemd restarts us)."""
         gc.disable()  # the encoding allocates in bulk and nothing here is garbage
+        self.handing_over = True  # a client connected from now on starts paused
+        if self.connecting:
+            # Accepted just before the stop: they are in the fd store already, and handed
+            # over as clients once connected (left half set up, a later close of ours could
+            # drop them from the store and reset them).
+            await asyncio.wait(set(self.connecting), timeout=handover.DRAIN_TIMEOUT_S)
         clients = list(self.clients.values())
         for c in clients:  # commands already received have run; read no more
             if c.transport is not None and not c.closing:
@@ -503,12 +514,15 @@ class Server:
         while time.monotonic() < deadline and any(_unflushed(c) for c in clients):
             await asyncio.sleep(0.002)
         keep = []
-        for c in clients:
+        for c in list(self.clients.values()):
             if c.closing or _unflushed(c) or c.parser.unparsed() is None:
-                c.close()  # cannot be handed over exactly: an ordinary close instead
+                # Cannot be handed over exactly: an ordinary close instead, out of the fd
+                # store before the snapshot is confirmed.
+                self.handover.client_closed(c)
+                c.close()
             else:
                 keep.append(c)
-        size, ms = self.handover.hand_over(keep)
+        size, ms = self.handover.hand_over(keep)  # seals the store: no message after this
         keys = sum(len(db.data) for db in self.keyspace.dbs)
         log.notice(
             f"handed over {len(keep)} connections and {keys} keys ({size} bytes) in {ms:.0f} ms"
