@@ -29,7 +29,8 @@ pytestmark = pytest.mark.skipif(IS_REDIS, reason="IronCache-specific: the fd sto
 RESTARTS = 20
 CLIENT_THREADS = 12
 RUN_SECONDS = 0.1  # between two restarts
-REPLY_TIMEOUT_S = 20.0  # a queued request waits for the next process, never this long
+REPLY_TIMEOUT_S = 20.0
+PIPELINE = 200  # a queued request waits for the next process, never this long
 
 
 class FdStore:
@@ -137,6 +138,43 @@ class Loop:
 STDLIB_PYTHON = "/usr/bin/python3"
 
 
+class Pipeliner:
+    """One connection sending INCRs in pipelines of PIPELINE (one write each); the replies
+    must count up without a gap or a repeat: each command ran exactly once."""
+
+    def __init__(self, port: int, stop: threading.Event, key: str) -> None:
+        self.port = port
+        self.stop = stop
+        self.key = key
+        self.sent = 0
+        self.errors: list[str] = []
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        batch = encode_command("INCR", self.key) * PIPELINE
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+                s.settimeout(REPLY_TIMEOUT_S)
+                buf = b""
+                while not self.stop.is_set():
+                    s.sendall(batch)
+                    got = 0
+                    while got < PIPELINE:
+                        while b"\r\n" not in buf:
+                            chunk = s.recv(65536)
+                            if not chunk:
+                                raise ConnectionError("closed by the server before a reply")
+                            buf += chunk
+                        line, buf = buf.split(b"\r\n", 1)
+                        got += 1
+                        if line != b":%d" % (self.sent + 1):
+                            self.errors.append(f"{self.key}: {line!r} after {self.sent}")
+                            return
+                        self.sent += 1
+        except OSError as e:
+            self.errors.append(f"{self.key}: {type(e).__name__}: {e} after {self.sent}")
+
+
 class Persistent:
     """One connection that INCRs `counted`; an error is the caller's to count."""
 
@@ -196,17 +234,19 @@ def test_restarts_under_tight_loop_clients_lose_nothing(
     directives = {"handover": handover, "save-on-shutdown": "yes", "dir": str(data)}
     stop = threading.Event()
     loops = [Loop(port, stop) for _ in range(CLIENT_THREADS)]
+    pipeliners = [Pipeliner(port, stop, f"p{i}") for i in range(2)]
     procs: list[Server] = []
     pooled: Persistent | None = None
     pooled_errors: list[str] = []
     counted = 0
     final = -1
+    piped: list[int] = []
     try:
         procs.append(start_process(tmp_path / "p0", listener, port, store, directives))
         # One connection for the whole run (no retrying client library in between): without
         # handover each restart closes it.
         pooled = Persistent(port)
-        for loop in loops:
+        for loop in [*loops, *pipeliners]:
             loop.thread.start()
         for i in range(RESTARTS):
             deadline = time.monotonic() + RUN_SECONDS
@@ -227,10 +267,12 @@ def test_restarts_under_tight_loop_clients_lose_nothing(
         time.sleep(RUN_SECONDS)
     finally:
         stop.set()
-        for loop in loops:
+        for loop in [*loops, *pipeliners]:
             loop.thread.join(REPLY_TIMEOUT_S + 10)
         with contextlib.suppress(redis.RedisError):
-            final = int(redis.Redis(port=port, socket_timeout=10).get("counted") or 0)
+            check = redis.Redis(port=port, socket_timeout=10)
+            final = int(check.get("counted") or 0)
+            piped = [int(check.get(p.key) or 0) for p in pipeliners]
         for srv in procs:
             if srv.alive():
                 srv.send_signal(signal.SIGTERM)
@@ -245,6 +287,9 @@ def test_restarts_under_tight_loop_clients_lose_nothing(
     assert answered > 0
     assert final == counted, f"{counted} INCR answered, {final} counted after {RESTARTS} restarts"
     if handover == "yes":
+        assert [e for p in pipeliners for e in p.errors] == []
+        assert piped == [p.sent for p in pipeliners], "pipelined INCRs lost or run twice"
+        assert all(p.sent > PIPELINE for p in pipeliners)
         assert errors == [], (
             f"{len(errors)} of {answered + len(errors)} failed ({sorted(set(errors))}):\n{logs}"
         )
