@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from support import IS_REDIS, TESTS_DIR, Server, encode_command, free_port
+from support import IS_REDIS, TESTS_DIR, RawConn, Server, encode_command, free_port
 
 pytestmark = pytest.mark.skipif(IS_REDIS, reason="IronCache-specific: the fd store handover")
 
@@ -115,19 +115,12 @@ class Loop:
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def run(self) -> None:
-        ping = encode_command("PING")
         while not self.stop.is_set():
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
-                    s.settimeout(REPLY_TIMEOUT_S)
-                    s.sendall(ping)
-                    reply = b""
-                    while not reply.endswith(b"\r\n"):
-                        chunk = s.recv(64)
-                        if not chunk:
-                            raise ConnectionError("closed by the server before a reply")
-                        reply += chunk
-                if reply != b"+PONG\r\n":
+                with RawConn.tcp("127.0.0.1", self.port, REPLY_TIMEOUT_S) as c:
+                    c.send_command("PING")
+                    reply = c.read_line()
+                if reply != b"+PONG":
                     self.errors.append(f"PING answered {reply!r}")
                 else:
                     self.ok += 1
@@ -153,20 +146,11 @@ class Pipeliner:
     def run(self) -> None:
         batch = encode_command("INCR", self.key) * PIPELINE
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
-                s.settimeout(REPLY_TIMEOUT_S)
-                buf = b""
+            with RawConn.tcp("127.0.0.1", self.port, REPLY_TIMEOUT_S) as c:
                 while not self.stop.is_set():
-                    s.sendall(batch)
-                    got = 0
-                    while got < PIPELINE:
-                        while b"\r\n" not in buf:
-                            chunk = s.recv(65536)
-                            if not chunk:
-                                raise ConnectionError("closed by the server before a reply")
-                            buf += chunk
-                        line, buf = buf.split(b"\r\n", 1)
-                        got += 1
+                    c.send(batch)
+                    for dummy in range(PIPELINE):
+                        line = c.read_line()
                         if line != b":%d" % (self.sent + 1):
                             self.errors.append(f"{self.key}: {line!r} after {self.sent}")
                             return
@@ -180,28 +164,20 @@ class Persistent:
 
     def __init__(self, port: int) -> None:
         self.port = port
-        self.sock = self._connect()
-
-    def _connect(self) -> socket.socket:
-        return socket.create_connection(("127.0.0.1", self.port), timeout=REPLY_TIMEOUT_S)
+        self.conn = RawConn.tcp("127.0.0.1", port, REPLY_TIMEOUT_S)
 
     def incr(self) -> int:
-        self.sock.sendall(encode_command("INCR", "counted"))
-        reply = b""
-        while not reply.endswith(b"\r\n"):
-            chunk = self.sock.recv(64)
-            if not chunk:
-                raise ConnectionError("closed by the server before a reply")
-            reply += chunk
+        self.conn.send_command("INCR", "counted")
+        reply = self.conn.read_line()
         assert reply.startswith(b":"), reply
         return int(reply[1:])
 
     def reconnect(self) -> None:
-        self.sock.close()
-        self.sock = self._connect()
+        self.conn.close()
+        self.conn = RawConn.tcp("127.0.0.1", self.port, REPLY_TIMEOUT_S)
 
     def close(self) -> None:
-        self.sock.close()
+        self.conn.close()
 
 
 @pytest.mark.parametrize(
