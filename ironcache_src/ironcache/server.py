@@ -166,43 +166,48 @@ class Server:
             if c.multi is not None and cmd.name not in IMMEDIATE_IN_MULTI:
                 c.multi.append(argv)
                 return QUEUED
-        # run(), inlined for the common case: this is the per-request hot path.
-        self.commands_processed += 1
         c.last_command = argv[0]
         if cmd.denyoom and self.keyspace.used > self.maxmemory and not self._make_room():
             self.error_replies += 1
             return error(OOM)
         try:
-            return cmd.handler(c, argv)
+            reply = cmd.handler(c, argv)
         except CommandError as e:
             self.error_replies += 1
-            return error(e.message)
+            reply = error(e.message)
         except Exception as e:  # a bug must cost one reply, never the server
-            return self._internal_error(cmd, e)
+            reply = self._internal_error(cmd, e)
+        # Counted once run, as in Redis: INFO does not count itself, CONFIG RESETSTAT does.
+        self.commands_processed += 1
+        return reply
 
     def execute_batch(self, c: Client, cmds: list[list[bytes]]) -> list[bytes]:
         """Run the requests of one read, in order, until one closes the connection.
 
-        `execute()` inlined for the common case (a known command with the right arity, outside
-        MULTI, authenticated, memory under the limit); anything else goes through `execute()`.
+        `execute()` inlined for the common case (a known, batched command with the right arity,
+        outside MULTI, authenticated, memory under the limit); anything else goes through
+        `execute()`. Only commands outside `batched` change the connection's MULTI and auth
+        state, close it or change maxmemory, so the loop reads those once and again after such
+        a command; the counters it keeps are added up once, before anything reads them.
         """
         out: list[bytes] = []
         append = out.append
         lookup = ALIASES.get
         ks = self.keyspace
+        maxmemory = self.maxmemory
+        plain = c.multi is None and c.authenticated
+        counted = 0  # replies in `out` already counted (execute() counts what it runs)
+        last = None  # the last request run here
         for argv in cmds:
             cmd = lookup(argv[0])
             if (
-                cmd is None
-                or c.multi is not None
-                or not c.authenticated
-                or (len(argv) != cmd.arity if cmd.arity > 0 else len(argv) < -cmd.arity)
-                or (cmd.denyoom and ks.used > self.maxmemory)
+                plain
+                and cmd is not None
+                and cmd.batched
+                and cmd.min_argc <= len(argv) <= cmd.max_argc
+                and not (cmd.denyoom and ks.used > maxmemory)
             ):
-                append(self.execute(c, argv))
-            else:
-                self.commands_processed += 1
-                c.last_command = argv[0]
+                last = argv
                 try:
                     append(cmd.handler(c, argv))
                 except CommandError as e:
@@ -210,8 +215,18 @@ class Server:
                     append(error(e.message))
                 except Exception as e:  # a bug must cost one reply, never the server
                     append(self._internal_error(cmd, e))
-            if c.closing:
-                break
+            else:
+                self.commands_processed += len(out) - counted  # INFO counts what ran before it
+                counted = len(out) + 1
+                last = None
+                append(self.execute(c, argv))
+                if c.closing:
+                    break
+                plain = c.multi is None and c.authenticated
+                maxmemory = self.maxmemory
+        self.commands_processed += len(out) - counted
+        if last is not None:
+            c.last_command = last[0]
         return out
 
     def _reject(self, c: Client, message: str, name: str = "") -> bytes:

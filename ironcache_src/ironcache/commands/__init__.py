@@ -46,6 +46,9 @@ class Command:
     since: str
     denyoom: bool = False  # may grow memory: evict first, or refuse with -OOM
     noauth: bool = False  # allowed before AUTH
+    batched: bool = True  # may run in Server.execute_batch()'s fast loop (see NOT_BATCHED)
+    min_argc: int = 0  # the arity as a range, checked with one chained comparison
+    max_argc: int = 0
 
     def keys(self, argv: list[bytes]) -> list[bytes]:
         if not self.first_key:
@@ -53,6 +56,13 @@ class Command:
         last = self.last_key if self.last_key >= 0 else len(argv) + self.last_key
         return argv[self.first_key : last + 1 : self.step]
 
+
+# Commands that change what Server.execute_batch() reads once per batch (MULTI state, auth,
+# closing, maxmemory) or read the counters it keeps: they run one by one through execute().
+NOT_BATCHED = frozenset(
+    ("multi", "exec", "discard", "auth", "hello", "reset", "quit", "client", "shutdown")
+    + ("config", "info")
+)
 
 TABLE: dict[bytes, Command] = {}  # by lower-case name: what COMMAND lists
 # Lookup table with upper-case names too: clients send GET or get, rarely Get.
@@ -81,6 +91,9 @@ def command(
             since,
             "denyoom" in fl,
             "noauth" in fl,
+            name not in NOT_BATCHED,
+            arity if arity > 0 else -arity,
+            arity if arity > 0 else 1 << 62,
         )
         return fn
 

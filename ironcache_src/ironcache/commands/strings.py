@@ -315,20 +315,22 @@ def _incr(delta: int, c: Client, argv: list[bytes]) -> bytes:
     value = reply[1:-2]
     if len(value) > 18 and not INT_MIN <= n <= INT_MAX:
         raise CommandError("ERR increment or decrement would overflow")
-    _LAST_INCR[0], _LAST_INCR[1] = value, n
+    _LAST_INCR[0] = value
+    _LAST_INCR[1] = n
     if e is None:
         put_str(db, key, value)
-    else:  # in place: the TTL stays, as in Redis
-        ks = db.keyspace
+        return reply
+    # In place: the TTL stays, as in Redis.
+    ks = db.keyspace
+    if len(value) != len(old):
         grown = len(value) - len(old)
-        if grown:
-            ks.used += grown
-            e.size += grown
-        e.value = value
-        e.lru = ks.clock
-        ks.dirty += 1
-        if db.watchers:
-            db.touched(key)
+        ks.used += grown
+        e.size += grown
+    e.value = value
+    e.lru = ks.clock
+    ks.dirty += 1
+    if db.watchers:
+        db.touched(key)
     return reply
 
 
