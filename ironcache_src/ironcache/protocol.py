@@ -355,10 +355,10 @@ class HiredisParser:
         """`feed(data)`, then `next_batch()`: what one read from the client yields.
 
         The common case costs a few C calls: the previous read ended on a frame boundary
-        (`buf` is empty), and this one holds only whole canonical multibulk frames of bulks
-        (the bytes they take as such frames add up to the read's length). Then there is no
-        incomplete frame to judge and no byte to keep. Anything else (a frame split across
-        reads, odd frames, a hiredis error) goes the general way with the same verdicts.
+        (`buf` is empty), and hiredis took every byte of this one as commands (arrays of bulk
+        strings). Then there is no incomplete frame to judge and no byte to keep. Anything
+        else (a frame split across reads, odd frames, a hiredis error) goes the general way
+        with the same verdicts.
         """
         reader = self.reader
         self.at_boundary = False
@@ -382,26 +382,27 @@ class HiredisParser:
         except Exception as e:  # hiredis.ProtocolError: the Python parser reads it all again
             self.buf = bytearray(data)
             return self._fall_back([], ProtocolError(_hiredis_message(e)))
-        # The bytes these commands take as canonical frames of bulks, which also checks that
-        # they are lists of bytes: a plain loop costs less than map() and sum() objects here.
-        # TypeError: a null; IndexError: a long argument or a huge command (the general way
-        # checks those); "*0" and anything but bytes spoil the sum.
-        size = 0
+        if reader.has_data():  # an incomplete frame follows: the general way judges it
+            self.buf = bytearray(data)
+            return self._judge(cmds)
+        # Whole frames only, so no byte is left to keep. What remains to check, at C speed:
+        # every command is an array (list.__len__ raises TypeError for a map, a null, a
+        # number), none is empty ("*0"), every argument is a bulk string (joining raises
+        # TypeError for a nested array, a number, a null) and none is over the bulk limit.
         try:
-            for cmd in cmds:
-                size += _CMD_FRAME[len(cmd)]
-                for arg in cmd:
-                    if arg.__class__ is bytes:
-                        size += _BULK[len(arg)]
-                    else:
-                        size -= _SPOIL
-        except (TypeError, IndexError):
-            size = -1
-        if size == len(data) and size <= self.limits[0]:
-            self.at_boundary = True
-            return cmds, None
-        self.buf = bytearray(data)
-        return self._judge(cmds)
+            counts = list(map(list.__len__, cmds))
+            chained = chain.from_iterable(cmds)
+            if len(data) <= JOIN_CHECK_MAX:
+                payload = len(b"".join(chained))
+            else:  # no copy of big arguments
+                payload = sum(map(bytes.__len__, chained))
+        except TypeError:
+            payload = -1
+        if payload < 0 or payload > self.limits[0] or 0 in counts:
+            self.buf = bytearray(data)
+            return self._judge(cmds)
+        self.at_boundary = True
+        return cmds, None
 
     def _judge(self, replies: list[Any]) -> tuple[list[list[bytes]], ProtocolError | None]:
         """`next_batch()` for replies already taken from the reader (it has no more)."""
@@ -512,9 +513,9 @@ class HiredisParser:
 # Bytes of a frame header ("*N\r\n") and of a bulk ("$L\r\n" + L + "\r\n"), for small N and L.
 _FRAME = [3 + len(str(n)) for n in range(4096)]
 _BULK = [5 + len(str(n)) + n for n in range(4096)]
-# _FRAME for a command: "*0" (nothing to run) spoils the sum, so it goes the general way.
-_SPOIL = 1 << 62
-_CMD_FRAME = [-_SPOIL, *_FRAME[1:]]
+# HiredisParser.batch() checks a read up to this size by joining its arguments (one C call,
+# and a copy); a bigger one argument by argument, without the copy.
+JOIN_CHECK_MAX = 64 * 1024
 
 
 def encoded_size(cmds: list[list[bytes]]) -> int:

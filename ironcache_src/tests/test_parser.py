@@ -237,3 +237,44 @@ def test_batch_matches_next_command(make: Callable[[], Any], commands: list[list
                 want_err = e
     assert got == want
     assert (got_err is None) == (want_err is None)
+
+
+# Whole frames that hiredis reads but that are not requests: one read with a good command
+# first and such a frame after it must get the Python parser's verdict from make_parser()
+# too (this is the check batch() makes at C speed when a read ends on a frame boundary).
+NOT_REQUESTS = [
+    b"%1\r\n$1\r\na\r\n$1\r\nb\r\n",  # a map
+    b":5\r\n",  # a number
+    b"+PING\r\n",  # a simple string
+    b"*1\r\n:5\r\n",  # a number as an argument
+    b"*2\r\n$3\r\nGET\r\n*1\r\n$1\r\na\r\n",  # a nested array
+    b"*2\r\n$3\r\nGET\r\n$-1\r\n",  # a null bulk
+    b"*1\r\n_\r\n",  # a RESP3 null
+    b"*1\r\n#t\r\n",  # a boolean
+    b"*1\r\n,1.5\r\n",  # a double
+    b"*1\r\n-ERR x\r\n",  # an error
+    b"*-1\r\n*1\r\n$4\r\nPING\r\n",  # a null array, then a command
+    b"*0\r\n*1\r\n$4\r\nPING\r\n",  # an empty array, then a command
+    b"*1\r\n$%d\r\n%s\r\n" % (MAX_BULK + 1, b"x" * (MAX_BULK + 1)),  # over the bulk limit
+]
+
+
+@pytest.mark.parametrize("odd", NOT_REQUESTS)
+def test_batch_of_whole_frames_that_are_not_requests(odd: bytes) -> None:
+    wire = frame([b"PING"]) + odd
+    ref = _python_parser()
+    ref.feed(wire)
+    want: list[list[bytes]] = []
+    want_err: ProtocolError | None = None
+    try:
+        while (cmd := ref.next_command()) is not None:
+            want.append(cmd)
+    except ProtocolError as e:
+        want_err = e
+    fast = _fast_parser()
+    assert fast.batch(frame([b"PING"])) == ([[b"PING"]], None)  # it reads through hiredis now
+    cmds, err = fast.batch(wire)
+    assert [[bytes(a) for a in c] for c in cmds] == want
+    assert (err is None) == (want_err is None)
+    if err is not None and want_err is not None:
+        assert str(err) == str(want_err)
