@@ -271,6 +271,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def deployed_python() -> str:
+    """.venv-bench/bin/python, made (or brought up to date) first; else this interpreter."""
+    setup = REPO / "tests" / "setup" / "bench-venv.sh"
+    try:
+        r = subprocess.run([str(setup)], capture_output=True, text=True, timeout=600, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        r = subprocess.CompletedProcess([str(setup)], 1, "", str(e))
+    venv_python = REPO / ".venv-bench" / "bin" / "python"
+    if r.returncode == 0 and venv_python.exists():
+        return str(venv_python)
+    log(f"{setup.name} failed ({r.stderr.strip()[-300:]}): IronCache runs on {sys.executable}")
+    return sys.executable
+
+
 def importable(python: str, module: str) -> bool:
     try:
         r = subprocess.run(
@@ -741,8 +755,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--python",
-        default=sys.executable,
-        help="interpreter that runs IronCache (default: this one)",
+        default=None,
+        help="interpreter that runs IronCache (default: .venv-bench, the host's python3 with "
+        "uvloop and hiredis as the role deploys it, made by tests/setup/bench-venv.sh; this "
+        "one when that cannot be made)",
     )
     p.add_argument(
         "--source",
@@ -859,7 +875,7 @@ def main(argv: list[str] | None = None) -> int:
         if shutil.which(tool) is None:
             log(f"{tool} not found (apt-get install redis-server redis-tools util-linux)")
             return 2
-    python = shutil.which(args.python) or args.python
+    python = (shutil.which(args.python) or args.python) if args.python else deployed_python()
     server_cpu, client_cpu, ncpu = choose_cpus(args)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_dir = Path(args.out_dir or REPO / "bench" / "out" / f"throughput-{stamp}")
