@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Create or update .venv/ from requirements-dev.txt; idempotent and quiet.
 # Re-installs only when requirements-dev.txt changed since the last successful install.
-#   usage: tests/setup/venv.sh            (VENV=path overrides the location)
+#   usage: tests/setup/venv.sh     (VENV=path, PYTHON=interpreter and REQ=requirements file
+#                                  override the defaults; bench-venv.sh uses all three)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 VENV=${VENV:-$ROOT/.venv}
-REQ=$ROOT/requirements-dev.txt
+REQ=${REQ:-$ROOT/requirements-dev.txt}
 STAMP=$VENV/.requirements-dev.sha256
 PYTHON=${PYTHON:-python3}
 
@@ -33,7 +34,7 @@ if [ ! -x "$VENV/bin/python" ]; then
         fi
     fi
 fi
-log "installing requirements-dev.txt (about a minute the first time)"
+log "installing $(basename "$REQ") into $VENV (about a minute the first time)"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
 if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQ" >"$VENV/pip.log" 2>&1; then
     grep -v '^WARNING: Location' "$VENV/pip.log" | tail -n 30 >&2
