@@ -3,16 +3,12 @@
 #   make bench-throughput BENCH_ARGS="--quick"     smoke run (about 10 s)
 #   make bench-throughput BENCH_ARGS="--json"      machine-readable report on stdout
 # Needs redis-server and redis-benchmark (Debian: redis-server, redis-tools) and taskset.
-# IronCache runs on BENCH_PYTHON: by default .venv-bench, the host's python3 with uvloop and
-# hiredis, as the role deploys it (tests/setup/bench-venv.sh makes it).
+# IronCache runs on BENCH_PYTHON when set; by default throughput.py makes and uses .venv-bench,
+# the host's python3 with uvloop and hiredis as the role deploys it (tests/setup/bench-venv.sh).
 BENCH_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/../..)
-BENCH_VENV := $(BENCH_ROOT)/.venv-bench
-BENCH_PYTHON ?= $(BENCH_VENV)/bin/python
+BENCH_PYTHON ?=
 BENCH_ARGS ?=
 
-.PHONY: bench-venv bench-throughput
-bench-venv:
-	$(BENCH_ROOT)/tests/setup/bench-venv.sh
-
-bench-throughput: $(if $(filter $(BENCH_VENV)/bin/python,$(BENCH_PYTHON)),bench-venv)
-	$(BENCH_PYTHON) $(BENCH_ROOT)/bench/throughput.py --python $(BENCH_PYTHON) $(BENCH_ARGS)
+.PHONY: bench-throughput
+bench-throughput:
+	python3 $(BENCH_ROOT)/bench/throughput.py $(if $(BENCH_PYTHON),--python $(BENCH_PYTHON)) $(BENCH_ARGS)
