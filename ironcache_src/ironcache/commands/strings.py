@@ -322,8 +322,8 @@ def _incr(delta: int, c: Client, argv: list[bytes]) -> bytes:
         return reply
     # In place: the TTL stays, as in Redis.
     ks = db.keyspace
-    if len(value) != len(old):
-        grown = len(value) - len(old)
+    grown = len(value) - len(old)
+    if grown:
         ks.used += grown
         e.size += grown
     e.value = value
