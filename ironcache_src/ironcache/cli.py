@@ -28,14 +28,15 @@ def _split(args: list[str]) -> tuple[str | None, list[str]]:
 
 
 def check_config(args: list[str]) -> int:
-    from ironcache.config import ConfigError, load
+    from ironcache.config import ConfigError, load, probe_addresses
 
     path, overrides = _split(args)
     if path is None:
         print("ironcache: check-config needs a CONFIG file", file=sys.stderr)
         return 2
     try:
-        load(path, overrides)
+        # What serve would find at start: the file and values, then the addresses.
+        probe_addresses(load(path, overrides))
     except ConfigError as e:
         where = e.where or path
         print(f"ironcache: {where}: {e.message}", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import os
 import socket
 import time
@@ -34,6 +35,20 @@ JOURNALED = 1  # the batch and its replies are in the journal
 UNSAFE = 2  # an incomplete command's start is held here and not journaled
 HELD = 4  # an incomplete command's start is held here (journaled unless UNSAFE)
 _SCRATCH = bytearray(256 * 1024)
+# Redis's protected-mode reply, in IronCache's terms; the connection closes after it.
+DENIED = (
+    b"-DENIED IronCache is running in protected mode because protected mode is enabled and "
+    b"no password is set. In this mode connections are only accepted from the loopback "
+    b"interface and unix sockets. If you want to connect from other computers you may adopt "
+    b"one of the following solutions: 1) Set a password (requirepass; ironcache_requirepass "
+    b"in the Ansible role) and AUTH with it. 2) Disable protected mode by sending "
+    b"'CONFIG SET protected-mode no' from the loopback interface, however MAKE SURE IronCache "
+    b"is not publicly accessible from the internet if you do so; make it permanent in the "
+    b"configuration file (protected-mode no; ironcache_protected_mode: false in the role). "
+    b"3) If you started the server manually just for testing, restart it with the "
+    b"'--protected-mode no' option. NOTE: You only need to do one of the above things in "
+    b"order for the server to start accepting connections from the outside.\r\n"
+)
 
 
 class Client(asyncio.Protocol):
@@ -111,6 +126,13 @@ class Client(asyncio.Protocol):
             transport.close()
             self.closing = True
             return
+        cfg = srv.config.values
+        if cfg["protected-mode"] and not cfg["requirepass"] and not self.is_local():
+            srv.rejected_connections += 1
+            transport.write(DENIED)
+            transport.close()
+            self.closing = True
+            return
         srv.clients[self.id] = self
         srv.connections_received += 1
         if srv.handing_over:
@@ -121,6 +143,20 @@ class Client(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and self.listener.kind == "tcp":
             _tune_tcp(sock, srv.config["tcp-keepalive"])
+
+    def is_local(self) -> bool:
+        """A unix-socket or loopback client: protected mode and protected configs trust it."""
+        if self.listener.kind == "unix":
+            return True
+        peer = self.transport.get_extra_info("peername") if self.transport else None
+        if not isinstance(peer, tuple) or not peer:
+            return False
+        try:
+            ip = ipaddress.ip_address(str(peer[0]).split("%")[0])
+        except ValueError:
+            return False
+        mapped = getattr(ip, "ipv4_mapped", None)
+        return ip.is_loopback or (mapped is not None and mapped.is_loopback)
 
     def data_received(self, data: bytes) -> None:
         if self.closing:

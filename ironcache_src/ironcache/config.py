@@ -6,9 +6,12 @@ may change it at runtime. The file, the command line and CONFIG SET all go throu
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 import re
+import socket
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +23,8 @@ class ConfigError(Exception):
     """A bad directive or value; `where` is "file:line" or "command line" when known."""
 
     def __init__(self, message: str, where: str = "") -> None:
+        if len(message) > 300:  # a value from a hostile file is not echoed whole
+            message = message[:300] + "..."
         super().__init__(message)
         self.message = message
         self.where = where
@@ -28,7 +33,7 @@ class ConfigError(Exception):
         return f"{self.where}: {self.message}" if self.where else self.message
 
 
-_MEM = re.compile(r"^(\d+)(b|k|kb|m|mb|g|gb)?$", re.IGNORECASE)
+_MEM = re.compile(r"^(\d{1,20})(b|k|kb|m|mb|g|gb)?$", re.IGNORECASE)
 _UNITS = {
     None: 1,
     "b": 1,
@@ -44,7 +49,7 @@ _UNITS = {
 def parse_memory(text: str) -> int:
     m = _MEM.match(text.strip())
     if not m:
-        raise ValueError(f"invalid memory size '{text}' (use e.g. 100mb, 1gb or bytes)")
+        raise ValueError(f"invalid memory size '{text[:64]}' (use e.g. 100mb, 1gb or bytes)")
     unit = m.group(2).lower() if m.group(2) else None
     return int(m.group(1)) * _UNITS[unit]
 
@@ -52,8 +57,10 @@ def parse_memory(text: str) -> int:
 def _int(lo: int, hi: int) -> Callable[[list[str]], int]:
     def parse(args: list[str]) -> int:
         v = _one(args)
-        if not re.fullmatch(r"-?\d+", v):
-            raise ValueError(f"argument must be an integer, got '{v}'")
+        if not re.fullmatch(r"-?\d{1,20}", v):
+            if re.fullmatch(r"-?\d+", v):
+                raise ValueError(f"argument must be between {lo} and {hi} inclusive")
+            raise ValueError(f"argument must be an integer, got '{v[:64]}'")
         n = int(v)
         if not lo <= n <= hi:
             raise ValueError(f"argument must be between {lo} and {hi} inclusive, got {n}")
@@ -96,7 +103,7 @@ def _string(args: list[str]) -> str:
 def _filename(args: list[str]) -> str:
     name = _string(args)
     if not name or "/" in name or name in (".", ".."):
-        raise ValueError("must be a file name without '/'")
+        raise ValueError("dbfilename can't be a path, just a filename")
     return name
 
 
@@ -144,6 +151,8 @@ class Directive:
     mutable: bool = True
     render: Callable[[Any], str] = str
     secret: bool = False
+    # A path setting: CONFIG SET may change it only as `enable-protected-configs` allows.
+    protected: bool = False
 
 
 def _render_bool(v: bool) -> str:
@@ -155,7 +164,8 @@ DIRECTIVES: dict[str, Directive] = {
     for d in [
         Directive("bind", _addresses, ["127.0.0.1", "-::1"], render=" ".join),
         Directive("port", _int(0, 65535), 6379),
-        Directive("unixsocket", _string, ""),
+        # Immutable: a runtime change could bind over (and at shutdown remove) another path.
+        Directive("unixsocket", _string, "", mutable=False),
         Directive("unixsocketperm", _octal, 0, mutable=False, render=lambda v: f"{v:o}"),
         Directive("tcp-backlog", _int(1, 65535), 511, mutable=False),
         Directive("maxmemory", _memory(), 0),
@@ -168,8 +178,17 @@ DIRECTIVES: dict[str, Directive] = {
         Directive("databases", _int(1, 10000), 16, mutable=False),
         Directive("loglevel", _enum("debug", "verbose", "notice", "warning", "nothing"), "notice"),
         Directive("logfile", _string, "", mutable=False),
-        Directive("dir", _string, "."),
-        Directive("dbfilename", _filename, "dump.ironcache"),
+        Directive("dir", _string, ".", protected=True),
+        Directive("dbfilename", _filename, "dump.ironcache", protected=True),
+        # Who may CONFIG SET protected (path) settings: no one, any client, or loopback and
+        # unix-socket clients only.
+        Directive("enable-protected-configs", _enum("no", "yes", "local"), "no", mutable=False),
+        # No password and a client from another host: answer -DENIED and close (Redis's
+        # protected mode).
+        Directive("protected-mode", _bool, True, render=_render_bool),
+        # SO_REUSEPORT on self-bound TCP listeners: lets several processes share a port (they
+        # split the connections). Off: a second server on a busy port fails to start.
+        Directive("reuseport", _bool, False, mutable=False, render=_render_bool),
         # Write the dataset to dir/dbfilename when the server stops, and load it at start
         # when no live handover brought one.
         Directive("save-on-shutdown", _bool, False, render=_render_bool),
@@ -231,14 +250,52 @@ def tokenize(line: str) -> list[str]:
         raise ValueError("unbalanced quotes") from None
 
 
-def load_file(config: Config, path: str) -> None:
+# A configuration is a page of text: anything bigger is a mistake (or /dev/zero).
+CONFIG_FILE_MAX = 1024 * 1024
+
+
+def read_file(path: str) -> str:
+    """The text of a config file: a regular file, at most CONFIG_FILE_MAX bytes, UTF-8."""
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
+        # O_NONBLOCK: opening a FIFO must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as e:
         raise ConfigError(f"cannot read config file: {e.strerror}", path) from None
-    except UnicodeDecodeError:
-        raise ConfigError("config file is not UTF-8 text", path) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+            raise ConfigError(f"cannot read config file: {kind}", path)
+        chunks = []
+        size = 0
+        while size <= CONFIG_FILE_MAX:
+            chunk = os.read(fd, CONFIG_FILE_MAX + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as e:
+        raise ConfigError(f"cannot read config file: {e.strerror}", path) from None
+    finally:
+        os.close(fd)
+    if size > CONFIG_FILE_MAX:
+        raise ConfigError(
+            f"config file is larger than {CONFIG_FILE_MAX} bytes: not an IronCache configuration",
+            path,
+        )
+    data = b"".join(chunks)
+    if b"\0" in data:
+        line = data.count(b"\n", 0, data.index(b"\0")) + 1
+        raise ConfigError("NUL byte: the config file is not text", f"{path}:{line}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ConfigError("the config file is not UTF-8 text", f"{path}:{line}") from None
+
+
+def load_file(config: Config, path: str) -> None:
+    lines = read_file(path).splitlines()
     config.file = os.path.abspath(path)
     for no, raw in enumerate(lines, 1):
         line = raw.strip()
@@ -249,6 +306,8 @@ def load_file(config: Config, path: str) -> None:
             args = tokenize(line)
         except ValueError as e:
             raise ConfigError(str(e), where) from None
+        if not args:
+            continue
         if args[0].lower() == "include":
             raise ConfigError("'include' is not supported", where)
         config.apply(args[0], args[1:], where)
@@ -276,8 +335,43 @@ def validate(config: Config) -> None:
     if not os.path.isdir(d):
         raise ConfigError(f"'dir': '{d}' is not a directory")
     logfile = config["logfile"]
-    if logfile and not os.path.isdir(os.path.dirname(os.path.abspath(logfile))):
-        raise ConfigError(f"'logfile': the directory of '{logfile}' does not exist")
+    if logfile:
+        logdir = os.path.dirname(os.path.abspath(logfile))
+        if not os.path.isdir(logdir):
+            raise ConfigError(f"'logfile': the directory of '{logfile}' does not exist")
+        if os.path.isdir(logfile):
+            raise ConfigError(f"'logfile': '{logfile}' is a directory")
+        target = logfile if os.path.exists(logfile) else logdir
+        if not os.access(target, os.W_OK):
+            raise ConfigError(f"'logfile': '{target}' is not writable")
+    unixsocket = config["unixsocket"]
+    if unixsocket:
+        sockdir = os.path.dirname(os.path.abspath(unixsocket))
+        if not os.path.isdir(sockdir):
+            raise ConfigError(f"'unixsocket': the directory of '{unixsocket}' does not exist")
+
+
+def probe_addresses(config: Config) -> None:
+    """Every non-optional `bind` address must be one of this host's (check-config).
+
+    A bind to port 0 on the address tells without touching the configured port, which the
+    running server may hold.
+    """
+    if not config["port"]:
+        return
+    for raw in config["bind"]:
+        if raw.startswith("-") or raw in ("*", "::*"):
+            continue
+        family = socket.AF_INET6 if ":" in raw else socket.AF_INET
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.bind((raw, 0))
+        except OSError as e:
+            if e.errno == errno.EADDRNOTAVAIL:
+                why = "it is not an address of this host"
+            else:
+                why = e.strerror or str(e)
+            raise ConfigError(f"'bind': cannot listen on {raw}: {why}") from None
 
 
 def load(path: str | None, overrides: list[str]) -> Config:

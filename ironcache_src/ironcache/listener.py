@@ -36,6 +36,8 @@ class Listener:
     inherited: bool = False
     fd_name: str = ""
     accepted: int = field(default=0)
+    # (st_dev, st_ino) of a unix socket file we bound: only that file is removed at close.
+    bound_file: tuple[int, int] | None = None
 
     def describe(self) -> str:
         if self.kind == "unix":
@@ -142,8 +144,12 @@ def adopt(listeners: list[Listener], fds: list[tuple[int, str]]) -> None:
                 os.close(fd)
 
 
-def bind(lst: Listener, backlog: int, unixperm: int = 0) -> None:
-    """Bind a listener ourselves: SO_REUSEADDR + SO_REUSEPORT for TCP."""
+def bind(lst: Listener, backlog: int, unixperm: int = 0, reuseport: bool = False) -> None:
+    """Bind a listener ourselves: SO_REUSEADDR for TCP, SO_REUSEPORT only when configured.
+
+    Without SO_REUSEPORT a second server on a busy port fails with "Address already in use"
+    instead of silently sharing the port.
+    """
     if lst.kind == "unix":
         _bind_unix(lst, backlog, unixperm)
         return
@@ -157,7 +163,8 @@ def bind(lst: Listener, backlog: int, unixperm: int = 0) -> None:
         raise ListenError(f"cannot create a socket for {lst.describe()}: {e.strerror}") from None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if reuseport:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind((lst.address, lst.port))
@@ -172,25 +179,72 @@ def bind(lst: Listener, backlog: int, unixperm: int = 0) -> None:
     lst.sock = sock
 
 
+def _live_unix_socket(path: str) -> bool:
+    """True unless a connect() to `path` is refused: someone listens there (or we can't tell)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    probe.setblocking(False)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        return False
+    except OSError:
+        return True  # EAGAIN: a full backlog, still a listener; EACCES: not ours to judge
+    finally:
+        probe.close()
+    return True
+
+
 def _bind_unix(lst: Listener, backlog: int, unixperm: int) -> None:
     path = lst.address
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise ListenError(f"cannot listen on unix:{path}: {e.strerror}") from None
+    else:
+        # Only a stale socket file (nothing accepts on it, e.g. left by a crash) is replaced;
+        # a live socket of another service, or any other file, is never removed.
+        if not stat.S_ISSOCK(st.st_mode):
+            raise ListenError(f"cannot listen on unix:{path}: the path exists and is not a socket")
+        if _live_unix_socket(path):
+            raise ListenError(
+                f"cannot listen on unix:{path}: Address already in use (another process "
+                "accepts connections on it)"
+            )
         try:
-            # A stale socket file from an earlier run of ours; never anything else.
-            if stat.S_ISSOCK(os.lstat(path).st_mode):
-                os.unlink(path)
+            os.unlink(path)
         except FileNotFoundError:
             pass
+        except OSError as e:
+            raise ListenError(f"cannot remove the stale socket unix:{path}: {e.strerror}") from None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
         sock.bind(path)
+        st = os.stat(path)
+        lst.bound_file = (st.st_dev, st.st_ino)
         if unixperm:
             os.chmod(path, unixperm)
         sock.listen(backlog)
         sock.setblocking(False)
     except OSError as e:
         sock.close()
+        _remove_own_file(lst)
         raise ListenError(f"cannot listen on unix:{path}: {e.strerror}") from None
     lst.sock = sock
+
+
+def _remove_own_file(lst: Listener) -> None:
+    """Unlink the unix socket file we bound, if the path still names that very file."""
+    if lst.bound_file is None:
+        return
+    try:
+        st = os.lstat(lst.address)
+        if (st.st_dev, st.st_ino) == lst.bound_file:
+            os.unlink(lst.address)
+    except OSError:
+        pass
+    lst.bound_file = None
 
 
 def close(lst: Listener) -> None:
@@ -200,16 +254,19 @@ def close(lst: Listener) -> None:
     lst.sock.close()
     lst.sock = None
     if lst.kind == "unix" and not lst.inherited:
-        with contextlib.suppress(OSError):
-            os.unlink(lst.address)
+        _remove_own_file(lst)
 
 
 def open_all(
-    listeners: list[Listener], backlog: int, unixperm: int, inherited: list[tuple[int, str]]
+    listeners: list[Listener],
+    backlog: int,
+    unixperm: int,
+    inherited: list[tuple[int, str]],
+    reuseport: bool = False,
 ) -> list[Listener]:
     """Adopt what was inherited, bind the rest; returns the listeners that are open."""
     adopt(listeners, inherited)
     for lst in listeners:
         if lst.sock is None:
-            bind(lst, backlog, unixperm)
+            bind(lst, backlog, unixperm, reuseport)
     return [lst for lst in listeners if lst.sock is not None]

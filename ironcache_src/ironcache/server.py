@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import ipaddress
 import os
 import signal
 import socket
@@ -256,11 +257,17 @@ class Server:
         wanted = listen.configured(cfg["bind"], cfg["port"], cfg["unixsocket"])
         inherited, stored = handover.split_fds(listen.listen_fds())
         self.handover = handover.Handover(self, stored)
-        self.listeners = listen.open_all(
-            wanted, cfg["tcp-backlog"], cfg["unixsocketperm"], inherited
-        )
+        try:
+            self.listeners = listen.open_all(
+                wanted, cfg["tcp-backlog"], cfg["unixsocketperm"], inherited, cfg["reuseport"]
+            )
+        except listen.ListenError:
+            for lst in wanted:  # what was bound before the failure (a unix socket file)
+                listen.close(lst)
+            raise
         if not self.listeners:
             raise listen.ListenError("no listener could be opened")
+        self._warn_exposure()
         adopted = [x.describe() for x in self.listeners if x.inherited]
         bound = [x.describe() for x in self.listeners if not x.inherited]
         log.notice(
@@ -341,9 +348,11 @@ class Server:
         return c
 
     def rebind(self, kind: str, bind: list[str], port: int, unixsocket: str) -> None:
-        """CONFIG SET port/bind/unixsocket: replace self-bound listeners of that kind.
+        """CONFIG SET port/bind: replace self-bound listeners of that kind.
 
-        Listeners inherited from systemd are never re-bound: systemd owns them.
+        Listeners inherited from systemd are never re-bound: systemd owns them. As in Redis,
+        the listeners that go away are closed first (a new wildcard address may need their
+        port), and re-opened when a new one cannot be bound.
         """
         old = [x for x in self.listeners if x.kind == kind]
         if any(x.inherited for x in old):
@@ -351,25 +360,63 @@ class Server:
                 "ERR the listener is socket-activated (inherited from systemd): change "
                 "ListenStream= in the .socket unit and restart the socket unit instead"
             )
+        cfg = self.config
+        args = (cfg["tcp-backlog"], cfg["unixsocketperm"], cfg["reuseport"])
         wanted = [x for x in listen.configured(bind, port, unixsocket) if x.kind == kind]
+        wanted_keys = {x.describe() for x in wanted}
+        old_keys = {x.describe() for x in old}
+        going = [x for x in old if x.describe() not in wanted_keys]
+        coming = [x for x in wanted if x.describe() not in old_keys]
+        for lst in going:
+            self.stop_accepting(lst)
+            listen.close(lst)
         opened: list[listen.Listener] = []
         try:
-            for lst in wanted:
-                listen.bind(lst, self.config["tcp-backlog"], self.config["unixsocketperm"])
+            for lst in coming:
+                listen.bind(lst, *args)
                 if lst.sock is not None:
                     opened.append(lst)
         except listen.ListenError as e:
             for lst in opened:
                 listen.close(lst)
+            for lst in going:
+                try:
+                    listen.bind(lst, *args)
+                    self.start_accepting(lst)
+                except listen.ListenError as again:
+                    log.warning(f"could not re-open {lst.describe()}: {again}")
+                    self.listeners.remove(lst)
             raise CommandError(f"ERR {e}") from None
-        for lst in old:
-            self.stop_accepting(lst)
-            listen.close(lst)
+        for lst in going:
             self.listeners.remove(lst)
         for lst in opened:
             self.listeners.append(lst)
             self.start_accepting(lst)
         log.notice(f"listeners now: {', '.join(x.describe() for x in self.listeners)}")
+
+    def _warn_exposure(self) -> None:
+        """Say at start when a listener serves other hosts without a password."""
+        cfg = self.config
+        if cfg["requirepass"]:
+            return
+        exposed = [
+            x.describe()
+            for x in self.listeners
+            if x.kind == "tcp" and not ipaddress.ip_address(x.address).is_loopback
+        ]
+        if not exposed:
+            return
+        if cfg["protected-mode"]:
+            log.warning(
+                f"protected mode: no password is set, so clients from other hosts on "
+                f"{', '.join(exposed)} get -DENIED; only loopback and unix-socket clients are "
+                "served. Set requirepass, or protected-mode no on a trusted network."
+            )
+        else:
+            log.warning(
+                f"protected mode is off and no password is set: anyone who reaches "
+                f"{', '.join(exposed)} can read and change every key"
+            )
 
     # ------------------------------------------------------------- periodic work
     def _cron(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import resource
+import stat
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -218,7 +219,7 @@ def config(c: Client, argv: list[bytes]) -> bytes:
     if sub == b"set":
         if len(argv) % 2:
             raise CommandError("ERR wrong number of arguments for 'config|set' command")
-        config_set(srv, argv[2:])
+        config_set(srv, argv[2:], c)
         return OK
     if sub == b"resetstat":
         srv.reset_stats()
@@ -241,8 +242,9 @@ def set_failed(name: str, why: str) -> CommandError:
     return CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
 
 
-def config_set(srv: Server, args: list[bytes]) -> None:
+def config_set(srv: Server, args: list[bytes], c: Client) -> None:
     """Validate every pair first, then apply them all: a bad pair changes nothing."""
+    allow = srv.config["enable-protected-configs"]
     parsed: dict[str, Any] = {}
     for i in range(0, len(args), 2):
         name = args[i].decode(errors="replace").lower()
@@ -256,19 +258,26 @@ def config_set(srv: Server, args: list[bytes]) -> None:
             raise set_failed(name, "duplicate parameter")
         if not d.mutable:
             raise set_failed(name, "can't set immutable config")
+        if d.protected and (allow == "no" or (allow == "local" and not c.is_local())):
+            raise set_failed(name, "can't set protected config")
         try:
             parsed[name] = d.parse(raw.split() if name == "bind" else [raw])
         except ValueError as e:
             raise set_failed(name, str(e)) from None
+        if name == "dir":
+            why = _not_a_directory(parsed[name])
+            if why:
+                raise set_failed(name, why)
     cfg = srv.config
     before = dict(cfg.values)
     cfg.values.update(parsed)
-    for kind in sorted({LISTENER_DIRECTIVES[n] for n in parsed if n in LISTENER_DIRECTIVES}):
+    changed = {n for n in parsed if n in LISTENER_DIRECTIVES and parsed[n] != before[n]}
+    for kind in sorted({LISTENER_DIRECTIVES[n] for n in changed}):
         try:
             srv.rebind(kind, cfg["bind"], cfg["port"], cfg["unixsocket"])
         except CommandError as e:
             cfg.values = before
-            name = next(n for n in parsed if LISTENER_DIRECTIVES.get(n) == kind)
+            name = next(n for n in changed if LISTENER_DIRECTIVES[n] == kind)
             raise set_failed(name, e.message.removeprefix("ERR ")) from None
     if "maxmemory" in parsed:
         srv.update_maxmemory()
@@ -281,6 +290,15 @@ def config_set(srv: Server, args: list[bytes]) -> None:
             cl.parser.max_bulk_len = cfg["proto-max-bulk-len"]
     # names only: values (requirepass) never reach the log
     log.notice("CONFIG SET " + ", ".join(parsed))
+
+
+def _not_a_directory(path: str) -> str:
+    """Why `path` cannot be `dir` (strerror wording, as Redis's chdir() reports), or ""."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return e.strerror or "No such file or directory"
+    return "" if stat.S_ISDIR(st.st_mode) else "Not a directory"
 
 
 # ------------------------------------------------------------------ COMMAND
