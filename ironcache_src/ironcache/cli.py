@@ -71,7 +71,7 @@ def serve(args: list[str], exec_time: float) -> int:
         server.open_listeners()
     except ListenError as e:
         log.warning(f"cannot start: {e}")
-        return 3
+        return 1  # as redis-server does
     if not config["maxmemory"]:
         log.notice(
             f"maxmemory is 0: the dataset is limited to {server.maxmemory} bytes "

@@ -3,12 +3,18 @@
 It is the state format of `ironcache.state` without client records. Writing goes to a
 temporary file in the same directory, fsync, then rename and fsync of the directory: a reader
 sees the old file or the new one, never half of one. The checksum catches what the disk did;
-a corrupt or unreadable file is reported and skipped, never half-loaded.
+the loader checks every type and size before trusting them.
+
+A snapshot that cannot be loaded is never overwritten: it is renamed aside to
+`<dbfilename>.corrupt-<UTC time>` (the log names it and why) and the server starts empty.
+When it can be neither read nor renamed, the server refuses to start (SnapshotError, exit
+code EXIT_SNAPSHOT, which the systemd unit does not restart on).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import time
 from typing import TYPE_CHECKING
 
@@ -18,6 +24,13 @@ from ironcache.log import log
 if TYPE_CHECKING:
     from ironcache.config import Config
     from ironcache.keyspace import Keyspace
+
+
+EXIT_SNAPSHOT = 4  # `serve` exits with this when SnapshotError stops it
+
+
+class SnapshotError(Exception):
+    """The snapshot exists but can be neither loaded nor moved aside: do not start."""
 
 
 def path(config: Config) -> str:
@@ -51,25 +64,58 @@ def save(config: Config, keyspace: Keyspace, blob: bytes | None = None) -> int:
 
 
 def load(config: Config, keyspace: Keyspace) -> int | None:
-    """Load the snapshot into an empty keyspace; None when there is none or it is unusable."""
+    """Load the snapshot into an empty keyspace; None when there is none or it was moved aside.
+
+    Raises SnapshotError when the file cannot be read or moved aside.
+    """
     target = path(config)
     try:
-        with open(target, "rb") as f:
-            blob = f.read()
+        # O_NONBLOCK: a FIFO in its place must not hang the start.
+        fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
     except OSError as e:
-        log.warning(f"cannot read the snapshot {target}: {e.strerror}; starting empty")
-        return None
+        raise SnapshotError(f"cannot read the snapshot {target}: {e.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SnapshotError(f"the snapshot {target} is not a regular file")
+    with open(fd, "rb") as f:
+        try:
+            blob = f.read()
+        except OSError as e:
+            raise SnapshotError(f"cannot read the snapshot {target}: {e.strerror}") from None
     t0 = time.perf_counter()
     try:
         body, dummy = state.decode(blob, target)
+        keys = state.load_dataset(keyspace, body["dbs"])
     except state.StateError as e:
-        log.warning(f"skipping the snapshot: {e}; starting empty")
+        del blob
+        aside = move_aside(target)
+        log.warning(
+            f"cannot load the snapshot: {e}. It was moved to {aside} (never overwritten); "
+            "starting with an empty dataset"
+        )
         return None
-    keys = state.load_dataset(keyspace, body["dbs"])
     log.notice(
         f"loaded {keys} keys from {target} ({len(blob)} bytes) "
         f"in {(time.perf_counter() - t0) * 1000:.0f} ms"
     )
     return keys
+
+
+def move_aside(target: str) -> str:
+    """Rename an unusable snapshot to a name no later save uses; returns the new path."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for n in range(100):
+        aside = f"{target}.corrupt-{stamp}" + (f"-{n}" if n else "")
+        if os.path.lexists(aside):
+            continue
+        try:
+            os.rename(target, aside)
+        except OSError as e:
+            raise SnapshotError(
+                f"the snapshot {target} cannot be loaded and could not be moved aside to "
+                f"{aside}: {e.strerror}"
+            ) from None
+        return aside
+    raise SnapshotError(f"the snapshot {target} cannot be loaded and there is no free name")

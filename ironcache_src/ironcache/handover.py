@@ -451,7 +451,11 @@ class Handover:
         self.previous_version = str(meta.get("ironcache_version", ""))
         self.handover_started_ms = int(meta.get("handover_started_ms", 0))
         self.restored_bytes = len(blob) + len(journal)
-        keys = state.load_dataset(srv.keyspace, body["dbs"])
+        try:
+            keys = state.load_dataset(srv.keyspace, body["dbs"])
+        except state.StateError as e:
+            log.warning(f"cannot take over the previous process's state: {sname}: {e}")
+            return False
         count = len(srv.keyspace.dbs)
         dropped = sum(1 for i, x in enumerate(body["dbs"]) if x is not None and i >= count)
         if dropped:
@@ -503,6 +507,8 @@ class Handover:
                 kind = op[0]
                 if kind == state.OP_WRITE:
                     dummy, when, db, argv = op
+                    if db >= len(srv.keyspace.dbs):  # fewer databases configured now
+                        continue
                     ks_mod.FROZEN_MS = when
                     replayer.db = srv.keyspace.dbs[db]
                     srv.execute(replayer, argv)

@@ -454,7 +454,13 @@ class Server:
         self._all_closed = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
-        await self._take_over()
+        try:
+            await self._take_over()
+        except diskstore.SnapshotError as e:
+            log.warning(f"cannot start: {e}")
+            for lst in self.listeners:
+                listen.close(lst)
+            return diskstore.EXIT_SNAPSHOT
         for lst in self.listeners:
             self.start_accepting(lst)
         self.loop.call_later(1 / self.config["hz"], self._cron)

@@ -97,22 +97,82 @@ def decode(data: bytes | memoryview, what: str) -> tuple[dict[str, Any], int]:
         raise StateError(f"{what}: checksum mismatch: the body is corrupt")
     try:
         state = marshal.loads(body)
-    except (EOFError, ValueError, TypeError) as e:
+    except (EOFError, ValueError, TypeError, MemoryError) as e:
         raise StateError(f"{what}: undecodable body: {e}") from None
     if not isinstance(state, dict) or not isinstance(state.get("dbs"), list):
         raise StateError(f"{what}: the body is not an IronCache state")
+    if not isinstance(state.get("meta", {}), dict):
+        raise StateError(f"{what}: malformed metadata")
+    clients = state.get("clients", [])
+    if not isinstance(clients, list) or not all(_valid_client(c) for c in clients):
+        raise StateError(f"{what}: malformed client records")
     for i, item in enumerate(state["dbs"]):  # checked whole before anything is loaded
-        if item is not None and (
-            not isinstance(item, tuple) or len(item) != 3 or len(item[0]) != len(item[1])
-        ):
-            raise StateError(f"{what}: database {i} is malformed")
+        why = "" if item is None else check_db(item)
+        if why:
+            raise StateError(f"{what}: database {i} is malformed: {why}")
     return state, HEADER.size + length
+
+
+# Types marshal gives back for each kind of value (a list is a deque on the way out).
+_VALUE_TYPES = frozenset((bytes, list, set, dict))
+_EXPIRE_MAX = 2**63 - 1
+
+
+def _only_bytes(items: Any) -> bool:
+    return set(map(type, items)) <= {bytes}
+
+
+def _valid_client(rec: Any) -> bool:
+    return type(rec) is dict and type(rec.get("id")) is int
+
+
+def check_db(item: Any) -> str:
+    """Why a database's (keys, values, expires) cannot be loaded, or "" when it can.
+
+    Everything a checksum cannot vouch for (a file written by something else, or by a bug)
+    is checked here: types of keys, values, members and expiry times. Type checks on whole
+    lists run at C speed (map/set), so the common all-strings database costs little.
+    """
+    if type(item) is not tuple or len(item) != 3:
+        return "not a (keys, values, expires) triple"
+    keys, values, expires = item
+    if type(keys) is not list or type(values) is not list or type(expires) is not dict:
+        return "keys, values or expiry times of the wrong type"
+    if len(keys) != len(values):
+        return f"{len(keys)} keys but {len(values)} values"
+    if not _only_bytes(keys):
+        return "a key is not a byte string"
+    kinds = set(map(type, values))
+    if not kinds <= _VALUE_TYPES:
+        names = ", ".join(sorted(t.__name__ for t in kinds - _VALUE_TYPES))
+        return f"values of an unknown type ({names})"
+    if kinds != {bytes}:
+        for v in values:
+            t = type(v)
+            if t is bytes:
+                continue
+            if not v:
+                return "an empty collection"
+            if t is dict:
+                if not (_only_bytes(v) and _only_bytes(v.values())):
+                    return "a hash field or value is not a byte string"
+            elif not _only_bytes(v):
+                return "a list or set member is not a byte string"
+    if expires:
+        if not _only_bytes(expires):
+            return "an expiring key is not a byte string"
+        whens = expires.values()
+        if not set(map(type, whens)) <= {int} or min(whens) < 0 or max(whens) > _EXPIRE_MAX:
+            return "an expiry time is not a time in milliseconds"
+    return ""
 
 
 def load_dataset(keyspace: Keyspace, dbs: list[Any]) -> int:
     """Fill an empty keyspace from decoded `dbs`; returns the number of keys loaded.
 
     Databases beyond the configured count are dropped (and counted out by the caller).
+    `dbs` must have passed `decode`'s checks; a key given twice, or an expiry time for a
+    missing key, raises StateError with the keyspace left empty.
     """
     clock = keyspace.clock
     loaded = 0
@@ -129,10 +189,45 @@ def load_dataset(keyspace: Keyspace, dbs: list[Any]) -> int:
         db = keyspace.dbs[index]
         db.data.update(zip(keys, map(Entry, values, repeat(clock), sizes), strict=True))
         db.expires.update(expires)
+        # Checks that need the loaded dict (a second hash of every key would cost more).
+        why = ""
+        if len(db.data) != len(keys):
+            why = "a key appears twice"
+        elif not db.expires.keys() <= db.data.keys():
+            why = "an expiry time for a key that does not exist"
+        if why:
+            for d in keyspace.dbs:
+                d.data.clear()
+                d.expires.clear()
+            raise StateError(f"database {index} is malformed: {why}")
         used += sum(sizes) + sum(map(len, keys)) + len(keys) * KEY_OVERHEAD
         loaded += len(keys)
     keyspace.used += used
     return loaded
+
+
+def _valid_op(op: Any) -> bool:
+    """The shape `Handover._replay` relies on, for each kind of journal operation."""
+    if type(op) is not tuple or not op:
+        return False
+    kind, n = op[0], len(op)
+    if kind == OP_WRITE:
+        return (
+            n == 4
+            and type(op[1]) is int
+            and type(op[2]) is int
+            and op[2] >= 0
+            and type(op[3]) is list
+            and bool(op[3])
+            and _only_bytes(op[3])
+        )
+    if kind == OP_CLIENT:
+        return n == 2 and _valid_client(op[1])
+    if kind == OP_CLOSED:
+        return n == 2 and type(op[1]) is int
+    if kind == OP_BATCH:
+        return n == 8 and all(type(x) is int for x in op[1:6])
+    return False
 
 
 def record(ops: list[tuple[Any, ...]]) -> bytes:
@@ -160,8 +255,11 @@ def records(data: bytes | memoryview, offset: int) -> tuple[list[tuple[Any, ...]
         if zlib.crc32(payload) != crc:
             return ops, offset, f"checksum mismatch in the record at byte {offset}"
         try:
-            ops.extend(marshal.loads(payload))
-        except (EOFError, ValueError, TypeError) as e:
+            batch = marshal.loads(payload)
+        except (EOFError, ValueError, TypeError, MemoryError) as e:
             return ops, offset, f"undecodable record at byte {offset}: {e}"
+        if type(batch) is not list or not all(map(_valid_op, batch)):
+            return ops, offset, f"malformed operation in the record at byte {offset}"
+        ops.extend(batch)
         offset = start + length
     return ops, offset, ""

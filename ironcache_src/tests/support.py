@@ -147,6 +147,8 @@ class Server:
         return cmd + flatten(base)
 
     def start(self, wait: bool = True) -> Server:
+        # A restart is a new process: teardown must stop it (and see its exit code) again.
+        self.returncode = None
         env = ironcache_env(self.extra_env)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.prefix + self.command(), stdout=log,

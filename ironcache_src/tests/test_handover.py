@@ -265,7 +265,7 @@ def test_dataset_survives_stop_and_start_through_the_disk_snapshot(make_server) 
     assert not list(srv.workdir.glob("dump.ironcache.tmp-*"))  # the write was atomic
 
 
-def test_a_corrupt_snapshot_is_reported_and_skipped(make_server) -> None:
+def test_a_corrupt_snapshot_is_moved_aside_never_overwritten(make_server) -> None:
     srv = make_server({"save-on-shutdown": "yes"})
     srv.client().set("k", "v")
     assert srv.client().save() is True
@@ -276,8 +276,154 @@ def test_a_corrupt_snapshot_is_reported_and_skipped(make_server) -> None:
     snapshot.write_bytes(bytes(data))
     srv.start()
     assert srv.client().dbsize() == 0
-    assert "checksum mismatch" in srv.log_text()
-    assert "skipping the snapshot" in srv.log_text()
+    log = srv.log_text()
+    assert "checksum mismatch" in log
+    aside = list(srv.workdir.glob("dump.ironcache.corrupt-*"))
+    assert len(aside) == 1 and f"moved to {aside[0]}" in log, log
+    assert aside[0].read_bytes() == bytes(data)  # kept exactly as it was
+    srv.client().set("new", "1")
+    assert srv.stop() == 0  # the save on the way out writes a new snapshot...
+    assert aside[0].read_bytes() == bytes(data)  # ...and leaves the damaged one alone
+    body, dummy = state.decode(snapshot.read_bytes(), "dump")
+    assert body["dbs"][0][0] == [b"new"]
+
+
+def _with_body(obj: object) -> bytes:
+    """A snapshot whose checksum is right for whatever `obj` marshals to."""
+    import marshal
+
+    return _with_raw_body(marshal.dumps(obj, state.MARSHAL_VERSION))
+
+
+def _with_raw_body(raw: bytes) -> bytes:
+    import zlib
+
+    head = state.HEADER.pack(state.MAGIC, state.FORMAT, state.MINOR, 0, len(raw), zlib.crc32(raw))
+    return head + raw
+
+
+def _db(keys: object, values: object, expires: object = None) -> dict[str, object]:
+    return {"meta": {}, "dbs": [(keys, values, {} if expires is None else expires)], "clients": []}
+
+
+def _good() -> bytes:
+    return state.encode({"kind": "disk"}, sample_keyspace(), [])
+
+
+def _flip(b: bytes, at: int) -> bytes:
+    return b[:at] + bytes([b[at] ^ 0x40]) + b[at + 1 :]
+
+
+CORRUPTIONS = {
+    "empty": (lambda: b"", "shorter than the"),
+    "truncated header": (lambda: _good()[:20], "shorter than the"),
+    "truncated body": (lambda: _good()[:-7], "truncated"),
+    "flipped byte in the body": (lambda: _flip(_good(), state.HEADER.size + 30), "checksum"),
+    "bad magic": (lambda: _flip(_good(), 3), "bad magic"),
+    "flipped checksum": (lambda: _flip(_good(), state.HEADER.size - 1), "checksum"),
+    "another format": (
+        lambda: _good()[:16] + (state.FORMAT + 7).to_bytes(2, "little") + _good()[18:],
+        "cannot be read",
+    ),
+    "foreign file (an RDB)": (
+        lambda: b"REDIS0011\xfa\tredis-ver\x067.0.15" + bytes(40),
+        "bad magic",
+    ),
+    "foreign file (text)": (lambda: b"hello, this is not a snapshot\n" * 10, "bad magic"),
+    "absurd body length": (
+        lambda: state.HEADER.pack(state.MAGIC, state.FORMAT, 0, 0, 2**63, 0) + b"x" * 64,
+        "truncated",
+    ),
+    "valid checksum, not marshal": (lambda: _with_raw_body(b"\xff\x00garbage"), "undecodable"),
+    "valid checksum, a list for a body": (lambda: _with_body([1, 2, 3]), "not an IronCache"),
+    "valid checksum, dbs not a list": (
+        lambda: _with_body({"meta": {}, "dbs": {"a": 1}, "clients": []}),
+        "not an IronCache",
+    ),
+    "valid checksum, integer values": (lambda: _with_body(_db([b"a"], [1])), "unknown type"),
+    "valid checksum, text keys": (lambda: _with_body(_db(["a"], [b"v"])), "not a byte string"),
+    "valid checksum, keys and values differ": (
+        lambda: _with_body(_db([b"a", b"b"], [b"v"])),
+        "2 keys but 1 values",
+    ),
+    "valid checksum, hash of integers": (
+        lambda: _with_body(_db([b"h"], [{b"f": 1}])),
+        "hash field or value",
+    ),
+    "valid checksum, nested list": (
+        lambda: _with_body(_db([b"l"], [[b"a", [b"b"]]])),
+        "member is not a byte string",
+    ),
+    "valid checksum, empty set": (lambda: _with_body(_db([b"s"], [set()])), "empty collection"),
+    "valid checksum, text expiry": (
+        lambda: _with_body(_db([b"a"], [b"v"], {b"a": "soon"})),
+        "expiry time",
+    ),
+    "valid checksum, expiry of a missing key": (
+        lambda: _with_body(_db([b"a"], [b"v"], {b"b": 1})),
+        "does not exist",
+    ),
+    "valid checksum, a key twice": (
+        lambda: _with_body(_db([b"a", b"a"], [b"v", b"w"])),
+        "a key appears twice",
+    ),
+    "valid checksum, a code object": (
+        lambda: _with_body(_db([b"a"], [compile("1", "x", "eval")])),
+        "unknown type",
+    ),
+    "valid checksum, malformed client records": (
+        lambda: _with_body({"meta": {}, "dbs": [], "clients": [{"db": 0}]}),
+        "client records",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(CORRUPTIONS))
+def test_an_unloadable_snapshot_is_moved_aside_with_the_reason(tmp_path: Path, kind: str,
+                                                                monkeypatch) -> None:
+    import io
+
+    from ironcache import diskstore
+    from ironcache.log import log
+
+    out = io.StringIO()
+    monkeypatch.setattr(log, "stream", out)
+    make, reason = CORRUPTIONS[kind]
+    blob = make()
+    config = Config()
+    config.values["dir"] = str(tmp_path)
+    target = tmp_path / "dump.ironcache"
+    target.write_bytes(blob)
+    ks = Keyspace(16)
+    assert diskstore.load(config, ks) is None
+    assert all(not db.data and not db.expires for db in ks.dbs) and ks.used == 0
+    assert not target.exists()
+    (aside,) = tmp_path.glob("dump.ironcache.corrupt-*")
+    assert aside.read_bytes() == blob
+    text = out.getvalue()
+    assert reason in text and str(aside) in text and str(target) in text, text
+
+
+def test_the_control_a_good_snapshot_loads(tmp_path: Path) -> None:
+    from ironcache import diskstore
+
+    config = Config()
+    config.values["dir"] = str(tmp_path)
+    (tmp_path / "dump.ironcache").write_bytes(_good())
+    ks = Keyspace(16)
+    assert diskstore.load(config, ks) == 7
+    assert not list(tmp_path.glob("dump.ironcache.corrupt-*"))
+
+
+def test_a_snapshot_that_is_no_file_stops_the_start_with_exit_4(make_server) -> None:
+    """Neither loadable nor ours to move: refuse to start (the unit does not restart on 4)."""
+    srv = make_server({"save-on-shutdown": "yes"}, start=False)
+    (srv.workdir / "dump.ironcache").mkdir()
+    srv.start(wait=False)
+    assert srv.wait() == 4
+    assert "cannot start: the snapshot" in srv.log_text()
+    assert "is not a regular file" in srv.log_text()
+    assert (srv.workdir / "dump.ironcache").is_dir()
 
 
 def test_shutdown_save_and_nosave_override_the_config(make_server) -> None:
