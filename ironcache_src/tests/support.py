@@ -465,3 +465,17 @@ def kill_quietly(proc: subprocess.Popen[Any] | None) -> None:
     if proc is not None and proc.poll() is None:
         proc.send_signal(signal.SIGKILL)
         proc.wait(5)
+
+
+def host_address() -> str | None:
+    """A non-loopback IPv4 address of this host (a client from it is not local), or None."""
+    try:
+        out = subprocess.run(["ip", "-o", "-4", "addr", "show", "scope", "global"],
+                             capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in out.splitlines():
+        m = re.search(r"\binet (\d+\.\d+\.\d+\.\d+)/", line)
+        if m:
+            return m.group(1)
+    return None

@@ -9,14 +9,17 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import redis
 
 from support import (
+    RawConn,
     RespError,
     Server,
     free_port,
+    host_address,
     info_fields,
     ironcache_only,
     poll,
@@ -325,3 +328,149 @@ def test_tcp_keepalive(make_server: Callable[..., Server], seconds: int, expecte
         s.sendall(b"PING\r\n")
         assert s.recv(100) == b"+PONG\r\n"
         assert ("keepalive" in _server_side_timer(srv.port, s)) is expected
+
+
+# -- protected configuration and protected mode ----------------------------------------------
+
+PROTECTED = "can't set protected config"
+IMMUTABLE = "can't set immutable config"
+
+
+def _set_failed(name: str, why: str) -> str:
+    return f"ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
+
+
+def test_path_settings_cannot_be_set_at_runtime_by_default(server: Server) -> None:
+    assert wire_error(server, "CONFIG", "SET", "dir", "/tmp") == _set_failed("dir", PROTECTED)
+    assert wire_error(server, "CONFIG", "SET", "dbfilename", "x") == \
+        _set_failed("dbfilename", PROTECTED)
+    for name in ("unixsocket", "logfile", "enable-protected-configs"):
+        assert wire_error(server, "CONFIG", "SET", name, "/tmp/x") == _set_failed(name, IMMUTABLE)
+    c = server.client()
+    assert c.config_get("enable-protected-configs") == {"enable-protected-configs": "no"}
+    assert c.config_get("protected-mode") == {"protected-mode": "yes"}
+    assert c.config_get("dir") == {"dir": str(server.workdir)}
+
+
+def test_enable_protected_configs_yes_allows_checked_paths(
+        make_server: Callable[..., Server], tmp_path_factory: pytest.TempPathFactory) -> None:
+    srv = make_server({"enable-protected-configs": "yes"})
+    other = tmp_path_factory.mktemp("otherdir")
+    assert wire_error(srv, "CONFIG", "SET", "dir", "/nonexistent") == \
+        _set_failed("dir", "No such file or directory")
+    assert wire_error(srv, "CONFIG", "SET", "dbfilename", "../escape") == \
+        _set_failed("dbfilename", "dbfilename can't be a path, just a filename")
+    c = srv.client()
+    assert c.config_get("dir") == {"dir": str(srv.workdir)}  # the refusals changed nothing
+    assert c.config_set("dir", str(other)) is True
+    assert c.config_set("dbfilename", "chosen.snapshot") is True
+    c.set("k", "v")
+    assert c.save() is True
+    assert (other / "chosen.snapshot").is_file()
+
+
+def _host_address() -> str:
+    addr = host_address()
+    if addr is None:
+        pytest.skip("this host has no non-loopback IPv4 address")
+    return addr
+
+
+def test_enable_protected_configs_local_trusts_loopback_only(
+        make_server: Callable[..., Server], tmp_path_factory: pytest.TempPathFactory) -> None:
+    addr = _host_address()
+    srv = make_server({"bind": ["127.0.0.1", addr], "protected-mode": "no",
+                       "enable-protected-configs": "local"})
+    other = tmp_path_factory.mktemp("localdir")
+    with RawConn.tcp(addr, srv.port) as remote:
+        assert remote.call("CONFIG", "SET", "dir", str(other)) == _set_failed("dir", PROTECTED)
+    # the control: the same command from loopback is allowed
+    assert srv.client().config_set("dir", str(other)) is True
+
+
+def _first_bytes(addr: str, port: int, request: bytes = b"PING\r\n") -> bytes:
+    with RawConn.tcp(addr, port) as c:
+        c.send(request)
+        return c.read_until_closed()
+
+
+def test_protected_mode_denies_other_hosts_when_no_password(
+        make_server: Callable[..., Server], tmp_path: Path) -> None:
+    addr = _host_address()
+    sock = str(tmp_path / "p.sock")
+    srv = make_server({"bind": ["127.0.0.1", addr], "unixsocketperm": 700}, unixsocket=sock)
+    denied = _first_bytes(addr, srv.port)
+    assert denied.startswith(b"-DENIED ") and b"protected mode" in denied, denied
+    assert denied.endswith(b"\r\n") and denied.count(b"\r\n") == 1  # one error, then closed
+    assert srv.client().ping() is True  # loopback is served
+    with RawConn.unix(sock) as local:
+        assert local.call("PING") == "PONG"  # and the unix socket
+    assert srv.client().info("stats")["rejected_connections"] >= 1
+    # the control: with protected mode off the same client is served
+    assert srv.client().config_set("protected-mode", "no") is True
+    with RawConn.tcp(addr, srv.port) as remote:
+        assert remote.call("PING") == "PONG"
+    assert srv.client().config_set("protected-mode", "yes") is True
+    assert _first_bytes(addr, srv.port).startswith(b"-DENIED ")
+
+
+def test_protected_mode_serves_other_hosts_once_a_password_is_set(
+        make_server: Callable[..., Server]) -> None:
+    addr = _host_address()
+    srv = make_server({"bind": ["127.0.0.1", addr], "requirepass": "s3cret"}, password="s3cret")
+    with RawConn.tcp(addr, srv.port) as remote:
+        assert remote.call("PING") == "NOAUTH Authentication required."
+        assert remote.call("AUTH", "s3cret") == "OK"
+        assert remote.call("PING") == "PONG"
+
+
+@ironcache_only
+def test_protected_mode_is_announced_at_start(make_server: Callable[..., Server]) -> None:
+    addr = _host_address()
+    srv = make_server({"bind": ["127.0.0.1", addr]})
+    assert "protected mode: no password is set" in srv.log_text()
+    quiet = make_server()  # loopback only: nothing to say
+    assert "protected mode" not in quiet.log_text()
+    loud = make_server({"bind": ["127.0.0.1", addr], "protected-mode": "no"})
+    assert "protected mode is off and no password is set" in loud.log_text()
+
+
+def test_config_set_bind_keeps_the_port_without_reuseport(
+        make_server: Callable[..., Server]) -> None:
+    srv = make_server()
+    c = srv.client(single_connection_client=True)
+    assert c.config_set("bind", "127.0.0.1 -::1") is True
+    assert srv.client().ping() is True
+    assert c.config_set("bind", "127.0.0.1") is True
+    assert c.config_set("port", str(srv.port)) is True  # unchanged: nothing to re-bind
+    assert srv.client().ping() is True
+
+
+def test_a_second_server_on_a_busy_port_fails_to_start(
+        make_server: Callable[..., Server]) -> None:
+    first = make_server()
+    second = make_server(port=first.port, start=False)
+    second.start(wait=False)
+    assert second.wait() == 1
+    assert "Address already in use" in second.log_text()
+    first.client().set("owner", "first")
+    for _ in range(20):  # every new connection reaches the first server
+        fresh = redis.Redis(host="127.0.0.1", port=first.port, socket_timeout=10)
+        assert fresh.get("owner") == b"first"
+        fresh.close()
+
+
+@ironcache_only
+def test_reuseport_yes_lets_servers_share_a_port(make_server: Callable[..., Server]) -> None:
+    """The control of the test above: the directive is what lets the second one start."""
+    first = make_server({"reuseport": "yes"})
+    second = make_server({"reuseport": "yes"}, port=first.port)
+    pids = set()
+    for _ in range(60):  # the kernel spreads connections by hash: both answer
+        fresh = redis.Redis(host="127.0.0.1", port=first.port, socket_timeout=10)
+        pids.add(fresh.info("server")["process_id"])
+        fresh.close()
+        if len(pids) == 2:
+            break
+    assert pids == {first.pid, second.pid}
+    assert first.client().config_get("reuseport") == {"reuseport": "yes"}

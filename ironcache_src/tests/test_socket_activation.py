@@ -509,3 +509,85 @@ def test_restart_under_load_drops_no_connection(tmp_path: Path, servers: list[Se
         c.close()
     sock.close()
     assert outcomes == {"pong": len(conns)}, outcomes
+
+
+# -- self-bound listeners: what a bind may and may not touch ---------------------------------
+
+def test_self_bind_works_while_the_old_process_connections_live_on(
+        make_server: Callable[..., Server]) -> None:
+    """After a crash the fd store keeps the old process's connections on the port: the new
+    process binds beside them (SO_REUSEADDR) without SO_REUSEPORT."""
+    old = socket.socket()
+    old.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    old.bind(("127.0.0.1", 0))
+    old.listen(4)
+    port = old.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port), timeout=10)
+    kept, dummy = old.accept()
+    old.close()  # the listener is gone, the connection stays (as in the fd store)
+    try:
+        srv = make_server(port=port)
+        assert srv.client().ping() is True
+    finally:
+        kept.close()
+        client.close()
+
+
+def _other_service(path: str) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    s.listen(4)
+    return s
+
+
+def _still_accepts(path: str, listener: socket.socket) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+        c.settimeout(10)
+        c.connect(path)
+        conn, dummy = listener.accept()
+        conn.close()
+    return True
+
+
+def test_a_live_unix_socket_of_another_service_is_never_taken(
+        tmp_path: Path, make_server: Callable[..., Server]) -> None:
+    path = str(tmp_path / "other.sock")
+    other = _other_service(path)
+    try:
+        srv = make_server(unixsocket=path, tcp=False, start=False)
+        srv.start(wait=False)
+        assert srv.wait() == 1
+        assert "another process accepts connections on it" in srv.log_text()
+        assert _still_accepts(path, other)  # same file, same listener
+    finally:
+        other.close()
+    # the control: a stale socket file (nobody listens) is replaced
+    srv = make_server(unixsocket=path, tcp=False)
+    assert srv.client().ping() is True
+
+
+def test_a_file_that_is_not_a_socket_is_never_replaced(
+        tmp_path: Path, make_server: Callable[..., Server]) -> None:
+    path = tmp_path / "precious"
+    path.write_text("data\n")
+    srv = make_server(unixsocket=str(path), tcp=False, start=False)
+    srv.start(wait=False)
+    assert srv.wait() == 1
+    assert "is not a socket" in srv.log_text()
+    assert path.read_text() == "data\n"
+
+
+def test_shutdown_removes_the_socket_file_only_while_it_is_ours(
+        tmp_path: Path, make_server: Callable[..., Server]) -> None:
+    path = str(tmp_path / "s.sock")
+    srv = make_server(unixsocket=path, tcp=False)
+    assert srv.stop() == 0
+    assert not os.path.exists(path)  # the control: our own file goes
+    srv = make_server(unixsocket=path, tcp=False)
+    os.unlink(path)
+    other = _other_service(path)  # another service took the path meanwhile
+    try:
+        assert srv.stop() == 0
+        assert os.path.exists(path) and _still_accepts(path, other)
+    finally:
+        other.close()
