@@ -83,7 +83,7 @@ def _enum(*choices: str) -> Callable[[list[str]], str]:
     def parse(args: list[str]) -> str:
         v = _one(args).lower()
         if v not in choices:
-            raise ValueError(f"argument must be one of {', '.join(choices)}, got '{v}'")
+            raise ValueError(f"argument must be one of {', '.join(choices)}, got '{v[:64]}'")
         return v
 
     return parse
@@ -92,7 +92,7 @@ def _enum(*choices: str) -> Callable[[list[str]], str]:
 def _bool(args: list[str]) -> bool:
     v = _one(args).lower()
     if v not in ("yes", "no"):
-        raise ValueError(f"argument must be 'yes' or 'no', got '{v}'")
+        raise ValueError(f"argument must be 'yes' or 'no', got '{v[:64]}'")
     return v == "yes"
 
 
@@ -110,7 +110,7 @@ def _filename(args: list[str]) -> str:
 def _octal(args: list[str]) -> int:
     v = _one(args)
     if not re.fullmatch(r"[0-7]{1,4}", v):
-        raise ValueError(f"argument must be an octal mode like 0660, got '{v}'")
+        raise ValueError(f"argument must be an octal mode like 0660, got '{v[:64]}'")
     return int(v, 8)
 
 
@@ -126,7 +126,7 @@ def _addresses(args: list[str]) -> list[str]:
             try:
                 ipaddress.ip_address(bare)
             except ValueError:
-                raise ValueError(f"'{a}' is not an IP address (or * / ::*)") from None
+                raise ValueError(f"'{a[:64]}' is not an IP address (or * / ::*)") from None
         out.append(a)
     return out
 
@@ -219,7 +219,7 @@ class Config:
         name = name.lower()
         d = DIRECTIVES.get(name)
         if d is None:
-            raise ConfigError(f"unknown directive '{name}'", where)
+            raise ConfigError(f"unknown directive '{name[:64]}'", where)
         try:
             self.values[name] = d.parse(args)
         except ValueError as e:
@@ -319,7 +319,7 @@ def apply_overrides(config: Config, argv: list[str]) -> None:
     while i < len(argv):
         opt = argv[i]
         if not opt.startswith("--") or len(opt) == 2:
-            raise ConfigError(f"expected --directive, got '{opt}'", "command line")
+            raise ConfigError(f"expected --directive, got '{opt[:64]}'", "command line")
         j = i + 1
         while j < len(argv) and not argv[j].startswith("--"):
             j += 1

@@ -3,6 +3,7 @@ exit codes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -12,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from support import (
     IS_REDIS,
@@ -134,7 +137,8 @@ def test_serve_bad_config_exit_1(tmp_path: Path) -> None:
     assert f"{conf}:2" in out.stderr
 
 
-def test_serve_cannot_listen_exit_3(tmp_path: Path) -> None:
+def test_serve_cannot_listen_exit_1(tmp_path: Path) -> None:
+    """As redis-server: exit 1, "Address already in use" in the log."""
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", 0))
         blocker.listen(1)
@@ -144,7 +148,8 @@ def test_serve_cannot_listen_exit_3(tmp_path: Path) -> None:
                           "--dir", str(tmp_path)),
             env=ironcache_env(), capture_output=True, text=True, timeout=30, check=False,
             cwd=tmp_path)
-    assert out.returncode == 3, out.stderr
+    assert out.returncode == 1, out.stderr
+    assert "Address already in use" in out.stderr
 
 
 def test_config_file_with_overrides(tmp_path: Path, make_server: Callable[..., Server]) -> None:
@@ -217,3 +222,91 @@ def test_logfile_directive(tmp_path: Path, make_server: Callable[..., Server]) -
     srv = make_server({"logfile": str(logfile), "loglevel": "notice"})
     assert srv.client().ping() is True
     assert logfile.exists() and logfile.read_text().strip()
+
+
+# -- check-config: what serve would find at start, and hostile files -------------------------
+
+@pytest.mark.parametrize(
+    ("lines", "reason"),
+    [
+        (["bind 203.0.113.77"], "cannot listen on 203.0.113.77: it is not an address of this host"),
+        (["port 0", "unixsocket /nonexistent-dir/s.sock"], "the directory of '/nonexistent-dir"),
+        (["dir /nonexistent-dir"], "'dir': '/nonexistent-dir' is not a directory"),
+        (["logfile /nonexistent-dir/ironcache.log"], "the directory of '/nonexistent-dir"),
+    ],
+)
+def test_check_config_refuses_what_serve_cannot_start_with(tmp_path: Path, lines: list[str],
+                                                           reason: str) -> None:
+    conf = write(tmp_path, "\n".join(["port 6390", *lines]) + "\n")
+    out = run_ironcache("check-config", str(conf))
+    assert out.returncode == 1, (out.stdout, out.stderr)
+    assert reason in out.stderr, out.stderr
+    # serve refuses the same file
+    served = subprocess.run(ironcache_cmd("serve", str(conf)), env=ironcache_env(),
+                            capture_output=True, text=True, timeout=30, check=False, cwd=tmp_path)
+    assert served.returncode == 1, served.stderr
+
+
+def test_check_config_accepts_an_optional_missing_address_and_a_busy_port(
+        tmp_path: Path) -> None:
+    """The control: '-' marks an address that may be missing; the port may be in use (the
+    running server holds it while the next release's configuration is checked)."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        conf = write(tmp_path, f"port {port}\nbind 127.0.0.1 -203.0.113.77\n")
+        out = run_ironcache("check-config", str(conf))
+    assert out.returncode == 0, out.stderr
+
+
+def _fifo(tmp_path: Path) -> Path:
+    p = tmp_path / "fifo.conf"
+    os.mkfifo(p)
+    return p
+
+
+HOSTILE: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "/dev/zero": (lambda d: Path("/dev/zero"), "not a regular file"),
+    "a directory": (lambda d: d, "a directory"),
+    "a FIFO": (_fifo, "not a regular file"),
+    "over 1 MiB": (lambda d: write_bytes(d, b"# pad\n" * 200_000), "larger than 1048576 bytes"),
+    "binary": (lambda d: write_bytes(d, bytes(range(256)) * 8), "NUL byte"),
+    "NUL in a value": (lambda d: write_bytes(d, b"port 6390\nbind \"127.0.0.1\x00\"\n"), ":2: NUL"),
+    "invalid UTF-8": (lambda d: write_bytes(d, b"port 6390\nbind \xff\xfe\n"), ":2: the config"),
+    "one huge line": (lambda d: write_bytes(d, b"bind " + b"a" * 900_000), "is not an IP"),
+    "a huge number": (lambda d: write_bytes(d, b"port " + b"9" * 900_000), "between 0 and"),
+    "a huge size": (lambda d: write_bytes(d, b"maxmemory " + b"9" * 5000 + b"gb"), "invalid"),
+    "unbalanced quotes": (lambda d: write_bytes(d, b'port 6390\nbind "127.0.0.1\n'), "quotes"),
+    "only quotes": (lambda d: write_bytes(d, b'""\n\'\'\n'), "unknown directive"),
+}
+
+
+def write_bytes(d: Path, data: bytes) -> Path:
+    p = d / "hostile.conf"
+    p.write_bytes(data)
+    return p
+
+
+@pytest.mark.parametrize("kind", list(HOSTILE))
+def test_check_config_hostile_files_get_a_message_never_a_traceback(tmp_path: Path,
+                                                                     kind: str) -> None:
+    make, reason = HOSTILE[kind]
+    path = make(tmp_path)
+    out = run_ironcache("check-config", str(path), timeout=30)
+    assert out.returncode == 1, (out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr
+    assert out.stderr.startswith(f"ironcache: {path}") and reason in out.stderr, out.stderr
+    assert len(out.stderr) < 1000  # a hostile value is not echoed whole
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=2000) | st.text(max_size=500).map(str.encode))
+def test_any_bytes_as_a_config_file_give_a_config_error(tmp_path: Path, data: bytes) -> None:
+    from ironcache.config import Config, ConfigError, load_file
+
+    path = tmp_path / "any.conf"
+    path.write_bytes(data)
+    with contextlib.suppress(ConfigError):
+        load_file(Config(), str(path))

@@ -519,3 +519,31 @@ def test_crash_safe_reading_serves_like_plain_reading(make_server, notify_sink) 
         p.incr("t").incr("t").get("t")
         assert p.execute() == [1, 2, "2"]
     assert r.dbsize() == 4
+
+
+def test_a_journal_record_of_the_wrong_shape_ends_the_replay_there() -> None:
+    good = state.record([(state.OP_WRITE, 1, 0, [b"SET", b"a", b"1"])])
+    for bad in ([(state.OP_WRITE, 1, "db0", [b"SET", b"b", b"2"])], [("junk",)], {"a": 1},
+                [(state.OP_WRITE, 1, 0, [])], [(state.OP_CLIENT, {"db": 0})]):
+        ops, end, why = state.records(good + state.record(bad), 0)  # type: ignore[arg-type]
+        assert ops == [(state.OP_WRITE, 1, 0, [b"SET", b"a", b"1"])]
+        assert end == len(good) and "malformed operation" in why
+
+
+def test_stored_state_of_the_wrong_types_falls_back_without_a_traceback(
+        tmp_path: Path, monkeypatch) -> None:
+    import io
+
+    from ironcache.log import log
+
+    out = io.StringIO()
+    monkeypatch.setattr(log, "stream", out)
+    config = Config()
+    config.values["dir"] = str(tmp_path)
+    srv = IronServer(config)
+    blob = _with_body(_db([b"a", b"a"], [b"v", b"w"]))
+    srv.handover = handover.Handover(srv, {"state-2": memfd(blob)})
+    assert srv.handover.restore() == []
+    assert srv.handover.source == "none"
+    assert sum(len(db.data) for db in srv.keyspace.dbs) == 0
+    assert "a key appears twice" in out.getvalue()
