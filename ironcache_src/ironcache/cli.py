@@ -61,6 +61,12 @@ def serve(args: list[str], exec_time: float) -> int:
         print(f"ironcache: cannot open logfile: {e}", file=sys.stderr)
         return 1
 
+    for name in config.secrets_on_command_line:
+        log.warning(
+            f"{name} was given on the command line, where every user of this host can read it "
+            "(ps, /proc): put it in the configuration file (readable by the server only)"
+        )
+
     import asyncio
 
     from ironcache.listener import ListenError

@@ -211,6 +211,7 @@ class Config:
     def __init__(self) -> None:
         self.values: dict[str, Any] = {n: d.default for n, d in DIRECTIVES.items()}
         self.file = ""
+        self.secrets_on_command_line: list[str] = []  # visible to every user in `ps`
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -324,6 +325,9 @@ def apply_overrides(config: Config, argv: list[str]) -> None:
         while j < len(argv) and not argv[j].startswith("--"):
             j += 1
         config.apply(opt[2:], argv[i + 1 : j], "command line")
+        d = DIRECTIVES[opt[2:].lower()]
+        if d.secret:
+            config.secrets_on_command_line.append(d.name)
         i = j
 
 

@@ -310,3 +310,20 @@ def test_any_bytes_as_a_config_file_give_a_config_error(tmp_path: Path, data: by
     path.write_bytes(data)
     with contextlib.suppress(ConfigError):
         load_file(Config(), str(path))
+
+
+def test_a_password_on_the_command_line_is_warned_about_never_logged(
+        make_server: Callable[..., Server], tmp_path: Path) -> None:
+    srv = make_server({"requirepass": "hunter2-secret"}, password="hunter2-secret")
+    log = srv.log_text()
+    assert "requirepass was given on the command line" in log
+    srv.client().config_set("requirepass", "another-secret")
+    srv.password = "another-secret"
+    assert "CONFIG SET requirepass" in srv.log_text()
+    # the control: from the file, no warning; and no value is ever written to the log
+    conf = write(tmp_path, 'requirepass "from-the-file"\n')
+    quiet = make_server(config_file=conf, password="from-the-file")
+    assert "command line" not in quiet.log_text()
+    for text in (srv.log_text(), quiet.log_text()):
+        for secret in ("hunter2", "another-secret", "from-the-file"):
+            assert secret not in text
