@@ -464,9 +464,11 @@ def test_a_second_server_on_a_busy_port_fails_to_start(
 def test_reuseport_yes_lets_servers_share_a_port(make_server: Callable[..., Server]) -> None:
     """The control of the test above: the directive is what lets the second one start."""
     first = make_server({"reuseport": "yes"})
-    second = make_server({"reuseport": "yes"}, port=first.port)
+    # not waited for by PING: the first server answers on the shared port already
+    second = make_server({"reuseport": "yes"}, port=first.port, start=False).start(wait=False)
+    poll(lambda: "ready in" in second.log_text(), timeout=20)
     pids = set()
-    for _ in range(60):  # the kernel spreads connections by hash: both answer
+    for _ in range(200):  # the kernel spreads connections by hash: both answer
         fresh = redis.Redis(host="127.0.0.1", port=first.port, socket_timeout=10)
         pids.add(fresh.info("server")["process_id"])
         fresh.close()
