@@ -14,6 +14,8 @@ from collections import deque
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from support import IS_REDIS
 
@@ -547,3 +549,58 @@ def test_stored_state_of_the_wrong_types_falls_back_without_a_traceback(
     assert srv.handover.source == "none"
     assert sum(len(db.data) for db in srv.keyspace.dbs) == 0
     assert "a key appears twice" in out.getvalue()
+
+
+_leaf = st.one_of(st.binary(max_size=6), st.integers(-2, 2**64), st.text(max_size=3), st.none(),
+                  st.booleans(), st.floats(allow_nan=False))
+_anything = st.recursive(
+    _leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.lists(inner, max_size=4).map(tuple),
+        st.dictionaries(st.binary(max_size=4) | st.text(max_size=2), inner, max_size=3),
+        st.frozensets(st.binary(max_size=4), max_size=3).map(set),
+    ),
+    max_leaves=20,
+)
+_db_like = st.one_of(
+    st.none(),
+    _anything,
+    st.tuples(st.lists(st.binary(max_size=4) | _leaf, max_size=4),
+              st.lists(_anything, max_size=4),
+              st.dictionaries(st.binary(max_size=4) | _leaf, _leaf, max_size=3)),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(dbs=st.lists(_db_like, max_size=3), clients=_anything, meta=_anything)
+def test_any_body_with_a_valid_checksum_loads_or_is_refused(dbs, clients, meta) -> None:
+    """Whatever a checksummed body holds: a StateError, or a keyspace the server can use."""
+    blob = _with_body({"meta": meta, "dbs": dbs, "clients": clients})
+    ks = Keyspace(4)
+    try:
+        body, dummy = state.decode(blob, "fuzz")
+        state.load_dataset(ks, body["dbs"])
+    except state.StateError:
+        assert all(not db.data and not db.expires for db in ks.dbs)
+        return
+    for db in ks.dbs:  # what loaded is what the commands expect
+        for key, entry in db.data.items():
+            assert type(key) is bytes and entry.value and entry.size > 0
+        assert db.expires.keys() <= db.data.keys()
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_any_damage_to_a_snapshot_is_refused_or_harmless(data) -> None:
+    blob = bytearray(_good())
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(blob) - 1))
+        blob[at] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(blob)))
+    ks = Keyspace(4)
+    try:
+        body, dummy = state.decode(bytes(blob[:cut]), "fuzz")
+        state.load_dataset(ks, body["dbs"])
+    except state.StateError:
+        pass
