@@ -449,7 +449,8 @@ class Handover:
             return False
         meta = body.get("meta", {})
         self.previous_version = str(meta.get("ironcache_version", ""))
-        self.handover_started_ms = int(meta.get("handover_started_ms", 0))
+        started = meta.get("handover_started_ms", 0)
+        self.handover_started_ms = started if type(started) is int else 0
         self.restored_bytes = len(blob) + len(journal)
         try:
             keys = state.load_dataset(srv.keyspace, body["dbs"])

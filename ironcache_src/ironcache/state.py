@@ -122,8 +122,35 @@ def _only_bytes(items: Any) -> bool:
     return set(map(type, items)) <= {bytes}
 
 
+# Field types of a client record (handover.client_record); absent fields keep defaults.
+_CLIENT_FIELDS: dict[str, tuple[type, ...]] = {
+    "db": (int,),
+    "name": (bytes,),
+    "lib_name": (bytes,),
+    "lib_ver": (bytes,),
+    "resp": (int,),
+    "auth": (bool,),
+    "listener": (str,),
+    "created_ms": (int,),
+    "in_multi": (bool,),
+    "watching": (bool,),
+    "input": (bytes,),
+    "multi": (list, type(None)),
+    "multi_error": (bool,),
+    "watch_touched": (bool,),
+}
+
+
 def _valid_client(rec: Any) -> bool:
-    return type(rec) is dict and type(rec.get("id")) is int
+    if type(rec) is not dict or type(rec.get("id")) is not int:
+        return False
+    for name, types in _CLIENT_FIELDS.items():
+        if name in rec and type(rec[name]) not in types:
+            return False
+    if rec.get("resp", 2) not in (2, 3):
+        return False
+    multi = rec.get("multi")
+    return multi is None or all(type(a) is list and a and _only_bytes(a) for a in multi)
 
 
 def check_db(item: Any) -> str:

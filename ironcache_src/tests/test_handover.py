@@ -604,3 +604,13 @@ def test_any_damage_to_a_snapshot_is_refused_or_harmless(data) -> None:
         state.load_dataset(ks, body["dbs"])
     except state.StateError:
         pass
+
+
+@pytest.mark.parametrize("rec", [{"id": 1, "db": "0"}, {"id": 1, "resp": 9},
+                                 {"id": 1, "multi": [[b"SET", 1]]}, {"id": 1, "name": "text"}])
+def test_client_records_of_the_wrong_types_are_refused(rec) -> None:
+    with pytest.raises(state.StateError, match="client records"):
+        state.decode(_with_body({"meta": {}, "dbs": [], "clients": [rec]}), "state-1")
+    # the control: the same record with the right types is read
+    good = {"id": 1, "db": 0, "resp": 3, "multi": [[b"SET", b"k", b"v"]], "name": b"n"}
+    assert state.decode(_with_body({"meta": {}, "dbs": [], "clients": [good]}), "s")[0]["clients"]
