@@ -351,8 +351,14 @@ def validate(config: Config) -> None:
     unixsocket = config["unixsocket"]
     if unixsocket:
         sockdir = os.path.dirname(os.path.abspath(unixsocket))
-        if not os.path.isdir(sockdir):
-            raise ConfigError(f"'unixsocket': the directory of '{unixsocket}' does not exist")
+        # systemd creates RuntimeDirectory= (and a socket unit's parent directories) at start
+        # and names them here; the role tells check-config the same way.
+        by_systemd = sockdir in os.environ.get("RUNTIME_DIRECTORY", "").split(":")
+        if not os.path.isdir(sockdir) and not by_systemd:
+            raise ConfigError(
+                f"'unixsocket': the directory of '{unixsocket}' does not exist "
+                "(and is not a RUNTIME_DIRECTORY systemd creates)"
+            )
 
 
 def probe_addresses(config: Config) -> None:

@@ -327,3 +327,19 @@ def test_a_password_on_the_command_line_is_warned_about_never_logged(
     for text in (srv.log_text(), quiet.log_text()):
         for secret in ("hunter2", "another-secret", "from-the-file"):
             assert secret not in text
+
+
+def test_check_config_accepts_a_unix_socket_in_a_directory_systemd_creates(
+        tmp_path: Path) -> None:
+    """RuntimeDirectory= (or the socket unit) creates it at start; RUNTIME_DIRECTORY names it.
+    The control is the missing-directory case of the test above."""
+    later = tmp_path / "run" / "ironcache"
+    conf = write(tmp_path, f"port 0\nunixsocket {later}/s.sock\n")
+    out = subprocess.run(ironcache_cmd("check-config", str(conf)),
+                         env=ironcache_env({"RUNTIME_DIRECTORY": f"/run/other:{later}"}),
+                         capture_output=True, text=True, timeout=30, check=False)
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run(ironcache_cmd("check-config", str(conf)),
+                         env=ironcache_env({"RUNTIME_DIRECTORY": "/run/other"}),
+                         capture_output=True, text=True, timeout=30, check=False)
+    assert out.returncode == 1 and "does not exist" in out.stderr
