@@ -152,7 +152,7 @@ class Client(asyncio.Protocol):
         if not isinstance(peer, tuple) or not peer:
             return False
         try:
-            ip = ipaddress.ip_address(str(peer[0]).split("%")[0])
+            ip = ipaddress.ip_address(str(peer[0]).split("%", maxsplit=1)[0])
         except ValueError:
             return False
         mapped = getattr(ip, "ipv4_mapped", None)

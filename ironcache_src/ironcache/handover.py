@@ -450,7 +450,7 @@ class Handover:
         meta = body.get("meta", {})
         self.previous_version = str(meta.get("ironcache_version", ""))
         started = meta.get("handover_started_ms", 0)
-        self.handover_started_ms = started if type(started) is int else 0
+        self.handover_started_ms = started if isinstance(started, int) else 0
         self.restored_bytes = len(blob) + len(journal)
         try:
             keys = state.load_dataset(srv.keyspace, body["dbs"])

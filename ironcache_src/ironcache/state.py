@@ -142,7 +142,7 @@ _CLIENT_FIELDS: dict[str, tuple[type, ...]] = {
 
 
 def _valid_client(rec: Any) -> bool:
-    if type(rec) is not dict or type(rec.get("id")) is not int:
+    if not isinstance(rec, dict) or not isinstance(rec.get("id"), int):
         return False
     for name, types in _CLIENT_FIELDS.items():
         if name in rec and type(rec[name]) not in types:
@@ -150,7 +150,7 @@ def _valid_client(rec: Any) -> bool:
     if rec.get("resp", 2) not in (2, 3):
         return False
     multi = rec.get("multi")
-    return multi is None or all(type(a) is list and a and _only_bytes(a) for a in multi)
+    return multi is None or all(isinstance(a, list) and a and _only_bytes(a) for a in multi)
 
 
 def check_db(item: Any) -> str:
@@ -160,10 +160,10 @@ def check_db(item: Any) -> str:
     is checked here: types of keys, values, members and expiry times. Type checks on whole
     lists run at C speed (map/set), so the common all-strings database costs little.
     """
-    if type(item) is not tuple or len(item) != 3:
+    if not isinstance(item, tuple) or len(item) != 3:
         return "not a (keys, values, expires) triple"
     keys, values, expires = item
-    if type(keys) is not list or type(values) is not list or type(expires) is not dict:
+    if not isinstance(keys, list) or not isinstance(values, list) or not isinstance(expires, dict):
         return "keys, values or expiry times of the wrong type"
     if len(keys) != len(values):
         return f"{len(keys)} keys but {len(values)} values"
@@ -235,25 +235,25 @@ def load_dataset(keyspace: Keyspace, dbs: list[Any]) -> int:
 
 def _valid_op(op: Any) -> bool:
     """The shape `Handover._replay` relies on, for each kind of journal operation."""
-    if type(op) is not tuple or not op:
+    if not isinstance(op, tuple) or not op:
         return False
     kind, n = op[0], len(op)
     if kind == OP_WRITE:
         return (
             n == 4
-            and type(op[1]) is int
-            and type(op[2]) is int
+            and isinstance(op[1], int)
+            and isinstance(op[2], int)
             and op[2] >= 0
-            and type(op[3]) is list
+            and isinstance(op[3], list)
             and bool(op[3])
             and _only_bytes(op[3])
         )
     if kind == OP_CLIENT:
         return n == 2 and _valid_client(op[1])
     if kind == OP_CLOSED:
-        return n == 2 and type(op[1]) is int
+        return n == 2 and isinstance(op[1], int)
     if kind == OP_BATCH:
-        return n == 8 and all(type(x) is int for x in op[1:6])
+        return n == 8 and all(isinstance(x, int) for x in op[1:6])
     return False
 
 
@@ -285,7 +285,7 @@ def records(data: bytes | memoryview, offset: int) -> tuple[list[tuple[Any, ...]
             batch = marshal.loads(payload)
         except (EOFError, ValueError, TypeError, MemoryError) as e:
             return ops, offset, f"undecodable record at byte {offset}: {e}"
-        if type(batch) is not list or not all(map(_valid_op, batch)):
+        if not isinstance(batch, list) or not all(map(_valid_op, batch)):
             return ops, offset, f"malformed operation in the record at byte {offset}"
         ops.extend(batch)
         offset = start + length
