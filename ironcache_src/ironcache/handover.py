@@ -35,8 +35,10 @@ from ironcache.log import log
 
 if TYPE_CHECKING:
     from ironcache.client import Client
+    from ironcache.context import HandoverHost
     from ironcache.listener import Listener
-    from ironcache.server import Server
+
+    Server = HandoverHost[Client]  # the server as the handover sees it: see context.py
 
 # Commands that change a connection's state: recorded so a crash restart keeps it.
 CLIENT_STATE_COMMANDS = frozenset(
