@@ -148,6 +148,7 @@ class Server:
 
     def start(self, wait: bool = True) -> Server:
         env = ironcache_env(self.extra_env)
+        self.returncode = None  # started again: the teardown must stop this process too
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.prefix + self.command(), stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
