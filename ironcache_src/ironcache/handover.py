@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 
     Server = HandoverHost[Client]  # the server as the handover sees it: see context.py
 
-# Commands that change a connection's state: recorded so a crash restart keeps it.
+# Commands that change a connection's state: recorded so a crash restart keeps it (a new
+# family marks its own: @command(..., client_state=True)).
 CLIENT_STATE_COMMANDS = frozenset(
     ("select", "auth", "hello", "client", "reset", "multi", "exec", "discard", "watch", "unwatch")
 )
@@ -592,7 +593,7 @@ class Handover:
         for cmd in TABLE.values():
             if "write" in cmd.flags:
                 cmd.handler = self._journaled(cmd.handler, cmd.name in RANDOM_WRITES)
-            elif cmd.name in CLIENT_STATE_COMMANDS:
+            elif cmd.client_state or cmd.name in CLIENT_STATE_COMMANDS:
                 cmd.handler = self._tracked(cmd.handler)
 
     def _journaled(self, handler: Any, random: bool) -> Any:

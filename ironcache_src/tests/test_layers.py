@@ -22,6 +22,7 @@ from support import IS_REDIS
 pytestmark = pytest.mark.skipif(IS_REDIS, reason="IronCache's own module structure")
 
 from ironcache import commands, context, handover  # noqa: E402
+from ironcache.commands import families  # noqa: E402
 from ironcache.config import Config  # noqa: E402
 from ironcache.server import Server  # noqa: E402
 
@@ -76,12 +77,12 @@ def test_a_member_the_server_lacks_is_reported(server: Server) -> None:
 
 def test_every_command_family_is_loaded() -> None:
     # In a fresh interpreter: this one may have imported a family some other way.
-    families = sorted(
+    found = sorted(
         m.name
         for m in pkgutil.iter_modules(commands.__path__)
         if m.name != "families" and not m.name.startswith("_")
     )
-    assert {"admin", "keys", "strings"} <= set(families)
+    assert {"admin", "keys", "strings"} <= set(found)
     probe = (
         "import sys; from ironcache.commands.families import load_all; load_all(); "
         "print(' '.join(sorted(m.rpartition('.')[2] for m in sys.modules "
@@ -97,4 +98,24 @@ def test_every_command_family_is_loaded() -> None:
         timeout=60,
         env=env,
     ).stdout.split()
-    assert [f for f in families if f not in out] == []
+    assert [f for f in found if f not in out] == []
+
+
+def test_a_family_declares_batching_and_connection_state_in_its_own_file() -> None:
+    # What NOT_BATCHED and handover.CLIENT_STATE_COMMANDS say for the first families, a new
+    # family says in its decorators: no shared list to edit.
+    def handler(c: Any, argv: list[bytes]) -> bytes:
+        return b"+OK\r\n"
+
+    try:
+        commands.command("x-layers-plain", 1)(handler)
+        commands.command("x-layers-state", 1, batched=False, client_state=True)(handler)
+        plain = commands.TABLE[b"x-layers-plain"]
+        state = commands.TABLE[b"x-layers-state"]
+        assert plain.batched and not plain.client_state
+        assert not state.batched and state.client_state
+    finally:
+        commands.TABLE.pop(b"x-layers-plain", None)
+        commands.TABLE.pop(b"x-layers-state", None)
+    families.load_all()
+    assert commands.TABLE[b"multi"].batched is False  # the existing list still applies

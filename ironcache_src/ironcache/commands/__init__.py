@@ -52,6 +52,7 @@ class Command:
     batched: bool = True  # may run in Server.execute_batch()'s fast loop (see NOT_BATCHED)
     min_argc: int = 0  # the arity as a range, checked with one chained comparison
     max_argc: int = 0
+    client_state: bool = False  # changes the connection's state: the handover records it
 
     def keys(self, argv: list[bytes]) -> list[bytes]:
         if not self.first_key:
@@ -62,6 +63,7 @@ class Command:
 
 # Commands that change what Server.execute_batch() reads once per batch (MULTI state, auth,
 # closing, maxmemory) or read the counters it keeps: they run one by one through execute().
+# A new family says so in its own file instead: @command(..., batched=False).
 NOT_BATCHED = frozenset(
     ("multi", "exec", "discard", "auth", "hello", "reset", "quit", "client", "shutdown")
     + ("config", "info")
@@ -80,6 +82,8 @@ def command(
     group: str = "generic",
     summary: str = "",
     since: str = "1.0.0",
+    batched: bool = True,
+    client_state: bool = False,
 ) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         fl = frozenset(flags.split())
@@ -94,9 +98,10 @@ def command(
             since,
             "denyoom" in fl,
             "noauth" in fl,
-            name not in NOT_BATCHED,
+            batched and name not in NOT_BATCHED,
             arity if arity > 0 else -arity,
             arity if arity > 0 else 1 << 62,
+            client_state,
         )
         return fn
 
