@@ -155,6 +155,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="harness check: a second redis-server stands in for IronCache",
     )
     p.add_argument(
+        "--baseline-source",
+        default=None,
+        metavar="DIR",
+        help="a second IronCache, from DIR (e.g. an export of main), stands in for Redis: "
+        "the ratios compare --source with DIR in the same run",
+    )
+    p.add_argument(
         "--ironcache-directives",
         default="--save-on-shutdown no",
         help="directives added to 'ironcache serve' after --port/--bind (default: %(default)r)",
@@ -166,6 +173,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.rounds = 1 if args.quick else 2
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
+    if args.baseline_source and args.against_redis:
+        p.error("--baseline-source and --against-redis both replace a server: choose one")
     if args.requests is None:
         args.requests = 100_000 if args.quick else 300_000
     if args.requests_single is None:
@@ -202,19 +211,19 @@ def redis_command(redis_server: str, port: int) -> list[str]:
 
 
 def ironcache_command(
-    args: argparse.Namespace, python: str, port: int, out_dir: Path
+    args: argparse.Namespace, python: str, port: int, out_dir: Path, source: str, profile: bool
 ) -> tuple[list[str], dict[str, str] | None]:
     """The command line and environment of IronCache (a redis-server with --against-redis)."""
     if args.against_redis:
         return redis_command(args.redis_server, port), None
     env = dict(os.environ)
-    src = str(Path(args.source).resolve())
+    src = str(Path(source).resolve())
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.pop("LISTEN_PID", None)
     env.pop("LISTEN_FDS", None)
     env.pop("NOTIFY_SOCKET", None)
     prefix = [python]
-    if args.profile == "cprofile":
+    if profile and args.profile == "cprofile":
         prefix = [python, "-m", "cProfile", "-o", str(out_dir / "ironcache.cprofile")]
     cmd = [
         *prefix,
@@ -494,8 +503,12 @@ def main(argv: list[str] | None = None) -> int:
 
     has_uvloop = importable(python, "uvloop")
     has_hiredis = importable(python, "hiredis")
-    ic_cmd, ic_env = ironcache_command(args, python, ic_port, out_dir)
-    rd_cmd = redis_command(args.redis_server, rd_port)
+    ic_cmd, ic_env = ironcache_command(args, python, ic_port, out_dir, args.source, True)
+    rd_cmd, rd_env = redis_command(args.redis_server, rd_port), None
+    if args.baseline_source:
+        rd_cmd, rd_env = ironcache_command(
+            args, python, rd_port, out_dir, args.baseline_source, False
+        )
     nice = ["nice", "-n", str(args.nice)] if args.nice else []
     ic = Server(
         "IronCache",
@@ -505,7 +518,11 @@ def main(argv: list[str] | None = None) -> int:
         ic_env,
     )
     rd = Server(
-        "Redis", [*nice, "taskset", "-c", server_cpu, *rd_cmd], rd_port, out_dir / "redis.log"
+        "Redis",
+        [*nice, "taskset", "-c", server_cpu, *rd_cmd],
+        rd_port,
+        out_dir / "redis.log",
+        rd_env,
     )
     servers = [ic, rd]
     children: list[Any] = []
@@ -541,6 +558,9 @@ def main(argv: list[str] | None = None) -> int:
         describe_ironcache(report, ic, python, args.against_redis, warnings)
         report["redis"]["version"] = rd.info.get("redis_version", "?")
         report["redis"]["label"] = "Redis"
+        if args.baseline_source:
+            report["redis"]["version"] = rd.info.get("ironcache_version", "?")
+            report["redis"]["label"] = f"IronCache from {args.baseline_source} (the Redis columns)"
         for s in servers:
             smoke_check(s)
 
