@@ -21,9 +21,11 @@ _monotonic = time.monotonic
 QBUF_LIMIT_MIN = 1024 * 1024  # client-query-buffer-limit's lowest accepted value
 
 if TYPE_CHECKING:
+    from ironcache.context import Host
     from ironcache.keyspace import Database
     from ironcache.listener import Listener
-    from ironcache.server import Server
+
+    Server = Host["Client"]  # the server as a connection sees it: see context.Host
 
 
 PEEK_CHUNK = 256 * 1024

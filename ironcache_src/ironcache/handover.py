@@ -35,10 +35,13 @@ from ironcache.log import log
 
 if TYPE_CHECKING:
     from ironcache.client import Client
+    from ironcache.context import HandoverHost
     from ironcache.listener import Listener
-    from ironcache.server import Server
 
-# Commands that change a connection's state: recorded so a crash restart keeps it.
+    Server = HandoverHost[Client]  # the server as the handover sees it: see context.py
+
+# Commands that change a connection's state: recorded so a crash restart keeps it (a new
+# family marks its own: @command(..., client_state=True)).
 CLIENT_STATE_COMMANDS = frozenset(
     ("select", "auth", "hello", "client", "reset", "multi", "exec", "discard", "watch", "unwatch")
 )
@@ -597,7 +600,7 @@ class Handover:
         for cmd in TABLE.values():
             if "write" in cmd.flags:
                 cmd.handler = self._journaled(cmd.handler, cmd.name in RANDOM_WRITES)
-            elif cmd.name in CLIENT_STATE_COMMANDS:
+            elif cmd.client_state or cmd.name in CLIENT_STATE_COMMANDS:
                 cmd.handler = self._tracked(cmd.handler)
 
     def _journaled(self, handler: Any, random: bool) -> Any:

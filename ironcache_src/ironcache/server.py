@@ -16,7 +16,8 @@ from ironcache import diskstore, handover
 from ironcache import listener as listen
 from ironcache._version import __version__
 from ironcache.client import Client
-from ironcache.commands import ALIASES, TABLE, Command, CommandError, load_all
+from ironcache.commands import ALIASES, TABLE, Command, CommandError
+from ironcache.commands.families import load_all
 from ironcache.config import Config
 from ironcache.keyspace import Keyspace
 from ironcache.log import log

@@ -150,6 +150,7 @@ class Server:
         # A restart is a new process: teardown must stop it (and see its exit code) again.
         self.returncode = None
         env = ironcache_env(self.extra_env)
+        self.returncode = None  # started again: the teardown must stop this process too
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.prefix + self.command(), stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

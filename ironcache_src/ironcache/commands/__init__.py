@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
+
+from ironcache.protocol import bulk, bulk_array
 
 if TYPE_CHECKING:
     from ironcache.client import Client
@@ -30,6 +32,7 @@ WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 NOT_INT = "ERR value is not an integer or out of range"
 NOT_FLOAT = "ERR value is not a valid float"
 SYNTAX = "ERR syntax error"
+REDIS_COMPAT_VERSION = "7.2.0"  # the Redis version IronCache answers as (HELLO, INFO)
 
 
 @dataclass(slots=True)
@@ -49,6 +52,7 @@ class Command:
     batched: bool = True  # may run in Server.execute_batch()'s fast loop (see NOT_BATCHED)
     min_argc: int = 0  # the arity as a range, checked with one chained comparison
     max_argc: int = 0
+    client_state: bool = False  # changes the connection's state: the handover records it
 
     def keys(self, argv: list[bytes]) -> list[bytes]:
         if not self.first_key:
@@ -59,6 +63,7 @@ class Command:
 
 # Commands that change what Server.execute_batch() reads once per batch (MULTI state, auth,
 # closing, maxmemory) or read the counters it keeps: they run one by one through execute().
+# A new family says so in its own file instead: @command(..., batched=False).
 NOT_BATCHED = frozenset(
     ("multi", "exec", "discard", "auth", "hello", "reset", "quit", "client", "shutdown")
     + ("config", "info")
@@ -77,6 +82,8 @@ def command(
     group: str = "generic",
     summary: str = "",
     since: str = "1.0.0",
+    batched: bool = True,
+    client_state: bool = False,
 ) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         fl = frozenset(flags.split())
@@ -91,9 +98,10 @@ def command(
             since,
             "denyoom" in fl,
             "noauth" in fl,
-            name not in NOT_BATCHED,
+            batched and name not in NOT_BATCHED,
             arity if arity > 0 else -arity,
             arity if arity > 0 else 1 << 62,
+            client_state,
         )
         return fn
 
@@ -246,18 +254,65 @@ def subcommand(argv: list[bytes], arities: dict[bytes, int]) -> bytes:
     return sub
 
 
-def load_all() -> None:
-    """Import every command family so their decorators fill TABLE and ALIASES."""
-    from ironcache.commands import (  # noqa: F401
-        admin,
-        connection,
-        hashes,
-        keys,
-        lists,
-        sets,
-        strings,
-        transactions,
-    )
+# ------------------------------------------------------------------ SCAN cursors (SCAN, HSCAN)
 
-    ALIASES.update(TABLE)
-    ALIASES.update({name.upper(): cmd for name, cmd in TABLE.items()})
+
+def scan_reply(cursor: int, items: list[bytes]) -> bytes:
+    return b"*2\r\n" + bulk(b"%d" % cursor) + bulk_array(items)
+
+
+def parse_cursor(raw: bytes) -> int:
+    try:
+        n = int(raw)
+    except ValueError:
+        raise CommandError("ERR invalid cursor") from None
+    if n < 0 or n >= 2**64 or not raw.isdigit():
+        raise CommandError("ERR invalid cursor")
+    return n
+
+
+def scan_options(
+    argv: list[bytes], start: int, allow_type: bool
+) -> tuple[int, Callable[[bytes], bool], bytes | None]:
+    count, match, kind = 10, matcher(b"*"), None
+    i = start
+    while i < len(argv):
+        opt = argv[i].lower()
+        if i + 1 >= len(argv):
+            raise CommandError(SYNTAX)
+        if opt == b"count":
+            count = to_int(argv[i + 1])
+            if count < 1:
+                raise CommandError(SYNTAX)
+        elif opt == b"match":
+            match = matcher(argv[i + 1])
+        elif opt == b"type" and allow_type:
+            kind = argv[i + 1].lower()
+        else:
+            raise CommandError(SYNTAX)
+        i += 2
+    return count, match, kind
+
+
+def scan_step(
+    c: Client, cursor: int, source: Callable[[], Iterable[bytes]], count: int
+) -> tuple[int, list[bytes]]:
+    """One SCAN step over a snapshot of `source`; the cursor encodes snapshot and position.
+
+    Keys present for the whole iteration are returned at least once, as Redis promises.
+    """
+    snaps = c.server.scans
+    if cursor == 0:
+        snap_id, pos = snaps.open(list(source())), 0
+    else:
+        snap_id, pos = cursor >> 32, cursor & 0xFFFFFFFF
+    keys = snaps.get(snap_id)
+    if keys is None:  # expired snapshot: start over rather than skip keys
+        snap_id, pos = snaps.open(list(source())), 0
+        keys = snaps.get(snap_id) or []
+    batch = keys[pos : pos + count]
+    pos += len(batch)
+    if pos >= len(keys):
+        snaps.close(snap_id)
+        return 0, batch
+    return (snap_id << 32) | pos, batch

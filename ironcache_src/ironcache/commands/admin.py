@@ -11,8 +11,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ironcache._version import __version__
-from ironcache.commands import TABLE, Command, CommandError, command, subcommand
-from ironcache.commands.connection import REDIS_COMPAT_VERSION
+from ironcache.commands import (
+    REDIS_COMPAT_VERSION,
+    TABLE,
+    Command,
+    CommandError,
+    command,
+    subcommand,
+)
 from ironcache.config import DIRECTIVES
 from ironcache.keyspace import now_ms
 from ironcache.log import log
@@ -20,7 +26,9 @@ from ironcache.protocol import OK, Status, bulk, bulk_array, encode, integer
 
 if TYPE_CHECKING:
     from ironcache.client import Client
-    from ironcache.server import Server
+    from ironcache.context import Host
+
+    Server = Host[Client]  # the server as commands see it: see context.Host
 
 
 # ------------------------------------------------------------------ INFO

@@ -6,13 +6,19 @@ import hmac
 from typing import TYPE_CHECKING
 
 from ironcache._version import __version__
-from ironcache.commands import SYNTAX, CommandError, command, subcommand, to_int
+from ironcache.commands import (
+    REDIS_COMPAT_VERSION,
+    SYNTAX,
+    CommandError,
+    command,
+    subcommand,
+    to_int,
+)
 from ironcache.protocol import OK, PONG, Status, bulk, encode, integer, null
 
 if TYPE_CHECKING:
     from ironcache.client import Client
 
-REDIS_COMPAT_VERSION = "7.2.0"
 WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
 
 

@@ -5,8 +5,18 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from ironcache.commands import WRONGTYPE, CommandError, add_floats, command, to_float, to_int
-from ironcache.commands.keys import parse_cursor, scan_options, scan_reply, scan_step
+from ironcache.commands import (
+    WRONGTYPE,
+    CommandError,
+    add_floats,
+    command,
+    parse_cursor,
+    scan_options,
+    scan_reply,
+    scan_step,
+    to_float,
+    to_int,
+)
 from ironcache.keyspace import CONTAINER_OVERHEAD, FIELD_OVERHEAD, Entry
 from ironcache.protocol import ONE, ZERO, bulk, bulk_array, encode, integer, null
 

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from ironcache.commands import SYNTAX, CommandError, command, matcher, to_int
+from ironcache.commands import (
+    SYNTAX,
+    CommandError,
+    command,
+    matcher,
+    parse_cursor,
+    scan_options,
+    scan_reply,
+    scan_step,
+    to_int,
+)
 from ironcache.keyspace import TYPE_NAMES, Database, now_ms
 from ironcache.protocol import OK, ONE, ZERO, bulk, bulk_array, integer, null, simple
 
@@ -147,67 +156,6 @@ def type_(c: Client, argv: list[bytes]) -> bytes:
 def keys(c: Client, argv: list[bytes]) -> bytes:
     match = matcher(argv[1])
     return bulk_array([k for k in c.db.live_keys() if match(k)])
-
-
-def scan_reply(cursor: int, items: list[bytes]) -> bytes:
-    return b"*2\r\n" + bulk(b"%d" % cursor) + bulk_array(items)
-
-
-def parse_cursor(raw: bytes) -> int:
-    try:
-        n = int(raw)
-    except ValueError:
-        raise CommandError("ERR invalid cursor") from None
-    if n < 0 or n >= 2**64 or not raw.isdigit():
-        raise CommandError("ERR invalid cursor")
-    return n
-
-
-def scan_options(
-    argv: list[bytes], start: int, allow_type: bool
-) -> tuple[int, Callable[[bytes], bool], bytes | None]:
-    count, match, kind = 10, matcher(b"*"), None
-    i = start
-    while i < len(argv):
-        opt = argv[i].lower()
-        if i + 1 >= len(argv):
-            raise CommandError(SYNTAX)
-        if opt == b"count":
-            count = to_int(argv[i + 1])
-            if count < 1:
-                raise CommandError(SYNTAX)
-        elif opt == b"match":
-            match = matcher(argv[i + 1])
-        elif opt == b"type" and allow_type:
-            kind = argv[i + 1].lower()
-        else:
-            raise CommandError(SYNTAX)
-        i += 2
-    return count, match, kind
-
-
-def scan_step(
-    c: Client, cursor: int, source: Callable[[], Iterable[bytes]], count: int
-) -> tuple[int, list[bytes]]:
-    """One SCAN step over a snapshot of `source`; the cursor encodes snapshot and position.
-
-    Keys present for the whole iteration are returned at least once, as Redis promises.
-    """
-    snaps = c.server.scans
-    if cursor == 0:
-        snap_id, pos = snaps.open(list(source())), 0
-    else:
-        snap_id, pos = cursor >> 32, cursor & 0xFFFFFFFF
-    keys = snaps.get(snap_id)
-    if keys is None:  # expired snapshot: start over rather than skip keys
-        snap_id, pos = snaps.open(list(source())), 0
-        keys = snaps.get(snap_id) or []
-    batch = keys[pos : pos + count]
-    pos += len(batch)
-    if pos >= len(keys):
-        snaps.close(snap_id)
-        return 0, batch
-    return (snap_id << 32) | pos, batch
 
 
 @command("scan", -2, "readonly", (0, 0, 0), "generic", "Iterates over the key names.")
