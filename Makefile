@@ -6,8 +6,10 @@
 #                             molecule SCENARIO=x (or molecule-x), galaxy-test, terraform-test ...
 #   make help                 the list of test targets
 #
-# Owners of a part add their targets in tests/make/<part>.mk and append them to TEST_TARGETS:
-#   TEST_TARGETS += server-test
+# Owners of a part add their targets in tests/make/<part>.mk and append them to one of two lanes
+# that `make test` runs side by side: TEST_TARGETS for parts that drive containers (Docker,
+# molecule), TEST_LANE2 for parts that run only local processes and share no state with them:
+#   TEST_LANE2 += server-test
 # Every molecule scenario under molecule/ (a directory with molecule.yml) is a test target of its
 # own (molecule-<scenario>); nothing needs adding for a new scenario.
 
@@ -24,8 +26,9 @@ export ANSIBLE_NOCOLOR ?= 1
 export ANSIBLE_FORCE_COLOR ?= 0
 export MOLECULE_NO_LOG ?= false
 
-# test targets in the order `make test` runs them
-TEST_TARGETS := lint-python
+# test targets in the order `make test` runs them, in two lanes run at the same time
+TEST_TARGETS :=
+TEST_LANE2 := lint-python
 
 -include $(sort $(wildcard $(ROOT)/tests/make/*.mk))
 
@@ -39,7 +42,7 @@ RESULTS := $(ROOT)/tests/output/make-test.tsv
 
 help:
 	@echo "make demo    deploy IronCache to a local systemd container and restart it under a client"
-	@echo "make test    run every test: $(TEST_TARGETS)"
+	@echo "make test    run every test: $(TEST_TARGETS) $(TEST_LANE2)"
 	@echo "make molecule SCENARIO=<name>   one scenario of: $(SCENARIOS)"
 
 # ---- set-up (each step idempotent) ----------------------------------------------------------
@@ -82,15 +85,23 @@ galaxy-test: venv image
 demo: venv collections image
 	$(ROOT)/tests/demo/run.sh
 
-# Runs every target of TEST_TARGETS even when one fails, times each, prints a summary and fails
-# when any failed. The summary is also written to tests/output/make-test.tsv.
+# Runs every target of both lanes even when one fails (TEST_TARGETS in the foreground, TEST_LANE2
+# beside it with its output kept in tests/output/make-test-lane2.log and shown at the end), times
+# each, prints a summary and fails when any failed. The summary is also in tests/output/make-test.tsv.
+LANE2_LOG := $(ROOT)/tests/output/make-test-lane2.log
 test: setup
-	@mkdir -p $(dir $(RESULTS)); : >$(RESULTS); failed=0; all_start=$$(date +%s); \
-	for t in $(TEST_TARGETS); do \
+	@mkdir -p $(dir $(RESULTS)); : >$(RESULTS); all_start=$$(date +%s); \
+	lane() { for t in "$$@"; do \
 		echo "==== make $$t"; start=$$(date +%s); \
-		if $(MAKE) --no-print-directory -C $(ROOT) $$t </dev/null; then r=ok; else r=FAILED; failed=1; fi; \
+		if $(MAKE) --no-print-directory -C $(ROOT) $$t </dev/null; then r=ok; else r=FAILED; fi; \
 		printf '%s\t%s\t%ss\n' "$$t" "$$r" "$$(( $$(date +%s) - start ))" >>$(RESULTS); \
-	done; \
+		echo "==== make $$t: $$r"; \
+	done; }; \
+	lane $(TEST_LANE2) >$(LANE2_LOG) 2>&1 & lane2=$$!; \
+	echo "==== lane 2 ($(TEST_LANE2)) runs beside this one, output in $(LANE2_LOG)"; \
+	lane $(TEST_TARGETS); wait $$lane2; \
+	echo "==== lane 2 output"; cat $(LANE2_LOG); \
+	failed=0; grep -q "	FAILED	" $(RESULTS) && failed=1; \
 	printf '%s\t%s\t%ss\n' "total" "$$( [ $$failed = 0 ] && echo ok || echo FAILED )" \
 		"$$(( $$(date +%s) - all_start ))" >>$(RESULTS); \
 	echo "==== summary"; column -t -s $$'\t' $(RESULTS) 2>/dev/null || cat $(RESULTS); \

@@ -5,4 +5,4 @@
 layers: venv
 	cd $(ROOT)/ironcache_src && $(VENV)/bin/lint-imports --no-cache
 
-TEST_TARGETS += layers
+TEST_LANE2 += layers

@@ -2,7 +2,7 @@
 #   make lint     ansible-lint, production profile (.ansible-lint), over the playbooks and the role
 #   make sanity   ansible-test sanity on the built and installed collection (tests/sanity.sh)
 
-TEST_TARGETS += lint sanity
+TEST_LANE2 += lint sanity
 
 .PHONY: lint sanity
 

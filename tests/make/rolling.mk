@@ -14,4 +14,4 @@ unit-test: venv collections
 bench-restart: venv image
 	cd $(ROOT) && python bench/restart.py $(RESTART_ARGS)
 
-TEST_TARGETS += unit-test
+TEST_LANE2 += unit-test

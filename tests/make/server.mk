@@ -16,4 +16,4 @@ SERVER_TEST_ARGS ?=
 server-test: venv
 	cd $(ROOT)/ironcache_src && $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests $(SERVER_TEST_ARGS)
 
-TEST_TARGETS += server-test
+TEST_LANE2 += server-test
