@@ -81,6 +81,8 @@ class Client(asyncio.Protocol):
         "tx",
         "slot",
         "peek_sock",
+        "deferred",
+        "obuf_soft_since",
     )
 
     def __init__(self, server: Server, listener: Listener, client_id: int | None = None) -> None:
@@ -115,6 +117,10 @@ class Client(asyncio.Protocol):
         # Crash-safe reading (handover on, TCP): a second fd on the socket that requests are
         # peeked through, and consumed only once answered.
         self.peek_sock: socket.socket | None = None
+        # Commands of a read wait in the parser until the replies before them are read.
+        self.deferred = False
+        # When the output buffer went over the soft limit (0: it is under).
+        self.obuf_soft_since = 0.0
 
     # ------------------------------------------------------------- asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -164,50 +170,139 @@ class Client(asyncio.Protocol):
         if self.closing:
             return
         payload = self.process(data)
+        self._send(len(data), payload)
+
+    def _send(self, nread: int, payload: bytes) -> None:
+        """Count, journal and write the replies to `nread` bytes of input (transport reads)."""
         srv = self.server
-        self.rx += len(data)
+        self.rx += nread
         self.tx += len(payload)
         if srv.handover.ops:
             srv.handover.flush()  # journaled before the reply leaves
+        transport = self.transport
         if payload:
             srv.net_output_bytes += len(payload)
-            self.transport.write(payload)  # type: ignore[union-attr]
+            transport.write(payload)  # type: ignore[union-attr]
+            self.check_output()
         if self.closing:
-            self.transport.close()  # type: ignore[union-attr]  # flushes what is queued
+            transport.close()  # type: ignore[union-attr]  # flushes what is queued
+        elif self.deferred:
+            self._defer_reading()
 
     def process(self, data: bytes) -> bytes:
-        """Parse `data` and run every complete command in it; returns the replies."""
+        """Parse `data` and run every complete command in it; returns the replies.
+
+        Once the replies built pass REPLY_BATCH_MAX, the remaining commands wait in the parser
+        (`deferred`) and reading stops until the client has read what it was sent.
+        """
         self.last_active = _monotonic()
         srv = self.server
         srv.net_input_bytes += len(data)
         parser = self.parser
         if self.authenticated:
-            cmds, err = parser.batch(data)
-            out = srv.execute_batch(self, cmds) if cmds else []
-            if err is not None and not self.closing:
-                self._protocol_error(err, out)
-            small = parser.at_boundary
-        else:
-            small = False
-            out = []
-            run = srv.execute
-            try:
-                parser.feed(data)
-                # One at a time: AUTH changes the limits the next request is parsed with.
-                while not self.closing and (argv := parser.next_command()) is not None:
-                    out.append(run(self, argv))
-            except ProtocolError as e:
-                self._protocol_error(e, out)
+            return self._run(*parser.batch(data))
+        out: list[bytes] = []
+        run = srv.execute
+        try:
+            parser.feed(data)
+            # One at a time: AUTH changes the limits the next request is parsed with.
+            while not self.closing and (argv := parser.next_command()) is not None:
+                out.append(run(self, argv))
+        except ProtocolError as e:
+            self._protocol_error(e, out)
+        self._check_input()
+        return b"".join(out)
+
+    def _run(self, cmds: list[list[bytes]], err: ProtocolError | None) -> bytes:
+        out = self.server.execute_batch(self, cmds) if cmds else []
+        if len(out) < len(cmds) and not self.closing:
+            self.parser.defer(cmds[len(out) :], err)  # the rest, once these are read
+            self.deferred = True
+        elif err is not None and not self.closing:
+            self._protocol_error(err, out)
+        if not self.parser.idle():
+            self._check_input()
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def _check_input(self) -> None:
+        """Close a client whose unparsed input costs more than client-query-buffer-limit."""
         # The limit is at least QBUF_LIMIT_MIN: the configured value is read only past that.
         if (
-            not small
-            and (pending := parser.pending()) > QBUF_LIMIT_MIN
-            and not self.closing
-            and pending > srv.config.values["client-query-buffer-limit"]
+            not self.closing
+            and (held := self.parser.memory()) > QBUF_LIMIT_MIN
+            and held > self.server.config.values["client-query-buffer-limit"]
         ):
-            log.warning(f"closing client id={self.id} addr={self.addr}: query buffer limit")
+            log.warning(
+                f"closing client id={self.id} addr={self.addr}: query buffer limit "
+                f"({held} bytes held)"
+            )
             self.closing = True
-        return out[0] if len(out) == 1 else b"".join(out)
+
+    def check_output(self) -> None:
+        """client-output-buffer-limit (normal class): past the hard limit, or past the soft
+        one for its seconds, the client is disconnected and its pending replies dropped."""
+        hard, soft, secs = self.server.config.values["client-output-buffer-limit"]["normal"]
+        if not (hard or soft) or self.transport is None:
+            if self.obuf_soft_since:
+                self.obuf_soft_since = 0.0
+                self.server.obuf_soft.discard(self)
+            return
+        size = self.transport.get_write_buffer_size()
+        over = bool(hard) and size >= hard
+        if soft and size >= soft:
+            now = _monotonic()
+            if not self.obuf_soft_since:
+                self.obuf_soft_since = now
+                self.server.obuf_soft.add(self)  # the cron looks again: no write may come
+            elif now - self.obuf_soft_since >= secs:
+                over = True
+        elif self.obuf_soft_since:
+            self.obuf_soft_since = 0.0
+            self.server.obuf_soft.discard(self)
+        if over and not self.closing:
+            log.warning(
+                f"closing client id={self.id} addr={self.addr}: output buffer limit "
+                f"({size} bytes pending)"
+            )
+            self.closing = True
+            self.server.obuf_soft.discard(self)
+            self._stop_peeking()
+            self.transport.abort()
+
+    def _defer_reading(self) -> None:
+        """Commands wait in the parser: read nothing more, run them once replies drained."""
+        self._pause_reading()
+        if not self.paused:  # the kernel took the replies already: go on after the others
+            assert self.server.loop is not None
+            self.server.loop.call_soon(self._continue)
+
+    def _continue(self) -> None:
+        """Run the commands deferred (resume_writing or call_soon brings us here)."""
+        if not self.deferred or self.closing or self.server.handing_over:
+            return
+        self.deferred = False
+        self.last_active = _monotonic()
+        payload = self._run(*self.parser.next_batch())
+        if self.peek_sock is not None:
+            self._answer(0, payload)
+        else:
+            self._send(0, payload)
+        if not self.deferred and not self.closing and not self.paused:
+            self._resume_reading()
+
+    def _pause_reading(self) -> None:
+        if self.peek_sock is not None and self.server.loop is not None:
+            self.server.loop.remove_reader(self.peek_sock.fileno())
+        elif self.transport is not None:
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self.closing or self.server.handing_over:
+            return
+        if self.peek_sock is not None and self.server.loop is not None:
+            self.server.loop.add_reader(self.peek_sock.fileno(), self._readable)
+        elif self.transport is not None:
+            self.transport.resume_reading()
 
     # ------------------------------------------------------------- crash-safe reading
     def start_peeking(self) -> bool:
@@ -269,19 +364,25 @@ class Client(asyncio.Protocol):
             self.transport.close()  # type: ignore[union-attr]
             return
         payload = self.process(data)
+        self._answer(len(data), payload)
+
+    def _answer(self, nread: int, payload: bytes) -> None:
+        """Journal, record, write, then consume `nread` peeked bytes (crash-safe reading)."""
+        sock = self.peek_sock
+        assert sock is not None
         held = self.parser.held()
         partial = b""
         flags = 0
         if held:
             flags = HELD
             if 0 < held <= HELD_JOURNAL_MAX:
-                partial = self.parser.unparsed() or b""
+                partial = self.parser.unparsed()
             if not partial:
                 flags |= UNSAFE  # a crash before it completes closes this connection
         srv = self.server
         ho = srv.handover
         c0, w0 = self.rx, self.tx
-        self.rx = c0 + len(data)
+        self.rx = c0 + nread
         self.tx = w0 + len(payload)
         if ho.ops or partial:
             flags |= JOURNALED
@@ -291,7 +392,8 @@ class Client(asyncio.Protocol):
         if payload:
             srv.net_output_bytes += len(payload)
             self.transport.write(payload)  # type: ignore[union-attr]
-        left = len(data)
+            self.check_output()
+        left = nread
         try:
             while left:
                 left -= sock.recv_into(_SCRATCH, min(left, len(_SCRATCH)))
@@ -300,10 +402,13 @@ class Client(asyncio.Protocol):
         if self.closing:
             self._stop_peeking()
             self.transport.close()  # type: ignore[union-attr]
+        elif self.deferred:
+            self._defer_reading()
 
     def _protocol_error(self, e: ProtocolError, out: list[bytes]) -> None:
-        log.verbose(f"protocol error from client id={self.id} addr={self.addr}: {e}")
-        out.append(error(f"ERR Protocol error: {e}"))
+        log.verbose(f"protocol error from client id={self.id} addr={self.addr}: {e!r}")
+        # latin-1: "expected '$', got '%c'" names the byte itself, as Redis does.
+        out.append(error(f"ERR Protocol error: {e}", "latin-1"))
         self.closing = True
 
     def eof_received(self) -> bool:
@@ -311,6 +416,7 @@ class Client(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        self.server.obuf_soft.discard(self)
         self._stop_peeking()
         self.unwatch()
         self.server.clients.pop(self.id, None)
@@ -319,19 +425,19 @@ class Client(asyncio.Protocol):
     def pause_writing(self) -> None:
         # The client reads slower than it asks: stop reading its requests until it catches up.
         self.paused = True
-        if self.peek_sock is not None and self.server.loop is not None:
-            self.server.loop.remove_reader(self.peek_sock.fileno())
-        elif self.transport is not None:
-            self.transport.pause_reading()
+        self._pause_reading()
 
     def resume_writing(self) -> None:
         self.paused = False
         if self.closing or self.server.handing_over:
             return
-        if self.peek_sock is not None and self.server.loop is not None:
-            self.server.loop.add_reader(self.peek_sock.fileno(), self._readable)
-        elif self.transport is not None:
-            self.transport.resume_reading()
+        if self.obuf_soft_since:
+            self.check_output()
+        if self.deferred:
+            assert self.server.loop is not None
+            self.server.loop.call_soon(self._continue)
+        else:
+            self._resume_reading()
 
     # ------------------------------------------------------------- state helpers
     def authenticate(self) -> None:

@@ -143,6 +143,50 @@ def _one(args: list[str]) -> str:
     return args[0]
 
 
+OBUF_CLASSES = ("normal", "slave", "pubsub")
+OBUF_DEFAULT = {
+    # normal clients are never cut off for size by default: IronCache stops reading a client
+    # whose replies pile up unread instead (see the README), so its buffer stays bounded.
+    "normal": (0, 0, 0),
+    "slave": (256 * 1024 * 1024, 64 * 1024 * 1024, 60),
+    "pubsub": (32 * 1024 * 1024, 8 * 1024 * 1024, 60),
+}
+
+
+def _obuf_limits(args: list[str]) -> dict[str, tuple[int, int, int]]:
+    """Redis's `<class> <hard> <soft> <soft seconds>` groups; only the classes given."""
+    words = " ".join(args).split()
+    if len(words) % 4:
+        raise ValueError("Wrong number of arguments in buffer limit configuration.")
+    out: dict[str, tuple[int, int, int]] = {}
+    for i in range(0, len(words), 4):
+        cls = words[i].lower()
+        cls = "slave" if cls == "replica" else cls
+        if cls not in OBUF_CLASSES:
+            raise ValueError("Invalid client class specified in buffer limit configuration.")
+        try:
+            hard, soft = parse_memory(words[i + 1]), parse_memory(words[i + 2])
+        except ValueError:
+            hard = soft = -1
+        secs = words[i + 3]
+        if hard < 0 or soft < 0 or not re.fullmatch(r"\d{1,18}", secs):
+            raise ValueError(
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration."
+            )
+        out[cls] = (hard, soft, int(secs))
+    return out
+
+
+def _merge_obuf(
+    old: dict[str, tuple[int, int, int]], new: dict[str, tuple[int, int, int]]
+) -> dict[str, tuple[int, int, int]]:
+    return {**old, **new}
+
+
+def _render_obuf(v: dict[str, tuple[int, int, int]]) -> str:
+    return " ".join(f"{c} {v[c][0]} {v[c][1]} {v[c][2]}" for c in OBUF_CLASSES)
+
+
 @dataclass(frozen=True)
 class Directive:
     name: str
@@ -153,6 +197,8 @@ class Directive:
     secret: bool = False
     # A path setting: CONFIG SET may change it only as `enable-protected-configs` allows.
     protected: bool = False
+    # How a new value combines with the current one (a setting given in parts); None: replaces.
+    merge: Callable[[Any, Any], Any] | None = None
 
 
 def _render_bool(v: bool) -> str:
@@ -197,6 +243,13 @@ DIRECTIVES: dict[str, Directive] = {
         Directive("handover", _bool, False, mutable=False, render=_render_bool),
         Directive("proto-max-bulk-len", _memory(1024 * 1024), 512 * 1024 * 1024),
         Directive("client-query-buffer-limit", _memory(1024 * 1024), 1024 * 1024 * 1024),
+        Directive(
+            "client-output-buffer-limit",
+            _obuf_limits,
+            dict(OBUF_DEFAULT),
+            render=_render_obuf,
+            merge=_merge_obuf,
+        ),
         Directive("hz", _int(1, 500), 10),
         Directive("daemonize", _daemonize, False, mutable=False, render=_render_bool),
     ]
@@ -222,9 +275,10 @@ class Config:
         if d is None:
             raise ConfigError(f"unknown directive '{name[:64]}'", where)
         try:
-            self.values[name] = d.parse(args)
+            value = d.parse(args)
         except ValueError as e:
             raise ConfigError(f"'{name}': {e}", where) from None
+        self.values[name] = d.merge(self.values[name], value) if d.merge else value
 
     def render(self, name: str) -> str:
         d = DIRECTIVES[name]

@@ -1,19 +1,30 @@
 """RESP request parsing and reply encoding.
 
 Requests are arrays of bulk strings (what every client library sends) or inline commands
-(telnet, redis-benchmark's PING_INLINE). `RespParser` is the pure-Python reference;
-`make_parser()` returns the hiredis-backed one when hiredis is importable. Both enforce the
-same limits and raise `ProtocolError` with Redis's wording.
+(telnet, redis-benchmark's PING_INLINE). `RespParser` is the pure-Python parser; it follows
+Redis 7's networking.c to the byte: where a header line ends, which numbers it accepts, when it
+waits and when it refuses, and with which words. `make_parser()` returns a `RequestParser`: it
+lets hiredis parse a read that starts on a frame boundary (when hiredis is importable), checks
+that hiredis read it as Redis would, and gives everything else to `RespParser`.
 """
 
 from __future__ import annotations
 
-from itertools import chain
+import re
+from collections import deque
+from itertools import accumulate, chain
 from typing import Any
 
-INLINE_MAX = 64 * 1024  # Redis's PROTO_INLINE_MAX_SIZE
+INLINE_MAX = 64 * 1024  # Redis's PROTO_INLINE_MAX_SIZE: longest header or inline line
+MULTIBULK_MAX = 2**31 - 1  # Redis refuses counts over INT_MAX ("invalid multibulk length")
 UNAUTH_MULTIBULK_MAX = 10
 UNAUTH_BULK_MAX = 16384
+# Memory of one argument beyond its bytes: the bytes object's header and the list slot.
+ARG_OVERHEAD = 41
+# Inline splitting as sdssplitargs: blanks between words are isspace(); an unquoted word ends
+# only at a space, tab, CR or LF (a vertical tab or form feed is part of the word).
+_BLANKS = b" \t\n\v\f\r"
+_WORD_END = b" \t\r\n"
 
 
 class ProtocolError(Exception):
@@ -21,13 +32,13 @@ class ProtocolError(Exception):
 
 
 def split_inline(line: bytes) -> list[bytes]:
-    """Split an inline command like Redis's sdssplitargs (quotes and escapes)."""
-    if b'"' not in line and b"'" not in line:
-        return line.split()
+    """Split an inline command like Redis's sdssplitargs (quotes, escapes, blanks)."""
+    if b'"' not in line and b"'" not in line and b"\v" not in line and b"\f" not in line:
+        return line.split()  # splits on " \t\n\r\v\f": without \v and \f, the same words
     args: list[bytes] = []
     i, n = 0, len(line)
     while True:
-        while i < n and line[i] in b" \t\r\n\v\f":
+        while i < n and line[i] in _BLANKS:
             i += 1
         if i >= n:
             return args
@@ -48,9 +59,8 @@ def split_inline(line: bytes) -> list[bytes]:
                     esc = line[i]
                     cur.append({0x6E: 10, 0x72: 13, 0x74: 9, 0x62: 8, 0x61: 7}.get(esc, esc))
                 elif ch == 0x22:
-                    if i + 1 < n and line[i + 1] not in b" \t\r\n\v\f":
+                    if i + 1 < n and line[i + 1] not in _BLANKS:
                         raise ProtocolError("unbalanced quotes in request")
-                    quote = 0
                     i += 1
                     break
                 else:
@@ -60,14 +70,13 @@ def split_inline(line: bytes) -> list[bytes]:
                     i += 1
                     cur.append(0x27)
                 elif ch == 0x27:
-                    if i + 1 < n and line[i + 1] not in b" \t\r\n\v\f":
+                    if i + 1 < n and line[i + 1] not in _BLANKS:
                         raise ProtocolError("unbalanced quotes in request")
-                    quote = 0
                     i += 1
                     break
                 else:
                     cur.append(ch)
-            elif ch in b" \t\r\n\v\f":
+            elif ch in _WORD_END:
                 break
             elif ch in (0x22, 0x27):
                 quote = ch
@@ -81,22 +90,25 @@ def _ishex(line: bytes, i: int) -> bool:
     return all(c in b"0123456789abcdefABCDEF" for c in line[i : i + 2])
 
 
-def _parse_len(raw: bytes) -> int | None:
-    # Redis accepts only plain decimal digits here (no '+', spaces or underscores).
-    if not raw or len(raw) > 20:
-        return None
+# The lengths clients send, parsed once.
+_SMALL = {b"%d" % i: i for i in range(-1, 10000)}
+
+
+def string2ll(raw: bytes) -> int | None:
+    """Redis's string2ll: an optional '-', then "0" alone or digits without a leading zero,
+    within a signed 64-bit integer. No '+', spaces, "-0" or "03"."""
+    n = _SMALL.get(raw)
+    if n is not None:
+        return n
     body = raw[1:] if raw[:1] == b"-" else raw
-    if not body.isdigit():
+    if not body or len(body) > 19 or not body.isdigit() or body[0] == 0x30:
         return None
-    return int(raw)
+    n = int(raw)
+    return n if -(2**63) <= n < 2**63 else None
 
 
 class RespParser:
     """Incremental request parser; keeps partial multibulk state so large frames stay O(n)."""
-
-    # batch() ended on a frame boundary with (almost) nothing buffered: pending() is small.
-    # The Python parser does not say so; the hiredis one does when it knows.
-    at_boundary = False
 
     __slots__ = (
         "buf",
@@ -106,12 +118,13 @@ class RespParser:
         "authenticated",
         "_argv",
         "_left",
+        "_argv_mem",
     )
 
     def __init__(
         self,
         max_bulk_len: int = 512 * 1024 * 1024,
-        max_multibulk_len: int = 1024 * 1024,
+        max_multibulk_len: int = MULTIBULK_MAX,
     ) -> None:
         self.buf = bytearray()
         self.pos = 0
@@ -121,6 +134,7 @@ class RespParser:
         self.authenticated = True
         self._argv: list[bytes] | None = None
         self._left = 0
+        self._argv_mem = 0  # memory of the arguments in _argv
 
     def feed(self, data: bytes) -> None:
         if self.pos and self.pos == len(self.buf):
@@ -128,9 +142,17 @@ class RespParser:
             self.pos = 0
         self.buf += data
 
+    def idle(self) -> bool:
+        """Nothing buffered: the next byte starts a new request."""
+        return self._argv is None and self.pos >= len(self.buf)
+
     def pending(self) -> int:
         """Bytes received but not yet returned as a command (the query buffer)."""
         return len(self.buf) - self.pos
+
+    def memory(self) -> int:
+        """What the unparsed input costs: the buffer as allocated, and the arguments parsed."""
+        return self.buf.__sizeof__() + self._argv_mem
 
     def held(self) -> int:
         """Bytes of the incomplete command received so far, as the client sent them."""
@@ -146,9 +168,19 @@ class RespParser:
         tail = bytes(self.buf[self.pos :])
         if self._argv is None:
             return tail
-        head = [b"*%d\r\n" % (len(self._argv) + self._left)]
-        head += [b"$%d\r\n%s\r\n" % (len(a), a) for a in self._argv]
-        return b"".join(head) + tail
+        return encode_request(self._argv, len(self._argv) + self._left) + tail
+
+    def take(self) -> bytes:
+        """Remove and return the bytes buffered (the parser must be between requests)."""
+        assert self._argv is None
+        rest = bytes(self.buf[self.pos :])
+        self.buf.clear()
+        self.pos = 0
+        return rest
+
+    def at_frame(self) -> bool:
+        """Between requests, with a multibulk frame ('*') next in the buffer."""
+        return self._argv is None and self.pos < len(self.buf) and self.buf[self.pos] == 0x2A
 
     def next_command(self) -> list[bytes] | None:
         while True:
@@ -166,11 +198,12 @@ class RespParser:
                 if not self._multibulk_header():
                     return None
                 if self._argv is None:
-                    continue  # '*0' or '*-1': nothing to run
+                    continue  # '*0' or a negative count: nothing to run
             if not self._bulks():
                 return None
             argv = self._argv
             self._argv = None
+            self._argv_mem = 0
             if self.pos > 65536:
                 self._compact()
             return argv
@@ -192,35 +225,55 @@ class RespParser:
 
     def _compact(self) -> None:
         if self.pos:
-            del self.buf[: self.pos]
+            del self.buf[: self.pos]  # CPython reallocates: consumed input is freed
             self.pos = 0
+
+    def _line_end(self, pos: int, what: str) -> int:
+        """Where the header line at `pos` ends (its '\r'), or -1 to wait for more.
+
+        As Redis: the line ends at the first '\r' (searched like strchr, so a NUL byte first
+        means no end yet), and one more byte must have arrived (Redis skips it unseen).
+        """
+        buf = self.buf
+        cr = buf.find(b"\r", pos)
+        if cr >= 0 and buf.find(b"\0", pos, cr) >= 0:
+            cr = -1
+        if cr < 0:
+            if len(buf) - pos > INLINE_MAX:
+                raise ProtocolError(f"too big {what} count string")
+            return -1
+        if cr - pos > INLINE_MAX:  # Redis reads 16 KiB at a time: it would have refused it
+            raise ProtocolError(f"too big {what} count string")
+        return cr if cr + 1 < len(buf) else -1
 
     def _inline(self) -> list[bytes] | None:
         buf = self.buf
-        nl = buf.find(b"\n", self.pos)
+        pos = self.pos
+        nl = buf.find(b"\n", pos)
+        if nl >= 0 and buf.find(b"\0", pos, nl) >= 0:
+            nl = -1  # Redis looks for the newline with strchr: a NUL byte hides it
         if nl < 0:
-            if len(buf) - self.pos > INLINE_MAX:
+            if len(buf) - pos > INLINE_MAX:
                 raise ProtocolError("too big inline request")
             return None
-        if nl - self.pos > INLINE_MAX:
+        if nl - pos > INLINE_MAX:
             raise ProtocolError("too big inline request")
-        line = bytes(buf[self.pos : nl])
+        end = nl - 1 if nl > pos and buf[nl - 1] == 0x0D else nl
+        line = bytes(buf[pos:end])
         self.pos = nl + 1
         return split_inline(line)
 
     def _multibulk_header(self) -> bool:
-        buf = self.buf
-        end = buf.find(b"\r\n", self.pos)
-        if end < 0:
-            if len(buf) - self.pos > INLINE_MAX:
-                raise ProtocolError("too big mbulk count string")
+        pos = self.pos
+        cr = self._line_end(pos, "mbulk")
+        if cr < 0:
             return False
-        count = _parse_len(bytes(buf[self.pos + 1 : end]))
+        count = string2ll(bytes(self.buf[pos + 1 : cr]))
         if count is None or count > self.max_multibulk_len:
             raise ProtocolError("invalid multibulk length")
         if not self.authenticated and count > UNAUTH_MULTIBULK_MAX:
             raise ProtocolError("unauthenticated multibulk length")
-        self.pos = end + 2
+        self.pos = cr + 2
         if count > 0:
             self._argv = []
             self._left = count
@@ -234,318 +287,264 @@ class RespParser:
         size = len(buf)
         while self._left:
             if pos >= size:
-                self.pos = pos
-                return False
+                break
+            cr = self._line_end(pos, "bulk")
+            if cr < 0:
+                break
             if buf[pos] != 0x24:  # '$'
                 raise ProtocolError(f"expected '$', got '{chr(buf[pos])}'")
-            end = buf.find(b"\r\n", pos)
-            if end < 0:
-                if size - pos > INLINE_MAX:
-                    raise ProtocolError("too big bulk count string")
-                self.pos = pos
-                return False
-            n = _parse_len(bytes(buf[pos + 1 : end]))
+            n = string2ll(bytes(buf[pos + 1 : cr]))
             if n is None or n < 0 or n > self.max_bulk_len:
                 raise ProtocolError("invalid bulk length")
             if not self.authenticated and n > UNAUTH_BULK_MAX:
                 raise ProtocolError("unauthenticated bulk length")
-            start = end + 2
+            start = cr + 2
             if start + n + 2 > size:
-                self.pos = pos
-                return False
+                break
             argv.append(bytes(buf[start : start + n]))
-            pos = start + n + 2
+            self._argv_mem += n + ARG_OVERHEAD
+            pos = start + n + 2  # the two bytes after the payload are not checked (Redis)
             self._left -= 1
         self.pos = pos
+        if self._left:
+            if pos > 65536:  # arguments parsed are copies: free the bytes they came from
+                self._compact()
+            return False
         return True
 
 
-_COMMAND, _SKIP, _OVER_LIMIT, _BAD_SHAPE = range(4)  # HiredisParser._kind()
-
-
-class HiredisParser:
-    """hiredis parses in C once a connection is known to speak multibulk RESP.
-
-    Every connection starts on `RespParser`; at the first frame boundary where the client is
-    authenticated and the next byte is '*', hiredis takes over for the rest of the connection
-    (hiredis cannot hand a half-parsed stream back, so the switch goes one way only). Inline
-    clients (telnet) stay on the Python parser.
-
-    hiredis waits for a frame to complete before it says anything, while Redis refuses a bad
-    header at once. So we keep the bytes not yet returned as commands (`buf`) and, when a read
-    ends inside a frame, let `RespParser` judge that frame's beginning: a bad header (an
-    over-limit bulk, a non-bulk element) is refused as soon as it arrives, as Redis does.
-    """
-
-    __slots__ = (
-        "reader",
-        "py",
-        "limits",
-        "authenticated",
-        "hiredis",
-        "buf",
-        "returned",
-        "skipped",
-        "at_boundary",
-    )
-
-    VALIDATE_MAX = 64 * 1024
-
-    def __init__(
-        self,
-        hiredis: Any,
-        max_bulk_len: int = 512 * 1024 * 1024,
-        max_multibulk_len: int = 2**31 - 1,
-    ) -> None:
-        self.hiredis = hiredis
-        self.reader: Any = None
-        self.py: RespParser | None = RespParser(max_bulk_len, max_multibulk_len)
-        self.limits = [max_bulk_len, max_multibulk_len]
-        self.authenticated = True
-        self.buf: bytearray | None = bytearray()  # None: stopped tracking (odd encodings)
-        self.returned: list[list[bytes]] = []  # commands taken out of `buf` since it was trimmed
-        self.skipped = 0  # bytes of "*0" / "*-1" frames taken out of `buf` since then
-        # batch() took whole frames only: hiredis keeps under 1 KiB of consumed bytes then
-        # (it trims its buffer past 1 KiB on every gets()), so pending() is that small.
-        self.at_boundary = False
-
-    @property
-    def max_bulk_len(self) -> int:
-        return self.limits[0]
-
-    @max_bulk_len.setter
-    def max_bulk_len(self, value: int) -> None:
-        self.limits[0] = value
-        if self.py is not None:
-            self.py.max_bulk_len = value
-
-    def pending(self) -> int:
-        return self.py.pending() if self.py is not None else self.reader.len()
-
-    def held(self) -> int:
-        """Bytes of the incomplete command received so far; -1 when they were not tracked."""
-        if self.py is not None:
-            return self.py.held()
-        if not self.reader.len():
-            return 0
-        return -1 if self.buf is None else len(self.buf)
-
-    def unparsed(self) -> bytes | None:
-        """Bytes received and not yet returned as a command; None when they were not tracked."""
-        if self.py is not None:
-            return self.py.unparsed()
-        if not self.reader.len():
-            return b""
-        return None if self.buf is None else bytes(self.buf)
-
-    def feed(self, data: bytes) -> None:
-        py = self.py
-        if py is not None:
-            if py.pending() or not self.authenticated or data[:1] != b"*":
-                py.authenticated = self.authenticated
-                py.feed(data)
-                return
-            self.py = None
-            self.reader = self.hiredis.Reader()
-        self.reader.feed(data)
-        if self.buf is not None:
-            self.buf += data
-
-    def batch(self, data: bytes) -> tuple[list[list[bytes]], ProtocolError | None]:
-        """`feed(data)`, then `next_batch()`: what one read from the client yields.
-
-        The common case costs a few C calls: the previous read ended on a frame boundary
-        (`buf` is empty), and hiredis took every byte of this one as commands (arrays of bulk
-        strings). Then there is no incomplete frame to judge and no byte to keep. Anything
-        else (a frame split across reads, odd frames, a hiredis error) goes the general way
-        with the same verdicts.
-        """
-        reader = self.reader
-        self.at_boundary = False
-        if reader is None:
-            self.feed(data)
-            return self.next_batch()
-        reader.feed(data)
-        buf = self.buf
-        if buf is None or buf:
-            if buf is not None:
-                buf += data
-            return self.next_batch()
-        gets = reader.gets
-        try:
-            cmd = gets()
-            if cmd is False:
-                cmds = []
-            else:
-                more = gets()
-                cmds = [cmd] if more is False else [cmd, more, *iter(gets, False)]
-        except Exception as e:  # hiredis.ProtocolError: the Python parser reads it all again
-            self.buf = bytearray(data)
-            return self._fall_back([], ProtocolError(_hiredis_message(e)))
-        if reader.has_data():  # an incomplete frame follows: the general way judges it
-            self.buf = bytearray(data)
-            return self._judge(cmds)
-        # Whole frames only, so no byte is left to keep. What remains to check, at C speed:
-        # every command is an array (list.__len__ raises TypeError for a map, a null, a
-        # number), none is empty ("*0"), every argument is a bulk string (joining raises
-        # TypeError for a nested array, a number, a null) and none is over the bulk limit.
-        try:
-            counts = list(map(list.__len__, cmds))
-            chained = chain.from_iterable(cmds)
-            if len(data) <= JOIN_CHECK_MAX:
-                payload = len(b"".join(chained))
-            else:  # no copy of big arguments
-                payload = sum(map(bytes.__len__, chained))
-        except TypeError:
-            payload = -1
-        if payload < 0 or payload > self.limits[0] or 0 in counts:
-            self.buf = bytearray(data)
-            return self._judge(cmds)
-        self.at_boundary = True
-        return cmds, None
-
-    def _judge(self, replies: list[Any]) -> tuple[list[list[bytes]], ProtocolError | None]:
-        """`next_batch()` for replies already taken from the reader (it has no more)."""
-        cmds: list[list[bytes]] = []
-        for cmd in replies:
-            kind = self._kind(cmd)
-            if kind == _COMMAND:
-                cmds.append(cmd)
-            elif kind == _OVER_LIMIT:
-                return cmds, ProtocolError("invalid bulk length")
-            elif kind == _BAD_SHAPE:
-                return self._fall_back(cmds, ProtocolError(_shape_error(cmd)))
-        self.returned += cmds
-        return cmds, self._check_tail()
-
-    def _kind(self, cmd: Any) -> int:
-        """A command (a list of bytes within the bulk limit), nothing to run, or a refusal."""
-        try:
-            # One C-speed check that this is a list of bytes within the bulk limit.
-            # bytes.__len__ raises TypeError for a nested array, an integer or a null.
-            longest = max(map(bytes.__len__, cmd))
-        except (TypeError, ValueError):
-            if cmd == [] or cmd is None:
-                self.skipped += 4 if cmd == [] else 5  # "*0" / "*-1": nothing to run
-                return _SKIP
-            return _BAD_SHAPE
-        if cmd.__class__ is not list:  # a RESP3 map: its keys are bytes
-            return _BAD_SHAPE
-        return _COMMAND if longest <= self.limits[0] else _OVER_LIMIT
-
-    def next_command(self) -> list[bytes] | None:
-        if self.py is not None:
-            return self.py.next_command()
-        cmds, err = self.next_batch(1)
-        if err is not None:
-            raise err
-        return cmds[0] if cmds else None
-
-    def next_batch(self, most: int = 1 << 30) -> tuple[list[list[bytes]], ProtocolError | None]:
-        """Every complete command buffered (one C call each), and the error that ended them."""
-        if self.py is not None:
-            return self.py.next_batch()
-        gets = self.reader.gets
-        cmds: list[list[bytes]] = []
-        while len(cmds) < most:
-            try:
-                cmd = gets()
-            except Exception as e:  # hiredis.ProtocolError
-                return self._fall_back(cmds, ProtocolError(_hiredis_message(e)))
-            if cmd is False:
-                self.returned += cmds
-                return cmds, self._check_tail()
-            kind = self._kind(cmd)
-            if kind == _COMMAND:
-                cmds.append(cmd)
-            elif kind == _OVER_LIMIT:
-                return cmds, ProtocolError("invalid bulk length")
-            elif kind == _BAD_SHAPE:
-                return self._fall_back(cmds, ProtocolError(_shape_error(cmd)))
-        self.returned += cmds
-        return cmds, None
-
-    def _check_tail(self) -> ProtocolError | None:
-        """Judge the start of an incomplete frame; also trims `buf` to that frame."""
-        buf = self.buf
-        if buf is None:
-            return None
-        used = encoded_size(self.returned) + self.skipped
-        self.returned = []
-        self.skipped = 0
-        if used == len(buf):
-            buf.clear()
-            return None
-        if used > len(buf) or buf[used] != 0x2A:  # non-canonical lengths: cannot follow
-            self.buf = None
-            return None
-        del buf[:used]
-        probe = RespParser(*self.limits)
-        probe.feed(bytes(buf[: self.VALIDATE_MAX]))
-        try:
-            if probe.next_command() is not None:
-                self.buf = None  # hiredis and we disagree on framing: stop judging
-        except ProtocolError as e:
-            return e
-        return None
-
-    def _fall_back(
-        self, cmds: list[list[bytes]], err: ProtocolError
-    ) -> tuple[list[list[bytes]], ProtocolError | None]:
-        """hiredis refused the stream: let the Python parser take the bytes it did not return.
-
-        The Python parser accepts what Redis accepts (an inline command after a multibulk one)
-        and words the error as Redis does; when the bytes are not tracked, hiredis's word stands.
-        """
-        buf = self.buf
-        used = encoded_size(self.returned + cmds) + self.skipped
-        if buf is None or used > len(buf):
-            return cmds, err
-        py = RespParser(*self.limits)
-        py.authenticated = self.authenticated
-        py.feed(bytes(buf[used:]))
-        self.py, self.reader = py, None
-        self.buf, self.returned, self.skipped = bytearray(), [], 0
-        more, err2 = py.next_batch()
-        return cmds + more, err2
+def encode_request(argv: list[bytes], count: int | None = None) -> bytes:
+    """A request as clients send it: a multibulk frame of bulk strings."""
+    head = b"*%d\r\n" % (len(argv) if count is None else count)
+    return head + b"".join([b"$%d\r\n%s\r\n" % (len(a), a) for a in argv])
 
 
 # Bytes of a frame header ("*N\r\n") and of a bulk ("$L\r\n" + L + "\r\n"), for small N and L.
 _FRAME = [3 + len(str(n)) for n in range(4096)]
 _BULK = [5 + len(str(n)) + n for n in range(4096)]
-# HiredisParser.batch() checks a read up to this size by joining its arguments (one C call,
-# and a copy); a bigger one argument by argument, without the copy.
-JOIN_CHECK_MAX = 64 * 1024
+# A read in which hiredis might read something Redis would not (checked further when found):
+# a type byte hiredis turns into bytes or a list that Redis refuses or reads as inline
+# (+ = ( ~ > |), or an aggregate count of four digits or more (hiredis allocates for it
+# before any element arrives).
+_SUSPECT = re.compile(rb"[+=(~>|]|[*%]\d{4}")
+_BIG_COUNT = re.compile(rb"[*%~>|]-?(\d{4,})")
 
 
-def encoded_size(cmds: list[list[bytes]]) -> int:
-    """Bytes these commands took as canonical multibulk frames (table lookups, no Python loop)."""
+def _frame_size(n: int) -> int:
+    return _FRAME[n] if n < 4096 else 3 + len(str(n))
+
+
+def _bulk_size(n: int) -> int:
+    return _BULK[n] if n < 4096 else 5 + len(str(n)) + n
+
+
+def _encoded_size(counts: list[int], lens: list[int]) -> int:
+    """Bytes these commands take as canonical frames (table lookups, no Python loop)."""
     try:
-        return sum(map(_FRAME.__getitem__, map(len, cmds))) + sum(
-            map(_BULK.__getitem__, map(len, chain.from_iterable(cmds)))
-        )
+        return sum(map(_FRAME.__getitem__, counts)) + sum(map(_BULK.__getitem__, lens))
     except IndexError:  # a long argument or a huge command
-        lens = [len(a) for cmd in cmds for a in cmd]
-        return (
-            sum(3 + len(str(len(cmd))) for cmd in cmds)
-            + sum(lens)
-            + sum(5 + len(str(n)) for n in lens)
-        )
+        return sum(map(_frame_size, counts)) + sum(map(_bulk_size, lens))
 
 
-def _hiredis_message(e: Exception) -> str:
-    text = str(e)
-    if text.startswith("Protocol error, "):
-        text = text[len("Protocol error, ") :]
-    return text.replace('"', "'")
+def _declares_too_much(data: bytes) -> bool:
+    """An aggregate count bigger than this read could hold (hiredis would allocate for it)."""
+    for m in _BIG_COUNT.finditer(data):
+        digits = m.group(1)
+        if len(digits) > 18 or int(digits) > len(data):
+            return True
+    return False
 
 
-def _shape_error(reply: Any) -> str:
-    if isinstance(reply, list):
-        bad = next((x for x in reply if not isinstance(x, bytes)), None)
-        kind = {int: ":", list: "*", type(None): "$"}.get(type(bad), "?")
-        return f"expected '$', got '{kind}'"
-    return "expected '*' for a multibulk request"
+def _headers_are_bulks(data: bytes, counts: list[int], lens: list[int]) -> bool:
+    """Each frame starts with '*' and each argument with '$' where canonical frames put them."""
+    pos = 0
+    i = 0
+    at = data.__getitem__
+    for n in counts:
+        if data[pos] != 0x2A:
+            return False
+        heads = list(accumulate(map(_bulk_size, lens[i : i + n]), initial=pos + _frame_size(n)))
+        i += n
+        pos = heads.pop()
+        if bytes(map(at, heads)).count(b"$") != n:
+            return False
+    return True
+
+
+class RequestParser:
+    """The parser a connection uses: hiredis for whole frames, `RespParser` for the rest.
+
+    A read that starts on a frame boundary (nothing buffered) with '*' goes to hiredis, with
+    a reader that holds nothing from before. What hiredis returns is used only if it is what
+    Redis would run: arrays of bulk strings, none empty or over the bulk limit, no type byte
+    hiredis reads but Redis refuses (a `+k` argument, a `~` set), and no aggregate count the
+    read cannot hold (hiredis allocates for a declared count at once: `*2147483647` would cost
+    gigabytes and a long pause to free). Then the commands' canonical size says where they
+    end; a frame still incomplete at the end of the read goes to `RespParser` (which judges
+    its header at once, as Redis does), so hiredis never keeps input between reads. Anything
+    else (a hiredis error, an odd frame) is read again, whole, by `RespParser`. A frame
+    `RespParser` completes is followed by hiredis again for the rest of that read.
+
+    Commands parsed but not yet run (deferred while replies drain) are queued here too, so
+    `unparsed()` (the connection's input, for a handover) includes them.
+    """
+
+    __slots__ = ("py", "hiredis", "reader", "queue", "queue_err")
+
+    def __init__(
+        self,
+        hiredis: Any,
+        max_bulk_len: int = 512 * 1024 * 1024,
+        max_multibulk_len: int = MULTIBULK_MAX,
+    ) -> None:
+        self.py = RespParser(max_bulk_len, max_multibulk_len)
+        self.hiredis = hiredis
+        self.reader: Any = None  # an empty hiredis reader, kept for the next read
+        self.queue: deque[list[bytes]] = deque()
+        self.queue_err: ProtocolError | None = None
+
+    @property
+    def max_bulk_len(self) -> int:
+        return self.py.max_bulk_len
+
+    @max_bulk_len.setter
+    def max_bulk_len(self, value: int) -> None:
+        self.py.max_bulk_len = value
+
+    @property
+    def authenticated(self) -> bool:
+        return self.py.authenticated
+
+    @authenticated.setter
+    def authenticated(self, value: bool) -> None:
+        self.py.authenticated = value
+
+    # -- what the connection holds
+    def idle(self) -> bool:
+        return not self.queue and self.queue_err is None and self.py.idle()
+
+    def pending(self) -> int:
+        """Bytes received and not yet run (the query buffer)."""
+        if self.queue:
+            return len(self.unparsed())
+        return self.py.pending()
+
+    def memory(self) -> int:
+        mem = self.py.memory()
+        if self.queue:
+            mem += sum(len(a) + ARG_OVERHEAD for cmd in self.queue for a in cmd)
+        return mem
+
+    def held(self) -> int:
+        return len(self.unparsed()) if self.queue else self.py.held()
+
+    def unparsed(self) -> bytes:
+        """Bytes received and not yet run, as the client sent them."""
+        head = b"".join(map(encode_request, self.queue))
+        return head + self.py.unparsed()
+
+    def defer(self, cmds: list[list[bytes]], err: ProtocolError | None) -> None:
+        """Keep commands (and the error after them) to be returned before anything else."""
+        self.queue.extendleft(reversed(cmds))
+        if err is not None:
+            self.queue_err = err
+
+    # -- parsing
+    def feed(self, data: bytes) -> None:
+        self.py.feed(data)
+
+    def batch(self, data: bytes) -> tuple[list[list[bytes]], ProtocolError | None]:
+        """`feed(data)`, then `next_batch()`: what one read from the client yields."""
+        py = self.py
+        if (
+            data[:1] == b"*"
+            and self.hiredis is not None
+            and py.authenticated
+            and not self.queue
+            and py.idle()
+        ):
+            return self._fast(data)
+        py.feed(data)
+        return self.next_batch()
+
+    def next_batch(self) -> tuple[list[list[bytes]], ProtocolError | None]:
+        """Every complete command buffered, and the error that ended them."""
+        out = list(self.queue)
+        self.queue.clear()
+        err, self.queue_err = self.queue_err, None
+        if err is not None:
+            return out, err
+        py = self.py
+        fast = self.hiredis is not None
+        try:
+            while True:
+                if fast and py.authenticated and py.at_frame():
+                    cmds, err = self._fast(py.take())
+                    return out + cmds, err
+                cmd = py.next_command()
+                if cmd is None:
+                    return out, None
+                out.append(cmd)
+        except ProtocolError as e:
+            return out, e
+
+    def next_command(self) -> list[bytes] | None:
+        if not self.queue and self.queue_err is None:
+            py = self.py
+            if not (self.hiredis is not None and py.authenticated and py.at_frame()):
+                return py.next_command()  # one at a time: AUTH changes the limits
+            cmds, err = self._fast(py.take())
+            self.queue.extend(cmds)
+            self.queue_err = err
+        if self.queue:
+            return self.queue.popleft()
+        err, self.queue_err = self.queue_err, None
+        if err is None:
+            return None  # a frame is incomplete: wait for more
+        raise err
+
+    def _fast(self, data: bytes) -> tuple[list[list[bytes]], ProtocolError | None]:
+        """`data` starts a frame: hiredis reads it if it reads it as Redis would."""
+        suspect = _SUSPECT.search(data) is not None
+        if suspect and _declares_too_much(data):
+            return self._slow(data)
+        reader = self.reader
+        if reader is None:
+            reader = self.reader = self.hiredis.Reader()
+        reader.feed(data)
+        try:
+            # gets() says False when it needs more: a reply equal to False (0, #f) stops
+            # here too, which is right (it is no command; RespParser reads it below).
+            cmds = list(iter(reader.gets, False))
+        except Exception:  # hiredis.ProtocolError: Redis's verdict and wording come below
+            return self._slow(data)
+        try:
+            # list.__len__ raises TypeError for anything but an array (a map, bytes, a
+            # number, a null); bytes.__len__ for an argument that is not a string.
+            counts = list(map(list.__len__, cmds))
+            lens = list(map(bytes.__len__, chain.from_iterable(cmds)))
+        except TypeError:
+            return self._slow(data)
+        if 0 in counts or (lens and max(lens) > self.py.max_bulk_len):
+            return self._slow(data)
+        if suspect and not _headers_are_bulks(data, counts, lens):
+            return self._slow(data)
+        used = _encoded_size(counts, lens)
+        if used == len(data):
+            return cmds, None
+        # A frame is still incomplete: the Python parser keeps and judges it.
+        self.reader = None
+        if used > len(data):  # cannot happen with canonical frames; never trust it
+            return self._slow(data)
+        py = self.py
+        py.feed(data[used:])
+        more, err = py.next_batch()
+        return cmds + more, err
+
+    def _slow(self, data: bytes) -> tuple[list[list[bytes]], ProtocolError | None]:
+        self.reader = None
+        self.py.feed(data)
+        return self.py.next_batch()
 
 
 try:  # optional accelerator
@@ -554,10 +553,8 @@ except ImportError:  # pragma: no cover - depends on the host
     _hiredis = None
 
 
-def make_parser(max_bulk_len: int, max_multibulk_len: int = 2**31 - 1) -> Any:
-    if _hiredis is not None:
-        return HiredisParser(_hiredis, max_bulk_len, max_multibulk_len)
-    return RespParser(max_bulk_len, max_multibulk_len)
+def make_parser(max_bulk_len: int, max_multibulk_len: int = MULTIBULK_MAX) -> RequestParser:
+    return RequestParser(_hiredis, max_bulk_len, max_multibulk_len)
 
 
 # ---------------------------------------------------------------- reply encoding
@@ -587,9 +584,11 @@ def simple(s: str) -> bytes:
     return b"+" + s.encode() + b"\r\n"
 
 
-def error(msg: str) -> bytes:
-    # A reply is one line: never let a message break the framing.
-    return b"-" + msg.replace("\r", " ").replace("\n", " ").encode() + b"\r\n"
+def error(msg: str, encoding: str = "utf-8") -> bytes:
+    """An error reply. It is one line whatever the message holds: as Redis's
+    addReplyErrorFormat, CR and LF at the ends are dropped and the others become spaces."""
+    text = msg.strip("\r\n").replace("\r", " ").replace("\n", " ")
+    return b"-" + text.encode(encoding, "replace") + b"\r\n"
 
 
 def bulk_array(items: list[bytes | None] | list[bytes], resp: int = 2) -> bytes:

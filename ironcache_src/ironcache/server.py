@@ -29,13 +29,21 @@ NOAUTH = error("NOAUTH Authentication required.")
 # Commands a client in MULTI runs at once instead of queueing.
 IMMEDIATE_IN_MULTI = frozenset(("exec", "discard", "multi", "watch", "quit", "reset"))
 SHUTDOWN_GRACE_S = 5.0
+# Replies one batch may build before the rest of the read waits for the client to read them.
+REPLY_BATCH_MAX = 4 * 1024 * 1024
 
 
 def unknown_command(argv: list[bytes]) -> str:
-    args = "".join(f"'{a[:128].decode(errors='replace')}' " for a in argv[1:])
-    return (
-        f"ERR unknown command '{argv[0][:128].decode(errors='replace')}', "
-        f"with args beginning with: {args}"
+    """Redis's wording, byte for byte (decode the result as latin-1): each name printed as C
+    prints a string (up to a NUL byte), the name up to 128 bytes, arguments while under 128."""
+    args = b""
+    for a in argv[1:]:
+        if len(args) >= 128:
+            break
+        args += b"'" + a.split(b"\0", 1)[0][: 128 - len(args)] + b"' "
+    name = argv[0].split(b"\0", 1)[0][:128]
+    return (b"ERR unknown command '" + name + b"', with args beginning with: " + args).decode(
+        "latin-1"
     )
 
 
@@ -95,6 +103,7 @@ class Server:
         self.listeners: list[listen.Listener] = []
         self.reset_stats()
         self.scans = Snapshots()
+        self.obuf_soft: set[Client] = set()
         self.notifier = Notifier()
         self.run_id = os.urandom(20).hex()
         self.started = time.time()
@@ -156,7 +165,7 @@ class Server:
         if cmd is None:
             cmd = TABLE.get(argv[0].lower())
             if cmd is None:
-                return self._reject(c, unknown_command(argv))
+                return self._reject(c, unknown_command(argv), encoding="latin-1")
         arity = cmd.arity
         if len(argv) != arity if arity > 0 else len(argv) < -arity:
             return self._reject(
@@ -184,7 +193,9 @@ class Server:
         return reply
 
     def execute_batch(self, c: Client, cmds: list[list[bytes]]) -> list[bytes]:
-        """Run the requests of one read, in order, until one closes the connection.
+        """Run the requests of one read, in order, until one closes the connection or the
+        replies built pass REPLY_BATCH_MAX bytes: the caller keeps the rest (one reply each
+        in the list returned) and runs them once the client has read these.
 
         `execute()` inlined for the common case (a known, batched command with the right arity,
         outside MULTI, authenticated, memory under the limit); anything else goes through
@@ -200,6 +211,7 @@ class Server:
         plain = c.multi is None and c.authenticated
         counted = 0  # replies in `out` already counted (execute() counts what it runs)
         last = None  # the last request run here
+        size = 0
         for argv in cmds:
             cmd = lookup(argv[0])
             if (
@@ -211,27 +223,32 @@ class Server:
             ):
                 last = argv
                 try:
-                    append(cmd.handler(c, argv))
+                    reply = cmd.handler(c, argv)
                 except CommandError as e:
                     self.error_replies += 1
-                    append(error(e.message))
+                    reply = error(e.message)
                 except Exception as e:  # a bug must cost one reply, never the server
-                    append(self._internal_error(cmd, e))
+                    reply = self._internal_error(cmd, e)
+                append(reply)
             else:
                 self.commands_processed += len(out) - counted  # INFO counts what ran before it
                 counted = len(out) + 1
                 last = None
-                append(self.execute(c, argv))
+                reply = self.execute(c, argv)
+                append(reply)
                 if c.closing:
                     break
                 plain = c.multi is None and c.authenticated
                 maxmemory = self.maxmemory
+            size += len(reply)
+            if size > REPLY_BATCH_MAX:
+                break
         self.commands_processed += len(out) - counted
         if last is not None:
             c.last_command = last[0]
         return out
 
-    def _reject(self, c: Client, message: str, name: str = "") -> bytes:
+    def _reject(self, c: Client, message: str, name: str = "", encoding: str = "utf-8") -> bytes:
         self.error_replies += 1
         if name == "exec":  # EXEC itself refused: any transaction ends, as in Redis
             c.end_transaction()
@@ -239,7 +256,7 @@ class Server:
             return error(f"EXECABORT Transaction discarded because of: {reason}")
         if c.multi is not None:
             c.multi_error = True  # EXEC will answer EXECABORT
-        return error(message)
+        return error(message, encoding)
 
     def _internal_error(self, cmd: Command, e: Exception) -> bytes:
         log.warning(f"internal error in {cmd.name.upper()}: {type(e).__name__}: {e}")
@@ -433,6 +450,8 @@ class Server:
                 self.maxmemory, self.config["maxmemory-policy"], self.config["maxmemory-samples"]
             )
         self.peak_memory = max(self.peak_memory, ks.used)
+        for c in list(self.obuf_soft):  # over the soft output limit, maybe reading nothing
+            c.check_output()
         timeout = self.config["timeout"]
         if timeout:
             cutoff = time.monotonic() - timeout

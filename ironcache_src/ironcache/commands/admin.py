@@ -272,6 +272,8 @@ def config_set(srv: Server, args: list[bytes], c: Client) -> None:
             parsed[name] = d.parse(raw.split() if name == "bind" else [raw])
         except ValueError as e:
             raise set_failed(name, str(e)) from None
+        if d.merge is not None:
+            parsed[name] = d.merge(srv.config[name], parsed[name])
         if name == "dir":
             why = _not_a_directory(parsed[name])
             if why:
