@@ -11,7 +11,7 @@ import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from support import RawConn, RespError, Server, encode_command, poll
+from support import RawConn, RespError, Server, encode_command, ironcache_only, poll
 
 # -- inline commands (telnet, redis-benchmark's inline mode) --------------------------------
 
@@ -355,3 +355,282 @@ def test_slow_reader_does_not_block_others(server: Server, rb: redis.Redis) -> N
     finally:
         slow.close()
     rb.delete("big")
+
+
+# -- Redis's verdicts on the wire (every row as redis-server 7.0.15 answers it: run with
+#    IRONCACHE_TEST_TARGET=redis to check them there) ------------------------------------------
+
+_WIRE_CLOSES = [
+    (b"*3\r\n$3\r\nSET\r\n$5\r\nsmugg\r\n+v\r\n", b"-ERR Protocol error: expected '$', got '+'\r\n"),
+    (b"*2\r\n$3\r\nGET\r\n=5\r\ntxt:k\r\n", b"-ERR Protocol error: expected '$', got '='\r\n"),
+    (b"*03\r\n", b"-ERR Protocol error: invalid multibulk length\r\n"),
+    (b"*-0\r\n", b"-ERR Protocol error: invalid multibulk length\r\n"),
+    (b"*1\r\n$03\r\nabc\r\n", b"-ERR Protocol error: invalid bulk length\r\n"),
+    (b"*1\r\n$-1\r\n", b"-ERR Protocol error: invalid bulk length\r\n"),
+    (b"*1\r\n\r\n", b"-ERR Protocol error: expected '$', got ' '\r\n"),
+    (b"*1\r\n\xff\r\n", b"-ERR Protocol error: expected '$', got '\xff'\r\n"),
+    (b"*2147483648\r\n", b"-ERR Protocol error: invalid multibulk length\r\n"),
+    (encode_command("PING") + b"*3000000000\r\n",
+     b"+PONG\r\n-ERR Protocol error: invalid multibulk length\r\n"),
+]
+
+
+@pytest.mark.parametrize(("wire", "reply"), _WIRE_CLOSES, ids=[repr(w[:20]) for w, _ in _WIRE_CLOSES])
+def test_redis_refuses_and_closes(any_server: Server, wire: bytes, reply: bytes) -> None:
+    r = any_server.client()
+    r.delete("smugg")
+    with any_server.raw() as c:
+        c.send(wire)
+        assert c.read_until_closed() == reply
+    assert r.exists("smugg") == 0  # nothing ran that Redis would not run
+
+
+_WIRE_ANSWERS = [
+    # not '*' first: an inline command, whatever it looks like
+    (encode_command("PING") + b"~1\r\n$1\r\na\r\n",
+     b"+PONG\r\n-ERR unknown command '~1', with args beginning with: \r\n"
+     b"-ERR unknown command '$1', with args beginning with: \r\n"
+     b"-ERR unknown command 'a', with args beginning with: \r\n"),
+    (b"$-1\r\n", b"-ERR unknown command '$-1', with args beginning with: \r\n"),
+    (b"_\r\n", b"-ERR unknown command '_', with args beginning with: \r\n"),
+    # an error reply is one line: CR and LF from the request become spaces
+    (b"*1\r\n$3\r\n\nX\n\r\n", b"-ERR unknown command ' X ', with args beginning with: \r\n"),
+    # names print as C strings (to a NUL byte), arguments while under 128 bytes
+    (b"*2\r\n$5\r\nFO\x00O\xff\r\n$3\r\na\x00b\r\n",
+     b"-ERR unknown command 'FO', with args beginning with: 'a' \r\n"),
+    (encode_command("FOO", "a" * 100, "b" * 100),
+     b"-ERR unknown command 'FOO', with args beginning with: '" + b"a" * 100 + b"' '"
+     + b"b" * 25 + b"' \r\n"),
+    # inline words: a vertical tab or form feed does not end one
+    (b"ECHO\x0ba\x0cb\r\n", b"-ERR unknown command 'ECHO\x0ba\x0cb', with args beginning with: \r\n"),
+    (b"ECHO a\x0b\r\n", b"$2\r\na\x0b\r\n"),
+    (b"ECHO 'a'\x0bb\r\n", b"-ERR wrong number of arguments for 'echo' command\r\n"),
+    # zero and negative counts are skipped; a header line ends at its CR
+    (b"*-99999999999\r\n*0\r\n" + encode_command("PING"), b"+PONG\r\n"),
+    (b"*1\rx$4\rxPING\r\n", b"+PONG\r\n"),
+    (b"*1\r\n$4\r\nPINGxx" + encode_command("PING"), b"+PONG\r\n+PONG\r\n"),
+    # a NUL byte hides the line end from Redis: nothing runs (yet)
+    (b"ECHO a\x00b\r\n", b""),
+    (b"*1\r\n$4\x00\r\nPING\r\n", b""),
+]
+
+
+@pytest.mark.parametrize(("wire", "reply"), _WIRE_ANSWERS,
+                         ids=[repr(w[:20]) for w, _ in _WIRE_ANSWERS])
+def test_redis_answers(any_server: Server, wire: bytes, reply: bytes) -> None:
+    with any_server.raw() as c:
+        c.send(wire)
+        if reply:
+            assert c.read_exact(len(reply)) == reply
+        with RawConn.tcp("127.0.0.1", any_server.port) as other:  # orders the check below
+            assert other.call("PING") == "PONG"
+        c.sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            c._fill()  # nothing more, and the connection stays open
+
+
+# -- no request stalls the others, and memory stays bounded ---------------------------------
+
+def _rss_kb(srv: Server) -> int:
+    assert srv.proc is not None
+    with open(f"/proc/{srv.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+HOSTILE = [
+    b"*2147483647\r\n$4\r\nPING\r\n",  # hiredis allocated 16 GiB for this count
+    b"*2147483648\r\n",
+    encode_command("PING") + b"*3000000000\r\n",
+    b"*1\r\n*2147483647\r\n",
+    encode_command("PING") + b"*2\r\n$4\r\nECHO\r\n~2147483647\r\n",
+]
+
+
+@pytest.mark.parametrize("wire", HOSTILE, ids=[repr(w[:16]) for w in HOSTILE])
+def test_huge_counts_never_stall_other_clients(any_server: Server, wire: bytes) -> None:
+    """Four connections send a huge count (and stay open, then close) while another PINGs:
+    every PING is answered (within a generous 5 s: these used to stall the server 9-33 s),
+    and the server's memory does not grow by the count."""
+    rss0 = _rss_kb(any_server)
+    with any_server.raw(timeout=5) as bystander:
+        assert bystander.call("PING") == "PONG"
+        hostile = [socket.create_connection(("127.0.0.1", any_server.port)) for _ in range(4)]
+        try:
+            for h in hostile:
+                h.sendall(wire)
+            for _ in range(20):
+                assert bystander.call("PING") == "PONG"
+        finally:
+            for h in hostile:
+                h.close()
+        for _ in range(20):  # closing them frees what they held, and stalls nobody either
+            assert bystander.call("PING") == "PONG"
+    assert _rss_kb(any_server) - rss0 < 64 * 1024
+
+
+@pytest.mark.parametrize(("head", "reply"), [
+    (b"*", b"-ERR Protocol error: too big mbulk count string\r\n"),
+    (b"*1\r\n$", b"-ERR Protocol error: too big bulk count string\r\n"),
+    (b"PING ", b"-ERR Protocol error: too big inline request\r\n"),
+])
+def test_header_lines_are_capped_at_64k(any_server: Server, head: bytes, reply: bytes) -> None:
+    """Digits (or spaces) with no line end: refused once past 64 KiB, as Redis does, instead
+    of buffering up to client-query-buffer-limit."""
+    rss0 = _rss_kb(any_server)
+    filler = b"1" if head != b"PING " else b" "
+    with any_server.raw(timeout=5) as bystander:
+        sock = socket.create_connection(("127.0.0.1", any_server.port), timeout=10)
+        sent = 0
+        try:
+            sock.sendall(head)
+            for _ in range(64):  # 2 MiB at most
+                sock.sendall(filler * 32768)
+                sent += 32768
+                assert bystander.call("PING") == "PONG"
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        data = b""
+        try:
+            while chunk := sock.recv(4096):
+                data += chunk
+        except ConnectionResetError:
+            pass
+        sock.close()
+        assert data == reply
+        assert sent <= 256 * 1024  # refused within a few reads past the cap
+        assert bystander.call("PING") == "PONG"
+    assert _rss_kb(any_server) - rss0 < 32 * 1024
+
+
+def test_query_buffer_limit_counts_parsed_arguments(make_server: Callable[..., Server]) -> None:
+    """A command arriving in parts is charged for the arguments already parsed too."""
+    srv = make_server({"client-query-buffer-limit": "1mb"})
+    with srv.raw(timeout=10) as c:
+        c.send(b"*1000000\r\n")
+        arg = b"$10\r\n0123456789\r\n"
+        closed = False
+        try:
+            for _ in range(40):  # 2.4 MB on the wire, 2 MB of arguments
+                c.send(arg * 5000)
+        except (BrokenPipeError, ConnectionResetError):
+            closed = True
+        assert closed or c.is_closed(10)
+    assert srv.client().ping() is True
+
+
+# -- client output buffers --------------------------------------------------------------------
+
+def test_client_output_buffer_limit_config(make_server: Callable[..., Server]) -> None:
+    srv = make_server()
+    r = srv.client()
+    default = "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+    assert r.config_get("client-output-buffer-limit") == {"client-output-buffer-limit": default}
+    assert r.config_set("client-output-buffer-limit", "normal 1mb 512kb 10") is True
+    assert r.config_get("client-output-buffer-limit")["client-output-buffer-limit"] == (
+        "normal 1048576 524288 10 slave 268435456 67108864 60 pubsub 33554432 8388608 60")
+    assert r.config_set("client-output-buffer-limit", "replica 1mb 2mb 3 normal 0 0 0") is True
+    assert r.config_get("client-output-buffer-limit")["client-output-buffer-limit"] == (
+        "normal 0 0 0 slave 1048576 2097152 3 pubsub 33554432 8388608 60")
+    for bad, why in [("normal 1mb 2mb", "Wrong number of arguments"),
+                     ("master 1 2 3", "Invalid client class"),
+                     ("normal x 2mb 3", "Error in hard, soft or soft_seconds"),
+                     ("normal 1 2mb -3", "Error in hard, soft or soft_seconds")]:
+        with pytest.raises(redis.ResponseError, match=why):
+            r.config_set("client-output-buffer-limit", bad)
+
+
+def _unread_pipeline(srv: Server, payload: bytes) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # before connect: a small window
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", srv.port))
+    sock.sendall(payload)
+    return sock
+
+
+def _closed_by_server(sock: socket.socket, timeout: float = 10.0) -> bool:
+    """Read (and drop) everything until the server closes; False if it is still open."""
+    deadline = time.monotonic() + timeout
+    sock.settimeout(0.5)
+    while time.monotonic() < deadline:
+        try:
+            if not sock.recv(1 << 20):
+                return True
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            return True
+    return False
+
+
+def test_output_buffer_hard_limit_disconnects(make_server: Callable[..., Server]) -> None:
+    srv = make_server({"client-output-buffer-limit": "normal 1mb 0 0"})
+    r = srv.client()
+    r.set("big", "x" * (3 * 1024 * 1024))
+    sock = _unread_pipeline(srv, encode_command("GET", "big") * 4)
+    try:
+        time.sleep(0.5)  # the replies pile up unread
+        assert _closed_by_server(sock)
+    finally:
+        sock.close()
+    assert r.ping() is True
+    # Within the limit, a client is served as before.
+    assert r.config_set("client-output-buffer-limit", "normal 0 0 0") is True
+    sock = _unread_pipeline(srv, encode_command("GET", "big") * 4)
+    try:
+        time.sleep(0.5)
+        got = 0
+        while got < 4 * (3 * 1024 * 1024 + 12):
+            chunk = sock.recv(1 << 20)
+            assert chunk
+            got += len(chunk)
+        assert got == 4 * (3 * 1024 * 1024 + 12)
+    finally:
+        sock.close()
+
+
+@ironcache_only
+def test_output_buffer_soft_limit_disconnects_an_idle_reader(
+        make_server: Callable[..., Server]) -> None:
+    """Over the soft limit for its seconds: disconnected even though no new reply comes (a
+    client that reads nothing sends nothing more we would read)."""
+    srv = make_server({"client-output-buffer-limit": "normal 0 1mb 1"})
+    r = srv.client()
+    r.set("big", "x" * (16 * 1024 * 1024))  # more than the kernel's socket buffers take
+    sock = _unread_pipeline(srv, encode_command("GET", "big"))
+    try:
+        with srv.raw() as other:
+            assert other.call("PING") == "PONG"
+        # Nothing is read meanwhile (reading would bring the buffer under the limit).
+        poll(lambda: "output buffer limit" in srv.log_text(), 10, 0.1, "the disconnection")
+        assert _closed_by_server(sock)
+    finally:
+        sock.close()
+    assert r.ping() is True
+
+
+@ironcache_only
+def test_pipelined_replies_are_built_a_few_mb_at_a_time(server: Server,
+                                                        rb: redis.Redis) -> None:
+    """64 GETs of 1 MiB in one write, nothing read: the server builds about 4 MB of replies,
+    then waits for the client to read them before it runs the rest (without this: 64 MiB).
+    Once the client reads, every reply arrives, in order."""
+    value = bytes(range(256)) * 4096
+    rb.set("onemb", value)
+    rss0 = _rss_kb(server)
+    sock = _unread_pipeline(server, encode_command("GET", "onemb") * 64)
+    try:
+        with server.raw() as other:
+            for _ in range(10):
+                assert other.call("PING") == "PONG"
+        time.sleep(0.5)
+        assert _rss_kb(server) - rss0 < 24 * 1024
+        reader = RawConn(sock)
+        for _ in range(64):
+            assert reader.read_reply() == value
+    finally:
+        sock.close()
+    rb.delete("onemb")
