@@ -361,7 +361,8 @@ def test_slow_reader_does_not_block_others(server: Server, rb: redis.Redis) -> N
 #    IRONCACHE_TEST_TARGET=redis to check them there) ------------------------------------------
 
 _WIRE_CLOSES = [
-    (b"*3\r\n$3\r\nSET\r\n$5\r\nsmugg\r\n+v\r\n", b"-ERR Protocol error: expected '$', got '+'\r\n"),
+    (b"*3\r\n$3\r\nSET\r\n$5\r\nsmugg\r\n+v\r\n",
+     b"-ERR Protocol error: expected '$', got '+'\r\n"),
     (b"*2\r\n$3\r\nGET\r\n=5\r\ntxt:k\r\n", b"-ERR Protocol error: expected '$', got '='\r\n"),
     (b"*03\r\n", b"-ERR Protocol error: invalid multibulk length\r\n"),
     (b"*-0\r\n", b"-ERR Protocol error: invalid multibulk length\r\n"),
@@ -375,7 +376,8 @@ _WIRE_CLOSES = [
 ]
 
 
-@pytest.mark.parametrize(("wire", "reply"), _WIRE_CLOSES, ids=[repr(w[:20]) for w, _ in _WIRE_CLOSES])
+@pytest.mark.parametrize(("wire", "reply"), _WIRE_CLOSES,
+                         ids=[repr(w[:20]) for w, _ in _WIRE_CLOSES])
 def test_redis_refuses_and_closes(any_server: Server, wire: bytes, reply: bytes) -> None:
     r = any_server.client()
     r.delete("smugg")
@@ -402,7 +404,8 @@ _WIRE_ANSWERS = [
      b"-ERR unknown command 'FOO', with args beginning with: '" + b"a" * 100 + b"' '"
      + b"b" * 25 + b"' \r\n"),
     # inline words: a vertical tab or form feed does not end one
-    (b"ECHO\x0ba\x0cb\r\n", b"-ERR unknown command 'ECHO\x0ba\x0cb', with args beginning with: \r\n"),
+    (b"ECHO\x0ba\x0cb\r\n",
+     b"-ERR unknown command 'ECHO\x0ba\x0cb', with args beginning with: \r\n"),
     (b"ECHO a\x0b\r\n", b"$2\r\na\x0b\r\n"),
     (b"ECHO 'a'\x0bb\r\n", b"-ERR wrong number of arguments for 'echo' command\r\n"),
     # zero and negative counts are skipped; a header line ends at its CR
