@@ -158,6 +158,11 @@ def compile_tokens(tokens: list[bytes | None]) -> re.Pattern[bytes]:
     return re.compile(rx, re.DOTALL)
 
 
+# stringmatchlen() returns "no match" when its star recursion gets deeper than this (the fix
+# of CVE-2024-31228, in Debian's 7.0.15): a pattern with more stars than that, not counting
+# a last one, matches no string. Only patterns longer than COMPILE_LIMIT can have that many.
+MAX_NESTING = 1000
+
 # Longer patterns are not compiled (re.compile costs microseconds per byte): they are read
 # lazily, token by token, as far as each string needs, like stringmatchlen() does.
 COMPILE_LIMIT = 256
@@ -193,6 +198,7 @@ class _LazyMatcher:
 
     def __init__(self, pattern: bytes, nocase: bool) -> None:
         self.tokens: list[bytes | None] = []
+        self.stars: list[int] = []  # stars among tokens[: i + 1]
         self.source: Iterator[bytes | None] | None = iter_tokens(pattern, nocase)
 
     def has(self, k: int) -> bool:
@@ -203,6 +209,7 @@ class _LazyMatcher:
                 self.source = None
             else:
                 toks.append(nxt)  # type: ignore[arg-type]
+                self.stars.append((self.stars[-1] if self.stars else 0) + (nxt is STAR))
         return k < len(toks)
 
     def match(self, s: bytes) -> bool:
@@ -216,6 +223,8 @@ class _LazyMatcher:
             if has(p):
                 t = toks[p]
                 if t is STAR:
+                    if self.stars[p] > MAX_NESTING and has(p + 1):
+                        return False  # Redis gives up at this depth: no path can match
                     star, mark = p, i
                     p += 1
                     continue

@@ -1,4 +1,5 @@
-"""A direct transcription of Redis 7.0's stringmatchlen() (src/util.c), the reference the
+"""A direct transcription of Redis 7.0.15's stringmatchlen() (src/util.c, with Debian's
+backport of the nesting limit), the reference the
 glob tests compare `ironcache.glob` with. Kept as close to the C as Python allows: indexes
 stand for the pointers, `at()` reads the NUL terminator past the end, bytes are signed chars.
 """
@@ -16,11 +17,13 @@ def _tolower(c: int) -> int:
 
 def stringmatchlen(pattern: bytes, string: bytes, nocase: bool = False) -> bool:
     skip = [False]
-    return _impl(pattern, 0, len(pattern), string, 0, len(string), nocase, skip)
+    return _impl(pattern, 0, len(pattern), string, 0, len(string), nocase, skip, 0)
 
 
 def _impl(pat: bytes, p: int, plen: int, s: bytes, i: int, slen: int, nocase: bool,
-          skip_longer: list[bool]) -> bool:
+          skip_longer: list[bool], nesting: int) -> bool:
+    if nesting > 1000:  # protection against abusive patterns (CVE-2024-31228, Debian 7.0.15)
+        return False
     def P(k: int) -> int:
         return _c(pat[k]) if k < len(pat) else 0
 
@@ -36,7 +39,7 @@ def _impl(pat: bytes, p: int, plen: int, s: bytes, i: int, slen: int, nocase: bo
             if plen == 1:
                 return True
             while slen:
-                if _impl(pat, p + 1, plen - 1, s, i, slen, nocase, skip_longer):
+                if _impl(pat, p + 1, plen - 1, s, i, slen, nocase, skip_longer, nesting + 1):
                     return True
                 if skip_longer[0]:
                     return False
