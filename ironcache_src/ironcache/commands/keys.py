@@ -63,9 +63,13 @@ def _expire(c: Client, argv: list[bytes], unit: int, absolute: bool, name: str) 
         raise CommandError("ERR GT and LT options at the same time are not compatible")
     n = to_int(argv[2])  # after the options, as in Redis
     base = 0 if absolute else now_ms()
-    if abs(n) > (2**63 - 1 - base) // unit:
+    # Redis checks the unit conversion both ways, the addition of the base time upwards only.
+    if unit == 1000 and not -(2**63 // 1000) <= n <= (2**63 - 1) // 1000:
         raise CommandError(f"ERR invalid expire time in '{name}' command")
-    when = base + n * unit
+    when = n * unit
+    if when > 2**63 - 1 - base:
+        raise CommandError(f"ERR invalid expire time in '{name}' command")
+    when += base
     if db.lookup(key) is None:
         return ZERO
     current = db.expires.get(key)
