@@ -11,7 +11,9 @@ import redis
 
 from support import Server, ironcache_only
 
-LONG_RANGE = "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"
+LONG_RANGE = (
+    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"
+)
 
 
 def err(r: redis.Redis, *args: str) -> str:
