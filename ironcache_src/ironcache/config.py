@@ -7,7 +7,6 @@ may change it at runtime. The file, the command line and CONFIG SET all go throu
 from __future__ import annotations
 
 import errno
-import fnmatch
 import os
 import re
 import socket
@@ -16,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ironcache.glob import matcher
 from ironcache.keyspace import POLICIES
 
 
@@ -288,9 +288,9 @@ class Config:
         out: dict[str, str] = {}
         names = list(DIRECTIVES) + list(INFORMATIONAL)
         for pat in patterns:
-            pat = pat.lower()
+            match = matcher(pat.encode("utf-8", "surrogateescape"), nocase=True)
             for n in names:
-                if fnmatch.fnmatchcase(n, pat) and n not in out:
+                if n not in out and match(n.encode()):
                     out[n] = INFORMATIONAL[n] if n in INFORMATIONAL else self.render(n)
         return out
 

@@ -21,6 +21,10 @@ ELEM_OVERHEAD = 33 + 8  # list element
 MEMBER_OVERHEAD = 33 + 50  # set member
 CONTAINER_OVERHEAD = 200
 
+# Values with more elements than this are released in slices (Redis's LAZYFREE_THRESHOLD).
+LAZYFREE_THRESHOLD = 64
+FREE_SLICE = 5000  # elements released per event-loop turn
+
 TYPE_NAMES = {bytes: "string", dict: "hash", deque: "list", set: "set"}
 
 
@@ -180,10 +184,21 @@ class Database:
         self.touched(key)
         return True
 
-    def flush(self) -> None:
+    def flush(self, lazy: bool = False) -> None:
         for key in list(self.watchers):
             self.touched(key)
         ks = self.keyspace
+        if lazy:
+            # FLUSHDB/FLUSHALL ASYNC: new empty dicts now, the old ones freed in slices.
+            old, self.data, self.expires = self.data, {}, {}
+            self.sampler = Sampler(self.data)
+            self.vsampler = Sampler(self.expires)
+            if len(old) <= LAZYFREE_THRESHOLD:
+                for key, e in old.items():
+                    ks.used -= e.size + len(key) + KEY_OVERHEAD
+            else:
+                ks.free_later(old)  # `used` goes down as free_step() releases its entries
+            return
         for key, e in self.data.items():
             ks.used -= e.size + len(key) + KEY_OVERHEAD
         self.data.clear()
@@ -258,7 +273,34 @@ class Keyspace:
         self.hits = 0
         self.misses = 0
         self.dbs = [Database(i, self) for i in range(databases)]
+        self.lazy: deque[Any] = deque()  # big values waiting to be released (free_step)
+        self.lazyfreed_objects = 0
+        self.free_scheduled = False  # a free_step() is queued on the event loop
         self.tick()
+
+    def free_later(self, value: Any) -> None:
+        """Drop a value, releasing a big container in slices (free_step) rather than at once."""
+        if type(value) in (dict, set, deque) and len(value) > LAZYFREE_THRESHOLD:
+            self.lazy.append(value)
+
+    def free_step(self, budget: int = FREE_SLICE) -> bool:
+        """Release up to `budget` elements of values given to free_later(); True if more wait."""
+        lazy = self.lazy
+        while budget > 0 and lazy:
+            v = lazy.pop()
+            n = min(budget, len(v))
+            budget -= n
+            pop = v.popitem if type(v) is dict else v.pop
+            for _ in range(n):
+                item = pop()
+                if type(item) is tuple and type(item[1]) is Entry:  # a flushed database
+                    self.used -= item[1].size + len(item[0]) + KEY_OVERHEAD
+                    self.free_later(item[1].value)
+            if v:
+                lazy.append(v)
+            else:
+                self.lazyfreed_objects += 1
+        return bool(lazy)
 
     def tick(self) -> None:
         self.clock = int(time.monotonic() * 1000)

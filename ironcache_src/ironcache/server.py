@@ -175,6 +175,8 @@ class Server:
             if not c.authenticated and not cmd.noauth:
                 return self._reject(c, "NOAUTH Authentication required.", cmd.name)
             if c.multi is not None and cmd.name not in IMMEDIATE_IN_MULTI:
+                if "no_multi" in cmd.flags:  # SAVE, SHUTDOWN: refused, the EXEC aborts
+                    return self._reject(c, "ERR Command not allowed inside a transaction")
                 c.multi.append(argv)
                 return QUEUED
         c.last_command = argv[0]

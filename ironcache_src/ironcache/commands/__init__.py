@@ -8,12 +8,13 @@ parse it (redis-py maps `WRONGTYPE`, `NOAUTH`, `EXECABORT`... to exception class
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
+from ironcache import longdouble
+from ironcache.glob import matcher
 from ironcache.protocol import bulk, bulk_array
 
 if TYPE_CHECKING:
@@ -141,100 +142,30 @@ def to_float(v: bytes) -> float:
 def add_floats(
     old: bytes | None, incr: bytes, not_float: str = NOT_FLOAT, finite_incr: bool = False
 ) -> bytes:
-    """INCRBYFLOAT arithmetic as Redis does it: long double operands and sum (64-bit
-    mantissa, emulated exactly with fractions), printed with %.17Lf minus trailing zeros."""
-    if not math.isfinite(to_float(incr)) and finite_incr:
-        raise CommandError("ERR value is NaN or Infinity")  # HINCRBYFLOAT's check, as in Redis
-    base = Fraction(0)
+    """INCRBYFLOAT / HINCRBYFLOAT arithmetic as Redis does it (ironcache.longdouble).
+
+    INCRBYFLOAT checks the stored value, then the increment; HINCRBYFLOAT (`finite_incr`)
+    checks the increment first and refuses an infinite one, then the stored value."""
+    if finite_incr:
+        inc = longdouble.parse(incr)
+        if inc is None:
+            raise CommandError(NOT_FLOAT)
+        if isinstance(inc, longdouble.Inf):
+            raise CommandError("ERR value is NaN or Infinity")
+    base: longdouble.Value = Fraction(0)
     if old is not None:
-        try:
-            to_float(old)
-        except CommandError:
-            raise CommandError(not_float) from None
-        base = long_double(_exact(old))
-    if not math.isfinite(to_float(incr)) or (old is not None and not math.isfinite(float(base))):
+        parsed = longdouble.parse(old)
+        if parsed is None:
+            raise CommandError(not_float)
+        base = parsed
+    if not finite_incr:
+        inc = longdouble.parse(incr)
+        if inc is None:
+            raise CommandError(NOT_FLOAT)
+    total = longdouble.add(base, inc)
+    if total is None:
         raise CommandError("ERR increment would produce NaN or Infinity")
-    total = long_double(base + long_double(_exact(incr)))
-    if not math.isfinite(float(total)):
-        raise CommandError("ERR increment would produce NaN or Infinity")
-    return format_human(total).encode()
-
-
-def _exact(raw: bytes) -> Fraction:
-    import decimal
-
-    return Fraction(decimal.Decimal(raw.decode().strip()))
-
-
-def long_double(x: Fraction) -> Fraction:
-    """Round to the x87 long double: 64 significant bits, ties to even."""
-    if x == 0:
-        return x
-    sign = -1 if x < 0 else 1
-    x = abs(x)
-    exp = x.numerator.bit_length() - x.denominator.bit_length()
-    if Fraction(2) ** exp > x:
-        exp -= 1
-    shift = 63 - exp  # scale so that the integer part has 64 bits
-    scaled = x * (Fraction(2) ** shift)
-    mant = round(scaled)  # Fraction rounds half to even
-    return sign * Fraction(mant) / (Fraction(2) ** shift)
-
-
-def format_human(x: Fraction) -> str:
-    """Redis's LD_STR_HUMAN: printf("%.17Lf") with trailing zeros (and point) removed."""
-    scaled = round(x * 10**17)  # the exact binary value, rounded half to even as glibc does
-    sign = "-" if scaled < 0 else ""
-    digits = str(abs(scaled)).rjust(18, "0")
-    text = f"{sign}{digits[:-17]}.{digits[-17:]}".rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
-
-
-def glob_to_regex(pattern: bytes) -> re.Pattern[bytes]:
-    """Redis's stringmatchlen() glob: * ? [abc] [^a] [a-z] and backslash escapes."""
-    out = bytearray()
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i : i + 1]
-        if c == b"*":
-            out += b".*"
-        elif c == b"?":
-            out += b"."
-        elif c == b"\\" and i + 1 < n:
-            i += 1
-            out += re.escape(pattern[i : i + 1])
-        elif c == b"[":
-            j = i + 1
-            neg = j < n and pattern[j : j + 1] == b"^"
-            if neg:
-                j += 1
-            items = bytearray()
-            while j < n and pattern[j : j + 1] != b"]":
-                ch = pattern[j : j + 1]
-                if ch == b"\\" and j + 1 < n:
-                    j += 1
-                    items += re.escape(pattern[j : j + 1])
-                elif ch == b"-" and items and j + 1 < n and pattern[j + 1 : j + 2] != b"]":
-                    items += b"-"
-                else:
-                    items += re.escape(ch) if ch not in (b"-",) else b"\\-"
-                j += 1
-            if j >= n:  # unterminated: Redis matches the rest literally-ish; treat '[' as literal
-                out += re.escape(c)
-            else:
-                out += b"[" + (b"^" if neg else b"") + bytes(items) + b"]"
-                i = j
-        else:
-            out += re.escape(c)
-        i += 1
-    return re.compile(bytes(out) + rb"\Z", re.DOTALL)
-
-
-def matcher(pattern: bytes) -> Callable[[bytes], bool]:
-    if pattern == b"*":
-        return lambda _k: True
-    rx = glob_to_regex(pattern)
-    return lambda k: rx.match(k) is not None
+    return longdouble.format_human(total)
 
 
 def subcommand(argv: list[bytes], arities: dict[bytes, int]) -> bytes:

@@ -392,7 +392,7 @@ def lastsave(c: Client, argv: list[bytes]) -> bytes:
     return integer(c.server.last_save)
 
 
-@command("save", 1, "admin noscript", group="server", summary="Writes the dataset to disk.")
+@command("save", 1, "admin noscript no_multi", group="server", summary="Writes the dataset.")
 def save(c: Client, argv: list[bytes]) -> bytes:
     try:
         c.server.save()
@@ -410,7 +410,7 @@ def role(c: Client, argv: list[bytes]) -> bytes:
 @command(
     "shutdown",
     -1,
-    "admin noscript loading stale",
+    "admin noscript loading stale no_multi",
     group="server",
     summary="Stops the server after answering requests already received.",
 )

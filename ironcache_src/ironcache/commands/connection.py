@@ -43,6 +43,10 @@ def quit_(c: Client, argv: list[bytes]) -> bytes:
 @command("select", 2, "fast stale", group="connection", summary="Changes the selected database.")
 def select(c: Client, argv: list[bytes]) -> bytes:
     index = to_int(argv[1])
+    if not -(2**31) <= index < 2**31:  # getIntFromObjectOrReply(), as in Redis
+        raise CommandError(
+            "ERR value is out of range, value must between -2147483648 and 2147483647"
+        )
     dbs = c.server.keyspace.dbs
     if not 0 <= index < len(dbs):
         raise CommandError("ERR DB index is out of range")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 from ironcache.commands import (
@@ -14,7 +13,6 @@ from ironcache.commands import (
     scan_options,
     scan_reply,
     scan_step,
-    to_float,
     to_int,
 )
 from ironcache.keyspace import CONTAINER_OVERHEAD, FIELD_OVERHEAD, Entry
@@ -188,8 +186,7 @@ def hincrby(c: Client, argv: list[bytes]) -> bytes:
 
 @command("hincrbyfloat", 4, "write denyoom fast", K1, "hash", "Increments a field's float value.")
 def hincrbyfloat(c: Client, argv: list[bytes]) -> bytes:
-    if not math.isfinite(to_float(argv[3])):  # the increment is checked first, as in Redis
-        raise CommandError("ERR value is NaN or Infinity")
+    add_floats(None, argv[3], finite_incr=True)  # the increment is checked before the key
     h = read_hash(c, argv[1]) or {}
     out = add_floats(h.get(argv[2]), argv[3], "ERR hash value is not a float", finite_incr=True)
     _set_fields(c, [argv[0], argv[1], argv[2], out], "hincrbyfloat")

@@ -35,9 +35,40 @@ def del_(c: Client, argv: list[bytes]) -> bytes:
     return integer(n)
 
 
-@command("unlink", -2, "write fast", KALL, "generic", "Deletes keys (memory freed at once).")
+@command("unlink", -2, "write fast", KALL, "generic", "Deletes keys, freeing memory later.")
 def unlink(c: Client, argv: list[bytes]) -> bytes:
-    return del_(c, argv)
+    db = c.db
+    n = 0
+    for k in argv[1:]:
+        e = db.lookup(k)
+        if e is not None and db.delete(k):
+            db.keyspace.free_later(e.value)
+            n += 1
+    schedule_free(c)
+    return integer(n)
+
+
+def schedule_free(c: Client) -> None:
+    """Release lazily freed values a slice per event-loop turn, so other clients run between."""
+    ks = c.server.keyspace
+    loop = c.server.loop
+    if not ks.lazy:
+        return
+    if loop is None:  # no event loop (a journal replay): nobody waits, free now
+        while ks.free_step():
+            pass
+        return
+    if ks.free_scheduled:
+        return
+
+    def step() -> None:
+        if ks.free_step():
+            loop.call_soon(step)
+        else:
+            ks.free_scheduled = False
+
+    ks.free_scheduled = True
+    loop.call_soon(step)
 
 
 @command("exists", -2, "readonly fast", KALL, "generic", "Counts how many of the keys exist.")
@@ -63,9 +94,13 @@ def _expire(c: Client, argv: list[bytes], unit: int, absolute: bool, name: str) 
         raise CommandError("ERR GT and LT options at the same time are not compatible")
     n = to_int(argv[2])  # after the options, as in Redis
     base = 0 if absolute else now_ms()
-    if abs(n) > (2**63 - 1 - base) // unit:
+    # Redis checks the unit conversion both ways, the addition of the base time upwards only.
+    if unit == 1000 and not -(2**63 // 1000) <= n <= (2**63 - 1) // 1000:
         raise CommandError(f"ERR invalid expire time in '{name}' command")
-    when = base + n * unit
+    when = n * unit
+    if when > 2**63 - 1 - base:
+        raise CommandError(f"ERR invalid expire time in '{name}' command")
+    when += base
     if db.lookup(key) is None:
         return ZERO
     current = db.expires.get(key)
@@ -215,21 +250,24 @@ def dbsize(c: Client, argv: list[bytes]) -> bytes:
     return integer(len(c.db.data))
 
 
-def _flush_mode(argv: list[bytes]) -> None:
+def _flush_mode(argv: list[bytes]) -> bool:
+    """True for ASYNC (the old data is released in slices)."""
     if len(argv) > 2 or (len(argv) == 2 and argv[1].lower() not in (b"async", b"sync")):
         raise CommandError(SYNTAX)
+    return len(argv) == 2 and argv[1].lower() == b"async"
 
 
 @command("flushdb", -1, "write", (0, 0, 0), "server", "Removes all keys from the database.")
 def flushdb(c: Client, argv: list[bytes]) -> bytes:
-    _flush_mode(argv)
-    c.db.flush()
+    c.db.flush(lazy=_flush_mode(argv))
+    schedule_free(c)
     return OK
 
 
 @command("flushall", -1, "write", (0, 0, 0), "server", "Removes all keys from all databases.")
 def flushall(c: Client, argv: list[bytes]) -> bytes:
-    _flush_mode(argv)
+    lazy = _flush_mode(argv)
     for db in c.server.keyspace.dbs:
-        db.flush()
+        db.flush(lazy)
+    schedule_free(c)
     return OK

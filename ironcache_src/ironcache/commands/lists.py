@@ -162,10 +162,10 @@ def lindex(c: Client, argv: list[bytes]) -> bytes:
 
 @command("lset", 4, "write denyoom", K1, "list", "Sets an element by its index.")
 def lset(c: Client, argv: list[bytes]) -> bytes:
-    i = to_int(argv[2])
     found = read_list(c, argv[1])
     if found is None:
         raise CommandError("ERR no such key")
+    i = to_int(argv[2])  # after the key's existence and type, as in Redis
     e, lst = found
     if i < 0:
         i += len(lst)

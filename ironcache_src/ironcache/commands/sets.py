@@ -104,9 +104,24 @@ def spop(c: Client, argv: list[bytes]) -> bytes:
     return bulk(picked[0]) if count is None else bulk_array(picked)
 
 
+LONG_MAX = 2**63 - 1
+# A reply larger than this is refused: Redis would stream it for as long as it takes (for
+# -LONG_MAX, forever); a reply here is built whole before it is sent.
+MAX_REPLY_BYTES = 1 << 30
+CHUNK = 65536  # members picked per step of a negative count
+
+
 @command("srandmember", -2, "readonly", K1, "set", "Returns random members.")
 def srandmember(c: Client, argv: list[bytes]) -> bytes:
-    count = _count_arg(argv)
+    if len(argv) > 3:
+        raise CommandError("ERR syntax error")
+    count = None
+    if len(argv) == 3:
+        count = to_int(argv[2])
+        if not -LONG_MAX <= count <= LONG_MAX:  # getRangeLongFromObjectOrReply(), as in Redis
+            raise CommandError(
+                f"ERR value is out of range, value must between {-LONG_MAX} and {LONG_MAX}"
+            )
     found = read_set(c, argv[1])
     if found is None:
         return null(c.resp) if count is None else EMPTY_ARRAY
@@ -115,4 +130,16 @@ def srandmember(c: Client, argv: list[bytes]) -> bytes:
         return bulk(random.choice(members))
     if count >= 0:
         return bulk_array(random.sample(members, min(count, len(members))))
-    return bulk_array([random.choice(members) for dummy in range(-count)])
+    count = -count
+    # Repetitions allowed: encode each member once, then pick encoded members chunk by chunk,
+    # so the only big allocation is the reply itself.
+    encoded = [bulk(m) for m in members]
+    if count * min(map(len, encoded)) > MAX_REPLY_BYTES:
+        raise CommandError("ERR reply too large: the count asks for more than 1 GB")
+    parts = [b"*%d\r\n" % count]
+    choices = random.choices
+    while count > 0:
+        n = min(count, CHUNK)
+        parts.append(b"".join(choices(encoded, k=n)))
+        count -= n
+    return b"".join(parts)

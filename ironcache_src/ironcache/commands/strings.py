@@ -51,20 +51,22 @@ def put_str(db: Database, key: bytes, value: bytes, keep_ttl: bool = False) -> N
     db.set(key, value, STR_OVERHEAD + len(value), keep_ttl)
 
 
+LLONG_MAX = 2**63 - 1
+
+
 def expire_arg(opt: bytes, arg: bytes, name: str) -> int:
-    """Absolute expiry time in ms for EX/PX/EXAT/PXAT."""
+    """Absolute expiry time in ms for EX/PX/EXAT/PXAT, checked as Redis's
+    getExpireMillisecondsOrReply(): positive, and no overflow of a signed 64-bit ms time."""
     n = to_int(arg)
-    if n <= 0:
+    seconds = opt in (b"ex", b"exat")
+    if n <= 0 or (seconds and n > LLONG_MAX // 1000):
         raise CommandError(f"ERR invalid expire time in '{name}' command")
-    if opt == b"ex":
-        if n > (2**63 - 1) // 1000 - now_ms():
+    ms = n * 1000 if seconds else n
+    if opt in (b"ex", b"px"):
+        ms += now_ms()
+        if ms > LLONG_MAX:  # wraps negative in Redis, then refused
             raise CommandError(f"ERR invalid expire time in '{name}' command")
-        return now_ms() + n * 1000
-    if opt == b"px":
-        return now_ms() + n
-    if opt == b"exat":
-        return n * 1000
-    return n
+    return ms
 
 
 @command("get", 2, R, K1, "string", "Returns the string value of a key.")
@@ -177,11 +179,9 @@ def setnx(c: Client, argv: list[bytes]) -> bytes:
 
 
 def _setex(c: Client, argv: list[bytes], unit: int, name: str) -> bytes:
-    n = to_int(argv[2])
-    if n <= 0:
-        raise CommandError(f"ERR invalid expire time in '{name}' command")
+    when = expire_arg(b"ex" if unit == 1000 else b"px", argv[2], name)
     put_str(c.db, argv[1], argv[3])
-    c.db.set_expire(argv[1], now_ms() + n * unit)
+    c.db.set_expire(argv[1], when)
     return OK
 
 
