@@ -94,7 +94,8 @@ class Target:
 
 
 def ping(port: int, deadline: float) -> bool:
-    while time.monotonic() < deadline:
+    """PING answered before `deadline` (tried once when it has passed)."""
+    while True:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
                 s.sendall(b"PING\r\n")
@@ -102,8 +103,20 @@ def ping(port: int, deadline: float) -> bool:
                     return True
         except OSError:
             pass
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.1)
-    return False
+
+
+# process groups started and not yet stopped: killed when the run itself is stopped
+LIVE: set[int] = set()
+
+
+def on_signal(signum: int, _frame: object) -> None:
+    for pgid in list(LIVE):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+    os._exit(128 + signum)  # the lanes' threads must not go on
 
 
 def stop(proc: subprocess.Popen[bytes], grace: float = 10) -> None:
@@ -117,6 +130,7 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 10) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    LIVE.discard(proc.pid)
 
 
 def parse(text: str, res: Result) -> None:
@@ -144,6 +158,11 @@ def run_unit(t: Target, unit: str, args: argparse.Namespace, attempt: int = 1) -
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)
     res.log = str(d / "runtest.log")
+    if ping(t.port, time.monotonic()):
+        # another process holds the port: its answers must not count as this server's
+        res.status = "not run"
+        res.detail = f"port {t.port} is busy before {t.name} started"
+        return res
     server_log = open(d / "server.log", "wb")  # noqa: SIM115 - closed in finally
     server = subprocess.Popen(
         t.argv_for(d),  # type: ignore[operator]
@@ -154,6 +173,7 @@ def run_unit(t: Target, unit: str, args: argparse.Namespace, attempt: int = 1) -
         env={**os.environ, **t.env},
         start_new_session=True,
     )
+    LIVE.add(server.pid)
     start = time.monotonic()
     try:
         if not ping(t.port, time.monotonic() + 30):
@@ -186,6 +206,7 @@ def run_unit(t: Target, unit: str, args: argparse.Namespace, attempt: int = 1) -
                 env={**os.environ, "TERM": "dumb"},
                 start_new_session=True,
             )
+            LIVE.add(rt.pid)
             try:
                 rt.wait(args.unit_timeout)
                 hard_timeout = False
@@ -348,6 +369,8 @@ def main() -> int:
     for t in targets:
         shutil.rmtree(t.work, ignore_errors=True)
         t.work.mkdir(parents=True)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     start = time.monotonic()
     threads = [threading.Thread(target=lane, args=(t, units, args)) for t in targets]
     for th in threads:
