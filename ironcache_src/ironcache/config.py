@@ -199,10 +199,88 @@ class Directive:
     protected: bool = False
     # How a new value combines with the current one (a setting given in parts); None: replaces.
     merge: Callable[[Any, Any], Any] | None = None
+    # Accepted for Redis compatibility, changes nothing here (logged once when set).
+    no_effect: bool = False
 
 
 def _render_bool(v: bool) -> str:
     return "yes" if v else "no"
+
+
+# ---- Redis settings that clients, tools and Redis's test suite set at connect time ----------
+# Accepted by the file, the command line and CONFIG SET with Redis 7.0's validation, reported by
+# CONFIG GET with its formatting and defaults, and without effect: IronCache has no periodic
+# saves, AOF, compact encodings, Lua or lazy freeing (CONFIG SET logs that once per setting).
+
+
+def _save(args: list[str]) -> str:
+    """`save ""` or `save "3600 1 300 100"`: pairs of seconds and changes."""
+    words = " ".join(args).split()
+    if len(words) % 2 or not all(re.fullmatch(r"\d{1,18}", w) for w in words):
+        raise ValueError("Invalid save parameters")
+    return " ".join(str(int(w)) for w in words)
+
+
+def _appendonly(args: list[str]) -> bool:
+    if _bool(args):
+        raise ValueError("appendonly yes is not supported: IronCache has no append only file")
+    return False
+
+
+_INT_MAX = 2**31 - 1
+_LONG_MAX = 2**63 - 1
+
+
+def _compat_int(name: str, default: int, lo: int = 0, hi: int = _INT_MAX) -> Directive:
+    return Directive(name, _int(lo, hi), default, no_effect=True)
+
+
+def _compat_mem(name: str, default: int) -> Directive:
+    return Directive(name, _memory(), default, no_effect=True)
+
+
+def _compat_bool(name: str, default: bool) -> Directive:
+    return Directive(name, _bool, default, render=_render_bool, no_effect=True)
+
+
+REDIS_COMPAT = [
+    Directive("save", _save, "", no_effect=True),
+    Directive("appendonly", _appendonly, False, render=_render_bool, no_effect=True),
+    Directive("appendfsync", _enum("always", "everysec", "no"), "everysec", no_effect=True),
+    _compat_bool("aof-use-rdb-preamble", True),
+    _compat_bool("rdbcompression", True),
+    _compat_bool("rdbchecksum", True),
+    _compat_int("hash-max-listpack-entries", 512, 0, _LONG_MAX),
+    _compat_mem("hash-max-listpack-value", 64),
+    _compat_int("zset-max-listpack-entries", 128, 0, _LONG_MAX),
+    _compat_mem("zset-max-listpack-value", 64),
+    _compat_int("set-max-intset-entries", 512, 0, _LONG_MAX),
+    _compat_int("list-max-listpack-size", -2, -(2**31), _INT_MAX),
+    _compat_int("list-compress-depth", 0),
+    _compat_mem("stream-node-max-bytes", 4096),
+    _compat_int("stream-node-max-entries", 100, 0, _LONG_MAX),
+    _compat_mem("hll-sparse-max-bytes", 3000),
+    _compat_bool("activerehashing", True),
+    _compat_int("active-expire-effort", 1, 1, 10),
+    _compat_bool("dynamic-hz", True),
+    _compat_bool("lazyfree-lazy-eviction", False),
+    _compat_bool("lazyfree-lazy-expire", False),
+    _compat_bool("lazyfree-lazy-server-del", False),
+    _compat_bool("lazyfree-lazy-user-del", False),
+    _compat_bool("lazyfree-lazy-user-flush", False),
+    _compat_int("lua-time-limit", 5000, 0, _LONG_MAX),
+    _compat_int("lfu-log-factor", 10),
+    _compat_int("lfu-decay-time", 1),
+]
+ALIASES = {
+    "hash-max-ziplist-entries": "hash-max-listpack-entries",
+    "hash-max-ziplist-value": "hash-max-listpack-value",
+    "zset-max-ziplist-entries": "zset-max-listpack-entries",
+    "zset-max-ziplist-value": "zset-max-listpack-value",
+    "list-max-ziplist-size": "list-max-listpack-size",
+    "busy-reply-threshold": "lua-time-limit",
+}
+# ---- end of the Redis compatibility settings ------------------------------------------------
 
 
 DIRECTIVES: dict[str, Directive] = {
@@ -252,17 +330,19 @@ DIRECTIVES: dict[str, Directive] = {
         ),
         Directive("hz", _int(1, 500), 10),
         Directive("daemonize", _daemonize, False, mutable=False, render=_render_bool),
+        *REDIS_COMPAT,
     ]
 }
-# Read-only answers that tools ask for (redis-benchmark reads these at start).
-INFORMATIONAL = {"save": "", "appendonly": "no"}
+# Old names Redis 7 still accepts: same setting, both names answer CONFIG GET.
+for _alias, _name in ALIASES.items():
+    DIRECTIVES[_alias] = DIRECTIVES[_name]
 
 
 class Config:
     """Current values, by directive name. `source` tells where each came from."""
 
     def __init__(self) -> None:
-        self.values: dict[str, Any] = {n: d.default for n, d in DIRECTIVES.items()}
+        self.values: dict[str, Any] = {d.name: d.default for d in DIRECTIVES.values()}
         self.file = ""
         self.secrets_on_command_line: list[str] = []  # visible to every user in `ps`
 
@@ -278,20 +358,19 @@ class Config:
             value = d.parse(args)
         except ValueError as e:
             raise ConfigError(f"'{name}': {e}", where) from None
-        self.values[name] = d.merge(self.values[name], value) if d.merge else value
+        self.values[d.name] = d.merge(self.values[d.name], value) if d.merge else value
 
     def render(self, name: str) -> str:
         d = DIRECTIVES[name]
-        return d.render(self.values[name])
+        return d.render(self.values[d.name])
 
     def get_matching(self, patterns: Iterable[str]) -> dict[str, str]:
         out: dict[str, str] = {}
-        names = list(DIRECTIVES) + list(INFORMATIONAL)
         for pat in patterns:
             match = matcher(pat.encode("utf-8", "surrogateescape"), nocase=True)
-            for n in names:
+            for n in DIRECTIVES:
                 if n not in out and match(n.encode()):
-                    out[n] = INFORMATIONAL[n] if n in INFORMATIONAL else self.render(n)
+                    out[n] = self.render(n)
         return out
 
 

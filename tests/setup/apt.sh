@@ -18,6 +18,10 @@ need make make
 need flock util-linux
 need pgrep procps
 need python3 python3
+# Redis's own test suite (tests/redis-suite): runtest, dpkg-source -x, its harness patch
+need tclsh8.6 tcl
+need dpkg-source dpkg-dev
+need patch patch
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     missing+=(python3-venv)
 fi

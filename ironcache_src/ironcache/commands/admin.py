@@ -254,6 +254,7 @@ def config_set(srv: Server, args: list[bytes], c: Client) -> None:
     """Validate every pair first, then apply them all: a bad pair changes nothing."""
     allow = srv.config["enable-protected-configs"]
     parsed: dict[str, Any] = {}
+    given: set[str] = set()
     for i in range(0, len(args), 2):
         name = args[i].decode(errors="replace").lower()
         raw = args[i + 1].decode(errors="replace")
@@ -262,8 +263,10 @@ def config_set(srv: Server, args: list[bytes], c: Client) -> None:
             raise CommandError(
                 f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
             )
-        if name in parsed:
+        if name in given:
             raise set_failed(name, "duplicate parameter")
+        given.add(name)
+        name = d.name  # an alias (hash-max-ziplist-entries) sets the setting it names: last wins
         if not d.mutable:
             raise set_failed(name, "can't set immutable config")
         if d.protected and (allow == "no" or (allow == "local" and not c.is_local())):
@@ -300,6 +303,14 @@ def config_set(srv: Server, args: list[bytes], c: Client) -> None:
             cl.parser.max_bulk_len = cfg["proto-max-bulk-len"]
     # names only: values (requirepass) never reach the log
     log.notice("CONFIG SET " + ", ".join(parsed))
+    for n in parsed:
+        if DIRECTIVES[n].no_effect and n not in NO_EFFECT_LOGGED:
+            NO_EFFECT_LOGGED.add(n)
+            log.notice(f"CONFIG SET {n}: accepted for Redis compatibility, no effect in IronCache")
+
+
+# Settings whose "no effect" line was logged already (once per setting and process).
+NO_EFFECT_LOGGED: set[str] = set()
 
 
 def _not_a_directory(path: str) -> str:
