@@ -25,10 +25,14 @@ class Malformed(Exception):
     """A reply that is not well-formed RESP."""
 
 
+class Incomplete(Malformed):
+    """The reply continues past the end of the buffer."""
+
+
 def _line(buf: bytes, pos: int) -> tuple[bytes, int]:
     end = buf.find(b"\r\n", pos)
     if end < 0:
-        raise Malformed(f"no CRLF after offset {pos}")
+        raise Incomplete(f"no CRLF after offset {pos}")
     line = buf[pos:end]
     if b"\n" in line or b"\r" in line:
         raise Malformed(f"bare CR or LF inside a line at {pos}: {line[:80]!r}")
@@ -47,7 +51,7 @@ def parse_reply(buf: bytes, pos: int = 0, depth: int = 0) -> tuple[Any, int]:
     if depth > 64:
         raise Malformed("nesting deeper than 64")
     if pos >= len(buf):
-        raise Malformed("truncated reply")
+        raise Incomplete("truncated reply")
     kind = buf[pos : pos + 1]
     line, nxt = _line(buf, pos + 1)
     if kind == b"+":
@@ -62,6 +66,8 @@ def parse_reply(buf: bytes, pos: int = 0, depth: int = 0) -> tuple[Any, int]:
             if n != -1 or kind != b"$":
                 raise Malformed(f"negative length {n}")
             return None, nxt
+        if len(buf) < nxt + n + 2:
+            raise Incomplete(f"bulk of {n} bytes cut short at {pos}")
         if buf[nxt + n : nxt + n + 2] != b"\r\n":
             raise Malformed(f"bulk of {n} bytes not followed by CRLF at {pos}")
         return bytes(buf[nxt : nxt + n]), nxt + n + 2
