@@ -208,12 +208,12 @@ def command_skip(argv: list[bytes]) -> str | None:
     if not argv:
         return None
     name = argv[0].lower()
-    if name in (b"keys", b"scan", b"hscan") and "i12-2-keys-backtracking" in UNFIXED:
-        if any(a.count(b"*") >= 3 for a in argv[1:]):
-            return "i12-2-keys-backtracking"
-    if name == b"srandmember" and len(argv) > 2 and "i12-3-srandmember-min" in UNFIXED:
-        if _INT.match(argv[2]) and int(argv[2]) < -100_000:
-            return "i12-3-srandmember-min"
+    if (name in (b"keys", b"scan", b"hscan") and "i12-2-keys-backtracking" in UNFIXED
+            and any(a.count(b"*") >= 3 for a in argv[1:])):
+        return "i12-2-keys-backtracking"
+    if (name == b"srandmember" and len(argv) > 2 and "i12-3-srandmember-min" in UNFIXED
+            and _INT.match(argv[2]) and int(argv[2]) < -100_000):
+        return "i12-3-srandmember-min"
     if name in (b"incrbyfloat", b"hincrbyfloat") and "i12-4-incrbyfloat-tiny" in UNFIXED:
         m = re.search(rb"[eE][-+]?(\d+)", argv[-1])
         if m and len(m.group(1)) >= 4:

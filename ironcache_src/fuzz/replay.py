@@ -21,6 +21,7 @@ chance. Memory is checked as the kernel counts it (/proc/PID/status VmPeak, VmHW
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import select
@@ -206,10 +207,9 @@ def run_case(port: int, pid: int, case_id: str) -> dict[str, Any]:
                     raise ReplayError("PING on a second connection was not answered with PONG")
                 got, closed = _drain(a)
             else:
-                try:
+                # closed after a protocol error, as Redis does: nothing more to send
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     a.sendall(SENTINEL)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # closed after a protocol error, as Redis does
                 got, closed = _read_until(a, SENTINEL_REPLY, timeout)
         result.update(summarize(got))
         result["closed"] = closed
