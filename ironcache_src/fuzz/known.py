@@ -74,8 +74,9 @@ UNFIXED: dict[str, str] = {
     "unterminated class as ending at the pattern's end (glob rewrite of item 2)",
     # found by the parser target (atheris, December 2026)
     "hiredis-type-byte-inline": "after a multibulk frame, an inline command that starts with a "
-    "RESP type byte ('$', '-', '+', ':') and ends in a bare LF is held by hiredis waiting for "
-    "CRLF: it never runs and later requests are lost (Redis runs it inline; parser work)",
+    "RESP type byte ('$', '-', '+', ':' ...) is read by hiredis as RESP: held waiting for a "
+    "CRLF or a bulk that never comes, or swallowed (Redis runs it inline; parser work; item "
+    "9's '$-1' and '_' are instances)",
 }
 
 # Defects of the hiredis path only: a server without hiredis (the standard library's Python,
@@ -180,13 +181,30 @@ def kept_difference(cmd: list[bytes], ours: Any, redis: Any) -> str | None:
 # --------------------------------------------------------------------------- parser findings
 _HUGE_COUNT = re.compile(rb"[*$]-?\d{7,}")
 _NONCANONICAL = re.compile(rb"(?:^|\n)[*$](?:-?0\d|-0)")
-# what hiredis reads itself where Redis refuses it or runs it inline: a RESP type byte other
-# than array and bulk, a null bulk, a nested array. Anywhere in the stream: a bulk's two bytes
-# after its data are skipped unchecked (by Redis too), so a frame can start after any byte.
-# A disagreement on a stream made only of '*', '$', digits, CRLF and text stays a finding.
-_NON_BULK = re.compile(rb"[+:~_%#,(=|>!]|\$-|\*-?\d+\r\n\*")
-# a line that starts with a RESP type byte and ends in a bare LF (an inline command to Redis)
-_TYPE_LF = re.compile(rb"[$+:-][^\r\n]*\n")
+# Bytes hiredis reads as a RESP type where Redis (and RespParser) take an inline command.
+_TYPE_BYTES = frozenset(b"$+:-_~%#,(=|>!")
+_LINE_TYPE = re.compile(rb"(?:^|\n)[$+:\-_~%#,(=|>!]")
+
+
+def _inline_type_start(stream: bytes) -> bytes | None:
+    """The first top-level request (as Redis frames the stream) that is an inline command
+    starting with a RESP type byte, if any: hiredis reads it as RESP instead."""
+    from ironcache.protocol import ProtocolError, RespParser
+
+    p = RespParser(1 << 40, 2**31 - 1)
+    p.feed(stream)
+    while True:
+        if p._argv is None:
+            rest = bytes(p.buf[p.pos :]).lstrip(b"\r\n")
+            if not rest:
+                return None
+            if rest[0] in _TYPE_BYTES:
+                return rest[:8]
+        try:
+            if p.next_command() is None:
+                return None
+        except ProtocolError:
+            return None
 
 
 def parser_skip(stream: bytes) -> str | None:
@@ -209,10 +227,23 @@ def parser_disagreement(stream: bytes, py: Any, hi: Any, hi_whole: Any) -> str |
     if "i12-9-leading-zero-count" in UNFIXED and _NONCANONICAL.search(stream):
         return "i12-9-leading-zero-count"
     if hi_whole != py:
-        if "hiredis-type-byte-inline" in UNFIXED and _TYPE_LF.search(stream):
-            return "hiredis-type-byte-inline"
-        if "i12-9-simple-string-args" in UNFIXED and _NON_BULK.search(stream):
+        # an element that is not a bulk string: Redis refuses the frame, hiredis reads it
+        if "i12-9-simple-string-args" in UNFIXED and (py[1] or "").startswith("expected '$'"):
             return "i12-9-simple-string-args"
+        start = _inline_type_start(stream)
+        if start is None:  # '*0' frames hide a start from the stepping above
+            start = next((c[0][:8] for c in py[0] if c and c[0][:1] and c[0][0] in _TYPE_BYTES),
+                         None)
+        if start is None and py[1] is not None and (m := _LINE_TYPE.search(stream)):
+            start = m.group(0).lstrip(b"\n")  # refused inline, where hiredis reads RESP
+        if start is not None:
+            for prefix, kid in ((b"$-1", "i12-9-null-bulk-top-level"),
+                                (b"_", "i12-9-null-top-level"),
+                                (b"~", "i12-9-resp3-set-frame")):
+                if start.startswith(prefix) and kid in UNFIXED:
+                    return kid
+            if "hiredis-type-byte-inline" in UNFIXED:
+                return "hiredis-type-byte-inline"
         return None
     if "hiredis-split-frame-lost" in UNFIXED:
         return "hiredis-split-frame-lost"
