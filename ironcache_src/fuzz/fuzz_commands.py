@@ -35,7 +35,8 @@ SKIP = {b"save", b"shutdown"}
 NAMES = sorted(n for n in TABLE if n not in SKIP) + [b"nosuchcommand"]
 WORDS = [
     b"a", b"b", b"c", b"f", b"g", b"", b"0", b"1", b"-1", b"2", b"10", b"100", b"-100",
-    b"1.5", b"-0.5", b"1e3", b"inf", b"-inf", b"nan", b"0x10", b"9223372036854775807",
+    b"1.5", b"-0.5", b"1e3", b"1e308", b"-1e308", b"5e-324", b"inf", b"-inf", b"nan", b"0x10",
+    b"9223372036854775807",
     b"-9223372036854775808", b"9223372036854775808", b"4294967296", b"2147483648", b"+1",
     b" 1", b"01", b"x", b"*", b"?", b"[a-c]", b"[z-a]", b"[^a]", b"\\", b"NX", b"XX", b"GT",
     b"LT", b"EX", b"PX", b"EXAT", b"PXAT", b"KEEPTTL", b"GET", b"PERSIST", b"COUNT",

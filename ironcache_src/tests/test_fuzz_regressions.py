@@ -72,6 +72,10 @@ def test_known_table_names_regressions() -> None:
 
 @pytest.mark.parametrize("case_id", _params())
 def test_regression(fresh_server: Server, case_id: str) -> None:
+    need = replay.cases()[case_id].get("needs_vm_gb")
+    if need and not replay.host_can_reserve(need):
+        pytest.skip(f"this host cannot reserve {need} GiB at once: the defect is not observable "
+                    "here (i12-1-array-100000000 checks it at a smaller count)")
     ours = replay.run_case(fresh_server.port, fresh_server.pid, case_id)
     assert fresh_server.alive(), f"the server exited:\n{fresh_server.log_text()[-2000:]}"
     assert ours == replay.expected(case_id)
