@@ -81,7 +81,9 @@ def main() -> int:
         stalls = [f for f in found if f.startswith(("timeout-", "slow-unit-"))]
         ooms = [f for f in found if f.startswith("oom-")]
         done = [x for x in log.read_text(errors="replace").splitlines() if x.startswith("Done ")]
-        cases = int(done[-1].split()[1]) if done else 0  # libFuzzer's own count of inputs run
+        # libFuzzer's own count of inputs run; after a crash, the target's last count
+        cases = int(done[-1].split()[1]) if done else sum(stats.get("cases", {}).get(k, 0)
+                                                          for k in ("parser", "commands"))
         known_total.update(stats.get("known", {}))
         lines.append(f"{name}: exit {code}, {cases} inputs, {len(crashes)} crashes, "
                      f"{len(stalls)} stalls, {len(ooms)} out of memory; known: "
