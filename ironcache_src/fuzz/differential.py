@@ -80,11 +80,12 @@ TEMPLATES: dict[bytes, list[list[str]]] = {
     b"RPOP": [["K"]], b"LRANGE": [["K", "I", "I"]], b"LLEN": [["K"]], b"LINDEX": [["K", "I"]],
     b"LSET": [["K", "I", "V"]], b"LREM": [["K", "I", "V"]], b"LTRIM": [["K", "I", "I"]],
     b"SADD": [["K", "V", "V"]], b"SREM": [["K", "V"]], b"SMEMBERS": [["K"]],
-    b"SISMEMBER": [["K", "V"]], b"SCARD": [["K"]],
+    b"SISMEMBER": [["K", "V"]], b"SCARD": [["K"]], b"SRANDMEMBER": [["K"], ["K", "I"]],
+    b"CONFIG": [["SET", "maxmemory-policy", "POL"]],
     b"MULTI": [[]], b"EXEC": [[]], b"DISCARD": [[]], b"WATCH": [["K"]],
     b"SELECT": [["DB"]], b"PING": [[], ["V"]], b"ECHO": [["V"]], b"NOSUCH": [["V"]],
 }
-UNORDERED = {b"HKEYS", b"HVALS", b"SMEMBERS", b"KEYS"}
+UNORDERED = {b"HKEYS", b"HVALS", b"SMEMBERS", b"KEYS", b"SRANDMEMBER"}
 PAIRS = {b"HGETALL"}
 TIME_DEPENDENT = {b"TTL", b"PTTL", b"EXPIRETIME", b"PEXPIRETIME"}
 SETOPTS = [b"NX", b"XX", b"GET", b"KEEPTTL", b"EX 100", b"PX 100000", b"EX 0", b"EX x",
@@ -99,6 +100,7 @@ def command(rnd: random.Random) -> list[bytes]:
             "K": KEYS, "F": FIELDS, "V": VALUES, "I": INTS, "FL": FLOATS, "TTL": TTLS,
             "PAT": PATTERNS, "CUR": CURSORS, "OPT": OPTS, "SMALLI": [b"0", b"3", b"-1"],
             "DB": [b"0", b"1", b"15", b"16", b"-1", b"x", b"4294967296", b"2147483648"],
+            "POL": [b"noeviction", b"allkeys-lru", b"allkeys-lfu", b"bogus"],
         }.get(kind)
         if pick is not None:
             args.append(rnd.choice(pick))
