@@ -131,9 +131,9 @@ class InProcess:
     Client.process() exactly as data_received() hands them over."""
 
     def __init__(self) -> None:
-        self.tmp = tempfile.mkdtemp(prefix="ironcache-fuzz-")
         cfg = Config()
-        cfg.values["dir"] = self.tmp
+        # nothing is written there: the command target runs no SAVE and sets no path
+        cfg.values["dir"] = tempfile.gettempdir()
         cfg.values["maxmemory"] = 64 * 1024 * 1024
         self.server = Server(cfg)
         self.clients: list[Client] = []
