@@ -1,0 +1,1 @@
+"""Fuzzing harness of the server (README: "Fuzzing"); outside the ironcache package."""

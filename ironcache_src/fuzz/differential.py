@@ -1,0 +1,334 @@
+"""Differential run: the same command sequences on redis-server 7.0.15 and on IronCache.
+
+Sequences come from a small grammar of commands IronCache implements (random.Random(seed):
+the same cases on every run) and from the corpus (corpus/differential/*.txt, one command a
+line, shell quoting). Each sequence starts with FLUSHALL on a fresh connection of each server
+(RESP2, or RESP3 through HELLO 3). Replies are compared after this normalisation:
+
+- replies whose order Redis leaves unspecified (KEYS, SMEMBERS, HKEYS, HVALS, SCAN and HSCAN
+  items, HGETALL pairs) are sorted; a SCAN cursor is compared as zero / not zero only;
+- TTL, PTTL, EXPIRETIME, PEXPIRETIME are reduced to their sign (they depend on the clock);
+- errors are compared word for word, except the kept differences of known.KEPT.
+
+The first difference in a sequence ends the comparison of that sequence (the datasets may have
+diverged). A difference is either kept (known.KEPT), an unfixed defect (known.DIFF_UNFIXED, by
+the regression id of known.UNFIXED), or new: a new one fails the run.
+
+  python fuzz/differential.py --cases 300 --seed 1 [--redis-port P --ironcache-port P]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fuzz import known  # noqa: E402
+from fuzz.common import Incomplete, RespError, parse_reply  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+SRC = HERE.parent
+
+KEYS = [b"a", b"b", b"c"]
+FIELDS = [b"f", b"g"]
+VALUES = [b"", b"0", b"1", b"-1", b"10", b"1.5", b"abc", b"x y", b"3.0e2", b"007", b" 1",
+          b"a\nb", b"\xff"]
+INTS = [b"0", b"1", b"2", b"-1", b"-2", b"3", b"-5", b"100", b"x", b"1.5", b"+1", b" 1",
+        b"01", b"9223372036854775807", b"-9223372036854775808", b"9223372036854775808",
+        b"4294967296", b"2147483648"]
+FLOATS = [b"0.1", b"1", b"-1.5", b"1e2", b"abc", b"0", b"inf", b"0x10", b"1e308", b"-1e308",
+          b"1e-300", b"nan", b"1_0", b" 1"]
+TTLS = [b"100", b"0", b"-1", b"x", b"9223372036854775807", b"9223372036854775",
+        b"-9223372036854775808"]
+PATTERNS = [b"*", b"a", b"[ab]", b"?", b"c*", b"[^a]", b"\\a", b"[a-", b"*a*"]
+CURSORS = [b"0", b"1", b"+0", b"-1", b"01", b"x", b"18446744073709551615",
+           b"18446744073709551616"]
+OPTS = [b"NX", b"XX", b"GT", b"LT", b"x", b"x\n"]
+
+TEMPLATES: dict[bytes, list[list[str]]] = {
+    b"GET": [["K"]], b"SET": [["K", "V"], ["K", "V", "SETOPT"], ["K", "V", "SETOPT", "SETOPT"]],
+    b"SETNX": [["K", "V"]], b"SETEX": [["K", "TTL", "V"]], b"PSETEX": [["K", "TTL", "V"]],
+    b"MSET": [["K", "V", "K", "V"]], b"MGET": [["K", "K"]], b"GETSET": [["K", "V"]],
+    b"GETDEL": [["K"]], b"GETEX": [["K"], ["K", "EX", "TTL"], ["K", "PERSIST"]],
+    b"APPEND": [["K", "V"]], b"STRLEN": [["K"]], b"INCR": [["K"]], b"DECR": [["K"]],
+    b"INCRBY": [["K", "I"]], b"DECRBY": [["K", "I"]], b"INCRBYFLOAT": [["K", "FL"]],
+    b"GETRANGE": [["K", "I", "I"]], b"SETRANGE": [["K", "SMALLI", "V"]],
+    b"DEL": [["K", "K"]], b"EXISTS": [["K", "K"]], b"TYPE": [["K"]],
+    b"EXPIRE": [["K", "TTL"], ["K", "TTL", "OPT"]], b"PEXPIRE": [["K", "TTL"]],
+    b"EXPIREAT": [["K", "TTL"]], b"TTL": [["K"]], b"PTTL": [["K"]], b"PERSIST": [["K"]],
+    b"RENAME": [["K", "K"]], b"RENAMENX": [["K", "K"]], b"KEYS": [["PAT"]], b"DBSIZE": [[]],
+    b"SCAN": [["CUR", "COUNT", "1000"], ["CUR", "COUNT", "1000", "MATCH", "PAT"]],
+    b"HSET": [["K", "F", "V"]], b"HGET": [["K", "F"]], b"HDEL": [["K", "F"]],
+    b"HGETALL": [["K"]], b"HKEYS": [["K"]], b"HVALS": [["K"]], b"HLEN": [["K"]],
+    b"HINCRBY": [["K", "F", "I"]], b"HINCRBYFLOAT": [["K", "F", "FL"]],
+    b"HSCAN": [["K", "CUR", "COUNT", "1000"]],
+    b"LPUSH": [["K", "V", "V"]], b"RPUSH": [["K", "V"]], b"LPOP": [["K"], ["K", "I"]],
+    b"RPOP": [["K"]], b"LRANGE": [["K", "I", "I"]], b"LLEN": [["K"]], b"LINDEX": [["K", "I"]],
+    b"LSET": [["K", "I", "V"]], b"LREM": [["K", "I", "V"]], b"LTRIM": [["K", "I", "I"]],
+    b"SADD": [["K", "V", "V"]], b"SREM": [["K", "V"]], b"SMEMBERS": [["K"]],
+    b"SISMEMBER": [["K", "V"]], b"SCARD": [["K"]], b"SRANDMEMBER": [["K"], ["K", "I"]],
+    b"CONFIG": [["SET", "maxmemory-policy", "POL"]],
+    b"MULTI": [[]], b"EXEC": [[]], b"DISCARD": [[]], b"WATCH": [["K"]],
+    b"SELECT": [["DB"]], b"PING": [[], ["V"]], b"ECHO": [["V"]], b"NOSUCH": [["V"]],
+}
+UNORDERED = {b"HKEYS", b"HVALS", b"SMEMBERS", b"KEYS", b"SRANDMEMBER"}
+PAIRS = {b"HGETALL"}
+TIME_DEPENDENT = {b"TTL", b"PTTL", b"EXPIRETIME", b"PEXPIRETIME"}
+SETOPTS = [b"NX", b"XX", b"GET", b"KEEPTTL", b"EX 100", b"PX 100000", b"EX 0", b"EX x",
+           b"PX 9223372036854775807", b"EXAT 9223372036854775807", b"BOGUS"]
+
+
+def command(rnd: random.Random) -> list[bytes]:
+    name = rnd.choice(sorted(TEMPLATES))
+    args: list[bytes] = []
+    for kind in rnd.choice(TEMPLATES[name]):
+        pick = {
+            "K": KEYS, "F": FIELDS, "V": VALUES, "I": INTS, "FL": FLOATS, "TTL": TTLS,
+            "PAT": PATTERNS, "CUR": CURSORS, "OPT": OPTS, "SMALLI": [b"0", b"3", b"-1"],
+            "DB": [b"0", b"1", b"15", b"16", b"-1", b"x", b"4294967296", b"2147483648"],
+            "POL": [b"noeviction", b"allkeys-lru", b"allkeys-lfu", b"bogus"],
+        }.get(kind)
+        if pick is not None:
+            args.append(rnd.choice(pick))
+        elif kind == "SETOPT":
+            args.extend(rnd.choice(SETOPTS).split())
+        elif kind == "PERSIST":
+            args.append(b"PERSIST")
+        else:
+            args.append(kind.encode())
+    if rnd.random() < 0.05 and args:
+        args.pop()  # arity mistakes
+    if rnd.random() < 0.1:
+        name = name.lower()
+    return [name, *args]
+
+
+def sequences(seed: int, cases: int) -> list[tuple[int, list[list[bytes]]]]:
+    rnd = random.Random(seed)
+    out = []
+    for path in sorted((HERE / "corpus" / "differential").glob("*.txt")):
+        cmds = [[a.encode("latin-1") for a in shlex.split(line)]
+                for line in path.read_text("latin-1").splitlines() if line.strip()]
+        out.append((2, cmds))
+    while len(out) < cases:
+        out.append((rnd.choice((2, 2, 3)), [command(rnd) for _ in range(rnd.randint(1, 20))]))
+    return out
+
+
+class Conn:
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.buf = b""
+
+    def call(self, argv: list[bytes]) -> Any:
+        self.sock.sendall(b"*%d\r\n" % len(argv)
+                          + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in argv))
+        while True:
+            try:
+                reply, pos = parse_reply(self.buf)
+            except Incomplete:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("closed") from None
+                self.buf += chunk
+                continue
+            self.buf = self.buf[pos:]
+            return reply
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def normalize(cmd: list[bytes], reply: Any) -> Any:
+    name = cmd[0].upper()
+    if isinstance(reply, RespError):
+        return reply
+    if name in TIME_DEPENDENT and isinstance(reply, int):
+        return reply if reply < 0 else "positive"
+    if name in UNORDERED and isinstance(reply, list):
+        return sorted(reply, key=repr)
+    if name in PAIRS and isinstance(reply, list):
+        return sorted(zip(reply[0::2], reply[1::2], strict=False), key=repr)
+    if name in PAIRS and isinstance(reply, dict):
+        return sorted(reply.items(), key=repr)
+    if name in (b"SCAN", b"HSCAN") and isinstance(reply, list) and len(reply) == 2:
+        items = reply[1]
+        if name == b"HSCAN" and isinstance(items, list):
+            items = sorted(zip(items[0::2], items[1::2], strict=False), key=repr)
+        elif isinstance(items, list):
+            items = sorted(items, key=repr)
+        return ["0" if reply[0] == b"0" else "cursor", items]
+    return reply
+
+
+def run_sequence(port: int, protocol: int, seq: list[list[bytes]]) -> list[Any]:
+    conn = Conn(port)
+    try:
+        conn.call([b"FLUSHALL"])
+        if protocol == 3:
+            conn.call([b"HELLO", b"3"])
+        out = []
+        queued: list[list[bytes]] = []
+        in_multi = False
+        for cmd in seq:
+            try:
+                reply = conn.call(cmd)
+            except (ConnectionError, OSError) as e:
+                out.append(f"connection lost: {e}")
+                break
+            name = cmd[0].upper()
+            if name == b"MULTI" and reply == "OK":
+                in_multi, queued = True, []
+            elif in_multi and name == b"EXEC":
+                if isinstance(reply, list) and len(reply) == len(queued):
+                    reply = [normalize(q, r) for q, r in zip(queued, reply, strict=True)]
+                in_multi = False
+            elif in_multi and name == b"DISCARD":
+                in_multi = False
+            elif in_multi and reply == "QUEUED":
+                queued.append(cmd)
+            else:
+                reply = normalize(cmd, reply)
+            out.append(reply)
+        return out
+    finally:
+        conn.close()
+
+
+def classify(cmd: list[bytes], ours: Any, redis: Any) -> tuple[str, str]:
+    """('kept'|'unfixed'|'new', id)."""
+    kid = known.kept_difference(cmd, ours, redis)
+    if kid:
+        return "kept", kid
+    kid = known.diff_unfixed(cmd, ours, redis)
+    if kid:
+        return "unfixed", kid
+    return "new", " ".join(a.decode("latin-1") for a in cmd)[:80]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ping(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server on port {port} exited with {proc.returncode}")
+        try:
+            c = Conn(port)
+            try:
+                if c.call([b"PING"]) == "PONG":
+                    return
+            finally:
+                c.close()
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"server on port {port} did not answer PING")
+
+
+def start_servers(workdir: Path, redis_port: int, ic_port: int) -> list[subprocess.Popen[bytes]]:
+    redis = subprocess.Popen(
+        [os.environ.get("REDIS_SERVER", "redis-server"), "--port", str(redis_port), "--bind",
+         "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir)
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    ironcache = subprocess.Popen(
+        [sys.executable, "-m", "ironcache", "serve", "--port", str(ic_port), "--bind",
+         "127.0.0.1", "--dir", str(workdir)],
+        stdout=open(workdir / "ironcache.log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        env=env, cwd=workdir)
+    procs = [redis, ironcache]
+    try:
+        wait_ping(redis_port, redis)
+        wait_ping(ic_port, ironcache)
+    except BaseException:
+        stop(procs)
+        raise
+    return procs
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--redis-port", type=int, default=0)
+    ap.add_argument("--ironcache-port", type=int, default=0)
+    ap.add_argument("--out", default="", help="write a JSON summary here")
+    args = ap.parse_args()
+    if shutil.which(os.environ.get("REDIS_SERVER", "redis-server")) is None:
+        print("differential: redis-server is not installed", file=sys.stderr)
+        return 2
+    redis_port = args.redis_port or free_port()
+    ic_port = args.ironcache_port or free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="ironcache-differential-"))
+    procs = start_servers(workdir, redis_port, ic_port)
+    counts: Counter[str] = Counter()
+    new: list[str] = []
+    commands = 0
+    try:
+        for protocol, seq in sequences(args.seed, args.cases):
+            seq = [c for c in seq if not known.command_skip(c)]
+            ours = run_sequence(ic_port, protocol, seq)
+            theirs = run_sequence(redis_port, protocol, seq)
+            commands += len(seq)
+            for cmd, mine, ref in zip(seq, ours, theirs, strict=False):
+                if mine != ref:
+                    verdict, kid = classify(cmd, mine, ref)
+                    counts[f"{verdict}:{kid}"] += 1
+                    if verdict == "new":
+                        new.append(f"RESP{protocol} {cmd!r}: IronCache {mine!r} != Redis "
+                                   f"{ref!r}\n  sequence: {seq!r}")
+                    break
+            if len(ours) != len(theirs):
+                counts["new:connection"] += 1
+                new.append(f"RESP{protocol} replies {len(ours)} != {len(theirs)}: {seq!r}")
+            if procs[1].poll() is not None:
+                new.append(f"IronCache exited with {procs[1].returncode} after {seq!r}")
+                break
+    finally:
+        stop(procs)
+        shutil.rmtree(workdir, ignore_errors=True)
+    summary = {"cases": args.cases, "commands": commands, "differences": dict(counts),
+               "new": new}
+    if args.out:
+        Path(args.out).write_text(json.dumps(summary, indent=1))
+    print(f"differential: {args.cases} sequences, {commands} commands, "
+          f"{sum(counts.values())} differences")
+    for key, n in sorted(counts.items()):
+        print(f"  {n:5d}  {key}")
+    for line in new[:20]:
+        print("NEW " + line)
+    return 1 if new else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
