@@ -24,12 +24,12 @@ description:
     (C(ironcache check-config))."
   - Runs C(systemctl daemon-reload) first when systemd reports that the unit files changed
     (C(NeedDaemonReload=yes)).
-  - Runs C(systemctl reset-failed) on the service before every restart it makes (also the one
+  - "Runs C(systemctl reset-failed) on the service before every restart it makes (also the one
     of a rollback). That clears the unit's start rate counter, so deliberate restarts in quick
     succession never reach systemd's start limit (C(StartLimitBurst=)); only crash restarts
     count toward it. Without that, systemd fails the service with C(start-limit-hit) and the
     socket unit with C(service-start-limit-hit): the listener closes and every client is refused
-    until someone runs C(systemctl reset-failed).
+    until someone runs C(systemctl reset-failed)."
   - After C(systemctl restart --no-block) it waits until a new main process is active, answers
     C(PING) and reports O(expected_version) in C(INFO server), then stops the client.
   - Fails with a precise message when any connection was refused or reset (see
