@@ -5,7 +5,11 @@ In one systemd container (the project's test image, no network) it restarts, N t
   a. IronCache, socket-activated: ironcache.socket holds the listener, `systemctl restart
      ironcache.service` (the socket is never restarted);
   b. IronCache, self-bound: the service binds its own port;
-  c. Debian's redis-server under Debian's own redis-server.service.
+  c. Debian's redis-server under Debian's own redis-server.service;
+  k. the unit of (a), its main process killed with `kill -9` instead of restarted (a crash:
+     systemd restarts it after the role's RestartSec=100ms). Printed against (a): the time from
+     the kill to the first reply to a new connection, and a normal restart's blackout (the
+     longest stretch without a reply); issue 13 wants the first at most 2x the second.
 
 A client (plugins/module_utils/ironcache_probe.py) connects, PINGs, reads the reply and closes in
 a tight loop inside the container during all restarts of a case. Printed per case: refused
@@ -69,6 +73,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib.samples import blackout, first_reply_after
+
 ROOT = Path(__file__).resolve().parent.parent
 CONTAINER = "upg-bench"  # --container changes it
 IMAGE = os.environ.get("IRONCACHE_TEST_IMAGE", "ironcache-systemd:bookworm")
@@ -77,6 +83,10 @@ CASES = {
     "a": {"title": "IronCache, socket-activated", "unit": "ironcache.service", "port": 6379},
     "b": {"title": "IronCache, self-bound", "unit": "ironcache-selfbind.service", "port": 6380},
     "c": {"title": "redis-server (Debian unit)", "unit": "redis-server.service", "port": 6381},
+    # the unit of (a), its main process killed with SIGKILL instead of restarted: systemd
+    # restarts it after RestartSec=
+    "k": {"title": "IronCache, kill -9 (crash)", "unit": "ironcache.service", "port": 6379,
+          "kill": True},
 }
 
 SOCKET_UNIT = """\
@@ -105,7 +115,8 @@ NotifyAccess=main
 Environment=PYTHONPATH=/opt/ironcache/src
 ExecStart=/usr/bin/python3 -m ironcache serve /etc/ironcache/{name}.conf
 Restart=on-failure
-RestartSec=1
+# the role's value: a crash costs about one normal restart
+RestartSec=100ms
 TimeoutStopSec=30
 {sandbox}
 [Install]
@@ -160,7 +171,7 @@ HO_SOCKET_UNIT = SOCKET_UNIT.replace("6379", str(HO_PORT)).replace(
     "FileDescriptorName=ironcache", "FileDescriptorName=ironcache-ho")
 HO_EXEC = "/usr/bin/python3 -m ironcache serve /etc/ironcache/ho.conf"
 # the role's settings for handover (templates/ironcache.service.j2)
-HO_UNIT_EXTRA = ("RestartSec=200ms\nFileDescriptorStoreMax=10016\n"
+HO_UNIT_EXTRA = ("RestartSec=100ms\nFileDescriptorStoreMax=10016\n"
                  "StateDirectory=ironcache-ho\n")
 HO_ROWS = {
     "handover": "--handover yes",
@@ -212,6 +223,18 @@ def wait_ping(port: int, seconds: float = 20.0) -> None:
     raise SystemExit(f"nothing answers PING on port {port} after {seconds:.0f} s")
 
 
+def wait_replaced(unit: str, port: int, old_pid: str, seconds: float = 30.0) -> None:
+    """After a kill: wait (bounded) for a new active main process that answers PING."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pid = show(unit, "MainPID")
+        if pid not in ("0", old_pid) and show(unit, "ActiveState") == "active":
+            wait_ping(port, max(1.0, deadline - time.monotonic()))
+            return
+        time.sleep(0.01)
+    raise SystemExit(f"{unit}: no new main process {seconds:.0f} s after kill -9 of {old_pid}")
+
+
 def driver(args: argparse.Namespace) -> int:
     """Runs inside the container: N restarts of one unit under the probe; prints JSON."""
     sys.path.insert(0, "/opt/bench")
@@ -229,11 +252,15 @@ def driver(args: argparse.Namespace) -> int:
     for _dummy in range(args.restarts):
         old_pid = show(unit, "MainPID")
         t_cmd = time.monotonic()
-        subprocess.run(["systemctl", "restart", unit], check=True)
+        if case.get("kill"):
+            os.kill(int(old_pid), 9)
+            wait_replaced(unit, port, old_pid)
+        else:
+            subprocess.run(["systemctl", "restart", unit], check=True)
         t_done = time.monotonic()
         exec_us = int(show(unit, "ExecMainStartTimestampMonotonic") or 0)
         startup_ms = None
-        if args.case in ("a", "b"):
+        if args.case in ("a", "b", "k"):
             try:
                 info = resp(port, "INFO", "server").decode(errors="replace")
                 for line in info.splitlines():
@@ -332,6 +359,9 @@ def setup_container(debs: list[Path], log, sandbox: bool = True) -> None:
     sh("docker", "cp", str(Path(__file__).resolve()), f"{CONTAINER}:/opt/bench/restart.py")
     sh("docker", "cp", str(Path(__file__).resolve().parent / "restart_handover.py"),
        f"{CONTAINER}:/opt/bench/restart_handover.py")
+    # restart.py imports benchlib (the driver runs this same file in the container)
+    sh("docker", "cp", str(Path(__file__).resolve().parent / "benchlib"),
+       f"{CONTAINER}:/opt/bench/")
     for deb in debs:
         sh("docker", "cp", str(deb), f"{CONTAINER}:/tmp/debs/{deb.name}")
     dexec("python3", "-m", "compileall", "-q", "/opt/ironcache/src", capture=True)
@@ -348,7 +378,7 @@ def setup_container(debs: list[Path], log, sandbox: bool = True) -> None:
     put(HO_SOCKET_UNIT, "/etc/systemd/system/ironcache-ho.socket")
     put(SERVICE_UNIT.format(mode="live handover", name="ho", sandbox=box,
                             requires="Requires=ironcache-ho.socket\nAfter=ironcache-ho.socket")
-        .replace("RestartSec=1\n", HO_UNIT_EXTRA),
+        .replace("RestartSec=100ms\n", HO_UNIT_EXTRA),
         f"/etc/systemd/system/{HO_UNIT}")
     dexec("systemctl", "daemon-reload")
     if debs:
@@ -375,6 +405,15 @@ def summarise(run: dict) -> dict:
     restart_ms = [(r["done_s"] - r["cmd_s"]) * 1000 for r in run["restarts"]]
     ratios = [r["max_ms"] / r["exec_to_first_reply_ms"] for r in run["restarts"]
               if r.get("max_ms") and r.get("exec_to_first_reply_ms")]
+    # per event (restart or kill): the longest stretch without a reply until the next event,
+    # and from the command (kill) to the first reply to a connection made after it
+    samples = run.get("samples") or []
+    ends = [r["cmd_s"] for r in run["restarts"][1:]] + [float("inf")]
+    blackouts = [blackout(samples, r["cmd_s"], end)
+                 for r, end in zip(run["restarts"], ends, strict=True)]
+    blackouts = [b for b in blackouts if b is not None]
+    first = [first_reply_after(samples, r["cmd_s"]) for r in run["restarts"]]
+    first = [f for f in first if f is not None]
     out = {
         "case": run["case"], "title": CASES[run["case"]]["title"],
         "restarts": len(run["restarts"]),
@@ -389,6 +428,9 @@ def summarise(run: dict) -> dict:
         "systemctl_restart_ms_median": round(statistics.median(restart_ms), 1),
         # per restart: worst latency around it / its exec-to-first-reply (worst restart)
         "max_over_exec_to_first_reply": round(max(ratios), 2) if ratios else None,
+        "blackout_ms_median": round(statistics.median(blackouts), 1) if blackouts else None,
+        "blackout_ms_max": max(blackouts) if blackouts else None,
+        "cmd_to_first_reply_ms_median": round(statistics.median(first), 1) if first else None,
         "first_error": fig.get("first_error"),
     }
     return out
@@ -399,7 +441,8 @@ def table(rows: list[dict]) -> str:
             ("refused", "refused"), ("reset", "reset"), ("longest_gap_ms", "gap ms"),
             ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("max_ms", "max ms"),
             ("exec_to_first_reply_ms_median", "exec->reply ms"),
-            ("startup_ms_median", "startup ms")]
+            ("startup_ms_median", "startup ms"), ("blackout_ms_median", "blackout ms"),
+            ("cmd_to_first_reply_ms_median", "cmd->reply ms")]
     lines = ["  ".join(f"{h:>14}" if i else f"{h:<30}" for i, (dummy, h) in enumerate(cols))]
     for r in rows:
         cells = []
@@ -571,7 +614,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--restarts", type=int, default=20, help="restarts per case (default 20)")
     ap.add_argument("--spacing", type=float, default=0.5,
                     help="seconds between a restart's end and the next one (default 0.5)")
-    ap.add_argument("--cases", default="abc", help="subset of a, b, c (default abc)")
+    ap.add_argument("--cases", default="abkc",
+                    help="subset of a, b, k (kill -9), c (default abkc)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--samples", action="store_true", help="include every attempt in --json")
     ap.add_argument("--png", default=str(ROOT / "bench/out/restart.png"),
@@ -643,8 +687,19 @@ def main(argv: list[str] | None = None) -> int:
         goal = {"zero_refused": a["refused"] == 0 and a["reset"] == 0,
                 "max_over_exec_to_first_reply": a["max_over_exec_to_first_reply"]}
         goal["met"] = goal["zero_refused"] and goal["max_over_exec_to_first_reply"] <= 2.0
+    k = next((r for r in rows if r["case"] == "k"), None)
+    crash = None
+    if a and k and a["blackout_ms_median"] and k["cmd_to_first_reply_ms_median"] is not None:
+        # issue 13: after a crash clients wait about one normal restart (at most 2x its blackout)
+        crash = {"kill_to_first_reply_ms": k["cmd_to_first_reply_ms_median"],
+                 "restart_blackout_ms": a["blackout_ms_median"],
+                 "ratio": round(k["cmd_to_first_reply_ms_median"] / a["blackout_ms_median"], 2),
+                 "kill_refused": k["refused"], "kill_reset": k["reset"]}
+        # unit (a) has no fd store: the one connection the killed process had accepted and not
+        # answered yet is reset (with the role's live handover it is resumed); refusals count
+        crash["met"] = crash["ratio"] <= 2.0 and crash["kill_refused"] == 0
     if args.json:
-        out = {"restarts_per_case": args.restarts, "cases": rows, "goal": goal,
+        out = {"restarts_per_case": args.restarts, "cases": rows, "goal": goal, "crash": crash,
                "png": str(png) if wrote else None, "handover": ho_rows,
                "handover_goal": ho_goal, "elapsed_s": elapsed,
                "loadavg": os.getloadavg()}
@@ -661,6 +716,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"restart's max latency / its exec-to-first-reply = "
                   f"{goal['max_over_exec_to_first_reply']} (goal <= 2): "
                   f"{'met' if goal['met'] else 'NOT met'}")
+        if crash:
+            print(f"\n(k) kill -9 -> first reply {crash['kill_to_first_reply_ms']} ms (median) vs "
+                  f"a normal restart's blackout {crash['restart_blackout_ms']} ms (median, (a)): "
+                  f"{crash['ratio']}x (goal <= 2, 0 refused; {crash['kill_reset']} reset: the "
+                  f"attempt in flight, this unit has no fd store): "
+                  f"{'met' if crash['met'] else 'NOT met'}")
         if wrote:
             print(f"picture: {png}")
         if ho_rows:

@@ -6,8 +6,10 @@ IRONCACHE_TEST_TARGET=redis runs the same suite against a real redis-server; tes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ import pytest
 import redis
 from hypothesis import HealthCheck, settings
 
-from support import IS_REDIS, TARGET, Server
+from support import IS_REDIS, TARGET, Server, marked_processes
 
 # Default: derandomized, so `make test` gives the same verdict on every run.
 # HYPOTHESIS_PROFILE=explore: fresh random examples, four times as many (to hunt for bugs).
@@ -39,10 +41,54 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"ironcache server tests: target={TARGET}"
 
 
+# Servers of the session fixtures: the only marked processes allowed to outlive a test.
+SESSION_SERVERS: list[Server] = []
+
+
+def _leftovers() -> dict[int, str]:
+    """Marked processes still running, other than the session servers; waits (bounded) for
+    processes that are exiting, then kills what is left so that later tests start clean."""
+    allowed = {srv.proc.pid for srv in SESSION_SERVERS if srv.proc is not None}
+    deadline = time.monotonic() + 3.0
+    while True:
+        found = {pid: cmd for pid, cmd in marked_processes().items() if pid not in allowed}
+        if not found or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    for pid in found:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails the test (at teardown) when a process it started is still running after it.
+
+    Autouse fixtures are set up first, so this teardown runs after the test's own fixtures
+    (make_server, ...) have stopped what they started.
+    """
+    yield
+    found = _leftovers()
+    assert not found, (f"{request.node.nodeid} left processes running (killed now): "
+                       + "; ".join(f"pid {pid}: {cmd}" for pid, cmd in sorted(found.items())))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After the session fixtures stopped: nothing the suite started may still run."""
+    SESSION_SERVERS.clear()
+    found = _leftovers()
+    if found:
+        print("\nironcache tests: processes left running after the session (killed now):\n"
+              + "\n".join(f"  pid {pid}: {cmd}" for pid, cmd in sorted(found.items())))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The shared server. Tests must not change its configuration (use make_server)."""
     srv = Server(tmp_path_factory.mktemp("shared-server")).start()
+    SESSION_SERVERS.append(srv)
     yield srv
     code = srv.stop()
     assert code == 0, f"shared server exited with {code}:\n{srv.log_text()}"
@@ -70,6 +116,7 @@ def stdlib_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         srv = Server(tmp_path_factory.mktemp("stdlib-server")).start()
     finally:
         support.SERVER_PYTHON = saved
+    SESSION_SERVERS.append(srv)
     yield srv
     code = srv.stop()
     assert code == 0, f"stdlib server exited with {code}:\n{srv.log_text()}"

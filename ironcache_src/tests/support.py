@@ -42,6 +42,33 @@ REDIS_SERVER = os.environ.get("IRONCACHE_TEST_REDIS_SERVER", "redis-server")
 
 ironcache_only = pytest.mark.skipif(IS_REDIS, reason="IronCache-specific behaviour")
 
+# Every process the suite starts carries this marker in its environment (ironcache_env(); `-E`
+# for systemd-socket-activate): conftest fails a test that leaves one running, and the session.
+RUN_MARKER = "IRONCACHE_TEST_RUN"
+os.environ[RUN_MARKER] = f"{os.getpid()}-{time.time_ns():x}"
+
+
+def marked_processes() -> dict[int, str]:
+    """Live processes started by this test session: pid -> command line."""
+    needle = f"{RUN_MARKER}={os.environ[RUN_MARKER]}".encode()
+    found: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                if needle not in fh.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                if fh.read().rsplit(b")", 1)[-1].split()[0] == b"Z":
+                    continue  # exited, not yet reaped by its parent
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                found[int(entry)] = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+    return found
+
+
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 20.0
 

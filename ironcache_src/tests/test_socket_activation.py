@@ -20,6 +20,7 @@ import redis
 
 from support import (
     IS_REDIS,
+    RUN_MARKER,
     SERVER_PYTHON,
     SRC_DIR,
     TESTS_DIR,
@@ -48,7 +49,9 @@ def ssa_prefix(listen: list[str], fdnames: list[str] | None = None,
         cmd += ["-l", addr]
     if fdnames:
         cmd.append("--fdname=" + ":".join(fdnames))
-    passed = {"PYTHONPATH": str(SRC_DIR), "PYTHONUNBUFFERED": "1", **(env or {})}
+    # systemd-socket-activate passes no other variable: the leak check's marker goes through -E
+    passed = {"PYTHONPATH": str(SRC_DIR), "PYTHONUNBUFFERED": "1",
+              RUN_MARKER: os.environ[RUN_MARKER], **(env or {})}
     for k, v in passed.items():
         cmd += ["-E", f"{k}={v}"]
     return cmd

@@ -26,7 +26,15 @@ VERSION_RE = re.compile(r"""^__version__\s*=\s*["']([^"']+)["']""", re.M)
 
 
 class RollingError(Exception):
-    """A failure with a message meant for the operator."""
+    """A failure with a message meant for the operator.
+
+    start_failed: the new process exited during start-up (a release that cannot start: systemd
+    restarts it in a loop until its start limit, so the module rolls back at the first exit).
+    """
+
+    def __init__(self, msg, start_failed=False):
+        super(RollingError, self).__init__(msg)
+        self.start_failed = start_failed
 
 
 class RespError(Exception):
@@ -438,7 +446,11 @@ class RollingRestart:
                     what = ("the new %s process (pid %s) exited during start-up (%s, status %s)"
                             % (service, st.get("ExecMainPID"), st.get("Result"),
                                st.get("ExecMainStatus")))
-                raise RollingError(what + self.journal_tail())
+                restarts = to_int(st.get("NRestarts"))
+                if restarts or st.get("SubState") == "auto-restart":
+                    what += ("; systemd is restarting it (a crash loop, %d restarts so far) and "
+                             "gives up at its start limit" % restarts)
+                raise RollingError(what + self.journal_tail(), start_failed=True)
             if st.get("ActiveState") == "active" and pid and pid != old_pid:
                 try:
                     remaining = max(0.2, min(2.0, deadline - self.clock()))
@@ -463,10 +475,15 @@ class RollingRestart:
 
     def restart_and_wait(self, old_pid, expected_version):
         service = self.p["service"]
-        st = self.show(service, ("ActiveState",))
-        if st.get("ActiveState") == "failed":
-            # a failure from before must not be mistaken for the new process failing
-            self.systemctl("reset-failed", service)
+        # A deliberate restart: clear the unit's start rate counter first, so that restarts in
+        # quick succession (a fleet run, a handler, a retry) never reach systemd's start limit,
+        # whose failure would also fail the socket unit and refuse every client. Crash restarts
+        # of the new process still count. It also clears a failure from before, which must not
+        # be mistaken for the new process failing.
+        rc, out, err = self.systemctl("reset-failed", service)
+        if rc != 0:
+            self.warnings.append("systemctl reset-failed %s failed (rc=%d): %s"
+                                 % (service, rc, (err or out).strip()))
         t0 = self.clock()
         rc, out, err = self.systemctl("restart", "--no-block", service)
         if rc != 0:
@@ -574,7 +591,7 @@ class RollingRestart:
         result = {"changed": True, "old_pid": old["pid"], "old_version": old["version"],
                   "new_pid": None, "new_version": None, "restart_ms": None, "startup_ms": None,
                   "rolled_back": False, "rollback": None, "probe": None, "handover": None,
-                  "daemon_reloaded": reloaded}
+                  "daemon_reloaded": reloaded, "start_failed": False}
         error = None
         try:
             new_pid, info, ms = self.restart_and_wait(old["pid"], expected)
@@ -584,6 +601,7 @@ class RollingRestart:
                           handover=handover_figures(info))
         except RollingError as e:
             error = str(e)
+            result["start_failed"] = e.start_failed
             if self.p.get("rollback"):
                 back, text = self.rollback(old, error)
                 if back is not None:

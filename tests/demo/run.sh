@@ -9,7 +9,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 IMAGE=${IRONCACHE_TEST_IMAGE:-ironcache-systemd:bookworm}
 NAME=${DEMO_CONTAINER:-ironcache-demo}
-RESTARTS=${DEMO_RESTARTS:-5}
+RESTARTS=${DEMO_RESTARTS:-10}
 step() { echo "demo: $*"; }
 
 step "setting up (packages, Docker engine, venv, image: a few minutes the first time)"
@@ -42,7 +42,7 @@ if ! (cd "$ROOT" && ANSIBLE_NOCOLOR=1 ansible-playbook -i "$WORK/inventory.yml" 
 fi
 grep -E '^\S+ +: ok=' "$WORK/play.log"
 
-step "restarting ironcache.service $RESTARTS times under a tight-loop client"
+step "restarting ironcache.service $RESTARTS times back to back under a tight-loop client"
 python3 "$ROOT/tests/demo/restarts.py" --container "$NAME" --restarts "$RESTARTS" \
     --probe "$ROOT/plugins/module_utils/ironcache_probe.py" \
     --persistent "$ROOT/tests/demo/persistent.py"

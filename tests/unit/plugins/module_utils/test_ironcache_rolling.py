@@ -55,14 +55,21 @@ class FakeHost:
         self.version = releases.current()
         self.need_reload = "no"
         self.handover_text = ""
+        # systemd's start limit: starts since the last reset-failed; the next start beyond
+        # `start_limit` fails the unit with start-limit-hit (and the socket with it)
+        self.start_limit = None
+        self.starts = 0
+        self.n_restarts = 0
 
     def _tick(self):
         now = self.clock()
         if self.ready_at is not None and now >= self.ready_at:
             self.ready_at = None
             if self.pending == "exits":
-                self.active, self.sub = "failed", "failed"
+                # Restart=on-failure: systemd schedules the next start (a crash loop)
+                self.active, self.sub = "activating", "auto-restart"
                 self.exit_at = int(now * 1e6)
+                self.n_restarts += 1
                 self.pid = 0
             elif self.pending != "hang":
                 self.active, self.sub = "active", "running"
@@ -90,13 +97,20 @@ class FakeHost:
                 "MainPID=%d" % (self.pid if self.active in ("active", "activating") else 0),
                 "ExecMainPID=%d" % self.pid, "ExecMainCode=0", "ExecMainStatus=0",
                 "ExecMainStartTimestampMonotonic=%d" % self.start_at,
-                "ExecMainExitTimestampMonotonic=%d" % self.exit_at, "NRestarts=0",
+                "ExecMainExitTimestampMonotonic=%d" % self.exit_at,
+                "NRestarts=%d" % self.n_restarts,
                 "FragmentPath=/nonexistent/ironcache.service",
                 "NeedDaemonReload=%s" % self.need_reload,
             ]), ""
         if verb == "restart":
             assert argv[-1].endswith(".service"), "only the service is ever restarted"
             now = self.clock()
+            self.starts += 1
+            if self.start_limit is not None and self.starts > self.start_limit:
+                self.active, self.sub = "failed", "failed"
+                self.socket_state = ("failed", "failed")
+                return 1, "", "Job for ironcache.service failed (start-limit-hit)"
+            self.n_restarts = 0
             self.version = self.releases.current()
             self.pid, self.next_pid = self.next_pid, self.next_pid + 1
             self.start_at = int((now + 0.05) * 1e6)
@@ -110,7 +124,12 @@ class FakeHost:
         if verb == "daemon-reload":
             self.need_reload = "no"
             return 0, "", ""
-        if verb in ("reset-failed", "start"):
+        if verb == "reset-failed":
+            self.starts = 0
+            if self.active == "failed":
+                self.active, self.sub = "inactive", "dead"
+            return 0, "", ""
+        if verb == "start":
             return 0, "", ""
         raise AssertionError(argv)
 
@@ -232,6 +251,43 @@ def test_success_reports_versions_pids_and_probe(tmp_path):
     assert prober.started and prober.stopped
     assert host.restarts() == [["systemctl", "restart", "--no-block", "ironcache.service"]]
     assert not any("ironcache.socket" in c and c[1] in ("restart", "stop") for c in host.calls)
+    # the start rate counter is cleared right before the deliberate restart
+    restart_at = host.calls.index(["systemctl", "restart", "--no-block", "ironcache.service"])
+    assert host.calls[restart_at - 1] == ["systemctl", "reset-failed", "ironcache.service"]
+
+
+def test_back_to_back_restarts_never_reach_the_start_limit(tmp_path):
+    """systemd's default limit is 5 starts in 10 s: 30 module runs in a row all succeed."""
+    restart, host = build(tmp_path)
+    host.start_limit = 5
+    for number in range(30):
+        failed, res = restart.run()
+        assert not failed, "restart %d: %s" % (number + 1, res["msg"])
+        host.version = "2.0.0"
+    assert len(host.restarts()) == 30
+    assert host.socket_state == ("active", "running")
+
+
+def test_the_fake_start_limit_fails_without_the_reset(tmp_path):
+    """Control of the test above: the same restarts without reset-failed hit the limit."""
+    restart, host = build(tmp_path)
+    host.start_limit = 5
+    orig = host.run_command
+
+    def no_reset(argv):
+        if argv[:2] == ["systemctl", "reset-failed"]:
+            return 0, "", ""
+        return orig(argv)
+
+    restart.run_command = no_reset
+    outcomes = []
+    for dummy in range(7):
+        try:
+            outcomes.append(restart.run()[0])
+        except rr.RollingError as e:
+            outcomes.append(str(e))
+    assert outcomes[:5] == [False] * 5
+    assert any("start-limit-hit" in str(o) or "not listening" in str(o) for o in outcomes[5:])
 
 
 def test_prober_targets_the_service_address(tmp_path):
@@ -329,6 +385,10 @@ def test_exiting_release_is_rolled_back(tmp_path):
     assert res["rollback"]["from"] == "2.0.0" and res["rollback"]["to"] == "1.0.0"
     assert res["rollback"]["version"] == "1.0.0"
     assert "exited during start-up" in res["msg"]
+    assert "crash loop" in res["msg"]
+    assert res["start_failed"] is True
+    # rolled back at the first exit, long before systemd's start limit
+    assert host.n_restarts == 0 and host.starts <= 2
     assert "rolled back" in res["msg"] and "releases/2.0.0 to releases/1.0.0" in res["msg"]
     assert "serving 1.0.0 again" in res["msg"]
     assert len(host.restarts()) == 2
