@@ -18,6 +18,8 @@ need make make
 need flock util-linux
 need pgrep procps
 need python3 python3
+# bsdtar: make matrix and make galaxy-test run the role with it as `tar` (a controller without GNU tar)
+need bsdtar libarchive-tools
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     missing+=(python3-venv)
 fi
