@@ -21,11 +21,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 TF_EXAMPLE = "terraform/examples/aws"
 # the one next to this interpreter (the project's .venv), else the one on PATH
-ANSIBLE_GALAXY = shutil.which("ansible-galaxy", path=str(Path(sys.executable).parent)) or "ansible-galaxy"
+_HERE = str(Path(sys.executable).parent)
+ANSIBLE_GALAXY = shutil.which("ansible-galaxy", path=_HERE) or "ansible-galaxy"
 
 # what using the checkout leaves behind (path -> content)
 LEFTOVERS = {
-    f"{TF_EXAMPLE}/terraform.tfstate": '{"version": 4, "outputs": {"requirepass": "s3cret"}}',
+    f"{TF_EXAMPLE}/terraform.tfstate": '{"version": 4, "outputs": {"pass": "s3cret"}}',
     f"{TF_EXAMPLE}/terraform.tfstate.backup": "{}",
     f"{TF_EXAMPLE}/terraform.tfvars": 'requirepass = "s3cret"\n',
     f"{TF_EXAMPLE}/prod.auto.tfvars": 'requirepass = "s3cret"\n',
@@ -133,7 +134,8 @@ def test_no_leftover_ships(shipped: set[str], rel: str) -> None:
     # neither the file nor a directory that only the leftover created (an empty .venv/, .terraform/)
     known_dirs = {str(d) for p in git_files() for d in Path(p).parents}
     parts = rel.split("/")
-    created = ["/".join(parts[:i]) for i in range(1, len(parts)) if "/".join(parts[:i]) not in known_dirs]
+    parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
+    created = [d for d in parents if d not in known_dirs]
     assert rel not in shipped
     assert not [d for d in created if d in shipped]
 
@@ -145,8 +147,8 @@ def test_development_files_do_not_ship(shipped: set[str], rel: str) -> None:
 
 def test_no_terraform_state_or_variables_anywhere(shipped: set[str]) -> None:
     bad = [m for m in shipped if m.startswith("terraform/") and (
-        ".tfstate" in m or m.endswith((".tfvars", ".tfvars.json", ".tfplan", ".tftest.hcl", "inventory.yml"))
-        or "/.terraform" in m)]
+        ".tfstate" in m or "/.terraform" in m
+        or m.endswith((".tfvars", ".tfvars.json", ".tfplan", ".tftest.hcl", "inventory.yml")))]
     assert not bad, bad
 
 

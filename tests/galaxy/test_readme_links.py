@@ -1,7 +1,8 @@
 # Copyright (c) 2026, IronCache contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The READMEs that ship render on Galaxy's page: links and images are absolute URLs (a relative one
-resolves against galaxy.ansible.com, not the repository), or anchors of a heading in the same file."""
+"""The READMEs that ship render on Galaxy's page: links and images are absolute URLs (a relative
+one resolves against galaxy.ansible.com, not the repository), or anchors of a heading in the same
+file."""
 
 from __future__ import annotations
 
@@ -54,4 +55,5 @@ def test_repository_links_use_galaxy_yml_repository(readme: str) -> None:
 
 def test_the_check_sees_relative_links() -> None:
     # control: the pattern catches what Galaxy cannot render
-    assert targets("see [x](docs/a.md) and ![i](docs/restart.png)") == ["docs/a.md", "docs/restart.png"]
+    found = targets("see [x](docs/a.md) and ![i](docs/restart.png)")
+    assert found == ["docs/a.md", "docs/restart.png"]

@@ -29,7 +29,7 @@ def members(source_dir: str, package: str) -> list[str]:
     """Relative paths under source_dir/package, sorted, without caches."""
     top = os.path.join(source_dir, package)
     if not os.path.isdir(top):
-        raise SystemExit("pack_source: %s is not a directory" % top)
+        raise SystemExit(f"pack_source: {top} is not a directory")
     out = [package]
     for dirpath, dirnames, filenames in os.walk(top):
         dirnames[:] = [d for d in dirnames if d not in EXCLUDED_DIRS]
@@ -55,17 +55,19 @@ def normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 def pack(source_dir: str, output: str, package: str = "ironcache") -> None:
     tmp = output + ".tmp"
-    with open(tmp, "wb") as raw:
-        # filename="" and mtime=0: nothing of this run in the gzip header
-        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz:
-            with tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
-                for rel in members(source_dir, package):
-                    info = normalise(tar.gettarinfo(os.path.join(source_dir, rel), arcname=rel))
-                    if info.isreg():
-                        with open(os.path.join(source_dir, rel), "rb") as f:
-                            tar.addfile(info, f)
-                    else:
-                        tar.addfile(info)
+    # filename="" and mtime=0: nothing of this run in the gzip header
+    with (
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
+    ):
+        for rel in members(source_dir, package):
+            info = normalise(tar.gettarinfo(os.path.join(source_dir, rel), arcname=rel))
+            if info.isreg():
+                with open(os.path.join(source_dir, rel), "rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
     os.replace(tmp, output)
 
 
