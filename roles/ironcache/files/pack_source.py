@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) 2026, IronCache contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Pack SOURCE_DIR/ironcache into a reproducible .tar.gz on the controller.
@@ -8,7 +7,7 @@ Python's tarfile instead of tar(1): bsdtar (macOS, BSDs) has none of GNU tar's -
 sorted names, owner root:root (0:0), a fixed mtime and a gzip header without name or time, so the
 same source gives the same bytes on every controller.
 
-usage: pack_source.py SOURCE_DIR OUTPUT.tar.gz [PACKAGE]
+usage: python3 pack_source.py SOURCE_DIR OUTPUT.tar.gz [PACKAGE]
 """
 
 from __future__ import annotations
