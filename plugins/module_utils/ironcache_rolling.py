@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 
 # Copyright (c) 2026, IronCache contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """Restart ironcache.service under a probing client and judge the result.
@@ -647,7 +647,7 @@ def handover_figures(info):
     return {
         "source": info.get("handover_source"),
         "connections": to_int(info.get("handover_connections")),
-        "keys": to_int(info.get("handover_keys")),
+        "key_count": to_int(info.get("handover_keys")),
         "bytes": to_int(info.get("handover_bytes")),
         "load_ms": float(info.get("handover_load_ms") or 0.0),
         "total_ms": to_int(info.get("handover_total_ms")),
@@ -658,7 +658,7 @@ def describe_handover(h):
     if h.get("source") in (None, "none"):
         return "nothing handed over"
     return ("handover (%s): %d connections and %d keys kept, %d bytes, loaded in %.0f ms"
-            % (h["source"], h["connections"], h["keys"], h["bytes"], h["load_ms"]))
+            % (h["source"], h["connections"], h["key_count"], h["bytes"], h["load_ms"]))
 
 
 def describe_probe(fig):

@@ -2,7 +2,7 @@
 # -*- coding: utf-8 -*-
 
 # Copyright (c) 2026, IronCache contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import absolute_import, division, print_function
@@ -269,8 +269,10 @@ handover:
     connections:
       description: Client connections kept open across the restart.
       type: int
-    keys:
-      description: Keys the new process started with.
+    key_count:
+      description:
+        - Keys the new process started with.
+        - Was C(keys), which Jinja dot notation resolves to the dict method.
       type: int
     bytes:
       description: Size of the state handed over.

@@ -59,10 +59,14 @@ ironcache:
       ansible_python_interpreter: /usr/bin/python3
 INV
 
-step "ansible-playbook ironcache.ironcache.site (from $WORK, not from the checkout)"
+# bsdtar as `tar` (when installed), as on macOS: the role's packing must not need GNU tar
+if command -v bsdtar >/dev/null 2>&1; then
+    mkdir -p "$WORK/bin" && ln -s "$(command -v bsdtar)" "$WORK/bin/tar"
+fi
+step "ansible-playbook ironcache.ironcache.site (from $WORK, not from the checkout; tar: $(PATH=$WORK/bin:$PATH tar --version | head -n 1))"
 (
     cd "$WORK"
-    ansible-playbook -i inventory.yml ironcache.ironcache.site >"$WORK/play.log" 2>&1
+    PATH=$WORK/bin:$PATH ansible-playbook -i inventory.yml ironcache.ironcache.site >"$WORK/play.log" 2>&1
 ) || { tail -n 60 "$WORK/play.log" >&2; exit 1; }
 grep -E '^\S+ +: ok=' "$WORK/play.log"
 # the role really came from the installed collection

@@ -22,6 +22,8 @@ need python3 python3
 need tclsh8.6 tcl
 need dpkg-source dpkg-dev
 need patch patch
+# bsdtar: make matrix and make galaxy-test run the role with it as `tar` (a controller without GNU tar)
+need bsdtar libarchive-tools
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     missing+=(python3-venv)
 fi

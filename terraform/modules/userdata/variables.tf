@@ -59,7 +59,7 @@ variable "ansible_install" {
   EOT
   type = object({
     method   = optional(string, "pip")
-    pip_spec = optional(string, "ansible-core>=2.16,<2.20")
+    pip_spec = optional(string, "ansible-core>=2.16,<2.22")
     venv     = optional(string, "/opt/ironcache-ansible")
   })
   default  = {}
@@ -71,7 +71,7 @@ variable "ansible_install" {
   }
   validation {
     condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._<>=!~,*\\[\\]-]*$", var.ansible_install.pip_spec))
-    error_message = "ansible_install.pip_spec must be one pip requirement without spaces such as ansible-core>=2.16,<2.20, got \"${var.ansible_install.pip_spec}\"."
+    error_message = "ansible_install.pip_spec must be one pip requirement without spaces such as ansible-core>=2.16,<2.22, got \"${var.ansible_install.pip_spec}\"."
   }
   validation {
     condition     = can(regex("^/[A-Za-z0-9._/+-]+$", var.ansible_install.venv))

@@ -1,5 +1,5 @@
 # Copyright (c) 2026, IronCache contributors
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Behaviour of the rolling restart logic against a simulated systemd and server."""
 
@@ -223,7 +223,7 @@ def test_reports_what_the_new_process_took_over(tmp_path):
                           "handover_total_ms:140\r\n")
     failed, res = restart.run()
     assert not failed, res["msg"]
-    assert res["handover"] == {"source": "restart", "connections": 12, "keys": 1000,
+    assert res["handover"] == {"source": "restart", "connections": 12, "key_count": 1000,
                                "bytes": 65536, "load_ms": 3.5, "total_ms": 140}
     assert "handover (restart): 12 connections and 1000 keys kept" in res["msg"]
 
