@@ -27,7 +27,7 @@ cd $(ROOT) && IRONCACHE_TEST_IMAGE=$(TRIXIE_IMAGE) \
 endef
 
 molecule-default-trixie: venv collections image-trixie
-	$(call trixie_molecule,default,IRONCACHE_INSTANCE_SUFFIX=-trixie)
+	$(call trixie_molecule,default,IRONCACHE_DEFAULT_NAME=mol-default-trixie)
 
 molecule-handover-trixie: venv collections image-trixie
 	$(call trixie_molecule,handover,IRONCACHE_HANDOVER_NAME=mol-handover-trixie \
