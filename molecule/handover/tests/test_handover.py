@@ -381,7 +381,7 @@ def _stop_start(host, storm, name: str, remove_disk: bool) -> dict:
             pool.release(conn)
     raw_error = raw_state = None
     try:
-        raw_state = [raw.call("CLIENT", "ID"), raw.call("CLIENT", "GETNAME")]
+        raw_state = [raw.call("CLIENT", "ID"), raw.call("CLIENT", "GETNAME").decode()]
     except (ConnectionError, OSError) as exc:
         raw_error = f"{type(exc).__name__}: {exc}"
     raw.close()
@@ -416,7 +416,7 @@ def test_stop_start_keeps_connections_and_keys_without_the_disk(host, storm):
     f = _stop_start(host, storm, "molecule-handover-stop-start-preserved", remove_disk=True)
     assert f["connection_errors"] == 0, f
     assert f["raw_socket_error"] is None, f
-    assert f["raw_after"] == [f["raw_id"], b"ho-stop-start"], f
+    assert f["raw_after"] == [f["raw_id"], "ho-stop-start"], f
     assert f["sockets_reopened"] == 0, f
     assert f["source"] == "restart", f
     assert int(f["handover_connections"]) >= POOL_CONNECTIONS + 1, f
