@@ -51,5 +51,6 @@ server-test-py312: apt
 server-test-py313: apt
 	@$(call server_test_py,3.13)
 
-TEST_TARGETS += molecule-default-trixie molecule-handover-trixie molecule-upgrade-trixie
+# Lane 3 (beside the Debian 12 runs in lane 1): own instance names, port and ephemeral directories.
+TEST_LANE3 += molecule-default-trixie molecule-handover-trixie molecule-upgrade-trixie
 TEST_LANE2 += server-test-py312 server-test-py313
