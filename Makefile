@@ -10,6 +10,8 @@
 # that `make test` runs side by side: TEST_TARGETS for parts that drive containers (Docker,
 # molecule), TEST_LANE2 for parts that run only local processes and share no state with them:
 #   TEST_LANE2 += server-test
+# TEST_LANE3 runs beside both: container parts that share no instance, port or ephemeral
+# directory with lane 1 (the Debian 13 runs of the molecule scenarios), so their waits overlap.
 # Every molecule scenario under molecule/ (a directory with molecule.yml) is a test target of its
 # own (molecule-<scenario>); nothing needs adding for a new scenario.
 
@@ -29,6 +31,7 @@ export MOLECULE_NO_LOG ?= false
 # test targets in the order `make test` runs them, in two lanes run at the same time
 TEST_TARGETS :=
 TEST_LANE2 := lint-python
+TEST_LANE3 :=
 
 -include $(sort $(wildcard $(ROOT)/tests/make/*.mk))
 
@@ -42,7 +45,7 @@ RESULTS := $(ROOT)/tests/output/make-test.tsv
 
 help:
 	@echo "make demo    deploy IronCache to a local systemd container and restart it under a client"
-	@echo "make test    run every test: $(TEST_TARGETS) $(TEST_LANE2)"
+	@echo "make test    run every test: $(TEST_TARGETS) $(TEST_LANE2) $(TEST_LANE3)"
 	@echo "make molecule SCENARIO=<name>   one scenario of: $(SCENARIOS)"
 
 # ---- set-up (each step idempotent) ----------------------------------------------------------
@@ -85,10 +88,12 @@ galaxy-test: venv image
 demo: venv collections image
 	$(ROOT)/tests/demo/run.sh
 
-# Runs every target of both lanes even when one fails (TEST_TARGETS in the foreground, TEST_LANE2
-# beside it with its output kept in tests/output/make-test-lane2.log and shown at the end), times
+# Runs every target of every lane even when one fails (TEST_TARGETS in the foreground, TEST_LANE2
+# and TEST_LANE3 beside it with their output kept in tests/output/make-test-lane{2,3}.log and
+# shown at the end), times
 # each, prints a summary and fails when any failed. The summary is also in tests/output/make-test.tsv.
 LANE2_LOG := $(ROOT)/tests/output/make-test-lane2.log
+LANE3_LOG := $(ROOT)/tests/output/make-test-lane3.log
 test: setup
 	@mkdir -p $(dir $(RESULTS)); : >$(RESULTS); all_start=$$(date +%s); \
 	lane() { for t in "$$@"; do \
@@ -99,8 +104,11 @@ test: setup
 	done; }; \
 	lane $(TEST_LANE2) >$(LANE2_LOG) 2>&1 & lane2=$$!; \
 	echo "==== lane 2 ($(TEST_LANE2)) runs beside this one, output in $(LANE2_LOG)"; \
-	lane $(TEST_TARGETS); wait $$lane2; \
+	lane $(TEST_LANE3) >$(LANE3_LOG) 2>&1 & lane3=$$!; \
+	echo "==== lane 3 ($(TEST_LANE3)) runs beside this one, output in $(LANE3_LOG)"; \
+	lane $(TEST_TARGETS); wait $$lane2; wait $$lane3; \
 	echo "==== lane 2 output"; cat $(LANE2_LOG); \
+	echo "==== lane 3 output"; cat $(LANE3_LOG); \
 	failed=0; grep -q "	FAILED	" $(RESULTS) && failed=1; \
 	printf '%s\t%s\t%ss\n' "total" "$$( [ $$failed = 0 ] && echo ok || echo FAILED )" \
 		"$$(( $$(date +%s) - all_start ))" >>$(RESULTS); \

@@ -3,12 +3,18 @@
 # `docker import`, unless an image of that name built from this same recipe already exists.
 # Idempotent and serialised with flock, so several test runs can call it at once.
 #   usage: tests/setup/build-image.sh [NAME]
+# The Debian release is IRONCACHE_IMAGE_SUITE, else the tag of NAME when it names one
+# (ironcache-systemd:trixie builds Debian 13), else bookworm. Debian 12's debootstrap builds both.
 # Users who can pull images may instead point IRONCACHE_TEST_IMAGE at any systemd image that has
 # python3, python3-venv, iproute2 (ss), procps and redis-cli.
 set -euo pipefail
 
 NAME=${1:-${IRONCACHE_TEST_IMAGE:-ironcache-systemd:bookworm}}
-SUITE=${IRONCACHE_IMAGE_SUITE:-bookworm}
+case "${NAME##*:}" in
+    bookworm | trixie) tag_suite=${NAME##*:} ;;
+    *) tag_suite=bookworm ;;
+esac
+SUITE=${IRONCACHE_IMAGE_SUITE:-$tag_suite}
 # What the tests run inside the container: systemd as PID 1, python3 for Ansible, python3-venv for
 # the role's release venv, ss and ps for the checks, redis-cli for the protocol checks, sudo so a
 # play with `become: true` works as it does on a real host.

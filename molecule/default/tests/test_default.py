@@ -24,6 +24,19 @@ def test_serves_through_the_inherited_socket(host):
     assert int(info["process_id"]) == ic.main_pid(host)
 
 
+def test_accelerators_for_the_targets_python(host):
+    """uvloop and hiredis wheels built for this target's Python are installed and used."""
+    venv_python = "/opt/ironcache/current/venv/bin/python"
+    version = host.check_output(f"{venv_python} -c 'import sys; print(*sys.version_info[:2])'")
+    assert host.check_output(f"{venv_python} -c 'import uvloop, hiredis; print(1)'") == "1"
+    wheels = host.check_output("ls /opt/ironcache/current/wheels").split()
+    tag = "cp" + version.replace(" ", "")
+    ic.record("molecule-default-accelerators", {"python": version, "wheels": wheels})
+    for name in ("uvloop", "hiredis"):
+        assert any(w.startswith(name + "-") and f"-{tag}-" in w for w in wheels), (tag, wheels)
+    assert ic.info_server(host)["multiplexing_api"] == "uvloop"
+
+
 def test_systemd_holds_the_listener(host):
     lines = ic.listen_lines(host)
     assert lines, "nothing listens on 6379"

@@ -337,9 +337,18 @@ def test_half_sent_command_is_answered_after_a_restart(host, storm, cut):
         c.close()
 
 
-def test_control_stop_start_drops_connections_keys_come_from_disk(host, storm):
-    """The control: stop + start empties the fd store, so the same pool DOES lose its
-    connections; the keys survive through the disk snapshot (source disk)."""
+def _systemd_version(host) -> int:
+    return int(host.check_output("systemctl --version").split()[1])
+
+
+DUMP = "/var/lib/ironcache/dump.ironcache"
+PRESERVE_DROPIN = "/run/systemd/system/ironcache.service.d/50-test-preserve.conf"
+
+
+def _stop_start(host, storm, name: str, remove_disk: bool) -> dict:
+    """Hold the connections of a pool and a raw socket (db 7, named) across `systemctl stop` +
+    `start` of the service; return what they saw and whether every key the storm wrote is there.
+    remove_disk: delete the disk snapshot while the service is stopped."""
     time.sleep(START_SPACING)
     pool = ic.strict_pool(PORT, POOL_CONNECTIONS)
     ic.warm_pool(pool, POOL_CONNECTIONS)
@@ -347,13 +356,17 @@ def test_control_stop_start_drops_connections_keys_come_from_disk(host, storm):
     before = len(opened)
     held = [pool.get_connection() for _ in range(POOL_CONNECTIONS)]
     raw = ic.RawClient(PORT)
-    assert raw.call("PING") == "PONG"
+    assert raw.call("SELECT", "7") == "OK"
+    assert raw.call("CLIENT", "SETNAME", "ho-stop-start") == "OK"
+    raw_id = raw.call("CLIENT", "ID")
     # what the server holds right before the stop (the storm's keys; see test_every_key_written
     # for whether they were all still right)
     expected = dict(storm["load"].written)
     expected.update(ic.missing_keys(PORT, expected))
     old = ic.main_pid(host)
     host.check_output("systemctl stop ironcache.service")
+    if remove_disk:
+        host.check_output(f"rm -f {DUMP}")
     host.check_output("systemctl start ironcache.service")
     ic.wait_replaced(host, old)
 
@@ -366,9 +379,9 @@ def test_control_stop_start_drops_connections_keys_come_from_disk(host, storm):
             errors.append(f"{type(exc).__name__}: {exc}")
         finally:
             pool.release(conn)
-    raw_error = None
+    raw_error = raw_state = None
     try:
-        raw.call("PING")
+        raw_state = [raw.call("CLIENT", "ID"), raw.call("CLIENT", "GETNAME").decode()]
     except (ConnectionError, OSError) as exc:
         raw_error = f"{type(exc).__name__}: {exc}"
     raw.close()
@@ -378,14 +391,54 @@ def test_control_stop_start_drops_connections_keys_come_from_disk(host, storm):
     info = _handover_info(client)
     wrong = ic.missing_keys(PORT, expected)
     figures = {"pool_connections": POOL_CONNECTIONS, "connection_errors": len(errors),
-               "errors": errors[:2], "raw_socket_error": raw_error,
-               "sockets_reopened": len(opened) - before, "source": info["handover_source"],
+               "errors": errors[:2], "raw_socket_error": raw_error, "raw_id": raw_id,
+               "raw_after": raw_state, "sockets_reopened": len(opened) - before,
+               "disk_removed": remove_disk, "source": info["handover_source"],
                "handover_connections": info["handover_connections"],
-               "keys_checked": len(storm["load"].written), "keys_wrong": len(wrong)}
-    ic.record("molecule-handover-control-stop-start", figures)
+               "keys_checked": len(expected), "keys_wrong": len(wrong),
+               "wrong_examples": dict(list(wrong.items())[:5])}
+    ic.record(name, figures)
     pool.disconnect()
-    assert len(errors) == POOL_CONNECTIONS, figures
-    assert raw_error is not None, figures
-    assert info["handover_source"] == "disk", info
-    assert info["handover_connections"] == "0", info
-    assert not wrong, f"{len(wrong)} keys wrong after stop + start, e.g. {list(wrong.items())[:5]}"
+    return figures
+
+
+def test_stop_start_keeps_connections_and_keys_without_the_disk(host, storm):
+    """systemd 254+ (Debian 13): FileDescriptorStorePreserve=yes keeps the fd store across
+    stop + start, so the connections and the dataset come back as after a restart, even with
+    the disk snapshot deleted in between."""
+    version = _systemd_version(host)
+    if version < 254:
+        pytest.skip(f"systemd {version} empties the fd store on stop (FileDescriptorStorePreserve= "
+                    "needs 254); the control below covers this platform")
+    preserve = host.check_output("systemctl show -p FileDescriptorStorePreserve --value "
+                                 "ironcache.service").strip()
+    assert preserve == "yes"
+    f = _stop_start(host, storm, "molecule-handover-stop-start-preserved", remove_disk=True)
+    assert f["connection_errors"] == 0, f
+    assert f["raw_socket_error"] is None, f
+    assert f["raw_after"] == [f["raw_id"], "ho-stop-start"], f
+    assert f["sockets_reopened"] == 0, f
+    assert f["source"] == "restart", f
+    assert int(f["handover_connections"]) >= POOL_CONNECTIONS + 1, f
+    assert f["keys_wrong"] == 0, f
+
+
+def test_control_stop_start_drops_connections_keys_come_from_disk(host, storm):
+    """The control: with the store released on stop (systemd before 254, or
+    FileDescriptorStorePreserve=restart, systemd's default, on 254+) the same pool DOES lose its
+    connections; the keys survive through the disk snapshot (source disk)."""
+    dropin = _systemd_version(host) >= 254
+    if dropin:
+        body = "[Service]\\nFileDescriptorStorePreserve=restart\\n"
+        host.check_output(f"mkdir -p {os.path.dirname(PRESERVE_DROPIN)} && "
+                          f"printf '{body}' >{PRESERVE_DROPIN} && systemctl daemon-reload")
+    try:
+        f = _stop_start(host, storm, "molecule-handover-control-stop-start", remove_disk=False)
+    finally:
+        if dropin:
+            host.check_output(f"rm -f {PRESERVE_DROPIN} && systemctl daemon-reload")
+    assert f["connection_errors"] == POOL_CONNECTIONS, f
+    assert f["raw_socket_error"] is not None, f
+    assert f["source"] == "disk", f
+    assert f["handover_connections"] == "0", f
+    assert f["keys_wrong"] == 0, f

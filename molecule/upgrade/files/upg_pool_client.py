@@ -22,10 +22,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=480)
     ap.add_argument("--max-ops", type=int, default=2000000)
     ap.add_argument("--pause", type=float, default=0.005)
+    # A read that waits this long counts as an error: a safety net against a hung server, not a
+    # latency limit (a loaded 2-core machine stalled every node for 56 s at once).
+    ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--until-file", required=True)
     args = ap.parse_args()
 
-    pool = ic.strict_pool(args.port, args.threads)
+    pool = ic.strict_pool(args.port, args.threads, timeout=args.timeout)
     ic.warm_pool(pool, args.threads)
     opened = pool.connection_class.opened
     warm = len(opened)

@@ -43,7 +43,7 @@ variable "key_name" {
 }
 
 variable "ansible_user" {
-  description = "SSH user of the AMI (admin on Debian, ubuntu on Ubuntu)."
+  description = "SSH user of the AMI (admin on Debian's AMIs)."
   type        = string
   default     = "admin"
 }
