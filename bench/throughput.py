@@ -47,6 +47,7 @@ from benchlib.servers import (
     drop_directive,
     free_port,
     importable,
+    ironcache_env,
 )
 from throughput_report import render_table
 
@@ -216,12 +217,7 @@ def ironcache_command(
     """The command line and environment of IronCache (a redis-server with --against-redis)."""
     if args.against_redis:
         return redis_command(args.redis_server, port), None
-    env = dict(os.environ)
-    src = str(Path(source).resolve())
-    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.pop("LISTEN_PID", None)
-    env.pop("LISTEN_FDS", None)
-    env.pop("NOTIFY_SOCKET", None)
+    env = ironcache_env(source)
     prefix = [python]
     if profile and args.profile == "cprofile":
         prefix = [python, "-m", "cProfile", "-o", str(out_dir / "ironcache.cprofile")]

@@ -4,6 +4,7 @@ waits (SIGTERM, then SIGKILL), watched (alive, answers PING), measured (RSS, map
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import signal
 import socket
@@ -119,7 +120,7 @@ class Server:
             pass
         return sorted(found)
 
-    def stop(self) -> int | None:
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
         """SIGTERM, bounded wait, then SIGKILL. Returns the exit status."""
         if self.proc is None:
             return None
@@ -127,14 +128,25 @@ class Server:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                log(f"{self.name} ignored SIGTERM for {STOP_TIMEOUT:.0f}s: SIGKILL")
+                log(f"{self.name} ignored SIGTERM for {timeout:.0f}s: SIGKILL")
                 with contextlib.suppress(ProcessLookupError):
                     self.proc.kill()
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self.proc.wait(timeout=KILL_TIMEOUT)
         return self.proc.returncode
+
+
+def ironcache_env(source: str | Path) -> dict[str, str]:
+    """This environment with `source` (the directory holding the `ironcache` package) first on
+    PYTHONPATH and without systemd's socket-activation and notify variables."""
+    env = dict(os.environ)
+    src = str(Path(source).resolve())
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    for name in ("LISTEN_PID", "LISTEN_FDS", "NOTIFY_SOCKET"):
+        env.pop(name, None)
+    return env
 
 
 def drop_directive(cmd: list[str], name: str) -> list[str]:
