@@ -26,64 +26,8 @@ from typing import Any
 # ids: issue 12 items (i12-N-...) and earlier findings. Owners of the fixes: the parser work
 # (framing, limits, inline splitting) and the commands work (argument checks, glob, floats).
 UNFIXED: dict[str, str] = {
-    "i12-1-array-2147483647": "hiredis allocates the declared array count (16 GiB virtual) "
-    "before any element arrives; freeing it stalls the server (parser work)",
-    "i12-1-array-2147483648": "hiredis allocates before the count is refused (parser work)",
-    "i12-1-array-100000000": "hiredis reserves 800 MB for a declared count of 10^8 before any "
-    "element arrives; Redis reserves nothing (parser work)",
-    "i12-1-array-3000000000-after-command": "no reply after a valid command; hiredis allocates "
-    "(parser work)",
-    "i12-2-keys-backtracking": "glob matcher backtracks exponentially (commands work)",
-    "i12-2-keys-nested-loops": "Redis's 'pattern matching long nested loops' hangs the glob "
-    "matcher (commands work)",
-    "i12-2-keys-bad-class": "KEYS [z-a] / [] / [^] answer ERR internal error (commands work)",
-    "i12-3-srandmember-min": "SRANDMEMBER s -2^63 builds a 2^63-entry reply (commands work)",
-    "i12-3-srandmember-5m": "SRANDMEMBER s -5000000 peaks far above Redis's memory "
-    "(commands work)",
-    "i12-4-incrbyfloat-tiny": "INCRBYFLOAT 1e-1000000 computes for ~20 s and answers 0 "
-    "(commands work)",
-    "i12-4-hincrbyfloat-tiny": "HINCRBYFLOAT 1e-1000000 as INCRBYFLOAT (commands work)",
-    "i12-7-mbulk-count-flood": "'*' + digits without CRLF is buffered up to the query buffer "
-    "limit on the hiredis path (parser work)",
-    "i12-7-bulk-count-flood": "'*1\\r\\n$' + digits without CRLF likewise (parser work)",
-    "i12-9-simple-string-args": "hiredis path runs '+k' elements as arguments (parser work)",
-    "i12-9-resp3-set-frame": "hiredis path runs a RESP3 '~' frame as a command (parser work)",
-    "i12-9-null-bulk-top-level": "hiredis path swallows '$-1' at top level (parser work)",
-    "i12-9-null-top-level": "hiredis path swallows '_' at top level (parser work)",
-    "i12-9-leading-zero-count": "'*03' accepted on both paths (parser work)",
-    "i12-9-minus-zero-count": "'*-0' accepted on both paths (parser work)",
-    "i12-9-leading-zero-bulk": "'$04' accepted on both paths (parser work)",
-    "i12-13-multi-shutdown": "SHUTDOWN is queued in MULTI and runs on EXEC (commands work)",
-    "hiredis-split-frame-lost": "a frame whose first byte arrived alone is lost when hiredis "
-    "hands over to the Python parser: its parts run as inline commands (parser work)",
-    "inline-vt-ff": "inline commands split on \\v and \\f; Redis's sdssplitargs does not "
-    "(parser work)",
-    "lset-check-order": "LSET parses the index before looking up the key (commands work)",
-    "expire-overflow": "SET PX/EXAT and PSETEX/SETEX accept expiry times that overflow "
-    "(commands work)",
-    "select-int-range": "SELECT of a value beyond a C int says 'DB index is out of range' "
-    "(commands work)",
-    "error-trailing-newline": "an error ending in user text keeps trailing CR/LF as spaces; "
-    "Redis trims them (commands work)",
     "scan-cursor-parse": "SCAN cursors: Redis's strtoul accepts '+1', ' 1', '-1', '01' "
-    "(commands work)",
-    "incrbyfloat-overflow": "INCRBYFLOAT past the double range answers ERR internal error; "
-    "Redis computes in long double (commands work)",
-    "hex-float": "INCRBYFLOAT/HINCRBYFLOAT refuse hexadecimal floats strtold accepts "
-    "(commands work)",
-    # found by this harness (differential run, December 2026)
-    "pexpire-negative-min": "PEXPIRE/PEXPIREAT k -9223372036854775808 answers 'invalid expire "
-    "time'; Redis checks only the positive overflow and deletes the key (commands work)",
-    "glob-unterminated-class": "KEYS '[a-' matches nothing; Redis's matcher takes an "
-    "unterminated class as ending at the pattern's end (glob rewrite of item 2)",
-    "srandmember-count-parse": "SRANDMEMBER with a count that is not an integer answers 'ERR "
-    "value is out of range, must be positive' (SPOP's wording); Redis: 'ERR value is not an "
-    "integer or out of range' (commands work)",
-    # found by the parser target (atheris, December 2026)
-    "hiredis-type-byte-inline": "after a multibulk frame, an inline command that starts with a "
-    "RESP type byte ('$', '-', '+', ':' ...) is read by hiredis as RESP: held waiting for a "
-    "CRLF or a bulk that never comes, or swallowed (Redis runs it inline; parser work; item "
-    "9's '$-1' and '_' are instances)",
+    "(the SCAN rewrite is still to come)",
 }
 
 # Defects of the hiredis path only: a server without hiredis (the standard library's Python,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
+
 from support import Server, ironcache_only, run_ironcache
 
 # setting, value set, value CONFIG GET answers (Redis 7.0.15's formatting)
