@@ -1,4 +1,4 @@
-"""atheris target: the request parsers, pure Python (RespParser) and hiredis (HiredisParser).
+"""atheris target: the request parsers, pure Python (RespParser) and hiredis (RequestParser).
 
 The input is a byte stream and the points where it is split into reads. Both parsers get the
 same reads through batch(), as a connection does. Invariants:
@@ -25,7 +25,7 @@ with atheris.instrument_imports():
     import hiredis
 
     from fuzz import known, stats
-    from ironcache.protocol import HiredisParser, ProtocolError, RespParser
+    from ironcache.protocol import RequestParser, ProtocolError, RespParser
 
 AS_LIMIT = 4 << 30
 
@@ -74,13 +74,13 @@ def one_input(data: bytes) -> None:
         stats.count("known", skip)
         return
     py = RespParser(512 * 1024 * 1024, 2**31 - 1)
-    hi = HiredisParser(hiredis, 512 * 1024 * 1024, 2**31 - 1)
+    hi = RequestParser(hiredis, 512 * 1024 * 1024, 2**31 - 1)
     if unauth:
         py.authenticated = hi.authenticated = False
     a = run(py, chunks)
     b = run(hi, chunks)
     if a != b:
-        whole = run(HiredisParser(hiredis, 512 * 1024 * 1024, 2**31 - 1), [stream])
+        whole = run(RequestParser(hiredis, 512 * 1024 * 1024, 2**31 - 1), [stream])
         kid = known.parser_disagreement(stream, a, b, whole)
         if kid:
             stats.count("known", kid)

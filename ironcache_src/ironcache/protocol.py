@@ -355,14 +355,19 @@ def _headers_are_bulks(data: bytes, counts: list[int], lens: list[int]) -> bool:
     pos = 0
     i = 0
     at = data.__getitem__
-    for n in counts:
-        if data[pos] != 0x2A:
-            return False
-        heads = list(accumulate(map(_bulk_size, lens[i : i + n]), initial=pos + _frame_size(n)))
-        i += n
-        pos = heads.pop()
-        if bytes(map(at, heads)).count(b"$") != n:
-            return False
+    try:
+        for n in counts:
+            if data[pos] != 0x2A:
+                return False
+            heads = list(
+                accumulate(map(_bulk_size, lens[i : i + n]), initial=pos + _frame_size(n))
+            )
+            i += n
+            pos = heads.pop()
+            if bytes(map(at, heads)).count(b"$") != n:
+                return False
+    except IndexError:  # shorter non-bulk elements ('+k'): canonical places run past the read
+        return False
     return True
 
 
