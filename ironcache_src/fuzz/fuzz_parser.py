@@ -25,7 +25,7 @@ with atheris.instrument_imports():
     import hiredis
 
     from fuzz import known, stats
-    from ironcache.protocol import RequestParser, ProtocolError, RespParser
+    from ironcache.protocol import ProtocolError, RequestParser, RespParser
 
 AS_LIMIT = 4 << 30
 
