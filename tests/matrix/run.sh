@@ -180,12 +180,13 @@ do_molecule() { # a copy of the scenario whose container is named after the row
     ln -sfn "$ROOT/roles" "$proj/roles"
     ln -sfn "$ROOT/molecule/shared" "$proj/molecule/shared"
     ln -sfn "$ROOT/molecule/default/tests" "$proj/molecule/default/tests"
-    sed "s/^  - name: mol-default$/  - name: matrix-mol-${rel//./-}/" "$ROOT/molecule/default/molecule.yml" \
-        >"$proj/molecule/default/molecule.yml"
-    grep -q "matrix-mol-${rel//./-}" "$proj/molecule/default/molecule.yml" || return 1
+    cp "$ROOT/molecule/default/molecule.yml" "$proj/molecule/default/molecule.yml"
+    # the scenario names its instance ${IRONCACHE_DEFAULT_NAME:-mol-default}
+    grep -q 'IRONCACHE_DEFAULT_NAME' "$proj/molecule/default/molecule.yml" || return 1
     docker rm -f "matrix-mol-${rel//./-}" >/dev/null 2>&1 || true
     cd "$proj" || return 1
-    PATH=$RUN/bin:$PATH MOLECULE_EPHEMERAL_DIRECTORY=$RUN/mol-$rel.ephemeral molecule test -s default
+    PATH=$RUN/bin:$PATH IRONCACHE_DEFAULT_NAME="matrix-mol-${rel//./-}" \
+        MOLECULE_EPHEMERAL_DIRECTORY=$RUN/mol-$rel.ephemeral molecule test -s default
 }
 
 run_row() {
