@@ -267,14 +267,17 @@ def test_faults(host):
         if row["attempts"] is None:
             continue
         assert row["attempts"] > 0, row
-        assert row["refused"] == 0 and row["reset"] == 0 and row["timeouts"] == 0, row
+        assert row["refused"] == 0 and row["timeouts"] == 0, row
         assert row["lost_writes"] == 0 and row["wrong_replies"] == 0, row
         if row["fault"].startswith("stop"):
-            # stop empties the fd store by design: each persistent client is closed once and
-            # reconnects; its counter comes back from the disk snapshot
-            assert row["p_errors"] <= PERSISTENT, row
+            # stop (not restart) closes the connected clients by design, as redis-server's
+            # shutdown does, and empties the fd store: each persistent client is closed once and
+            # reconnects, its counter back from the disk snapshot; the tight-loop probe has one
+            # connection open at a time, which may be the one closed. New clients are never
+            # refused: the socket stays and activates the service.
+            assert row["p_errors"] <= PERSISTENT and row["reset"] <= 1, row
         else:
-            assert row["p_errors"] == 0 and row["ids_kept"], row
+            assert row["reset"] == 0 and row["p_errors"] == 0 and row["ids_kept"], row
     assert notes["after_kill"] == "crash", notes
     assert notes["after_stop"] == "disk", notes
     b = notes["broken_release"]
