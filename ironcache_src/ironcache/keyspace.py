@@ -290,10 +290,10 @@ class Keyspace:
             v = lazy.pop()
             n = min(budget, len(v))
             budget -= n
-            pop = v.popitem if type(v) is dict else v.pop
-            for _ in range(n):
+            pop = v.popitem if isinstance(v, dict) else v.pop
+            for _step in range(n):
                 item = pop()
-                if type(item) is tuple and type(item[1]) is Entry:  # a flushed database
+                if isinstance(item, tuple) and isinstance(item[1], Entry):  # a flushed database
                     self.used -= item[1].size + len(item[0]) + KEY_OVERHEAD
                     self.free_later(item[1].value)
             if v:
