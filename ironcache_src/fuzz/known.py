@@ -25,10 +25,7 @@ from typing import Any
 # --------------------------------------------------------------------------- regressions
 # ids: issue 12 items (i12-N-...) and earlier findings. Owners of the fixes: the parser work
 # (framing, limits, inline splitting) and the commands work (argument checks, glob, floats).
-UNFIXED: dict[str, str] = {
-    "scan-cursor-parse": "SCAN cursors: Redis's strtoul accepts '+1', ' 1', '-1', '01' "
-    "(the SCAN rewrite is still to come)",
-}
+UNFIXED: dict[str, str] = {}
 
 # Defects of the hiredis path only: a server without hiredis (the standard library's Python,
 # IRONCACHE_TEST_PYTHON=/usr/bin/python3) passes these already.
