@@ -72,7 +72,7 @@ def _srandmember_sample(cmd: list[bytes], ours: Any, redis: Any) -> bool:
 
 
 def _foreign_cursor(cmd: list[bytes], ours: Any, redis: Any) -> bool:
-    if not _name(b"scan", b"hscan")(cmd):
+    if not _name(b"scan", b"hscan", b"sscan")(cmd):
         return False
     cursor = cmd[1] if cmd[0].lower() == b"scan" else (cmd[2] if len(cmd) > 2 else b"0")
     return cursor.strip(b" +0") != b"" and isinstance(ours, list) and isinstance(redis, list)
@@ -92,7 +92,8 @@ KEPT: dict[str, tuple[str, str, Pred]] = {
     ),
     "scan-foreign-cursor": (
         "SCAN/HSCAN with a non-zero cursor the server never returned walk different keys",
-        "IronCache cursors name a snapshot of the key list, Redis's a hash-table position; "
+        "IronCache cursors name a slot of the database's key order, Redis's a hash-table "
+        "position; "
         "Redis documents an invented cursor as giving no guarantee (neither server crashes)",
         _foreign_cursor,
     ),
