@@ -402,3 +402,24 @@ def test_scan_keeps_no_copy_per_cursor(make_server: Callable[..., Server]) -> No
     grown = _rss(srv.pid) - before
     assert len(cursors) == 1  # the same position each time: no per-cursor state
     assert grown < 3 * 1024 * 1024, f"RSS grew by {grown / 2**20:.1f} MiB"
+
+
+def test_scan_order_is_rebuilt_from_a_saved_state() -> None:
+    """A snapshot or handover stores keys and values only: loading rebuilds SCAN's order."""
+    from ironcache import state
+    from ironcache.keyspace import Keyspace
+
+    ks = Keyspace(2)
+    for i in range(3000):
+        ks.dbs[1].set(b"k%d" % i, b"v")
+    body, dummy = state.decode(state.encode({}, ks, []), "test")
+    loaded = Keyspace(2)
+    assert state.load_dataset(loaded, body["dbs"]) == 3000
+    db, seen, cursor = loaded.dbs[1], set(), 0
+    for _step in range(1000):
+        cursor, batch = db.scan_slots(cursor, 100)
+        seen.update(batch)
+        if cursor == 0:
+            break
+    assert seen == set(db.data) and len(seen) == 3000
+    assert loaded.dbs[0].scan_slots(0, 10) == (0, [])
