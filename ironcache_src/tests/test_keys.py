@@ -353,7 +353,8 @@ def test_scan_cursor_parsing_as_redis(server: Server, tmp_path: Path) -> None:
         for srv in (server, ref):
             c = srv.client()
             c.flushall()
-            c.sadd("s", "m")
+            c.sadd("s", "1")  # an intset: Redis 7.0 answers it whole (a hashtable set walks
+            # its buckets, so a non-zero cursor there would depend on Redis's hash seed)
             c.hset("h", "f", "v")
             got = []
             for cur in CURSORS:
