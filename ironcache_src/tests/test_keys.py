@@ -424,3 +424,12 @@ def test_scan_order_is_rebuilt_from_a_saved_state() -> None:
             break
     assert seen == set(db.data) and len(seen) == 3000
     assert loaded.dbs[0].scan_slots(0, 10) == (0, [])
+
+
+def test_scan_names_a_deleted_and_readded_key_once(r: redis.Redis) -> None:
+    r.flushdb()
+    r.incr("c")
+    r.delete("c", "c")
+    r.setnx("c", "3.0e2")
+    cursor, keys = r.scan(0, count=1000)
+    assert (cursor, keys) == (0, ["c"])

@@ -200,7 +200,9 @@ def scan(c: Client, argv: list[bytes]) -> bytes:
     # The next cursor is taken before the lookups: expiring a key may compact the order.
     cursor, batch = db.scan_slots(cursor, count)
     out = []
-    for k in batch:
+    # A key deleted and added again has a stale slot and a live one until the next compaction:
+    # one reply names it once (Redis may repeat a key across calls, never within one).
+    for k in dict.fromkeys(batch):
         e = db.lookup(k)
         if e is None or not match(k):
             continue
