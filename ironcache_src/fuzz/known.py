@@ -25,10 +25,7 @@ from typing import Any
 # --------------------------------------------------------------------------- regressions
 # ids: issue 12 items (i12-N-...) and earlier findings. Owners of the fixes: the parser work
 # (framing, limits, inline splitting) and the commands work (argument checks, glob, floats).
-UNFIXED: dict[str, str] = {
-    "scan-cursor-parse": "SCAN cursors: Redis's strtoul accepts '+1', ' 1', '-1', '01' "
-    "(the SCAN rewrite is still to come)",
-}
+UNFIXED: dict[str, str] = {}
 
 # Defects of the hiredis path only: a server without hiredis (the standard library's Python,
 # IRONCACHE_TEST_PYTHON=/usr/bin/python3) passes these already.
@@ -75,7 +72,7 @@ def _srandmember_sample(cmd: list[bytes], ours: Any, redis: Any) -> bool:
 
 
 def _foreign_cursor(cmd: list[bytes], ours: Any, redis: Any) -> bool:
-    if not _name(b"scan", b"hscan")(cmd):
+    if not _name(b"scan", b"hscan", b"sscan")(cmd):
         return False
     cursor = cmd[1] if cmd[0].lower() == b"scan" else (cmd[2] if len(cmd) > 2 else b"0")
     return cursor.strip(b" +0") != b"" and isinstance(ours, list) and isinstance(redis, list)
@@ -95,7 +92,8 @@ KEPT: dict[str, tuple[str, str, Pred]] = {
     ),
     "scan-foreign-cursor": (
         "SCAN/HSCAN with a non-zero cursor the server never returned walk different keys",
-        "IronCache cursors name a snapshot of the key list, Redis's a hash-table position; "
+        "IronCache cursors name a slot of the database's key order, Redis's a hash-table "
+        "position; "
         "Redis documents an invented cursor as giving no guarantee (neither server crashes)",
         _foreign_cursor,
     ),

@@ -41,14 +41,6 @@ class Journal(Protocol[C]):
     def info(self) -> dict[str, Any]: ...  # INFO handover
 
 
-class Scans(Protocol):
-    """The key lists SCAN cursors walk through (server.Snapshots)."""
-
-    def open(self, keys: list[bytes]) -> int: ...
-    def get(self, sid: int) -> list[bytes] | None: ...
-    def close(self, sid: int) -> None: ...
-
-
 class Host(Protocol[C]):
     """The running server as a connection and the commands it runs see it (`Client.server`)."""
 
@@ -59,7 +51,6 @@ class Host(Protocol[C]):
     listeners: list[Listener]
     handover: Journal[C]
     handing_over: bool  # no connection reads from now on: the next process does
-    scans: Scans
     obuf_soft: set[C]  # connections over the soft output limit: the cron looks at them
     # Counters a connection bumps (INFO stats).
     connections_received: int

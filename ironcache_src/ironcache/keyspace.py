@@ -27,6 +27,14 @@ FREE_SLICE = 5000  # elements released per event-loop turn
 
 TYPE_NAMES = {bytes: "string", dict: "hash", deque: "list", set: "set"}
 
+# SCAN walks each database's key order (keys in insertion order; deleted ones stay behind as
+# stale slots until a compaction drops them). A cursor is (epoch << SCAN_POS_BITS) | position.
+SCAN_POS_BITS = 40
+SCAN_POS_MASK = (1 << SCAN_POS_BITS) - 1
+SCAN_EPOCH_MASK = (1 << (64 - SCAN_POS_BITS)) - 1
+SCAN_MARK = 512  # slots a compaction step takes; it records where each step's first one went
+SCAN_EPOCHS = 16  # compactions a cursor can be carried across; older cursors start over
+
 
 # Set while a journal is replayed, so each write sees the time it first ran at.
 FROZEN_MS = 0
@@ -103,7 +111,10 @@ class Sampler:
 
 
 class Database:
-    __slots__ = ("index", "data", "expires", "keyspace", "sampler", "vsampler", "watchers")
+    __slots__ = (
+        "index", "data", "expires", "keyspace", "sampler", "vsampler", "watchers",
+        "order", "stale", "epoch", "marks", "compacting",
+    )
 
     def __init__(self, index: int, keyspace: Keyspace) -> None:
         self.index = index
@@ -113,6 +124,16 @@ class Database:
         self.sampler = Sampler(self.data)
         self.vsampler = Sampler(self.expires)
         self.watchers: dict[bytes, set[Any]] = {}  # key -> clients WATCHing it
+        # SCAN's key order: every key once, in insertion order, plus stale slots of deleted
+        # (or deleted and re-added) keys; `stale` counts deletions since the last compaction.
+        self.order: list[bytes] = []
+        self.stale = 0
+        self.epoch = 0  # bumped by each compaction and flush
+        # (epoch, marks) of recent compactions: marks[i] is the new position of old slot
+        # i * SCAN_MARK (a lower bound of where the keys after it went), last the new length.
+        self.marks: deque[tuple[int, list[int]]] = deque(maxlen=SCAN_EPOCHS)
+        # A compaction in progress: (keys kept so far, marks so far); None when there is none.
+        self.compacting: tuple[dict[bytes, None], list[int]] | None = None
 
     # ----------------------------------------------------------- lookups
     def lookup(self, key: bytes) -> Entry | None:
@@ -141,6 +162,7 @@ class Database:
         else:
             ks.used += size + len(key) + KEY_OVERHEAD
             self.data[key] = Entry(value, ks.clock, size)
+            self.order.append(key)
         if self.expires and not keep_ttl:
             self.expires.pop(key, None)
         # touched(), inlined: this is the hottest write path.
@@ -163,8 +185,78 @@ class Database:
         self.keyspace.used -= e.size + len(key) + KEY_OVERHEAD
         if self.expires:
             self.expires.pop(key, None)
+        self.stale += 1
+        if self.compacting is not None:
+            self.compact_step()
+        elif self.stale > 32 and 2 * self.stale > len(self.order):
+            self.compacting = ({}, [])
+            self.compact_step()
         self.touched(key)
         return True
+
+    # ----------------------------------------------------------- SCAN order
+    def compact_step(self, steps: int = 1) -> None:
+        """Compact the next `steps` * SCAN_MARK slots of the order: a few microseconds each.
+
+        Each deletion takes one step while a compaction runs, so deleting keeps the order
+        under about twice the live keys without a pause. The order stays in use (and grows)
+        until the last step swaps in the compacted one, so cursors need mapping only then.
+        """
+        assert self.compacting is not None
+        kept, marks = self.compacting
+        old, live = self.order, self.data.__contains__
+        for dummy in range(steps):
+            i = len(marks) * SCAN_MARK
+            marks.append(len(kept))
+            # First occurrences win: a key deleted and re-added keeps its earlier slot.
+            kept.update(dict.fromkeys(filter(live, old[i : i + SCAN_MARK])))
+            if i + SCAN_MARK >= len(old):
+                marks.append(len(kept))
+                self._new_epoch(list(kept), marks)
+                self.stale = len(kept) - len(self.data)  # kept keys deleted since
+                return
+
+    def compact_order(self) -> None:
+        """The whole compaction at once (tests, and loads that want it done)."""
+        self.compacting = self.compacting or ({}, [])
+        self.compact_step(len(self.order) // SCAN_MARK + 1)
+
+    def rebuild_order(self) -> None:
+        """After `data` was filled or emptied directly (load, flush)."""
+        self._new_epoch(list(self.data), [0])
+
+    def _new_epoch(self, order: list[bytes], marks: list[int]) -> None:
+        self.marks.append((self.epoch, marks))
+        self.epoch = (self.epoch + 1) & SCAN_EPOCH_MASK
+        self.order = order
+        self.stale = 0
+        self.compacting = None
+
+    def scan_position(self, cursor: int) -> int:
+        """The slot a cursor continues from: its position carried across later compactions.
+
+        Mapped positions never pass a key that was after the cursor, so keys present for the
+        whole iteration are returned at least once; an unknown epoch starts over at 0.
+        """
+        epoch, pos = cursor >> SCAN_POS_BITS, cursor & SCAN_POS_MASK
+        if epoch == self.epoch:
+            return pos
+        history = list(self.marks)
+        epochs = [e for e, _marks in history]
+        if epoch not in epochs:
+            return 0
+        for _e, marks in history[epochs.index(epoch) :]:
+            pos = marks[min(pos // SCAN_MARK, len(marks) - 1)]
+        return pos
+
+    def scan_slots(self, cursor: int, count: int) -> tuple[int, list[bytes]]:
+        """Up to `count` slots from `cursor` and the next cursor (0 at the end): O(count)."""
+        pos = self.scan_position(cursor)
+        end = pos + count
+        batch = self.order[pos:end]
+        if end >= len(self.order):
+            return 0, batch
+        return (self.epoch << SCAN_POS_BITS) | end, batch
 
     def touched(self, key: bytes) -> None:
         self.keyspace.dirty += 1
@@ -193,6 +285,7 @@ class Database:
             old, self.data, self.expires = self.data, {}, {}
             self.sampler = Sampler(self.data)
             self.vsampler = Sampler(self.expires)
+            self.rebuild_order()
             if len(old) <= LAZYFREE_THRESHOLD:
                 for key, e in old.items():
                     ks.used -= e.size + len(key) + KEY_OVERHEAD
@@ -205,6 +298,7 @@ class Database:
         self.expires.clear()
         self.sampler.reset()
         self.vsampler.reset()
+        self.rebuild_order()
 
     def _expire(self, key: bytes) -> None:
         self.delete(key)
@@ -290,10 +384,10 @@ class Keyspace:
             v = lazy.pop()
             n = min(budget, len(v))
             budget -= n
-            pop = v.popitem if type(v) is dict else v.pop
-            for _ in range(n):
+            pop = v.popitem if isinstance(v, dict) else v.pop
+            for _step in range(n):
                 item = pop()
-                if type(item) is tuple and type(item[1]) is Entry:  # a flushed database
+                if isinstance(item, tuple) and isinstance(item[1], Entry):  # a flushed database
                     self.used -= item[1].size + len(item[0]) + KEY_OVERHEAD
                     self.free_later(item[1].value)
             if v:

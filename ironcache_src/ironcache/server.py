@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import time
-from collections import OrderedDict
 from typing import Any
 
 from ironcache import diskstore, handover
@@ -65,32 +64,6 @@ def auto_maxmemory() -> int:
     return limit // 2
 
 
-class Snapshots:
-    """Key lists that SCAN cursors walk through; a few are kept, least recently used first out."""
-
-    def __init__(self, keep: int = 64) -> None:
-        self.keep = keep
-        self.items: OrderedDict[int, list[bytes]] = OrderedDict()
-        self.next_id = 1
-
-    def open(self, keys: list[bytes]) -> int:
-        sid = self.next_id
-        self.next_id = self.next_id % (2**31 - 1) + 1
-        self.items[sid] = keys
-        while len(self.items) > self.keep:
-            self.items.popitem(last=False)
-        return sid
-
-    def get(self, sid: int) -> list[bytes] | None:
-        keys = self.items.get(sid)
-        if keys is not None:
-            self.items.move_to_end(sid)
-        return keys
-
-    def close(self, sid: int) -> None:
-        self.items.pop(sid, None)
-
-
 class Server:
     def __init__(self, config: Config) -> None:
         load_all()
@@ -102,7 +75,6 @@ class Server:
         self.handing_over = False  # from then on no client reads: the next process does
         self.listeners: list[listen.Listener] = []
         self.reset_stats()
-        self.scans = Snapshots()
         self.obuf_soft: set[Client] = set()
         self.notifier = Notifier()
         self.run_id = os.urandom(20).hex()

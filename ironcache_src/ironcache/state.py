@@ -216,6 +216,7 @@ def load_dataset(keyspace: Keyspace, dbs: list[Any]) -> int:
         db = keyspace.dbs[index]
         db.data.update(zip(keys, map(Entry, values, repeat(clock), sizes), strict=True))
         db.expires.update(expires)
+        db.rebuild_order()
         # Checks that need the loaded dict (a second hash of every key would cost more).
         why = ""
         if len(db.data) != len(keys):
@@ -226,6 +227,7 @@ def load_dataset(keyspace: Keyspace, dbs: list[Any]) -> int:
             for d in keyspace.dbs:
                 d.data.clear()
                 d.expires.clear()
+                d.rebuild_order()
             raise StateError(f"database {index} is malformed: {why}")
         used += sum(sizes) + sum(map(len, keys)) + len(keys) * KEY_OVERHEAD
         loaded += len(keys)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 
 from support import Server, wire_error
@@ -213,3 +214,21 @@ def test_large_set_members(r: redis.Redis) -> None:
     r.sadd("big", *members)
     assert r.smembers("big") == members
     assert r.scard("big") == 1000
+
+
+def test_sscan(r: redis.Redis) -> None:
+    members = {f"m:{i}" for i in range(700)}
+    r.sadd("big", *members)
+    assert set(r.sscan_iter("big", count=30)) == members
+    assert set(r.sscan_iter("big", match="m:1?")) == {f"m:{i}" for i in range(10, 20)}
+    r.sadd("small", "a", "b")
+    cursor, got = r.sscan("small", 0)
+    assert (cursor, sorted(got)) == (0, ["a", "b"])
+    assert r.sscan("nokey", 0) == (0, [])
+    r.set("str", "v")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        r.sscan("str", 0)
+    with pytest.raises(redis.ResponseError, match="syntax error"):
+        r.execute_command("SSCAN", "small", "0", "TYPE", "set")  # SCAN's option only
+    with pytest.raises(redis.ResponseError, match="invalid cursor"):
+        r.execute_command("SSCAN", "small", "1x")

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import random
+import shutil
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
-from support import Server, wire_error
+from support import REDIS_SERVER, Server, wire_error
 
 
 def test_del_unlink_exists(r: redis.Redis) -> None:
@@ -252,3 +257,179 @@ def test_flushdb_flushall(server: Server, db: int) -> None:
     assert c0.dbsize() == 0 and c1.dbsize() == 0
     assert c0.execute_command("FLUSHALL", "ASYNC")
     assert c0.execute_command("FLUSHDB", "SYNC")
+
+
+# ------------------------------------------------------------ SCAN without per-cursor state
+
+
+def _scan_under_churn(seed: int) -> None:
+    """One SCAN iteration (COUNT 1..20) while keys are added, deleted, deleted and re-added,
+    and the order is compacted: every key present throughout is returned, and it ends."""
+    from ironcache.keyspace import Keyspace
+
+    rng = random.Random(seed)
+    db = Keyspace(1).dbs[0]
+    for i in range(rng.randrange(1000, 3000)):
+        db.set(b"k%d" % i, b"v")
+    for i in rng.sample(range(3000), 800):  # stale slots and re-added keys before the scan
+        db.delete(b"k%d" % i)
+        if rng.random() < 0.3:
+            db.set(b"k%d" % i, b"v")
+    start = set(db.data)
+    touched: set[bytes] = set()
+    seen: set[bytes] = set()
+    next_key, epoch0, cursor = 3000, db.epoch, 0
+    for _step in range(100_000):
+        cursor, batch = db.scan_slots(cursor, rng.randrange(1, 21))
+        seen.update(k for k in batch if k in db.data)
+        if cursor == 0:
+            break
+        if _step == 2:
+            db.compact_order()  # at least one compaction with this cursor in flight
+        for dummy in range(rng.randrange(0, 8)):
+            op = rng.random()
+            if op < 0.5 and db.data:
+                k = rng.choice(db.order)
+                if db.delete(k):
+                    touched.add(k)
+                    if rng.random() < 0.3:
+                        db.set(k, b"v")  # deleted and re-added: a second slot
+            elif op < 0.9:
+                db.set(b"k%d" % next_key, b"v")
+                next_key += 1
+            elif op < 0.902:  # rare: each maps cursors back up to SCAN_MARK slots
+                db.compact_order()
+    else:
+        raise AssertionError("the scan did not end")
+    assert db.epoch != epoch0, "no compaction ran during the scan: the test proves nothing"
+    missed = (start - touched) - seen
+    assert not missed, f"seed {seed}: {len(missed)} keys present throughout never returned"
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_scan_guarantee_under_inserts_deletes_and_compactions(seed: int) -> None:
+    _scan_under_churn(seed)
+
+
+def test_scan_order_stays_bounded_and_survives_flush() -> None:
+    from ironcache.keyspace import Keyspace
+
+    db = Keyspace(1).dbs[0]
+    for i in range(20_000):
+        db.set(b"k%d" % i, b"v")
+    for _round in range(5):  # delete and re-add the same keys: no unbounded duplicates
+        for i in range(0, 20_000, 2):
+            db.delete(b"k%d" % i)
+            db.set(b"k%d" % i, b"v")
+    assert len(db.order) < 2.2 * len(db.data)
+    assert set(db.order) >= set(db.data)
+    cursor, batch = db.scan_slots(0, 10)
+    db.flush()
+    assert db.order == [] and db.scan_slots(cursor, 10) == (0, [])
+    db.set(b"new", b"v")
+    assert db.scan_slots(cursor, 10) == (0, [b"new"])  # an old cursor starts over, safely
+
+
+class _Redis(Server):
+    """A redis-server to compare with, whatever the suite's target is."""
+
+    def command(self) -> list[str]:
+        return [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", str(self.workdir)]
+
+
+CURSORS = ["0", "+1", "-1", "01", "-0", "", "abc", "1x", " 1", "1 ", "\t1", "-", "+", "+-1",
+           "0x1", "18446744073709551615", "18446744073709551616", "-18446744073709551615",
+           "-18446744073709551616", "0" * 30 + "1", "9" * 5000, "\u0661"]
+
+
+@pytest.mark.skipif(shutil.which(REDIS_SERVER) is None, reason="redis-server not installed")
+def test_scan_cursor_parsing_as_redis(server: Server, tmp_path: Path) -> None:
+    """Redis 7.0 reads cursors with strtoul: signs, '' and leading zeros pass, spaces and
+    trailing bytes do not. SSCAN and HSCAN answer small collections whole, cursor 0."""
+    ref = _Redis(tmp_path / "redis").start()
+    try:
+        replies = {}
+        for srv in (server, ref):
+            c = srv.client()
+            c.flushall()
+            c.sadd("s", "1")  # an intset: Redis 7.0 answers it whole (a hashtable set walks
+            # its buckets, so a non-zero cursor there would depend on Redis's hash seed)
+            c.hset("h", "f", "v")
+            got = []
+            for cur in CURSORS:
+                for cmd in (["SCAN", cur], ["SSCAN", "s", cur], ["HSCAN", "h", cur],
+                            ["SSCAN", "nokey", cur]):
+                    try:
+                        rep: Any = c.execute_command(*cmd)
+                        # A non-zero SCAN cursor walks different keys (KEPT
+                        # scan-foreign-cursor): only the collections' replies are compared.
+                        rep = "array" if cmd[0] == "SCAN" else [rep[0], sorted(rep[1])]
+                    except redis.ResponseError as e:
+                        rep = str(e)
+                    got.append((tuple(cmd), rep))
+            replies[srv] = got
+            c.flushall()
+        assert replies[server] == replies[ref]
+        assert ("SCAN", "abc") in [(a[0][0], a[0][1]) for a in replies[server]
+                                   if a[1] == "invalid cursor"]  # control: errors compared
+    finally:
+        ref.stop()
+
+
+def _rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_scan_keeps_no_copy_per_cursor(make_server: Callable[..., Server]) -> None:
+    """64 SCAN 0 COUNT 10 on 200k keys: each answers its ten keys; RSS barely moves (a copy
+    of the key list per cursor cost about 1.6 MB each here)."""
+    srv = make_server()
+    c = srv.client()
+    for start in range(0, 200_000, 10_000):
+        c.mset({f"key:{i}": "v" for i in range(start, start + 10_000)})
+    assert c.dbsize() == 200_000
+    c.execute_command("SCAN", "0", "COUNT", "10")  # warm up the reply path
+    before = _rss(srv.pid)
+    cursors = set()
+    for dummy in range(64):
+        cursor, keys = c.execute_command("SCAN", "0", "COUNT", "10")
+        assert 1 <= len(keys) <= 10 and cursor != b"0"
+        cursors.add(cursor)
+    grown = _rss(srv.pid) - before
+    assert len(cursors) == 1  # the same position each time: no per-cursor state
+    assert grown < 3 * 1024 * 1024, f"RSS grew by {grown / 2**20:.1f} MiB"
+
+
+def test_scan_order_is_rebuilt_from_a_saved_state() -> None:
+    """A snapshot or handover stores keys and values only: loading rebuilds SCAN's order."""
+    from ironcache import state
+    from ironcache.keyspace import Keyspace
+
+    ks = Keyspace(2)
+    for i in range(3000):
+        ks.dbs[1].set(b"k%d" % i, b"v")
+    body, dummy = state.decode(state.encode({}, ks, []), "test")
+    loaded = Keyspace(2)
+    assert state.load_dataset(loaded, body["dbs"]) == 3000
+    db, seen, cursor = loaded.dbs[1], set(), 0
+    for _step in range(1000):
+        cursor, batch = db.scan_slots(cursor, 100)
+        seen.update(batch)
+        if cursor == 0:
+            break
+    assert seen == set(db.data) and len(seen) == 3000
+    assert loaded.dbs[0].scan_slots(0, 10) == (0, [])
+
+
+def test_scan_names_a_deleted_and_readded_key_once(r: redis.Redis) -> None:
+    r.flushdb()
+    r.incr("c")
+    r.delete("c", "c")
+    r.setnx("c", "3.0e2")
+    cursor, keys = r.scan(0, count=1000)
+    assert (cursor, keys) == (0, ["c"])

@@ -59,7 +59,6 @@ def test_the_server_is_what_connections_commands_and_the_handover_see(server: Se
     assert missing(context.Host, server) == []
     assert missing(context.HandoverHost, server) == []
     assert missing(context.Journal, server.handover) == []
-    assert missing(context.Scans, server.scans) == []
     assert missing(context.CrashSlots, handover.Slots) == []
 
 

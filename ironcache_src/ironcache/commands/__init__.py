@@ -8,7 +8,7 @@ parse it (redis-py maps `WRONGTYPE`, `NOAUTH`, `EXECABORT`... to exception class
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
@@ -185,7 +185,7 @@ def subcommand(argv: list[bytes], arities: dict[bytes, int]) -> bytes:
     return sub
 
 
-# ------------------------------------------------------------------ SCAN cursors (SCAN, HSCAN)
+# ------------------------------------------------------------ SCAN cursors (SCAN, HSCAN, SSCAN)
 
 
 def scan_reply(cursor: int, items: list[bytes]) -> bytes:
@@ -193,13 +193,17 @@ def scan_reply(cursor: int, items: list[bytes]) -> bytes:
 
 
 def parse_cursor(raw: bytes) -> int:
-    try:
-        n = int(raw)
-    except ValueError:
-        raise CommandError("ERR invalid cursor") from None
-    if n < 0 or n >= 2**64 or not raw.isdigit():
+    """A cursor as Redis 7.0 reads it: strtoul base 10, so a sign is taken ('-1' wraps to
+    2**64-1) and '' is 0, but a leading space, trailing bytes or overflow are refused."""
+    digits = raw[1:] if raw[:1] in (b"+", b"-") else raw
+    if not raw:
+        return 0
+    if not digits.isdigit() or len(digits.lstrip(b"0")) > 20:
         raise CommandError("ERR invalid cursor")
-    return n
+    n = int(digits)
+    if n >= 2**64:
+        raise CommandError("ERR invalid cursor")
+    return -n % 2**64 if raw[:1] == b"-" else n
 
 
 def scan_options(
@@ -223,27 +227,3 @@ def scan_options(
             raise CommandError(SYNTAX)
         i += 2
     return count, match, kind
-
-
-def scan_step(
-    c: Client, cursor: int, source: Callable[[], Iterable[bytes]], count: int
-) -> tuple[int, list[bytes]]:
-    """One SCAN step over a snapshot of `source`; the cursor encodes snapshot and position.
-
-    Keys present for the whole iteration are returned at least once, as Redis promises.
-    """
-    snaps = c.server.scans
-    if cursor == 0:
-        snap_id, pos = snaps.open(list(source())), 0
-    else:
-        snap_id, pos = cursor >> 32, cursor & 0xFFFFFFFF
-    keys = snaps.get(snap_id)
-    if keys is None:  # expired snapshot: start over rather than skip keys
-        snap_id, pos = snaps.open(list(source())), 0
-        keys = snaps.get(snap_id) or []
-    batch = keys[pos : pos + count]
-    pos += len(batch)
-    if pos >= len(keys):
-        snaps.close(snap_id)
-        return 0, batch
-    return (snap_id << 32) | pos, batch

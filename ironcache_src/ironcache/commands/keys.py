@@ -12,7 +12,6 @@ from ironcache.commands import (
     parse_cursor,
     scan_options,
     scan_reply,
-    scan_step,
     to_int,
 )
 from ironcache.keyspace import TYPE_NAMES, Database, now_ms
@@ -198,9 +197,12 @@ def scan(c: Client, argv: list[bytes]) -> bytes:
     cursor = parse_cursor(argv[1])
     count, match, kind = scan_options(argv, 2, True)
     db = c.db
-    cursor, batch = scan_step(c, cursor, db.live_keys, count)
+    # The next cursor is taken before the lookups: expiring a key may compact the order.
+    cursor, batch = db.scan_slots(cursor, count)
     out = []
-    for k in batch:
+    # A key deleted and added again has a stale slot and a live one until the next compaction:
+    # one reply names it once (Redis may repeat a key across calls, never within one).
+    for k in dict.fromkeys(batch):
         e = db.lookup(k)
         if e is None or not match(k):
             continue

@@ -5,7 +5,15 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
-from ironcache.commands import WRONGTYPE, CommandError, command, to_int
+from ironcache.commands import (
+    WRONGTYPE,
+    CommandError,
+    command,
+    parse_cursor,
+    scan_options,
+    scan_reply,
+    to_int,
+)
 from ironcache.keyspace import CONTAINER_OVERHEAD, MEMBER_OVERHEAD, Entry
 from ironcache.protocol import EMPTY_ARRAY, ONE, ZERO, bulk, bulk_array, encode, integer, null
 
@@ -59,6 +67,18 @@ def srem(c: Client, argv: list[bytes]) -> bytes:
 def smembers(c: Client, argv: list[bytes]) -> bytes:
     found = read_set(c, argv[1])
     return encode(set() if found is None else found[1], c.resp)
+
+
+@command("sscan", -3, "readonly", K1, "set", "Iterates over the members of a set.")
+def sscan(c: Client, argv: list[bytes]) -> bytes:
+    parse_cursor(argv[2])
+    found = read_set(c, argv[1])
+    if found is None:
+        return scan_reply(0, [])  # before the options are parsed, as in Redis
+    # One step, cursor 0, as Redis answers an intset or listpack: no per-cursor state, and
+    # the cost is SMEMBERS's. The cursor is checked (Redis's errors) but not used.
+    unused_count, match, unused_type = scan_options(argv, 3, False)
+    return scan_reply(0, [m for m in found[1] if match(m)])
 
 
 @command("sismember", 3, "readonly fast", K1, "set", "Tells whether a value is a member.")

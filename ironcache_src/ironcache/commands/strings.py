@@ -145,6 +145,7 @@ def set_(c: Client, argv: list[bytes]) -> bytes:
         else:
             ks.used += size + len(key) + KEY_OVERHEAD
             db.data[key] = Entry(value, ks.clock, size)
+            db.order.append(key)
         if db.expires:
             db.expires.pop(key, None)
         ks.dirty += 1
