@@ -24,7 +24,6 @@ import json
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from benchlib.common import REPO, BenchError, log, ratio
+from benchlib.lifecycle import cleanup_shielded, kill_all, unwind_on_signals
 from benchlib.redisbench import run_redis_benchmark, smoke_check, verify_counts
 from benchlib.servers import Server, deployed_python, free_port, importable, ironcache_env
 
@@ -342,11 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(args.out_dir or REPO / "bench" / "out" / f"instructions-{stamp}")
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    def on_signal(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, on_signal)
+    unwind_on_signals()
     servers: list[CallgrindServer] = []
     procs: list[Any] = []
     tmp = Path(tempfile.mkdtemp(prefix="ironcache-instructions-"))
@@ -416,18 +412,11 @@ def main(argv: list[str] | None = None) -> int:
         report["error"] = "interrupted"
         status = 130
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_IGN)
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(timeout=10)
-        for s in servers:
-            s.stop(timeout=STOP_TIMEOUT)
-        shutil.rmtree(tmp, ignore_errors=True)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        with cleanup_shielded():
+            kill_all(procs)
+            for s in servers:
+                s.stop(timeout=STOP_TIMEOUT)
+            shutil.rmtree(tmp, ignore_errors=True)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     if args.json:
         print(json.dumps(report, indent=2))

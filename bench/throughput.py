@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import json
 import os
 import platform
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -36,12 +34,12 @@ from typing import Any
 
 from benchlib.common import REPO, BenchError, geomean, log, ratio
 from benchlib.cpu import CpuMeter, loadavg, process_cpu_seconds, wait_for_quiet_machine
+from benchlib.lifecycle import cleanup_shielded, kill_all, unwind_on_signals
 from benchlib.memory import measure_memory
 from benchlib.profiling import PySpy, summarize_collapsed, summarize_cprofile
 from benchlib.redisbench import run_redis_benchmark, smoke_check, verify_counts
 from benchlib.resp import parse_info
 from benchlib.servers import (
-    KILL_TIMEOUT,
     Server,
     deployed_python,
     drop_directive,
@@ -288,11 +286,7 @@ def describe_ironcache(
 def stop_all(
     children: list[Any], servers: list[Server], report: dict[str, Any], warnings: list[str]
 ) -> None:
-    for proc in children:
-        if proc.poll() is None:
-            proc.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=KILL_TIMEOUT)
+    kill_all(children)
     for s in servers:
         rc = s.stop()
         if s.proc is not None:
@@ -485,12 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     if server_cpu == client_cpu:
         warnings.append("servers and redis-benchmark share a cpu: figures are not comparable")
 
-    # Ctrl-C / SIGTERM / SIGHUP: unwind through the finally below.
-    def on_signal(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, on_signal)
+    unwind_on_signals()  # Ctrl-C / SIGTERM / SIGHUP: unwind through the finally below
 
     ic_port = args.ironcache_port or free_port()
     rd_port = args.redis_port or free_port()
@@ -582,12 +571,8 @@ def main(argv: list[str] | None = None) -> int:
         report["error"] = "interrupted"
         status = 130
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_IGN)
-        stop_all(children, servers, report, warnings)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        with cleanup_shielded():
+            stop_all(children, servers, report, warnings)
     report["machine"]["load_after"] = loadavg()
     write_profiles(args, out_dir, profile_files, report)
 
