@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections import deque
-from collections.abc import Iterator
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
+from itertools import repeat, starmap
 from typing import Any
 
 # Rough CPython costs (bytes object header, dict slot, Entry), measured with tracemalloc.
@@ -23,7 +24,10 @@ CONTAINER_OVERHEAD = 200
 
 # Values with more elements than this are released in slices (Redis's LAZYFREE_THRESHOLD).
 LAZYFREE_THRESHOLD = 64
-FREE_SLICE = 5000  # elements released per event-loop turn
+FREE_SLICE = 5000  # elements released per event-loop turn (about a millisecond)
+# What a write over maxmemory frees of pending values before it runs (see Keyspace.evict).
+EVICT_FREE_SLICE = 2000
+DATABASE = -1  # the size of a lazy-free job that is a flushed database's dict of entries
 
 TYPE_NAMES = {bytes: "string", dict: "hash", deque: "list", set: "set"}
 
@@ -34,6 +38,13 @@ SCAN_POS_MASK = (1 << SCAN_POS_BITS) - 1
 SCAN_EPOCH_MASK = (1 << (64 - SCAN_POS_BITS)) - 1
 SCAN_MARK = 512  # slots a compaction step takes; it records where each step's first one went
 SCAN_EPOCHS = 16  # compactions a cursor can be carried across; older cursors start over
+
+# HSCAN/SSCAN/ZSCAN (MemberScans): collections up to SCAN_WHOLE elements answer in one reply
+# (Redis's listpack/intset encodings); bigger ones iterate a snapshot of their members. A cursor
+# is (snapshot id << SCAN_POS_BITS) | position.
+SCAN_WHOLE = 128
+SCAN_SNAPSHOTS = 256  # snapshots kept at once (iterations in progress), least recent dropped
+SCAN_SNAPSHOT_SLOTS = 16_000_000  # members they may hold together (8 bytes each)
 
 
 # Set while a journal is replayed, so each write sees the time it first ran at.
@@ -280,17 +291,27 @@ class Database:
         for key in list(self.watchers):
             self.touched(key)
         ks = self.keyspace
+        for members in ks.member_scans.forget_db(self.index):
+            ks.free_later(members)
         if lazy:
-            # FLUSHDB/FLUSHALL ASYNC: new empty dicts now, the old ones freed in slices.
-            old, self.data, self.expires = self.data, {}, {}
+            # FLUSHDB/FLUSHALL ASYNC in O(1): every structure of the database is swapped for
+            # an empty one now; the old ones (entries, expiry times, SCAN order, samplers'
+            # snapshots) are released in slices. Entries stay counted in `used` until then.
+            old = [self.data, self.expires, self.order, self.sampler.keys, self.vsampler.keys]
+            if self.compacting is not None:
+                old.append(self.compacting[0])
+            self.data, self.expires = {}, {}
             self.sampler = Sampler(self.data)
             self.vsampler = Sampler(self.expires)
+            self.order = []
             self.rebuild_order()
-            if len(old) <= LAZYFREE_THRESHOLD:
-                for key, e in old.items():
+            if len(old[0]) <= LAZYFREE_THRESHOLD:
+                for key, e in old[0].items():
                     ks.used -= e.size + len(key) + KEY_OVERHEAD
             else:
-                ks.free_later(old)  # `used` goes down as free_step() releases its entries
+                ks.free_later(old[0], DATABASE)
+            for structure in old[1:]:
+                ks.free_later(structure)
             return
         for key, e in self.data.items():
             ks.used -= e.size + len(key) + KEY_OVERHEAD
@@ -300,9 +321,22 @@ class Database:
         self.vsampler.reset()
         self.rebuild_order()
 
+    def unlink(self, key: bytes) -> bool:
+        """delete(), with a big value released in slices (UNLINK, eviction, expiry)."""
+        e = self.data.get(key)
+        if e is None or not self.delete(key):
+            return False
+        self.keyspace.free_later(e.value, e.size)
+        return True
+
     def _expire(self, key: bytes) -> None:
-        self.delete(key)
+        # As Redis with lazyfree-lazy-expire: an expired big value never stalls a request.
+        self.unlink(key)
         self.keyspace.expired_keys += 1
+
+    def expire_now(self, key: bytes) -> None:
+        """A key given a time in the past (EXPIRE 0, SET EX ... in the past)."""
+        self._expire(key)
 
     def live_keys(self) -> Iterator[bytes]:
         """Live keys (expired ones are skipped, not deleted, so iteration stays safe)."""
@@ -347,6 +381,81 @@ class Database:
                 return removed
 
 
+class MemberSnapshot:
+    __slots__ = ("id", "owner", "members")
+
+    def __init__(self, snap_id: int, owner: tuple[int, bytes], members: list[Any]) -> None:
+        self.id = snap_id
+        self.owner = owner  # (database, key) it was taken of
+        self.members = members
+
+
+class MemberScans:
+    """Cursor iteration over big collections for HSCAN, SSCAN and ZSCAN.
+
+    Cursor 0 takes a snapshot of the collection's members (a list of references: a C-level
+    copy, about 5 ms per million members) and each call walks `count` slots of it, answering
+    those still members: O(count) per call, nothing rescanned. Every member present for the
+    whole iteration was present at cursor 0, so it is returned (exactly once), as Redis
+    promises; members added since may be missed, deleted ones are skipped. Snapshots are
+    dropped when their iteration ends, and the least recently used beyond SCAN_SNAPSHOTS or
+    SCAN_SNAPSHOT_SLOTS members: a cursor whose snapshot is gone (or names another key)
+    starts over with a new one, which returns members again but never misses one.
+    Snapshots hold references, not copies: at most SCAN_SNAPSHOT_SLOTS * 8 bytes, plus
+    members deleted during an iteration, kept until it ends.
+    """
+
+    def __init__(self) -> None:
+        self.snapshots: OrderedDict[int, MemberSnapshot] = OrderedDict()
+        self.slots = 0
+        self.next_id = 0
+        self.taken = 0  # snapshots taken since start (tests read it)
+
+    def scan(
+        self, db: int, key: bytes, members: Any, cursor: int, count: int
+    ) -> tuple[int, list[Any]]:
+        """The next cursor (0 at the end) and the members of this step still in `members`."""
+        snap = self.snapshots.get(cursor >> SCAN_POS_BITS) if cursor else None
+        pos = cursor & SCAN_POS_MASK
+        if snap is None or snap.owner != (db, key) or pos >= len(snap.members):
+            snap, pos = self._take((db, key), list(members)), 0
+        else:
+            self.snapshots.move_to_end(snap.id)
+        end = pos + count
+        batch = snap.members[pos:end]
+        if end >= len(snap.members):
+            self._drop(snap.id)
+            nxt = 0
+        else:
+            nxt = (snap.id << SCAN_POS_BITS) | end
+        return nxt, [m for m in batch if m in members]
+
+    def _take(self, owner: tuple[int, bytes], members: list[Any]) -> MemberSnapshot:
+        self.next_id = self.next_id % SCAN_EPOCH_MASK + 1  # never 0: that cursor starts over
+        self._drop(self.next_id)
+        snap = MemberSnapshot(self.next_id, owner, members)
+        self.snapshots[snap.id] = snap
+        self.slots += len(members)
+        self.taken += 1
+        while len(self.snapshots) > 1 and (
+            len(self.snapshots) > SCAN_SNAPSHOTS or self.slots > SCAN_SNAPSHOT_SLOTS
+        ):
+            self._drop(next(iter(self.snapshots)))
+        return snap
+
+    def _drop(self, snap_id: int) -> None:
+        snap = self.snapshots.pop(snap_id, None)
+        if snap is not None:
+            self.slots -= len(snap.members)
+
+    def forget_db(self, db: int) -> list[list[Any]]:
+        """Drop the snapshots of one database (flushed); their lists, for the lazy free."""
+        gone = [s for s in self.snapshots.values() if s.owner[0] == db]
+        for snap in gone:
+            self._drop(snap.id)
+        return [snap.members for snap in gone]
+
+
 POLICIES = (
     "noeviction",
     "allkeys-lru",
@@ -367,45 +476,100 @@ class Keyspace:
         self.hits = 0
         self.misses = 0
         self.dbs = [Database(i, self) for i in range(databases)]
-        self.lazy: deque[Any] = deque()  # big values waiting to be released (free_step)
+        # Big values waiting to be released by free_step(): [container, bytes still counted
+        # in `used`] (DATABASE: a flushed database's entries, each counted on its own).
+        self.lazy: deque[list[Any]] = deque()
+        self.member_scans = MemberScans()
         self.lazyfreed_objects = 0
         self.free_scheduled = False  # a free_step() is queued on the event loop
+        # The event loop's call_soon (the server sets it): free_later() schedules slices.
+        self.call_soon: Callable[[Callable[[], None]], Any] | None = None
         self.tick()
 
-    def free_later(self, value: Any) -> None:
-        """Drop a value, releasing a big container in slices (free_step) rather than at once."""
-        if type(value) in (dict, set, deque) and len(value) > LAZYFREE_THRESHOLD:
-            self.lazy.append(value)
+    def free_later(self, value: Any, size: int = 0) -> bool:
+        """Drop a value, releasing a big container in slices (free_step) rather than at once.
+
+        `size` is the value's size, already taken out of `used` by Database.delete(): a big
+        value is counted again until it is released, so `used` stays what the process holds.
+        Returns True when the value was queued.
+        """
+        if type(value) not in (dict, set, deque, list) or len(value) <= LAZYFREE_THRESHOLD:
+            return False
+        if size > 0:
+            self.used += size
+        self.lazy.append([value, size])
+        self.schedule_free()
+        return True
+
+    def schedule_free(self) -> None:
+        if self.lazy and not self.free_scheduled and self.call_soon is not None:
+            self.free_scheduled = True
+            self.call_soon(self._free_turn)
+
+    def _free_turn(self) -> None:
+        self.free_scheduled = False
+        if self.free_step():
+            self.schedule_free()
 
     def free_step(self, budget: int = FREE_SLICE) -> bool:
         """Release up to `budget` elements of values given to free_later(); True if more wait."""
         lazy = self.lazy
         while budget > 0 and lazy:
-            v = lazy.pop()
-            n = min(budget, len(v))
+            job = lazy[0]
+            v, size = job
+            before = len(v)
+            n = min(budget, before)
             budget -= n
-            pop = v.popitem if isinstance(v, dict) else v.pop
-            for _step in range(n):
-                item = pop()
-                if isinstance(item, tuple) and isinstance(item[1], Entry):  # a flushed database
-                    self.used -= item[1].size + len(item[0]) + KEY_OVERHEAD
-                    self.free_later(item[1].value)
-            if v:
-                lazy.append(v)
+            if size == DATABASE:
+                # Entries: the key and the Entry go now; a big value becomes a job of its own.
+                for key, e in starmap(v.popitem, repeat((), n)):
+                    self.used -= len(key) + KEY_OVERHEAD
+                    if not self.free_later(e.value, 0):
+                        self.used -= e.size
+                    elif e.size > 0:
+                        lazy[-1][1] = e.size  # still counted in `used`: released with it
             else:
+                if type(v) is list:
+                    del v[before - n :]
+                else:
+                    # C-speed pops: no bytecode per element.
+                    deque(starmap(v.popitem if type(v) is dict else v.pop, repeat((), n)), 0)
+                if size > 0:
+                    released = size if n == before else size * n // before
+                    job[1] = size - released
+                    self.used -= released
+            if not v:
+                lazy.popleft()
                 self.lazyfreed_objects += 1
         return bool(lazy)
+
+    def drain(self) -> None:
+        """Release everything pending now (no event loop runs: a journal replay, a test)."""
+        while self.free_step(1 << 30):
+            pass
 
     def tick(self) -> None:
         self.clock = int(time.monotonic() * 1000)
 
     def reset_stats(self) -> None:
         self.expired_keys = self.evicted_keys = self.hits = self.misses = 0
+        self.lazyfreed_objects = 0
 
     def evict(self, limit: int, policy: str, samples: int) -> bool:
-        """Evict until `used` is under `limit`. False when that is impossible."""
+        """Evict until `used` is under `limit`. False when that is impossible.
+
+        `used` counts values still being released (lazy free). While some are, a write over
+        the limit first frees a slice of them (EVICT_FREE_SLICE elements) and then runs: it
+        evicts no more keys for memory already on its way out, so the process holds at most
+        maxmemory plus what is still pending, which every such write shrinks. As Redis lets
+        writes through while its lazy-free thread works (EVICT_RUNNING).
+        """
         if self.used <= limit:
             return True
+        if self.lazy:
+            self.free_step(EVICT_FREE_SLICE)
+            if self.lazy or self.used <= limit:
+                return True
         if policy == "noeviction":
             return False
         volatile = policy.startswith("volatile")
@@ -431,6 +595,10 @@ class Keyspace:
             if best is None:
                 return False
             db, k = best
-            if db.delete(k):
+            if db.unlink(k):  # as Redis with lazyfree-lazy-eviction: a big value in slices
                 self.evicted_keys += 1
+                if self.lazy:
+                    self.free_step(EVICT_FREE_SLICE)
+                    if self.lazy:
+                        return True  # the rest is on its way out (see above)
         return True

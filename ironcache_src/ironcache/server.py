@@ -444,6 +444,8 @@ class Server:
     async def serve(self, exec_time: float) -> int:
         self.loop = asyncio.get_running_loop()
         self.loop.set_exception_handler(_log_loop_error)
+        self.keyspace.call_soon = self.loop.call_soon  # lazy free: a slice per loop turn
+        self.keyspace.schedule_free()
         self.stopping = asyncio.Event()
         self._all_closed = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):

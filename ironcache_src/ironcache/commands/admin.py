@@ -106,6 +106,7 @@ def section_memory(srv: Server) -> dict[str, Any]:
         "maxmemory_configured": srv.config["maxmemory"],
         "mem_fragmentation_ratio": round(rss / used, 2) if used else 0,
         "mem_allocator": "pymalloc",
+        "lazyfree_pending_objects": len(ks.lazy),
     }
 
 
@@ -129,6 +130,7 @@ def section_stats(srv: Server) -> dict[str, Any]:
         "instantaneous_ops_per_sec": 0,
         "expired_keys": ks.expired_keys,
         "evicted_keys": ks.evicted_keys,
+        "lazyfreed_objects": ks.lazyfreed_objects,
         "keyspace_hits": ks.hits,
         "keyspace_misses": ks.misses,
         "pubsub_channels": 0,

@@ -14,7 +14,7 @@ from ironcache.commands import (
     scan_reply,
     to_int,
 )
-from ironcache.keyspace import CONTAINER_OVERHEAD, FIELD_OVERHEAD, Entry
+from ironcache.keyspace import CONTAINER_OVERHEAD, FIELD_OVERHEAD, SCAN_WHOLE, Entry
 from ironcache.protocol import ONE, ZERO, bulk, bulk_array, encode, integer, null
 
 if TYPE_CHECKING:
@@ -193,15 +193,20 @@ def hincrbyfloat(c: Client, argv: list[bytes]) -> bytes:
 
 @command("hscan", -3, "readonly", K1, "hash", "Iterates over the fields of a hash.")
 def hscan(c: Client, argv: list[bytes]) -> bytes:
-    parse_cursor(argv[2])
+    cursor = parse_cursor(argv[2])
     h = read_hash(c, argv[1])
     if h is None:
         return scan_reply(0, [])  # before the options are parsed, as in Redis
-    # One step, cursor 0, as Redis answers a listpack-encoded hash: no per-cursor state, and
-    # the cost is HGETALL's. The cursor is checked (Redis's errors) but not used.
-    unused_count, match, unused_type = scan_options(argv, 3, False)
+    count, match, unused_type = scan_options(argv, 3, False)
     out: list[bytes] = []
-    for f, v in h.items():
+    if len(h) <= SCAN_WHOLE:  # one step, cursor 0, as Redis answers a listpack-encoded hash
+        for f, v in h.items():
+            if match(f):
+                out += (f, v)
+        return scan_reply(0, out)
+    # A big hash: about `count` fields per call (COUNT is a hint, as in Redis).
+    cursor, fields = c.server.keyspace.member_scans.scan(c.db.index, argv[1], h, cursor, count)
+    for f in fields:
         if match(f):
-            out += (f, v)
-    return scan_reply(0, out)
+            out += (f, h[f])
+    return scan_reply(cursor, out)

@@ -39,35 +39,17 @@ def unlink(c: Client, argv: list[bytes]) -> bytes:
     db = c.db
     n = 0
     for k in argv[1:]:
-        e = db.lookup(k)
-        if e is not None and db.delete(k):
-            db.keyspace.free_later(e.value)
+        if db.lookup(k) is not None and db.unlink(k):
             n += 1
     schedule_free(c)
     return integer(n)
 
 
 def schedule_free(c: Client) -> None:
-    """Release lazily freed values a slice per event-loop turn, so other clients run between."""
-    ks = c.server.keyspace
-    loop = c.server.loop
-    if not ks.lazy:
-        return
-    if loop is None:  # no event loop (a journal replay): nobody waits, free now
-        while ks.free_step():
-            pass
-        return
-    if ks.free_scheduled:
-        return
-
-    def step() -> None:
-        if ks.free_step():
-            loop.call_soon(step)
-        else:
-            ks.free_scheduled = False
-
-    ks.free_scheduled = True
-    loop.call_soon(step)
+    """Big values are released a slice per event-loop turn (Keyspace.free_later schedules
+    them); with no event loop (a journal replay) nobody waits: release them now."""
+    if c.server.loop is None:
+        c.server.keyspace.drain()
 
 
 @command("exists", -2, "readonly fast", KALL, "generic", "Counts how many of the keys exist.")
@@ -113,8 +95,7 @@ def _expire(c: Client, argv: list[bytes], unit: int, absolute: bool, name: str) 
     if b"lt" in flags and current is not None and when >= current:
         return ZERO
     if when <= now_ms():
-        db.delete(key)
-        db.keyspace.expired_keys += 1
+        db.expire_now(key)
     else:
         db.set_expire(key, when)
     return ONE

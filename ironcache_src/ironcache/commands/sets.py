@@ -14,7 +14,7 @@ from ironcache.commands import (
     scan_reply,
     to_int,
 )
-from ironcache.keyspace import CONTAINER_OVERHEAD, MEMBER_OVERHEAD, Entry
+from ironcache.keyspace import CONTAINER_OVERHEAD, MEMBER_OVERHEAD, SCAN_WHOLE, Entry
 from ironcache.protocol import EMPTY_ARRAY, ONE, ZERO, bulk, bulk_array, encode, integer, null
 
 if TYPE_CHECKING:
@@ -71,14 +71,19 @@ def smembers(c: Client, argv: list[bytes]) -> bytes:
 
 @command("sscan", -3, "readonly", K1, "set", "Iterates over the members of a set.")
 def sscan(c: Client, argv: list[bytes]) -> bytes:
-    parse_cursor(argv[2])
+    cursor = parse_cursor(argv[2])
     found = read_set(c, argv[1])
     if found is None:
         return scan_reply(0, [])  # before the options are parsed, as in Redis
-    # One step, cursor 0, as Redis answers an intset or listpack: no per-cursor state, and
-    # the cost is SMEMBERS's. The cursor is checked (Redis's errors) but not used.
-    unused_count, match, unused_type = scan_options(argv, 3, False)
-    return scan_reply(0, [m for m in found[1] if match(m)])
+    count, match, unused_type = scan_options(argv, 3, False)
+    members = found[1]
+    if len(members) <= SCAN_WHOLE:  # one step, cursor 0, as Redis answers an intset
+        return scan_reply(0, [m for m in members if match(m)])
+    # A big set: about `count` members per call (COUNT is a hint, as in Redis).
+    cursor, batch = c.server.keyspace.member_scans.scan(
+        c.db.index, argv[1], members, cursor, count
+    )
+    return scan_reply(cursor, [m for m in batch if match(m)])
 
 
 @command("sismember", 3, "readonly fast", K1, "set", "Tells whether a value is a member.")
