@@ -241,7 +241,7 @@ class Client(asyncio.Protocol):
     def check_output(self) -> None:
         """client-output-buffer-limit (normal class): past the hard limit, or past the soft
         one for its seconds, the client is disconnected and its pending replies dropped."""
-        hard, soft, secs = self.server.config.values["client-output-buffer-limit"]["normal"]
+        hard, soft, secs = self.server.obuf_normal
         if not (hard or soft) or self.transport is None:
             if self.obuf_soft_since:
                 self.obuf_soft_since = 0.0

@@ -76,6 +76,9 @@ class Server:
         self.listeners: list[listen.Listener] = []
         self.reset_stats()
         self.obuf_soft: set[Client] = set()
+        # client-output-buffer-limit normal, read on every write: set by config_changed()
+        self.obuf_normal: tuple[int, int, int] = (0, 0, 0)
+        self.config_changed()
         self.notifier = Notifier()
         self.run_id = os.urandom(20).hex()
         self.started = time.time()
@@ -120,6 +123,11 @@ class Server:
             "total_net_output_bytes": self.net_output_bytes,
             "total_error_replies": self.error_replies,
         }
+
+    def config_changed(self) -> None:
+        """Refresh what the hot paths read of the configuration (CONFIG SET calls it)."""
+        hard, soft, seconds = self.config["client-output-buffer-limit"]["normal"]
+        self.obuf_normal = (hard, soft, seconds)
 
     def update_maxmemory(self) -> None:
         configured = self.config["maxmemory"]

@@ -294,6 +294,7 @@ def config_set(srv: Server, args: list[bytes], c: Client) -> None:
             cfg.values = before
             name = next(n for n in changed if LISTENER_DIRECTIVES[n] == kind)
             raise set_failed(name, e.message.removeprefix("ERR ")) from None
+    srv.config_changed()
     if "maxmemory" in parsed:
         srv.update_maxmemory()
         ks = srv.keyspace
