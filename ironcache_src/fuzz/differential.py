@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fuzz import known  # noqa: E402
 from fuzz.common import Incomplete, RespError, parse_reply  # noqa: E402
+from fuzz.normalize import normalize as normalize_reply  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent
@@ -85,9 +86,6 @@ TEMPLATES: dict[bytes, list[list[str]]] = {
     b"MULTI": [[]], b"EXEC": [[]], b"DISCARD": [[]], b"WATCH": [["K"]],
     b"SELECT": [["DB"]], b"PING": [[], ["V"]], b"ECHO": [["V"]], b"NOSUCH": [["V"]],
 }
-UNORDERED = {b"HKEYS", b"HVALS", b"SMEMBERS", b"KEYS", b"SRANDMEMBER"}
-PAIRS = {b"HGETALL"}
-TIME_DEPENDENT = {b"TTL", b"PTTL", b"EXPIRETIME", b"PEXPIRETIME"}
 SETOPTS = [b"NX", b"XX", b"GET", b"KEEPTTL", b"EX 100", b"PX 100000", b"EX 0", b"EX x",
            b"PX 9223372036854775807", b"EXAT 9223372036854775807", b"BOGUS"]
 
@@ -154,25 +152,7 @@ class Conn:
 
 
 def normalize(cmd: list[bytes], reply: Any) -> Any:
-    name = cmd[0].upper()
-    if isinstance(reply, RespError):
-        return reply
-    if name in TIME_DEPENDENT and isinstance(reply, int):
-        return reply if reply < 0 else "positive"
-    if name in UNORDERED and isinstance(reply, list):
-        return sorted(reply, key=repr)
-    if name in PAIRS and isinstance(reply, list):
-        return sorted(zip(reply[0::2], reply[1::2], strict=False), key=repr)
-    if name in PAIRS and isinstance(reply, dict):
-        return sorted(reply.items(), key=repr)
-    if name in (b"SCAN", b"HSCAN") and isinstance(reply, list) and len(reply) == 2:
-        items = reply[1]
-        if name == b"HSCAN" and isinstance(items, list):
-            items = sorted(zip(items[0::2], items[1::2], strict=False), key=repr)
-        elif isinstance(items, list):
-            items = sorted(items, key=repr)
-        return ["0" if reply[0] == b"0" else "cursor", items]
-    return reply
+    return normalize_reply(cmd, reply, RespError)
 
 
 def run_sequence(port: int, protocol: int, seq: list[list[bytes]]) -> list[Any]:

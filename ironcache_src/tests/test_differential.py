@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from support import IS_REDIS, REDIS_SERVER, RawConn, RespError, Server
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fuzz.normalize import normalize as normalize_reply  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(IS_REDIS, reason="compares IronCache with redis-server"),
@@ -83,9 +88,6 @@ TEMPLATES: dict[str, list[list[str]]] = {
     "MULTI": [[]], "EXEC": [[]], "DISCARD": [[]], "WATCH": [["K"]], "UNWATCH": [[]],
     "SELECT": [["DB"]], "FLUSHDB": [[]], "PING": [[], ["V"]], "ECHO": [["V"]],
 }
-UNORDERED = {"HKEYS", "HVALS", "SMEMBERS", "KEYS"}
-PAIRS = {"HGETALL"}
-TIME_DEPENDENT = {"TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME"}
 
 SETOPTS = ["NX", "XX", "GET", "KEEPTTL", "EX 100", "PX 100000", "EX 0", "EX x", "BOGUS",
            "EXAT 4102444800", "PXAT 1", "EXAT x", "PXAT 4102444800000"]
@@ -139,27 +141,7 @@ def commands(draw: st.DrawFn, arity_mistakes: bool = False) -> list[str]:
 
 
 def normalize(cmd: list[str], reply: Any) -> Any:
-    name = cmd[0].upper()
-    if isinstance(reply, RespError):
-        return reply
-    if name in TIME_DEPENDENT and isinstance(reply, int):
-        return reply if reply < 0 else "positive"
-    if name in UNORDERED and isinstance(reply, list):
-        return sorted(reply, key=repr)
-    if name in UNORDERED and isinstance(reply, set):
-        return sorted(reply, key=repr)
-    if name in PAIRS and isinstance(reply, list):
-        return sorted(zip(reply[0::2], reply[1::2], strict=True))
-    if name in PAIRS and isinstance(reply, dict):
-        return sorted(reply.items())
-    if name in ("SCAN", "HSCAN") and isinstance(reply, list) and len(reply) == 2:
-        items = reply[1]
-        if name == "HSCAN" and isinstance(items, list):
-            items = sorted(zip(items[0::2], items[1::2], strict=True))
-        elif isinstance(items, list):
-            items = sorted(items)
-        return [reply[0], items]
-    return reply
+    return normalize_reply(cmd, reply, RespError)
 
 
 def run_sequence(conn: RawConn, seq: list[list[str]]) -> list[Any]:
