@@ -5,8 +5,9 @@ the same cases on every run) and from the corpus (corpus/differential/*.txt, one
 line, shell quoting). Each sequence starts with FLUSHALL on a fresh connection of each server
 (RESP2, or RESP3 through HELLO 3). Replies are compared after this normalisation:
 
-- replies whose order Redis leaves unspecified (KEYS, SMEMBERS, HKEYS, HVALS, SCAN and HSCAN
-  items, HGETALL pairs) are sorted; a SCAN cursor is compared as zero / not zero only;
+- replies whose order Redis leaves unspecified (KEYS, SMEMBERS, HKEYS, HVALS, SCAN, SSCAN and
+  HSCAN items, HGETALL pairs) are sorted; a cursor is compared as zero / not zero only
+  (fuzz/normalize.py, shared with tests/test_differential.py);
 - TTL, PTTL, EXPIRETIME, PEXPIRETIME are reduced to their sign (they depend on the clock);
 - errors are compared word for word, except the kept differences of known.KEPT.
 
@@ -76,7 +77,8 @@ TEMPLATES: dict[bytes, list[list[str]]] = {
     b"HSET": [["K", "F", "V"]], b"HGET": [["K", "F"]], b"HDEL": [["K", "F"]],
     b"HGETALL": [["K"]], b"HKEYS": [["K"]], b"HVALS": [["K"]], b"HLEN": [["K"]],
     b"HINCRBY": [["K", "F", "I"]], b"HINCRBYFLOAT": [["K", "F", "FL"]],
-    b"HSCAN": [["K", "CUR", "COUNT", "1000"]],
+    b"HSCAN": [["K", "CUR", "COUNT", "1000"]], b"SSCAN": [["K", "0", "COUNT", "1000"]],
+    b"UNLINK": [["K", "K"]], b"FLUSHDB": [["ASYNC"]], b"FLUSHALL": [["ASYNC"], ["SYNC"]],
     b"LPUSH": [["K", "V", "V"]], b"RPUSH": [["K", "V"]], b"LPOP": [["K"], ["K", "I"]],
     b"RPOP": [["K"]], b"LRANGE": [["K", "I", "I"]], b"LLEN": [["K"]], b"LINDEX": [["K", "I"]],
     b"LSET": [["K", "I", "V"]], b"LREM": [["K", "I", "V"]], b"LTRIM": [["K", "I", "I"]],
