@@ -394,14 +394,14 @@ class MemberScans:
     """Cursor iteration over big collections for HSCAN, SSCAN and ZSCAN.
 
     Cursor 0 takes a snapshot of the collection's members (a list of references: a C-level
-    copy, about 5 ms per million members) and each call walks `count` slots of it, answering
-    those still members: O(count) per call, nothing rescanned. Every member present for the
-    whole iteration was present at cursor 0, so it is returned (exactly once), as Redis
-    promises; members added since may be missed, deleted ones are skipped. Snapshots are
-    dropped when their iteration ends, and the least recently used beyond SCAN_SNAPSHOTS or
-    SCAN_SNAPSHOT_SLOTS members: a cursor whose snapshot is gone (or names another key)
-    starts over with a new one, which returns members again but never misses one.
-    Snapshots hold references, not copies: at most SCAN_SNAPSHOT_SLOTS * 8 bytes, plus
+    copy, about 15 ms per million hash fields, 50 per million set members); each call walks
+    `count` slots of it and answers those still members: O(count), nothing rescanned. Every
+    member present for the whole iteration was present at cursor 0, so it is returned
+    (exactly once), as Redis promises; members added since may be missed, deleted ones are
+    skipped. Snapshots are dropped when their iteration ends, and the least recently used
+    beyond SCAN_SNAPSHOTS or SCAN_SNAPSHOT_SLOTS members: a cursor whose snapshot is gone (or
+    names another key) starts over with a new one, which repeats members but misses none.
+    Snapshots hold references, not copies: at most SCAN_SNAPSHOT_SLOTS * 8 bytes, plus the
     members deleted during an iteration, kept until it ends.
     """
 
@@ -477,8 +477,10 @@ class Keyspace:
         self.misses = 0
         self.dbs = [Database(i, self) for i in range(databases)]
         # Big values waiting to be released by free_step(): [container, bytes still counted
-        # in `used`] (DATABASE: a flushed database's entries, each counted on its own).
+        # in `used`, counted at all] (DATABASE: a flushed database's entries, each counted
+        # on its own; 0: a bare structure, a database's expiry times or SCAN order).
         self.lazy: deque[list[Any]] = deque()
+        self.lazy_counted = 0  # jobs of `lazy` counted in `used` (not bare lists or dicts)
         self.member_scans = MemberScans()
         self.lazyfreed_objects = 0
         self.free_scheduled = False  # a free_step() is queued on the event loop
@@ -497,7 +499,9 @@ class Keyspace:
             return False
         if size > 0:
             self.used += size
-        self.lazy.append([value, size])
+        if size:
+            self.lazy_counted += 1
+        self.lazy.append([value, size, bool(size)])
         self.schedule_free()
         return True
 
@@ -516,7 +520,7 @@ class Keyspace:
         lazy = self.lazy
         while budget > 0 and lazy:
             job = lazy[0]
-            v, size = job
+            v, size, counted = job
             before = len(v)
             n = min(budget, before)
             budget -= n
@@ -527,7 +531,8 @@ class Keyspace:
                     if not self.free_later(e.value, 0):
                         self.used -= e.size
                     elif e.size > 0:
-                        lazy[-1][1] = e.size  # still counted in `used`: released with it
+                        lazy[-1][1:] = [e.size, True]  # still counted in `used`
+                        self.lazy_counted += 1
             else:
                 if type(v) is list:
                     del v[before - n :]
@@ -541,6 +546,8 @@ class Keyspace:
             if not v:
                 lazy.popleft()
                 self.lazyfreed_objects += 1
+                if counted:
+                    self.lazy_counted -= 1
         return bool(lazy)
 
     def drain(self) -> None:
@@ -566,9 +573,9 @@ class Keyspace:
         """
         if self.used <= limit:
             return True
-        if self.lazy:
+        if self.lazy_counted:
             self.free_step(EVICT_FREE_SLICE)
-            if self.lazy or self.used <= limit:
+            if self.lazy_counted or self.used <= limit:
                 return True
         if policy == "noeviction":
             return False
@@ -597,8 +604,8 @@ class Keyspace:
             db, k = best
             if db.unlink(k):  # as Redis with lazyfree-lazy-eviction: a big value in slices
                 self.evicted_keys += 1
-                if self.lazy:
+                if self.lazy_counted:
                     self.free_step(EVICT_FREE_SLICE)
-                    if self.lazy:
+                    if self.lazy_counted:
                         return True  # the rest is on its way out (see above)
         return True
