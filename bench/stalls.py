@@ -12,6 +12,8 @@ lazy free drained) is the stall that operation causes. Cases:
     expire          active expiry of an N-field hash (PEXPIRE, then nothing touches it)
     hscan           a full HSCAN of an N-field hash, COUNT 100
     sscan           a full SSCAN of an N-member set, COUNT 100
+    idle            nothing for a second: the machine's noise floor (another process taking
+                    the core shows up here too; on a busy machine read the cases against it)
 
 redis-server runs with lazyfree-lazy-eviction and lazyfree-lazy-expire set to yes, what
 IronCache always does; Redis's defaults (no) free an evicted or expired value in one go.
@@ -42,7 +44,7 @@ from benchlib.lifecycle import cleanup_shielded, unwind_on_signals
 from benchlib.resp import Resp, encode_command, parse_info
 from benchlib.servers import Server, free_port, ironcache_env
 
-CASES = ("flushall-async", "unlink", "evict", "expire", "hscan", "sscan")
+CASES = ("idle", "flushall-async", "unlink", "evict", "expire", "hscan", "sscan")
 BATCH = 1000  # elements per loading command
 SETTLE_TIMEOUT = 120.0  # seconds a case may take to finish its background work
 QUIET_AFTER = 0.2  # seconds the bystander goes on after the server settled
@@ -155,13 +157,17 @@ def run_case(case: str, srv: Server, n: int, cpu: int | None) -> dict[str, Any]:
         detail = ""
         if case == "flushall-async":
             load_keys(c, n)
+        elif case == "idle":
+            pass
         elif case == "sscan":
             load_set(c, n)
         else:
             load_hash(c, n)
         with Bystander(srv.port, cpu) as b:
             t = time.perf_counter()
-            if case == "flushall-async":
+            if case == "idle":
+                time.sleep(1.0)
+            elif case == "flushall-async":
                 c.call("FLUSHALL", "ASYNC")
                 settle(c, lambda: c.call("DBSIZE") == 0)
             elif case == "unlink":
