@@ -27,6 +27,7 @@ The servers run one after the other, never side by side, so each has the core to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -69,6 +70,7 @@ class Bystander:
     def __init__(self, port: int, cpu: int | None) -> None:
         self.conn, child = mp.Pipe()
         self.proc = mp.Process(target=bystander, args=(port, cpu, child), daemon=True)
+        self.stopped = False
 
     def __enter__(self) -> Bystander:
         self.proc.start()
@@ -79,12 +81,16 @@ class Bystander:
 
     def result(self) -> tuple[float, int]:
         self.conn.send("stop")
+        self.stopped = True
         if not self.conn.poll(30):
             raise BenchError("the bystander did not answer")
         longest, count = self.conn.recv()
         return float(longest), int(count)
 
     def __exit__(self, *exc: object) -> None:
+        if not self.stopped:  # an error or an interrupt: stop it too
+            with contextlib.suppress(OSError):
+                self.conn.send("stop")
         self.proc.join(timeout=10)
         if self.proc.is_alive():
             self.proc.kill()
