@@ -44,6 +44,7 @@ SCAN_EPOCHS = 16  # compactions a cursor can be carried across; older cursors st
 # is (snapshot id << SCAN_POS_BITS) | position.
 SCAN_WHOLE = 128
 SCAN_SNAPSHOTS = 256  # snapshots kept at once (iterations in progress), least recent dropped
+SCAN_SNAPSHOTS_PER_KEY = 4  # of one collection: its memory for iteration is bounded too
 SCAN_SNAPSHOT_SLOTS = 16_000_000  # members they may hold together (8 bytes each)
 
 
@@ -399,7 +400,8 @@ class MemberScans:
     member present for the whole iteration was present at cursor 0, so it is returned
     (exactly once), as Redis promises; members added since may be missed, deleted ones are
     skipped. Snapshots are dropped when their iteration ends, and the least recently used
-    beyond SCAN_SNAPSHOTS or SCAN_SNAPSHOT_SLOTS members: a cursor whose snapshot is gone (or
+    beyond SCAN_SNAPSHOTS_PER_KEY of one collection, SCAN_SNAPSHOTS in all or
+    SCAN_SNAPSHOT_SLOTS members in all: a cursor whose snapshot is gone (or
     names another key) starts over with a new one, which repeats members but misses none.
     Snapshots hold references, not copies: at most SCAN_SNAPSHOT_SLOTS * 8 bytes, plus the
     members deleted during an iteration, kept until it ends.
@@ -433,6 +435,9 @@ class MemberScans:
     def _take(self, owner: tuple[int, bytes], members: list[Any]) -> MemberSnapshot:
         self.next_id = self.next_id % SCAN_EPOCH_MASK + 1  # never 0: that cursor starts over
         self._drop(self.next_id)
+        same = [s.id for s in self.snapshots.values() if s.owner == owner]  # oldest first
+        for snap_id in same[: max(0, len(same) - SCAN_SNAPSHOTS_PER_KEY + 1)]:
+            self._drop(snap_id)
         snap = MemberSnapshot(self.next_id, owner, members)
         self.snapshots[snap.id] = snap
         self.slots += len(members)

@@ -108,3 +108,10 @@ def test_snapshots_are_taken_once_per_iteration_and_bounded() -> None:
     assert len(scans.snapshots) == ks.SCAN_SNAPSHOTS
     restarted, batch = scans.scan(0, b"k0", members, cursors[0], 10)
     assert scans.taken == ks.SCAN_SNAPSHOTS + 7 and len(batch) == 10 and restarted != 0
+    # Of one collection, SCAN_SNAPSHOTS_PER_KEY at most: its memory is bounded too.
+    scans = MemberScans()
+    mine = [scans.scan(0, b"k", members, 0, 10)[0] for _i in range(ks.SCAN_SNAPSHOTS_PER_KEY + 2)]
+    assert len(scans.snapshots) == ks.SCAN_SNAPSHOTS_PER_KEY
+    assert scans.slots == ks.SCAN_SNAPSHOTS_PER_KEY * len(members)
+    unused, batch = scans.scan(0, b"k", members, mine[-1], 10)  # the newest go on
+    assert scans.taken == ks.SCAN_SNAPSHOTS_PER_KEY + 2 and len(batch) == 10
