@@ -51,10 +51,12 @@ SETTLE_TIMEOUT = 120.0  # seconds a case may take to finish its background work
 QUIET_AFTER = 0.2  # seconds the bystander goes on after the server settled
 
 
-def bystander(port: int, cpu: int | None, conn: Connection) -> None:
+def bystander(port: int, cpu: int | None, nice: int, conn: Connection) -> None:
     """PING in a loop until told to stop; sends back (longest round trip in s, PINGs)."""
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
+    if nice:
+        os.nice(nice)
     longest, count = 0.0, 0
     with Resp(port, timeout=SETTLE_TIMEOUT) as c:
         conn.send("ready")
@@ -67,9 +69,9 @@ def bystander(port: int, cpu: int | None, conn: Connection) -> None:
 
 
 class Bystander:
-    def __init__(self, port: int, cpu: int | None) -> None:
+    def __init__(self, port: int, cpu: int | None, nice: int) -> None:
         self.conn, child = mp.Pipe()
-        self.proc = mp.Process(target=bystander, args=(port, cpu, child), daemon=True)
+        self.proc = mp.Process(target=bystander, args=(port, cpu, nice, child), daemon=True)
         self.stopped = False
 
     def __enter__(self) -> Bystander:
@@ -154,7 +156,7 @@ def full_scan(c: Resp, cmd: str, key: str, count: int) -> int:
             return seen
 
 
-def run_case(case: str, srv: Server, n: int, cpu: int | None) -> dict[str, Any]:
+def run_case(case: str, srv: Server, n: int, cpu: int | None, nice: int) -> dict[str, Any]:
     with Resp(srv.port, timeout=SETTLE_TIMEOUT) as c:
         c.call("FLUSHALL")
         settle(c, lambda: True)
@@ -169,7 +171,7 @@ def run_case(case: str, srv: Server, n: int, cpu: int | None) -> dict[str, Any]:
             load_set(c, n)
         else:
             load_hash(c, n)
-        with Bystander(srv.port, cpu) as b:
+        with Bystander(srv.port, cpu, nice) as b:
             t = time.perf_counter()
             if case == "idle":
                 time.sleep(1.0)
@@ -218,12 +220,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-redis", action="store_true", help="IronCache only")
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--client-cpu", type=int, default=1)
+    p.add_argument("--nice", type=int, default=0,
+                   help="run the servers and the bystander under nice -n N (root may give a"
+                   " negative N: other processes then disturb the figures less)")
     p.add_argument("--json", action="store_true", help="the report as JSON on stdout")
     return p.parse_args(argv)
 
 
 def make_servers(args: argparse.Namespace, tmp: Path) -> list[Server]:
     pin = ["taskset", "-c", str(args.server_cpu)]
+    if args.nice:
+        pin = ["nice", "-n", str(args.nice), *pin]
     port = free_port()
     servers = [
         Server(
@@ -253,7 +260,10 @@ def make_servers(args: argparse.Namespace, tmp: Path) -> list[Server]:
 def render(report: dict[str, Any]) -> str:
     names = report["servers"]
     head = f"{'case':<16}" + "".join(f"{n + ' longest PING':>24}" for n in names)
-    lines = [f"N = {report['size']:,}; server on cpu {report['server_cpu']}", head]
+    lines = [
+        f"N = {report['size']:,}; server on cpu {report['server_cpu']}, nice {report['nice']}",
+        head,
+    ]
     for case in report["cases"]:
         row = f"{case:<16}"
         for n in names:
@@ -281,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="ironcache-stalls-"))
     servers = make_servers(args, tmp)
     report: dict[str, Any] = {
-        "size": n, "server_cpu": args.server_cpu, "cases": cases,
+        "size": n, "server_cpu": args.server_cpu, "nice": args.nice, "cases": cases,
         "servers": [s.name for s in servers], "results": {},
     }  # fmt: skip
     status = 0
@@ -292,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 srv.wait_ready()
                 for case in cases:
-                    got = run_case(case, srv, n, client_cpu)
+                    got = run_case(case, srv, n, client_cpu, args.nice)
                     report["results"].setdefault(srv.name, {})[case] = got
                     log(f"{srv.name:<9} {case:<15} longest PING {got['longest_ms']:7.1f} ms"
                         f" ({got['pings']} PINGs over {got['seconds']:.2f} s) {got['detail']}")
