@@ -12,6 +12,8 @@ lazy free drained) is the stall that operation causes. Cases:
     expire          active expiry of an N-field hash (PEXPIRE, then nothing touches it)
     hscan           a full HSCAN of an N-field hash, COUNT 100
     sscan           a full SSCAN of an N-member set, COUNT 100
+    load            the loading of N keys itself (MSET of 1000 keys at a time): what writes
+                    that grow a big dataset cost the others (IronCache: the cyclic GC's passes)
     idle            nothing for a second: the machine's noise floor (another process taking
                     the core shows up here too; on a busy machine read the cases against it)
 
@@ -45,7 +47,7 @@ from benchlib.lifecycle import cleanup_shielded, unwind_on_signals
 from benchlib.resp import Resp, encode_command, parse_info
 from benchlib.servers import Server, free_port, ironcache_env
 
-CASES = ("idle", "flushall-async", "unlink", "evict", "expire", "hscan", "sscan")
+CASES = ("idle", "load", "flushall-async", "unlink", "evict", "expire", "hscan", "sscan")
 BATCH = 1000  # elements per loading command
 SETTLE_TIMEOUT = 120.0  # seconds a case may take to finish its background work
 QUIET_AFTER = 0.2  # seconds the bystander goes on after the server settled
@@ -165,7 +167,7 @@ def run_case(case: str, srv: Server, n: int, cpu: int | None, nice: int) -> dict
         detail = ""
         if case == "flushall-async":
             load_keys(c, n)
-        elif case == "idle":
+        elif case in ("idle", "load"):
             pass
         elif case == "sscan":
             load_set(c, n)
@@ -175,6 +177,8 @@ def run_case(case: str, srv: Server, n: int, cpu: int | None, nice: int) -> dict
             t = time.perf_counter()
             if case == "idle":
                 time.sleep(1.0)
+            elif case == "load":
+                load_keys(c, n)
             elif case == "flushall-async":
                 c.call("FLUSHALL", "ASYNC")
                 settle(c, lambda: c.call("DBSIZE") == 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import resource
@@ -107,6 +108,7 @@ def section_memory(srv: Server) -> dict[str, Any]:
         "mem_fragmentation_ratio": round(rss / used, 2) if used else 0,
         "mem_allocator": "pymalloc",
         "lazyfree_pending_objects": len(ks.lazy),
+        "gc_frozen_objects": gc.get_freeze_count(),  # out of the cyclic GC's full passes
     }
 
 
