@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from support import Server, encode_command, ironcache_only, poll
+from support import encode_command, ironcache_only, poll
 
 
 def mset(first: int, n: int) -> bytes:
@@ -43,7 +43,7 @@ def test_a_heavy_pipeline_lets_other_clients_in(make_server: Any) -> None:
     r = srv.client()
     heavy = socket.create_connection(("127.0.0.1", srv.port), timeout=60)
     try:
-        for attempt in range(3):
+        for unused_try in range(3):
             r.flushall()
             payload = b"".join(mset(i, 1000) for i in range(0, 200_000, 1000))
             heavy.sendall(payload)
