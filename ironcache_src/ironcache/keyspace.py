@@ -500,7 +500,7 @@ class Keyspace:
         value is counted again until it is released, so `used` stays what the process holds.
         Returns True when the value was queued.
         """
-        if type(value) not in (dict, set, deque, list) or len(value) <= LAZYFREE_THRESHOLD:
+        if not isinstance(value, (dict, set, deque, list)) or len(value) <= LAZYFREE_THRESHOLD:
             return False
         if size > 0:
             self.used += size
@@ -539,11 +539,11 @@ class Keyspace:
                         lazy[-1][1:] = [e.size, True]  # still counted in `used`
                         self.lazy_counted += 1
             else:
-                if type(v) is list:
+                if isinstance(v, list):
                     del v[before - n :]
                 else:
                     # C-speed pops: no bytecode per element.
-                    deque(starmap(v.popitem if type(v) is dict else v.pop, repeat((), n)), 0)
+                    deque(starmap(v.popitem if isinstance(v, dict) else v.pop, repeat((), n)), 0)
                 if size > 0:
                     released = size if n == before else size * n // before
                     job[1] = size - released
