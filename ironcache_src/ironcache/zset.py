@@ -8,6 +8,7 @@ as Redis orders them (memcmp). Scores are never NaN (the commands refuse them fi
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -28,6 +29,12 @@ class _Top:
         return True
 
     def __lt__(self, other: object) -> bool:
+        return False
+
+    def __ge__(self, other: object) -> bool:
+        return True
+
+    def __le__(self, other: object) -> bool:
         return False
 
 
@@ -107,6 +114,38 @@ class ZSet:
         start = ix.bisect_right((lo, TOP)) if lo_ex else ix.bisect_left((lo,))
         stop = ix.bisect_left((hi,)) if hi_ex else ix.bisect_right((hi, TOP))
         return start, max(start, stop)
+
+    def score_items(self, lo: float, lo_ex: bool, hi: float, hi_ex: bool) -> list:
+        """The (score, member) pairs of a score range, ascending, without positions.
+
+        Bisects SortedList's sublists directly (`_maxes`, `_lists`: sortedcontainers is
+        pinned): a few C calls where irange() runs a generator of Python code per range.
+        Both bounds bisect left: (x,) sorts before every (x, member), (x, TOP) after.
+        """
+        ix = self.index
+        maxes = ix._maxes
+        lo_key = (lo, TOP) if lo_ex else (lo,)
+        hi_key = (hi,) if hi_ex else (hi, TOP)
+        lists = ix._lists
+        n = len(lists)
+        pos = bisect_left(maxes, lo_key) if n > 1 else 0 if n and lo_key <= maxes[0] else n
+        if pos == n:
+            return []
+        sub = lists[pos]
+        start = bisect_left(sub, lo_key)
+        stop = bisect_left(sub, hi_key)
+        if stop < len(sub):
+            return sub[start:stop]
+        out = sub[start:]
+        pos += 1
+        while pos < n:
+            sub = lists[pos]
+            stop = bisect_left(sub, hi_key)
+            out += sub[:stop]
+            if stop < len(sub):
+                break
+            pos += 1
+        return out
 
     def lex_span(self, lo: LexBound, hi: LexBound) -> tuple[int, int]:
         """Index positions [start, stop) of a lex range, walked as Redis walks a listpack.

@@ -287,3 +287,36 @@ def test_big_zset_orders_and_ranks(r: redis.Redis) -> None:
     assert r.zremrangebyscore("big", 0, 24) == 500
     assert r.zcard("big") == 500 and r.zrange("big", 0, 0) == ["m0025"]
 
+
+
+@pytest.mark.skipif(IS_REDIS, reason="IronCache's own structure")
+def test_score_ranges_across_sublists_match_a_brute_force() -> None:
+    """ZSet's range reads bisect sortedcontainers' sublists (1000 members each): across
+    their edges, with ties, -0, infinities and exclusive bounds, they select what a scan of
+    the sorted members selects."""
+    import random
+
+    from ironcache.zset import ZSet
+
+    rnd = random.Random(7)
+    scores = [float(rnd.randrange(-50, 50)) for _ in range(4000)]
+    scores[:3] = [float("inf"), float("-inf"), -0.0]
+    z = ZSet.from_pairs((b"m%05d" % i, s) for i, s in enumerate(scores))
+    assert len(z.index._lists) > 3  # several sublists: the edges are exercised
+    ordered = list(z.index)
+    bounds = [float("-inf"), -50.0, -3.0, 0.0, -0.0, 7.0, 49.0, 60.0, float("inf")]
+    for lo in bounds:
+        for hi in bounds:
+            for lo_ex in (False, True):
+                for hi_ex in (False, True):
+                    want = [p for p in ordered
+                            if (p[0] > lo if lo_ex else p[0] >= lo)
+                            and (p[0] < hi if hi_ex else p[0] <= hi)]
+                    assert z.score_items(lo, lo_ex, hi, hi_ex) == want
+                    start, stop = z.score_span(lo, lo_ex, hi, hi_ex)
+                    assert ordered[start:stop] == want
+    small = ZSet.from_pairs([(b"a", 1.0), (b"b", 2.0)])
+    assert small.score_items(3.0, False, 9.0, False) == []
+    assert small.score_items(2.0, True, 9.0, False) == []
+    assert small.score_items(2.0, False, 9.0, False) == [(2.0, b"b")]
+    assert ZSet().score_items(0.0, False, 1.0, False) == []

@@ -22,7 +22,7 @@ from ironcache.commands import (
     to_int,
 )
 from ironcache.keyspace import Entry
-from ironcache.protocol import EMPTY_ARRAY, ZERO, bulk, bulk_array, integer, null, null_array
+from ironcache.protocol import EMPTY_ARRAY, ONE, ZERO, bulk, integer, null, null_array
 from ironcache.zset import ZMEMBER_OVERHEAD, ZSET_OVERHEAD, LexBound, ZSet
 
 if TYPE_CHECKING:
@@ -70,6 +70,8 @@ def _strtod(s: bytes) -> tuple[float, bool] | None:
 
 def parse_score(v: bytes, message: str = NOT_FLOAT) -> float:
     """A double as Redis's getDoubleFromObject reads it (no spaces, no overflow, no NaN)."""
+    if v.isdigit() and len(v) < 300:  # the common case, at C speed
+        return float(v)
     r = _strtod(v)
     if r is None or r[1]:
         raise CommandError(message)
@@ -77,6 +79,8 @@ def parse_score(v: bytes, message: str = NOT_FLOAT) -> float:
 
 
 def _range_item(v: bytes) -> tuple[float, bool]:
+    if v.isdigit() and len(v) < 300:  # the common case
+        return float(v), False
     ex = v[:1] == b"("
     s = v[1:] if ex else v
     s = s.split(b"\0", 1)[0]  # strtod stops at a NUL, as Redis's check does
@@ -137,7 +141,9 @@ def double(c: Client, x: float) -> bytes:
 def pairs_reply(c: Client, items: list[tuple[float, bytes]], withscores: bool) -> bytes:
     """Members (score, member) in order; WITHSCORES flat in RESP2, [member, score] in RESP3."""
     if not withscores:
-        return bulk_array([m for _s, m in items])
+        return b"*%d\r\n" % len(items) + b"".join(
+            [b"$%d\r\n%s\r\n" % (len(m), m) for _s, m in items]
+        )
     if c.resp == 3:
         parts = [b"*%d\r\n" % len(items)]
         for s, m in items:
@@ -172,11 +178,16 @@ def store(c: Client, key: bytes, z: ZSet) -> bytes:
 # ------------------------------------------------------------------ ZADD / ZINCRBY
 
 
+_ZADD_OPTIONS = frozenset((b"nx", b"xx", b"gt", b"lt", b"ch", b"incr"))
+
+
 def _zadd(c: Client, argv: list[bytes], i: int, incr: bool) -> bytes:
     nx = xx = gt = lt = ch = False
     n = len(argv)
     while i < n:
         opt = argv[i].lower()
+        if opt not in _ZADD_OPTIONS:
+            break
         if opt == b"nx":
             nx = True
         elif opt == b"xx":
@@ -236,7 +247,9 @@ def _zadd(c: Client, argv: list[bytes], i: int, incr: bool) -> bytes:
                     z.add(member, score)
                     updated += 1
             elif not xx:
-                z.add(member, score)
+                score += 0.0  # -0 is stored as 0 (ZSet.add)
+                cur[member] = score
+                z.index.add((score, member))
                 grown += ZMEMBER_OVERHEAD + len(member)
                 added += 1
                 processed += 1
@@ -250,7 +263,35 @@ def _zadd(c: Client, argv: list[bytes], i: int, incr: bool) -> bytes:
 
 @command("zadd", -4, "write denyoom fast", K1, "sorted_set", "Adds members to a sorted set.")
 def zadd(c: Client, argv: list[bytes]) -> bytes:
-    return _zadd(c, argv, 2, False)
+    if len(argv) != 4 or not argv[2].isdigit() or len(argv[2]) > 300:
+        return _zadd(c, argv, 2, False)
+    # ZADD key <integer score> member, the common form: _zadd's work without its options.
+    key, member = argv[1], argv[3]
+    score = float(argv[2])
+    db = c.db
+    e = db.lookup(key)
+    if e is None:
+        z = ZSet()
+        db.set(key, z, ZSET_OVERHEAD)
+        e = db.data[key]
+    else:
+        z = e.value
+        if type(z) is not ZSet:
+            raise CommandError(WRONGTYPE)
+    cur = z.scores
+    old = cur.get(member)
+    if old is None:
+        cur[member] = score
+        z.index.add((score, member))
+        grown = ZMEMBER_OVERHEAD + len(member)
+        e.size += grown
+        db.keyspace.used += grown
+        db.touched(key)
+        return ONE
+    if old != score:
+        z.add(member, score)
+        db.touched(key)
+    return ZERO
 
 
 @command("zincrby", 4, "write denyoom fast", K1, "sorted_set", "Increments a member's score.")
@@ -350,6 +391,11 @@ def select(
         return z.at(start, end + 1)
     if offset < 0 or (offset > 0 and offset >= n):
         return []
+    if kind == SCORE and not offset and limit < 0:  # no positions needed: walk the range
+        items = z.score_items(*rng)
+        if rev:
+            items.reverse()
+        return items
     if kind == SCORE:
         lo, hi = z.score_span(*rng)
     else:
@@ -435,7 +481,23 @@ def zrevrange(c: Client, argv: list[bytes]) -> bytes:
 
 @command("zrangebyscore", -4, "readonly", K1, "sorted_set", "Returns members by score.")
 def zrangebyscore(c: Client, argv: list[bytes]) -> bytes:
-    return zrange_generic(c, argv, 1, None, SCORE, False)
+    if len(argv) != 4:
+        return zrange_generic(c, argv, 1, None, SCORE, False)
+    # The common form, without zrange_generic's options; integer bounds read at C speed.
+    lo, hi = argv[2], argv[3]
+    if lo.isdigit() and hi.isdigit() and len(lo) < 300 and len(hi) < 300:
+        rng = (float(lo), False, float(hi), False)
+    else:
+        rng = parse_range(lo, hi)
+    e = c.db.lookup(argv[1])
+    if e is None:
+        return EMPTY_ARRAY
+    if type(e.value) is not ZSet:
+        raise CommandError(WRONGTYPE)
+    items = e.value.score_items(*rng)
+    return b"*%d\r\n" % len(items) + b"".join(
+        [b"$%d\r\n%s\r\n" % (len(m), m) for _s, m in items]
+    )
 
 
 @command("zrevrangebyscore", -4, "readonly", K1, "sorted_set", "Members by score, high first.")
