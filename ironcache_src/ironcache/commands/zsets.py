@@ -247,9 +247,9 @@ def _zadd(c: Client, argv: list[bytes], i: int, incr: bool) -> bytes:
                     z.add(member, score)
                     updated += 1
             elif not xx:
-                score += 0.0  # -0 is stored as 0 (ZSet.add)
-                cur[member] = score
-                z.index.add((score, member))
+                stored = score + 0.0  # -0 is stored as 0 (ZSet.add), replied as -0
+                cur[member] = stored
+                z.index.add((stored, member))
                 grown += ZMEMBER_OVERHEAD + len(member)
                 added += 1
                 processed += 1
