@@ -98,7 +98,7 @@ def test_sorted_sets_on_the_deployed_sortedcontainers(host):
     from its wheel, and sorted sets work through it."""
     venv_python = "/opt/ironcache/current/venv/bin/python"
     path = host.check_output(f"{venv_python} -c 'import sortedcontainers as s; print(s.__file__)'")
-    assert path.startswith("/opt/ironcache/releases/"), path
+    assert path.startswith("/opt/ironcache/current/venv/lib/"), path  # the release, not the host
     wheels = host.check_output("ls /opt/ironcache/current/wheels").split()
     assert any(w.startswith("sortedcontainers-") and w.endswith(".whl") for w in wheels), wheels
     ic.redis_cli(host, "DEL", "molecule:z")
