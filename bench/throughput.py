@@ -35,9 +35,15 @@ from typing import Any
 from benchlib.common import REPO, BenchError, geomean, log, ratio
 from benchlib.cpu import CpuMeter, loadavg, process_cpu_seconds, wait_for_quiet_machine
 from benchlib.lifecycle import cleanup_shielded, kill_all, unwind_on_signals
-from benchlib.memory import measure_memory
+from benchlib.memory import measure_memory, measure_zset_memory
 from benchlib.profiling import PySpy, summarize_collapsed, summarize_cprofile
-from benchlib.redisbench import run_redis_benchmark, smoke_check, verify_counts
+from benchlib.redisbench import (
+    bench_args,
+    prepare,
+    run_redis_benchmark,
+    smoke_check,
+    verify_counts,
+)
 from benchlib.resp import parse_info
 from benchlib.servers import (
     Server,
@@ -49,7 +55,7 @@ from benchlib.servers import (
 )
 from throughput_report import render_table
 
-DEFAULT_TESTS = "set,get,incr,lpush,hset"
+DEFAULT_TESTS = "set,get,incr,lpush,hset,zadd,zrangebyscore"
 # (label, clients, pipeline); the request count comes from the options.
 CONFIGS = (("pipelined", 50, 16), ("single", 1, 1))
 TARGETS = {16: 0.5, 1: 0.85}  # pipeline depth -> minimum IronCache/Redis ratio (issue 3)
@@ -127,6 +133,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="keys loaded for the memory comparison (0 skips it)",
     )
     p.add_argument("--value-size", type=int, default=32)
+    p.add_argument(
+        "--zset-members",
+        type=int,
+        default=100_000,
+        help="members of the sorted set loaded for the memory comparison (0 skips it)",
+    )
     p.add_argument("--server-cpu", default=None, help="cpu list for both servers (default: 1st)")
     p.add_argument("--client-cpu", default=None, help="cpu list for redis-benchmark (default: 2nd)")
     p.add_argument(
@@ -346,10 +358,12 @@ def measure(
                     order = [rd, ic] if (rnd + i) % 2 else [ic, rd]
                     for s in order:
                         s.call("FLUSHALL")
+                        prepare(s, test)
                         cmd = [
                             *nice, "taskset", "-c", client_cpu, args.redis_benchmark,
-                            "-h", "127.0.0.1", "-p", str(s.port), "-t", test,
+                            "-h", "127.0.0.1", "-p", str(s.port),
                             "-c", str(clients), "-P", str(pipeline), "-n", str(n), "--csv",
+                            *bench_args(test),
                         ]  # fmt: skip
                         meter = CpuMeter([ic.pid, rd.pid])
                         cpu0 = process_cpu_seconds(s.pid)
@@ -555,6 +569,12 @@ def main(argv: list[str] | None = None) -> int:
                 "ironcache": measure_memory(ic, args.memory_keys, args.value_size),
                 "redis": measure_memory(rd, args.memory_keys, args.value_size),
             }
+            if args.zset_members > 0:
+                log(f"memory: one sorted set of {args.zset_members} members in each server")
+                report["memory"]["zset"] = {
+                    "ironcache": measure_zset_memory(ic, args.zset_members),
+                    "redis": measure_zset_memory(rd, args.zset_members),
+                }
             for s in servers:
                 s.check_alive("after the memory load")
 

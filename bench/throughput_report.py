@@ -103,6 +103,25 @@ def render_table(report: dict[str, Any]) -> str:
                 f"{(f(b) if b is not None else '-'):>14}"
                 f"{(f'{rt:.2f}' if rt is not None else '-'):>8}"
             )
+    zmem = (mem or {}).get("zset")
+    if zmem:
+        i, r = zmem["ironcache"], zmem["redis"]
+        out += [
+            "",
+            f"memory of one sorted set of {i['members']:,} members (ZADD, 17-byte members):",
+            f"{'':<24}{'IronCache':>14}{'Redis':>14}{'ratio':>8}",
+        ]
+        for label, key in (
+            ("used_memory per member", "used_memory_per_member"),
+            ("RSS growth per member", "rss_per_member"),
+        ):
+            a, b = i.get(key), r.get(key)
+            rt = ratio(a, b)
+            out.append(
+                f"{label:<24}{(f'{a:.0f} B' if a is not None else '-'):>14}"
+                f"{(f'{b:.0f} B' if b is not None else '-'):>14}"
+                f"{(f'{rt:.2f}' if rt is not None else '-'):>8}"
+            )
     if report.get("profile"):
         names = ", ".join(Path(f).name for f in report["profile"]["files"])
         out += ["", f"profile ({report['profile']['kind']}, in the logs directory): {names}"]

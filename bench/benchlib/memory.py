@@ -41,3 +41,34 @@ def measure_memory(srv: Server, keys: int, value_size: int) -> dict[str, Any]:
             (after_rss - before_rss) / keys if keys and after_rss and before_rss else None
         ),
     }
+
+
+def measure_zset_memory(srv: Server, members: int) -> dict[str, Any]:
+    """One sorted set of `members` members (`member:%010d`, score i): bytes per member."""
+    with Resp(srv.port, timeout=60) as c:
+        c.call("FLUSHALL")
+        before_used = int(parse_info(c.call("INFO", "memory")).get("used_memory", "0"))
+        before_rss = srv.rss_bytes()
+        batch = 100  # members per ZADD
+        cmds = []
+        for start in range(0, members, batch):
+            args: list[bytes] = [b"ZADD", b"mem:zset"]
+            for i in range(start, min(start + batch, members)):
+                args += [b"%d" % i, b"member:%010d" % i]
+            cmds.append(encode_command(*args))
+        for at in range(0, len(cmds), 100):
+            for r in c.pipeline(cmds[at : at + 100]):
+                if not isinstance(r, int):
+                    raise BenchError(f"{srv.name}: ZADD during load -> {r!r}")
+        if c.call("ZCARD", "mem:zset") != members:
+            raise BenchError(f"{srv.name}: ZCARD is not {members} after the load")
+        after_used = int(parse_info(c.call("INFO", "memory")).get("used_memory", "0"))
+        after_rss = srv.rss_bytes()
+        c.call("FLUSHALL")
+    return {
+        "members": members,
+        "used_memory_per_member": (after_used - before_used) / members if members else None,
+        "rss_per_member": (
+            (after_rss - before_rss) / members if members and after_rss and before_rss else None
+        ),
+    }

@@ -13,6 +13,39 @@ from benchlib.common import BenchError
 from benchlib.resp import Resp, RespError
 from benchlib.servers import KILL_TIMEOUT, Server
 
+# Tests that are not redis-benchmark's own `-t` tests: the command it sends (with -r, so
+# __rand_int__ picks members at random) and the sorted set loaded before it runs.
+ZSET_KEY = "bench:zset"
+ZSET_LOADED = 1000  # members of ZSET_KEY before ZRANGEBYSCORE runs (scores 0..999)
+CUSTOM: dict[str, list[str]] = {
+    "zadd": ["ZADD", ZSET_KEY, "__rand_int__", "member:__rand_int__"],
+    "zrangebyscore": ["ZRANGEBYSCORE", ZSET_KEY, "100", "109"],  # 10 members each
+}
+RANDOM_RANGE = "100000"
+
+
+def bench_args(test: str) -> list[str]:
+    """redis-benchmark's arguments selecting `test` (they go last on its command line)."""
+    if test in CUSTOM:
+        return ["-r", RANDOM_RANGE, *CUSTOM[test]]
+    return ["-t", test]
+
+
+def prepare(srv: Server, test: str) -> None:
+    """Data a test reads, loaded after the FLUSHALL that precedes every run."""
+    if test != "zrangebyscore":
+        return
+    c = Resp(srv.port, timeout=60)
+    try:
+        args: list[bytes | str | int] = ["ZADD", ZSET_KEY]
+        for i in range(ZSET_LOADED):
+            args += [i, b"member:%06d" % i]
+        got = c.call(*args)
+        if got != ZSET_LOADED:
+            raise BenchError(f"{srv.name}: ZADD of {ZSET_LOADED} members -> {got!r}")
+    finally:
+        c.close()
+
 
 def run_redis_benchmark(
     bench_cmd: list[str], timeout: float, procs: list[subprocess.Popen[bytes]]
@@ -77,6 +110,10 @@ def verify_counts(srv: Server, tests: list[str], requests: int) -> list[str]:
         problems.append("SET left no key:__rand_int__")
     if "hset" in tests and srv.call("HLEN", "myhash") != 1:
         problems.append("HSET left no myhash field")
+    if "zadd" in tests and srv.call("ZCARD", ZSET_KEY) < min(requests, 1000):
+        problems.append(f"ZADD left {srv.call('ZCARD', ZSET_KEY)} members in {ZSET_KEY}")
+    if "zrangebyscore" in tests and srv.call("ZCARD", ZSET_KEY) != ZSET_LOADED:
+        problems.append(f"{ZSET_KEY} lost members during ZRANGEBYSCORE")
     return problems
 
 
@@ -91,7 +128,9 @@ def smoke_check(srv: Server) -> None:
             (("INCR", "bench:c"), 1),
             (("LPUSH", "bench:l", "xxx"), 1),
             (("HSET", "bench:h", "f", "xxx"), 1),
-            (("DBSIZE",), 4),
+            (("ZADD", "bench:z", "1", "a", "2.5", "b"), 2),
+            (("ZRANGEBYSCORE", "bench:z", "1", "2"), [b"a"]),
+            (("DBSIZE",), 5),
             (("FLUSHALL",), "OK"),
         ]
         for cmd, expected in checks:

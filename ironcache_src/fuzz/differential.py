@@ -60,6 +60,13 @@ PATTERNS = [b"*", b"a", b"[ab]", b"?", b"c*", b"[^a]", b"\\a", b"[a-", b"*a*"]
 CURSORS = [b"0", b"1", b"+0", b"-1", b"01", b"x", b"18446744073709551615",
            b"18446744073709551616"]
 OPTS = [b"NX", b"XX", b"GT", b"LT", b"x", b"x\n"]
+# sorted sets: scores, score ranges, lex ranges, ZADD options
+SCORES = [b"0", b"1", b"-1", b"1.5", b"2", b"inf", b"-inf", b"+inf", b"nan", b"x", b"1e308",
+          b"-0", b"0x10", b"2.5e-1", b" 1", b"1e400", b"1e-400", b"3"]
+RANGES = [b"-inf", b"+inf", b"(1", b"0", b"1", b"(0", b"x", b"(", b"1.5", b"(inf", b"",
+          b"nan", b"2", b"(-inf", b" 1"]
+LEXES = [b"-", b"+", b"[a", b"(a", b"[1", b"(x y", b"a", b"[", b"(", b"[abc", b"+x"]
+ZOPTS = [b"NX", b"XX", b"GT", b"LT", b"CH", b"INCR"]
 
 TEMPLATES: dict[bytes, list[list[str]]] = {
     b"GET": [["K"]], b"SET": [["K", "V"], ["K", "V", "SETOPT"], ["K", "V", "SETOPT", "SETOPT"]],
@@ -84,6 +91,30 @@ TEMPLATES: dict[bytes, list[list[str]]] = {
     b"LSET": [["K", "I", "V"]], b"LREM": [["K", "I", "V"]], b"LTRIM": [["K", "I", "I"]],
     b"SADD": [["K", "V", "V"]], b"SREM": [["K", "V"]], b"SMEMBERS": [["K"]],
     b"SISMEMBER": [["K", "V"]], b"SCARD": [["K"]], b"SRANDMEMBER": [["K"], ["K", "I"]],
+    b"ZADD": [["K", "SC", "V"], ["K", "SC", "V", "SC", "V"], ["K", "ZOPT", "SC", "V"],
+              ["K", "ZOPT", "ZOPT", "SC", "V", "SC", "V"], ["K", "INCR", "SC", "V"]],
+    b"ZINCRBY": [["K", "SC", "V"]], b"ZCARD": [["K"]], b"ZSCORE": [["K", "V"]],
+    b"ZMSCORE": [["K", "V", "V"]], b"ZRANK": [["K", "V"]], b"ZREVRANK": [["K", "V"]],
+    b"ZCOUNT": [["K", "RS", "RS"]], b"ZLEXCOUNT": [["K", "LX", "LX"]],
+    b"ZRANGE": [["K", "I", "I"], ["K", "I", "I", "WITHSCORES"],
+                ["K", "RS", "RS", "BYSCORE", "LIMIT", "I", "I"], ["K", "LX", "LX", "BYLEX", "REV"],
+                ["K", "RS", "RS", "BYSCORE", "REV", "WITHSCORES"], ["K", "I", "I", "REV"]],
+    b"ZRANGEBYSCORE": [["K", "RS", "RS"], ["K", "RS", "RS", "WITHSCORES", "LIMIT", "I", "I"]],
+    b"ZREVRANGEBYSCORE": [["K", "RS", "RS", "WITHSCORES"]],
+    b"ZRANGEBYLEX": [["K", "LX", "LX"]], b"ZREVRANGEBYLEX": [["K", "LX", "LX", "LIMIT", "I", "I"]],
+    b"ZREVRANGE": [["K", "I", "I", "WITHSCORES"]], b"ZRANGESTORE": [["K", "K", "I", "I"]],
+    b"ZREM": [["K", "V", "V"]], b"ZREMRANGEBYRANK": [["K", "I", "I"]],
+    b"ZREMRANGEBYSCORE": [["K", "RS", "RS"]], b"ZREMRANGEBYLEX": [["K", "LX", "LX"]],
+    b"ZPOPMIN": [["K"], ["K", "I"]], b"ZPOPMAX": [["K", "I"]],
+    b"ZMPOP": [["2", "K", "K", "MINMAX"], ["1", "K", "MINMAX", "COUNT", "I"]],
+    b"ZRANDMEMBER": [["K"], ["K", "I"], ["K", "I", "WITHSCORES"]],
+    b"ZUNION": [["2", "K", "K", "WITHSCORES"],
+                ["2", "K", "K", "WEIGHTS", "SC", "SC", "AGGREGATE", "AGG", "WITHSCORES"]],
+    b"ZINTER": [["2", "K", "K", "WITHSCORES"]], b"ZDIFF": [["2", "K", "K", "WITHSCORES"]],
+    b"ZUNIONSTORE": [["K", "2", "K", "K"]],
+    b"ZINTERSTORE": [["K", "2", "K", "K", "AGGREGATE", "AGG"]],
+    b"ZDIFFSTORE": [["K", "2", "K", "K"]], b"ZINTERCARD": [["2", "K", "K", "LIMIT", "I"]],
+    b"ZSCAN": [["K", "CUR"], ["K", "0", "MATCH", "PAT"]],
     b"CONFIG": [["SET", "maxmemory-policy", "POL"]],
     b"MULTI": [[]], b"EXEC": [[]], b"DISCARD": [[]], b"WATCH": [["K"]],
     b"SELECT": [["DB"]], b"PING": [[], ["V"]], b"ECHO": [["V"]], b"NOSUCH": [["V"]],
@@ -101,6 +132,8 @@ def command(rnd: random.Random) -> list[bytes]:
             "PAT": PATTERNS, "CUR": CURSORS, "OPT": OPTS, "SMALLI": [b"0", b"3", b"-1"],
             "DB": [b"0", b"1", b"15", b"16", b"-1", b"x", b"4294967296", b"2147483648"],
             "POL": [b"noeviction", b"allkeys-lru", b"allkeys-lfu", b"bogus"],
+            "SC": SCORES, "RS": RANGES, "LX": LEXES, "ZOPT": ZOPTS,
+            "AGG": [b"SUM", b"MIN", b"max", b"bogus"], "MINMAX": [b"MIN", b"max", b"x"],
         }.get(kind)
         if pick is not None:
             args.append(rnd.choice(pick))

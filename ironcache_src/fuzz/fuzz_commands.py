@@ -45,6 +45,9 @@ WORDS = [
     b"REPLY", b"ON", b"OFF", b"maxmemory", b"maxmemory-policy", b"allkeys-lru", b"hz",
     b"timeout", b"requirepass", b"3", b"2", b"AUTH", b"default", b"SETNAME", b"ASYNC",
     b"SYNC", b"a\r\nb", b"x\n", b"\x00", b"\xff", b"all", b"everything", b"default",
+    # sorted sets
+    b"WITHSCORES", b"BYSCORE", b"BYLEX", b"REV", b"LIMIT", b"(1", b"(", b"[a", b"(a", b"-",
+    b"+", b"MIN", b"MAX", b"WEIGHTS", b"AGGREGATE", b"SUM", b"INCR", b"CH", b"-0", b"zset",
 ]
 
 

@@ -1,6 +1,8 @@
 """The keyspace: databases of typed values with expiry, memory accounting and eviction.
 
-Values are plain Python objects: bytes (string), dict (hash), deque (list), set (set).
+Values are plain Python objects: bytes (string), dict (hash), deque (list), set (set), or
+objects of a structure module (ironcache.zset.ZSet) that name themselves (`TAG`: TYPE, the
+state format) and their size (`size()`).
 Each key holds an `Entry` (value, LRU clock, estimated size). Sizes are estimates of what
 CPython really spends, so `maxmemory` bounds the process, not just the payload.
 """
@@ -30,6 +32,11 @@ EVICT_FREE_SLICE = 2000
 DATABASE = -1  # the size of a lazy-free job that is a flushed database's dict of entries
 
 TYPE_NAMES = {bytes: "string", dict: "hash", deque: "list", set: "set"}
+
+
+def type_name(value: Any) -> str:
+    """TYPE's answer: builtin types by TYPE_NAMES, structure types by their TAG."""
+    return TYPE_NAMES.get(type(value)) or value.TAG
 
 # SCAN walks each database's key order (keys in insertion order; deleted ones stay behind as
 # stale slots until a compaction drops them). A cursor is (epoch << SCAN_POS_BITS) | position.
@@ -66,7 +73,10 @@ def value_size(value: Any) -> int:
         return CONTAINER_OVERHEAD + sum(ELEM_OVERHEAD + len(e) for e in value)
     if t is set:
         return CONTAINER_OVERHEAD + sum(MEMBER_OVERHEAD + len(m) for m in value)
-    raise TypeError(t)
+    size = getattr(value, "size", None)
+    if size is None:
+        raise TypeError(t)
+    return int(size())
 
 
 class Entry:

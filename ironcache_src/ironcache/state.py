@@ -24,18 +24,25 @@ from typing import TYPE_CHECKING, Any
 
 from ironcache._version import __version__
 from ironcache.keyspace import KEY_OVERHEAD, STR_OVERHEAD, Entry, value_size
+from ironcache.zset import ZSet
 
 if TYPE_CHECKING:
     from ironcache.keyspace import Keyspace
 
 MAGIC = b"IRONCACHE-STATE\n"
 FORMAT = 1  # the major version: readers refuse any other
-MINOR = 0  # bumped for additions older readers may ignore
+MINOR = 1  # bumped for additions older readers may ignore (1: tagged values, sorted sets)
 HEADER = struct.Struct("<16sHHIQI")  # magic, format, minor, flags, body length, crc32(body)
 RECORD = struct.Struct("<II")  # journal record: payload length, crc32(payload)
 # Version 2: no back-references, which would cost a table lookup per shared object (every key
 # and value here is shared with the live dataset) and buy nothing for this data.
 MARSHAL_VERSION = 2
+
+# Value types that are not builtins travel as (tag, payload) tuples: the type's `TAG`, and
+# the marshal-able form its `dump()` gives and its `load()` reads back (ValueError when it
+# cannot). A new structure type is one more entry here.
+TAGGED: dict[str, Any] = {ZSet.TAG: ZSet}
+_BUILTIN = frozenset((bytes, dict, set))
 
 # Journal operations (tuples, first item the kind).
 OP_WRITE = 0  # (OP_WRITE, unix ms, db index, argv): a write command that succeeded
@@ -58,14 +65,24 @@ def encode(meta: dict[str, Any], keyspace: Keyspace, clients: list[dict[str, Any
             dbs.append(None)
             continue
         # Keys and values as two lists: marshal reads lists back much faster than a dict.
-        # Deques become lists (marshal has no deque; no value is a list otherwise).
+        # Deques become lists (marshal has no deque; no value is a list otherwise), other
+        # types (tag, payload) tuples.
         values = [e.value for e in db.data.values()]
-        if deque in set(map(type, values)):
-            values = [list(v) if isinstance(v, deque) else v for v in values]
+        if not set(map(type, values)) <= _BUILTIN:
+            values = [_portable(v) for v in values]
         dbs.append((list(db.data), values, db.expires))
     meta = {"ironcache_version": __version__, "written_ms": int(time.time() * 1000), **meta}
     body = marshal.dumps({"meta": meta, "dbs": dbs, "clients": clients}, MARSHAL_VERSION)
     return HEADER.pack(MAGIC, FORMAT, MINOR, 0, len(body), zlib.crc32(body)) + body
+
+
+def _portable(v: Any) -> Any:
+    t = type(v)
+    if t in _BUILTIN:
+        return v
+    if t is deque:
+        return list(v)
+    return (v.TAG, v.dump())
 
 
 def decode_header(data: bytes | memoryview, what: str) -> tuple[int, int]:
@@ -113,8 +130,9 @@ def decode(data: bytes | memoryview, what: str) -> tuple[dict[str, Any], int]:
     return state, HEADER.size + length
 
 
-# Types marshal gives back for each kind of value (a list is a deque on the way out).
-_VALUE_TYPES = frozenset((bytes, list, set, dict))
+# Types marshal gives back for each kind of value (a list is a deque on the way out, a
+# tuple a tagged value).
+_VALUE_TYPES = frozenset((bytes, list, set, dict, tuple))
 _EXPIRE_MAX = 2**63 - 1
 
 
@@ -159,6 +177,8 @@ def check_db(item: Any) -> str:
     Everything a checksum cannot vouch for (a file written by something else, or by a bug)
     is checked here: types of keys, values, members and expiry times. Type checks on whole
     lists run at C speed (map/set), so the common all-strings database costs little.
+    Tagged values are built here (their `load` checks them) and replace their tuple in
+    `values`, so load_dataset() uses them as they are.
     """
     if not isinstance(item, tuple) or len(item) != 3:
         return "not a (keys, values, expires) triple"
@@ -178,6 +198,8 @@ def check_db(item: Any) -> str:
             t = type(v)
             if t is bytes:
                 continue
+            if t is tuple:
+                continue
             if not v:
                 return "an empty collection"
             if t is dict:
@@ -185,12 +207,28 @@ def check_db(item: Any) -> str:
                     return "a hash field or value is not a byte string"
             elif not _only_bytes(v):
                 return "a list or set member is not a byte string"
+        if tuple in kinds:
+            for i, v in enumerate(values):
+                if type(v) is tuple:
+                    why = _load_tagged(values, i, v)
+                    if why:
+                        return why
     if expires:
         if not _only_bytes(expires):
             return "an expiring key is not a byte string"
         whens = expires.values()
         if not set(map(type, whens)) <= {int} or min(whens) < 0 or max(whens) > _EXPIRE_MAX:
             return "an expiry time is not a time in milliseconds"
+    return ""
+
+
+def _load_tagged(values: list[Any], i: int, v: tuple[Any, ...]) -> str:
+    if len(v) != 2 or type(v[0]) is not str or v[0] not in TAGGED:
+        return "a value of an unknown type tag"
+    try:
+        values[i] = TAGGED[v[0]].load(v[1])
+    except ValueError as e:
+        return f"a {v[0]} value is malformed: {e}"
     return ""
 
 

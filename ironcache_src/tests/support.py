@@ -96,10 +96,26 @@ def poll(fn: Callable[[], T], timeout: float = 10.0, interval: float = 0.02,
         time.sleep(interval)
 
 
+def required_packages_dir() -> str:
+    """A directory holding only the server's required package (sortedcontainers, pure
+    Python), linked from this interpreter's: on PYTHONPATH, it lets a server run on the host's
+    bare python3 (the "stdlib" servers) without also seeing this venv's uvloop and hiredis."""
+    import sortedcontainers
+
+    d = Path(os.environ.get("TMPDIR", "/tmp")) / f"ironcache-tests-required-{os.getuid()}"
+    link = d / "sortedcontainers"
+    if not link.exists():
+        d.mkdir(exist_ok=True)
+        tmp = d / f".link-{os.getpid()}"
+        tmp.symlink_to(Path(sortedcontainers.__file__).parent)
+        os.replace(tmp, link)  # atomic: parallel sessions may race here
+    return str(d)
+
+
 def ironcache_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("LISTEN_", "NOTIFY_SOCKET", "WATCHDOG_"))}
-    env["PYTHONPATH"] = str(SRC_DIR) + (
+    env["PYTHONPATH"] = str(SRC_DIR) + os.pathsep + required_packages_dir() + (
         os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env["PYTHONUNBUFFERED"] = "1"
     if extra:

@@ -26,6 +26,7 @@ from ironcache.config import Config  # noqa: E402
 from ironcache.keyspace import Keyspace, now_ms  # noqa: E402
 from ironcache.protocol import RespParser, make_parser  # noqa: E402
 from ironcache.server import Server as IronServer  # noqa: E402
+from ironcache.zset import ZSet  # noqa: E402
 
 
 def sample_keyspace() -> Keyspace:
@@ -37,13 +38,19 @@ def sample_keyspace() -> Keyspace:
     db0.set(b"h", {b"f1": b"v1", b"f2": b""})
     db0.set(b"l", deque([b"a", b"b", b"a"]))
     db0.set(b"set", {b"x", b"y"})
+    db0.set(b"z", ZSet.from_pairs([(b"a", 1.5), (b"b", -float("inf")), (b"c", 1.5)]))
     db0.set_expire(b"s", now_ms() + 60_000)
     db2.set(b"other", b"db2")
     return ks
 
 
+def _comparable(v: object) -> object:
+    return (list(v), v.scores) if isinstance(v, ZSet) else v
+
+
 def contents(ks: Keyspace) -> list[tuple[dict[bytes, object], dict[bytes, int]]]:
-    return [({k: e.value for k, e in db.data.items()}, dict(db.expires)) for db in ks.dbs]
+    return [({k: _comparable(e.value) for k, e in db.data.items()}, dict(db.expires))
+            for db in ks.dbs]
 
 
 def test_round_trip_keeps_every_type_database_and_expiry() -> None:
@@ -54,9 +61,11 @@ def test_round_trip_keeps_every_type_database_and_expiry() -> None:
     assert body["meta"]["kind"] == "disk"
     assert body["clients"] == [{"id": 7, "db": 2}]
     loaded = Keyspace(4)
-    assert state.load_dataset(loaded, body["dbs"]) == 7
+    assert state.load_dataset(loaded, body["dbs"]) == 8
     assert contents(loaded) == contents(ks)
     assert type(loaded.dbs[0].data[b"l"].value) is deque
+    z = loaded.dbs[0].data[b"z"].value
+    assert type(z) is ZSet and z.rank(b"c") == 2 and z.scores[b"b"] == -float("inf")
     assert loaded.used == ks.used  # memory accounting is rebuilt exactly
 
 
@@ -66,7 +75,7 @@ def test_another_format_is_refused_with_both_versions_named() -> None:
     with pytest.raises(state.StateError) as e:
         state.decode(bytes(blob), "state-3")
     msg = str(e.value)
-    assert msg.startswith("state-3: state format 2.0 cannot be read")
+    assert msg.startswith(f"state-3: state format 2.{state.MINOR} cannot be read")
     assert f"reads format {state.FORMAT}.x" in msg
 
 
@@ -84,7 +93,7 @@ def test_a_newer_minor_with_unknown_fields_is_read() -> None:
     )
     decoded, dummy = state.decode(header + raw, "next")
     ks = Keyspace(4)
-    assert state.load_dataset(ks, decoded["dbs"]) == 7
+    assert state.load_dataset(ks, decoded["dbs"]) == 8
 
 
 @pytest.mark.parametrize(
@@ -130,6 +139,8 @@ def test_crash_journal_is_replayed_at_the_time_each_write_ran(tmp_path: Path) ->
             (state.OP_WRITE, then, 0, [b"SET", b"session", b"abc", b"EX", b"100"]),
             (state.OP_WRITE, then, 3, [b"INCRBY", b"counter", b"5"]),
             (state.OP_WRITE, then, 0, [b"SET", b"gone", b"x", b"PX", b"10"]),
+            (state.OP_WRITE, then, 0, [b"ZADD", b"board", b"2", b"b", b"1", b"a"]),
+            (state.OP_WRITE, then, 0, [b"ZINCRBY", b"board", b"5", b"a"]),
             (state.OP_CLIENT, {"id": 42, "db": 3, "name": b"worker", "resp": 3, "auth": True}),
         ]
     )
@@ -150,6 +161,7 @@ def test_crash_journal_is_replayed_at_the_time_each_write_ran(tmp_path: Path) ->
     assert 45 < ttl <= 50
     assert db0.lookup(b"gone") is None  # it expired long ago
     assert srv.keyspace.dbs[3].lookup(b"counter").value == b"5"
+    assert list(db0.lookup(b"board").value) == [(2.0, b"b"), (6.0, b"a")]
     if ho.journal_fd >= 0:
         os.close(ho.journal_fd)
 
@@ -216,7 +228,7 @@ def test_unreadable_stored_state_falls_back_and_says_why(tmp_path: Path, monkeyp
     assert srv.handover.source == "none"
     assert sum(len(db.data) for db in srv.keyspace.dbs) == 0
     assert "cannot take over the previous process's state" in out.getvalue()
-    assert "state format 2.0 cannot be read" in out.getvalue()
+    assert f"state format 2.{state.MINOR} cannot be read" in out.getvalue()
 
 
 @pytest.mark.parametrize("hiredis", [False, True])
@@ -251,6 +263,7 @@ def test_dataset_survives_stop_and_start_through_the_disk_snapshot(make_server) 
     r.hset("h", mapping={"a": "1", "b": "2"})
     r.rpush("l", "x", "y", "z")
     r.sadd("set", "m1", "m2")
+    r.zadd("z", {"a": 1.5, "b": float("-inf"), "c": 1.5})
     srv.client(db=5).set("in5", "five")
     assert srv.stop() == 0
     snapshot = srv.workdir / "dump.ironcache"
@@ -261,9 +274,12 @@ def test_dataset_survives_stop_and_start_through_the_disk_snapshot(make_server) 
     assert r.hgetall("h") == {"a": "1", "b": "2"}
     assert r.lrange("l", 0, -1) == ["x", "y", "z"]
     assert r.smembers("set") == {"m1", "m2"}
+    assert r.zrange("z", 0, -1, withscores=True) == [("b", float("-inf")), ("a", 1.5),
+                                                     ("c", 1.5)]
+    assert r.type("z") == "zset" and r.zrank("z", "c") == 2
     assert srv.client(db=5).get("in5") == "five"
     info = r.info("handover")
-    assert info["handover_source"] == "disk" and info["handover_keys"] == 5
+    assert info["handover_source"] == "disk" and info["handover_keys"] == 6
     assert not list(srv.workdir.glob("dump.ironcache.tmp-*"))  # the write was atomic
 
 
@@ -357,6 +373,30 @@ CORRUPTIONS = {
         "member is not a byte string",
     ),
     "valid checksum, empty set": (lambda: _with_body(_db([b"s"], [set()])), "empty collection"),
+    "valid checksum, an unknown type tag": (
+        lambda: _with_body(_db([b"x"], [("stream", [b"a"])])),
+        "unknown type tag",
+    ),
+    "valid checksum, a sorted set with a NaN score": (
+        lambda: _with_body(_db([b"z"], [("zset", ([b"a"], [float("nan")]))])),
+        "score is not a number",
+    ),
+    "valid checksum, a sorted set of text members": (
+        lambda: _with_body(_db([b"z"], [("zset", (["a"], [1.0]))])),
+        "member is not a byte string",
+    ),
+    "valid checksum, a sorted set with a member twice": (
+        lambda: _with_body(_db([b"z"], [("zset", ([b"a", b"a"], [1.0, 2.0]))])),
+        "member appears twice",
+    ),
+    "valid checksum, a sorted set short of scores": (
+        lambda: _with_body(_db([b"z"], [("zset", ([b"a", b"b"], [1.0]))])),
+        "differ in number",
+    ),
+    "valid checksum, an empty sorted set": (
+        lambda: _with_body(_db([b"z"], [("zset", ([], []))])),
+        "empty collection",
+    ),
     "valid checksum, text expiry": (
         lambda: _with_body(_db([b"a"], [b"v"], {b"a": "soon"})),
         "expiry time",
@@ -413,7 +453,7 @@ def test_the_control_a_good_snapshot_loads(tmp_path: Path) -> None:
     config.values["dir"] = str(tmp_path)
     (tmp_path / "dump.ironcache").write_bytes(_good())
     ks = Keyspace(16)
-    assert diskstore.load(config, ks) == 7
+    assert diskstore.load(config, ks) == 8
     assert not list(tmp_path.glob("dump.ironcache.corrupt-*"))
 
 

@@ -163,7 +163,7 @@ def _rss(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-@pytest.mark.parametrize("kind", ["string", "hash", "list", "set"])
+@pytest.mark.parametrize("kind", ["string", "hash", "list", "set", "zset"])
 def test_process_memory_stays_bounded(make_server: Callable[..., Server], kind: str) -> None:
     """The real footprint (RSS), not only the server's own accounting, stays bounded when
     ten times maxmemory is written, whatever the data type."""
@@ -182,6 +182,8 @@ def test_process_memory_stays_bounded(make_server: Callable[..., Server], kind: 
                     p.hset(key, mapping={f"f{j}": item for j in range(5)})
                 elif kind == "list":
                     p.rpush(key, *([item] * 5))
+                elif kind == "zset":
+                    p.zadd(key, {f"{j}{item}": j for j in range(5)})
                 else:
                     p.sadd(key, *(f"{j}{item}" for j in range(5)))
             assert all(rep not in (None, False) for rep in p.execute())
@@ -189,3 +191,25 @@ def test_process_memory_stays_bounded(make_server: Callable[..., Server], kind: 
     assert c.info("stats")["evicted_keys"] > 0
     assert c.dbsize() < 40_000
     assert grown < 30 * 1024 * 1024, f"RSS grew by {grown / 2**20:.1f} MiB for a 4 MiB budget"
+
+
+def test_sorted_set_memory_is_accounted_and_given_back(make_server: Callable[..., Server]) -> None:
+    """used_memory follows a sorted set's growth (ZADD, ZUNIONSTORE) and goes back down to
+    where it was when its members are removed (ZREM, ZPOPMIN, ZREMRANGEBYSCORE)."""
+    c = make_server().client()
+    base = c.info("memory")["used_memory"]
+    members = {f"member-{i:05d}-" + "m" * 50: i for i in range(2000)}
+    c.zadd("z", members)
+    grown = c.info("memory")["used_memory"] - base
+    assert grown > 2000 * 60  # at least the members' bytes, plus overheads
+    c.zunionstore("copy", ["z"])
+    assert c.info("memory")["used_memory"] - base > 1.9 * grown
+    c.delete("copy")
+    names = list(members)
+    c.zrem("z", *names[:500])
+    c.zpopmin("z", 500)
+    c.zremrangebyscore("z", 1000, 1499)
+    assert c.zcard("z") == 500
+    c.zremrangebyrank("z", 0, -1)
+    assert c.exists("z") == 0
+    assert c.info("memory")["used_memory"] == base

@@ -20,6 +20,7 @@ def load_all() -> None:
         sets,
         strings,
         transactions,
+        zsets,
     )
 
     ALIASES.update(TABLE)

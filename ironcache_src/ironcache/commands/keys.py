@@ -14,7 +14,7 @@ from ironcache.commands import (
     scan_reply,
     to_int,
 )
-from ironcache.keyspace import TYPE_NAMES, Database, now_ms
+from ironcache.keyspace import Database, now_ms, type_name
 from ironcache.protocol import OK, ONE, ZERO, bulk, bulk_array, integer, null, simple
 
 if TYPE_CHECKING:
@@ -164,7 +164,7 @@ def persist(c: Client, argv: list[bytes]) -> bytes:
 @command("type", 2, "readonly fast", K1, "generic", "Returns the type of a key's value.")
 def type_(c: Client, argv: list[bytes]) -> bytes:
     e = c.db.lookup(argv[1])
-    return simple("none" if e is None else TYPE_NAMES[type(e.value)])
+    return simple("none" if e is None else type_name(e.value))
 
 
 @command("keys", 2, "readonly", (0, 0, 0), "generic", "Returns the keys matching a pattern.")
@@ -187,7 +187,7 @@ def scan(c: Client, argv: list[bytes]) -> bytes:
         e = db.lookup(k)
         if e is None or not match(k):
             continue
-        if kind is not None and TYPE_NAMES[type(e.value)].encode() != kind:
+        if kind is not None and type_name(e.value).encode() != kind:
             continue
         out.append(k)
     return scan_reply(cursor, out)

@@ -91,3 +91,18 @@ def test_restart_under_tight_loop_refuses_nobody(host):
     assert figures["reset"] == 0, figures
     # the socket stayed the same listener the whole time
     assert ic.info_server(host)["socket_activated"] == "1"
+
+
+def test_sorted_sets_on_the_deployed_sortedcontainers(host):
+    """sortedcontainers (a server package the role always installs offline) is in the release
+    from its wheel, and sorted sets work through it."""
+    venv_python = "/opt/ironcache/current/venv/bin/python"
+    path = host.check_output(f"{venv_python} -c 'import sortedcontainers as s; print(s.__file__)'")
+    assert path.startswith("/opt/ironcache/current/venv/lib/"), path  # the release, not the host
+    wheels = host.check_output("ls /opt/ironcache/current/wheels").split()
+    assert any(w.startswith("sortedcontainers-") and w.endswith(".whl") for w in wheels), wheels
+    ic.redis_cli(host, "DEL", "molecule:z")
+    assert ic.redis_cli(host, "ZADD", "molecule:z", "2", "b", "1", "a", "3", "c").strip() == "3"
+    got = ic.redis_cli(host, "ZRANGE", "molecule:z", "0", "-1", "WITHSCORES").split()
+    assert got == ["a", "1", "b", "2", "c", "3"], got
+    assert ic.redis_cli(host, "TYPE", "molecule:z").strip() == "zset"

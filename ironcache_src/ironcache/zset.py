@@ -1,0 +1,253 @@
+"""The sorted set: a member -> score dict plus an ordered index of (score, member).
+
+The index is a `sortedcontainers.SortedList`, so insert, delete and rank are O(log n) as in
+Redis's skiplist, and ranges are a bisection plus the slice. Ties order by member bytes,
+as Redis orders them (memcmp). Scores are never NaN (the commands refuse them first).
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from sortedcontainers import SortedList
+
+# Memory estimate per member (value_size): member bytes object, float, (score, member)
+# tuple, dict slot and the index's list slot, as CPython spends them.
+ZMEMBER_OVERHEAD = 33 + 24 + 56 + 100 + 8
+ZSET_OVERHEAD = 600  # the dict, the SortedList and its first sublist
+
+
+class _Top:
+    """Greater than every member: (score, TOP) sorts after every (score, member)."""
+
+    __slots__ = ()
+
+    def __gt__(self, other: object) -> bool:
+        return True
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    def __ge__(self, other: object) -> bool:
+        return True
+
+    def __le__(self, other: object) -> bool:
+        return False
+
+
+TOP = _Top()
+
+# A lex bound: (kind, member, exclusive); kind -1 is '-' (below all), 1 is '+' (above all),
+# 0 a member ('[' inclusive, '(' exclusive).
+LexBound = tuple[int, bytes, bool]
+
+
+class ZSet:
+    __slots__ = ("scores", "index")
+
+    TAG = "zset"  # its tag in the state format (state.py)
+
+    def __init__(self) -> None:
+        self.scores: dict[bytes, float] = {}
+        self.index: SortedList = SortedList()
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def __bool__(self) -> bool:
+        return bool(self.scores)
+
+    def __iter__(self) -> Iterator[tuple[float, bytes]]:
+        return iter(self.index)
+
+    # ------------------------------------------------------------------ changes
+    def add(self, member: bytes, score: float) -> float | None:
+        """Set `member`'s score; returns the old score (None if it was new)."""
+        score += 0.0  # -0 is stored as 0, as Redis's listpack stores it (an integer 0)
+        scores = self.scores
+        old = scores.get(member)
+        if old is None:
+            scores[member] = score
+            self.index.add((score, member))
+        elif old != score:  # -0 and 0 are equal: the old one stays, as in Redis
+            self.index.remove((old, member))
+            scores[member] = score
+            self.index.add((score, member))
+        return old
+
+    def discard(self, member: bytes) -> bool:
+        old = self.scores.pop(member, None)
+        if old is None:
+            return False
+        self.index.remove((old, member))
+        return True
+
+    def delete_slice(self, start: int, stop: int) -> list[tuple[float, bytes]]:
+        """Remove index positions [start, stop) and return them."""
+        gone = list(self.index.islice(start, stop))
+        if len(gone) == len(self.index):
+            self.index.clear()
+        else:
+            for dummy in range(len(gone)):
+                del self.index[start]
+        for _s, m in gone:
+            del self.scores[m]
+        return gone
+
+    # ------------------------------------------------------------------ reads
+    def rank(self, member: bytes) -> int | None:
+        score = self.scores.get(member)
+        if score is None:
+            return None
+        return self.index.index((score, member))
+
+    def at(self, start: int, stop: int) -> list[tuple[float, bytes]]:
+        """Index positions [start, stop), ascending."""
+        return list(self.index.islice(start, stop))
+
+    def score_span(self, lo: float, lo_ex: bool, hi: float, hi_ex: bool) -> tuple[int, int]:
+        """Index positions [start, stop) of the members whose score is in the range."""
+        ix = self.index
+        start = ix.bisect_right((lo, TOP)) if lo_ex else ix.bisect_left((lo,))
+        stop = ix.bisect_left((hi,)) if hi_ex else ix.bisect_right((hi, TOP))
+        return start, max(start, stop)
+
+    def score_items(self, lo: float, lo_ex: bool, hi: float, hi_ex: bool) -> list:
+        """The (score, member) pairs of a score range, ascending, without positions.
+
+        Bisects SortedList's sublists directly (`_maxes`, `_lists`: sortedcontainers is
+        pinned): a few C calls where irange() runs a generator of Python code per range.
+        Both bounds bisect left: (x,) sorts before every (x, member), (x, TOP) after.
+        """
+        ix = self.index
+        maxes = ix._maxes
+        lo_key = (lo, TOP) if lo_ex else (lo,)
+        hi_key = (hi,) if hi_ex else (hi, TOP)
+        lists = ix._lists
+        n = len(lists)
+        pos = bisect_left(maxes, lo_key) if n > 1 else 0 if n and lo_key <= maxes[0] else n
+        if pos == n:
+            return []
+        sub = lists[pos]
+        start = bisect_left(sub, lo_key)
+        stop = bisect_left(sub, hi_key)
+        if stop < len(sub):
+            return sub[start:stop]
+        out = sub[start:]
+        pos += 1
+        while pos < n:
+            sub = lists[pos]
+            stop = bisect_left(sub, hi_key)
+            out += sub[:stop]
+            if stop < len(sub):
+                break
+            pos += 1
+        return out
+
+    def lex_span(self, lo: LexBound, hi: LexBound) -> tuple[int, int]:
+        """Index positions [start, stop) of a lex range, walked as Redis walks a listpack.
+
+        Redis defines lex ranges only when all scores are equal; with mixed scores its
+        answer is that of a walk in score order: the first member >= min, then every one
+        up to the first member > max. Equal scores (the documented case) bisect instead.
+        """
+        ix = self.index
+        n = len(ix)
+        if not n:
+            return 0, 0
+        if ix[0][0] == ix[-1][0]:
+            s = ix[0][0]
+            if lo[0]:
+                start = 0 if lo[0] < 0 else n
+            else:
+                start = ix.bisect_right((s, lo[1])) if lo[2] else ix.bisect_left((s, lo[1]))
+            if hi[0]:
+                stop = 0 if hi[0] < 0 else n
+            else:
+                stop = ix.bisect_left((s, hi[1])) if hi[2] else ix.bisect_right((s, hi[1]))
+            return start, max(start, stop)
+        if not gte_min(ix[-1][1], lo) or not lte_max(ix[0][1], hi):
+            return 0, 0  # zzlIsInLexRange: the ends decide first
+        start = 0
+        while start < n and not gte_min(ix[start][1], lo):
+            start += 1
+        stop = start
+        while stop < n and lte_max(ix[stop][1], hi):
+            stop += 1
+        return start, stop
+
+    def lex_span_rev(self, lo: LexBound, hi: LexBound) -> tuple[int, int]:
+        """As lex_span, walking from the end (Redis's REV lex ranges on a listpack)."""
+        ix = self.index
+        n = len(ix)
+        if not n or ix[0][0] == ix[-1][0]:
+            return self.lex_span(lo, hi)
+        if not gte_min(ix[-1][1], lo) or not lte_max(ix[0][1], hi):
+            return 0, 0
+        stop = n
+        while stop > 0 and not lte_max(ix[stop - 1][1], hi):
+            stop -= 1
+        start = stop
+        while start > 0 and gte_min(ix[start - 1][1], lo):
+            start -= 1
+        return start, stop
+
+    # ------------------------------------------------------------------ state format
+    def dump(self) -> tuple[list[bytes], list[float]]:
+        """A marshal-able form: members and their scores, in order."""
+        return [m for _s, m in self.index], [s for s, _m in self.index]
+
+    @classmethod
+    def load(cls, payload: Any) -> ZSet:
+        """The inverse of dump(); ValueError names what is wrong with a bad payload."""
+        if not isinstance(payload, tuple) or len(payload) != 2:
+            raise ValueError("a sorted set is not a (members, scores) pair")
+        members, scores = payload
+        if not isinstance(members, list) or not isinstance(scores, list):
+            raise ValueError("a sorted set's members or scores are not lists")
+        if len(members) != len(scores):
+            raise ValueError("a sorted set's members and scores differ in number")
+        if not members:
+            raise ValueError("an empty collection")
+        if not set(map(type, members)) <= {bytes}:
+            raise ValueError("a sorted set member is not a byte string")
+        if not set(map(type, scores)) <= {float} or any(map(math.isnan, scores)):
+            raise ValueError("a sorted set score is not a number")
+        z = cls()
+        z.scores = dict(zip(members, scores, strict=True))
+        if len(z.scores) != len(members):
+            raise ValueError("a sorted set member appears twice")
+        z.index = SortedList(zip(scores, members, strict=True))
+        return z
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterable[tuple[bytes, float]], stored: bool = True) -> ZSet:
+        """A zset of (member, score); `stored`: -0 becomes 0, as add() stores it."""
+        z = cls()
+        z.scores = {m: s + 0.0 for m, s in pairs} if stored else dict(pairs)
+        z.index = SortedList((s, m) for m, s in z.scores.items())
+        return z
+
+    def copy(self) -> ZSet:
+        z = ZSet()
+        z.scores = self.scores.copy()
+        z.index = self.index.copy()
+        return z
+
+    def size(self) -> int:
+        return ZSET_OVERHEAD + sum(ZMEMBER_OVERHEAD + len(m) for m in self.scores)
+
+
+def gte_min(member: bytes, lo: LexBound) -> bool:
+    if lo[0]:
+        return lo[0] < 0
+    return member > lo[1] if lo[2] else member >= lo[1]
+
+
+def lte_max(member: bytes, hi: LexBound) -> bool:
+    if hi[0]:
+        return hi[0] > 0
+    return member < hi[1] if hi[2] else member <= hi[1]
