@@ -1,6 +1,8 @@
 """The keyspace: databases of typed values with expiry, memory accounting and eviction.
 
-Values are plain Python objects: bytes (string), dict (hash), deque (list), set (set).
+Values are plain Python objects: bytes (string), dict (hash), deque (list), set (set). A
+string the bit commands edit (SETBIT, BITFIELD, PFADD) is a bytearray, changed in place: code
+that reads a string accepts both, and code that copies a value must copy a bytearray.
 Each key holds an `Entry` (value, LRU clock, estimated size). Sizes are estimates of what
 CPython really spends, so `maxmemory` bounds the process, not just the payload.
 """
@@ -25,7 +27,7 @@ CONTAINER_OVERHEAD = 200
 LAZYFREE_THRESHOLD = 64
 FREE_SLICE = 5000  # elements released per event-loop turn
 
-TYPE_NAMES = {bytes: "string", dict: "hash", deque: "list", set: "set"}
+TYPE_NAMES = {bytes: "string", bytearray: "string", dict: "hash", deque: "list", set: "set"}
 
 # SCAN walks each database's key order (keys in insertion order; deleted ones stay behind as
 # stale slots until a compaction drops them). A cursor is (epoch << SCAN_POS_BITS) | position.
@@ -46,7 +48,7 @@ def now_ms() -> int:
 
 def value_size(value: Any) -> int:
     t = type(value)
-    if t is bytes:
+    if t is bytes or t is bytearray:
         return STR_OVERHEAD + len(value)
     if t is dict:
         return CONTAINER_OVERHEAD + sum(FIELD_OVERHEAD + len(f) + len(v) for f, v in value.items())

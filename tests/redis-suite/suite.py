@@ -47,6 +47,8 @@ UNITS = [
     "introspection",
     "introspection-2",
     "bitops",
+    "bitfield",
+    "hyperloglog",
     "dump",
     "querybuf",
     "other",
