@@ -16,6 +16,7 @@ def load_all() -> None:
         bitops,
         connection,
         hashes,
+        hll,
         keys,
         lists,
         sets,
