@@ -259,7 +259,6 @@ REDIS_COMPAT = [
     _compat_int("list-compress-depth", 0),
     _compat_mem("stream-node-max-bytes", 4096),
     _compat_int("stream-node-max-entries", 100, 0, _LONG_MAX),
-    _compat_mem("hll-sparse-max-bytes", 3000),
     _compat_bool("activerehashing", True),
     _compat_int("active-expire-effort", 1, 1, 10),
     _compat_bool("dynamic-hz", True),
@@ -320,6 +319,7 @@ DIRECTIVES: dict[str, Directive] = {
         # (needs FileDescriptorStoreMax= in the unit).
         Directive("handover", _bool, False, mutable=False, render=_render_bool),
         Directive("proto-max-bulk-len", _memory(1024 * 1024), 512 * 1024 * 1024),
+        Directive("hll-sparse-max-bytes", _memory(), 3000),
         Directive("client-query-buffer-limit", _memory(1024 * 1024), 1024 * 1024 * 1024),
         Directive(
             "client-output-buffer-limit",

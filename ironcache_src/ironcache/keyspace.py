@@ -2,7 +2,9 @@
 
 Values are plain Python objects: bytes (string), dict (hash), deque (list), set (set), or
 objects of a structure module (ironcache.zset.ZSet) that name themselves (`TAG`: TYPE, the
-state format) and their size (`size()`).
+state format) and their size (`size()`). A string the bit commands edit (SETBIT, BITFIELD,
+PFADD) is a bytearray, changed in place: code that reads a string accepts both, and code that
+copies a value must copy a bytearray.
 Each key holds an `Entry` (value, LRU clock, estimated size). Sizes are estimates of what
 CPython really spends, so `maxmemory` bounds the process, not just the payload.
 """
@@ -31,7 +33,7 @@ FREE_SLICE = 5000  # elements released per event-loop turn (about a millisecond)
 EVICT_FREE_SLICE = 2000
 DATABASE = -1  # the size of a lazy-free job that is a flushed database's dict of entries
 
-TYPE_NAMES = {bytes: "string", dict: "hash", deque: "list", set: "set"}
+TYPE_NAMES = {bytes: "string", bytearray: "string", dict: "hash", deque: "list", set: "set"}
 
 
 def type_name(value: Any) -> str:
@@ -65,7 +67,7 @@ def now_ms() -> int:
 
 def value_size(value: Any) -> int:
     t = type(value)
-    if t is bytes:
+    if t is bytes or t is bytearray:
         return STR_OVERHEAD + len(value)
     if t is dict:
         return CONTAINER_OVERHEAD + sum(FIELD_OVERHEAD + len(f) + len(v) for f, v in value.items())

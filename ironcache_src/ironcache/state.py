@@ -42,7 +42,8 @@ MARSHAL_VERSION = 2
 # the marshal-able form its `dump()` gives and its `load()` reads back (ValueError when it
 # cannot). A new structure type is one more entry here.
 TAGGED: dict[str, Any] = {ZSet.TAG: ZSet}
-_BUILTIN = frozenset((bytes, dict, set))
+# bytearray: a string the bit commands edit in place; marshal writes it as bytes.
+_BUILTIN = frozenset((bytes, bytearray, dict, set))
 
 # Journal operations (tuples, first item the kind).
 OP_WRITE = 0  # (OP_WRITE, unix ms, db index, argv): a write command that succeeded

@@ -296,3 +296,59 @@ def test_set_reply_on_wire(server: Server) -> None:
         assert c.call("SET", "wk", "v", "NX") is None
         assert isinstance(c.call("DEL", "wk"), int)
         assert not isinstance(c.call("PING"), RespError)
+
+
+# -- LCS ------------------------------------------------------------------------------------
+
+def test_lcs(r: redis.Redis, server: Server) -> None:
+    r.mset({"a": "ohmytext", "b": "mynewtext"})
+    assert r.lcs("a", "b") == "mytext"
+    assert r.lcs("a", "b", len=True) == 6
+    assert r.execute_command("LCS", "a", "b", "IDX") == [
+        "matches", [[[4, 7], [5, 8]], [[2, 3], [0, 1]]], "len", 6]
+    assert r.execute_command("LCS", "a", "b", "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN") == [
+        "matches", [[[4, 7], [5, 8], 4]], "len", 6]
+    assert r.execute_command("LCS", "a", "b", "IDX", "MINMATCHLEN", "-5") == [
+        "matches", [[[4, 7], [5, 8]], [[2, 3], [0, 1]]], "len", 6]
+    assert r.lcs("a", "nokey") == "" and r.lcs("nokey", "nokey2", len=True) == 0
+    assert wire_error(server, "LCS", "a", "b", "LEN", "IDX") == (
+        "ERR If you want both the length and indexes, please just use IDX.")
+    assert wire_error(server, "LCS", "a", "b", "MINMATCHLEN") == "ERR syntax error"
+    assert wire_error(server, "LCS", "a", "b", "MINMATCHLEN", "x") == (
+        "ERR value is not an integer or out of range")
+    r.rpush("l", "x")
+    assert wire_error(server, "LCS", "a", "l") == "ERR The specified keys must contain string values"
+
+
+def test_lcs_is_a_longest_common_subsequence(r: redis.Redis) -> None:
+    """Against a plain dynamic-programming length, on strings long enough for many words."""
+    import random
+
+    rnd = random.Random(5)
+    for _ in range(20):
+        a = "".join(rnd.choice("ACGT") for _ in range(rnd.randrange(0, 300)))
+        b = "".join(rnd.choice("ACGT") for _ in range(rnd.randrange(0, 300)))
+        r.mset({"a": a, "b": b})
+        prev = [0] * (len(b) + 1)
+        for ch in a:
+            row = [0]
+            for j, cb in enumerate(b):
+                row.append(prev[j] + 1 if ch == cb else max(prev[j + 1], row[j]))
+            prev = row
+        got = r.lcs("a", "b")
+        assert len(got) == prev[-1] == r.lcs("a", "b", len=True)
+        it = iter(a)
+        assert all(ch in it for ch in got)  # a subsequence of a (and, the same way, of b)
+        it = iter(b)
+        assert all(ch in it for ch in got)
+
+
+def test_lcs_refuses_a_table_over_proto_max_bulk_len(r: redis.Redis, server: Server) -> None:
+    r.mset({"a": "x" * 2000, "b": "y" * 2000})
+    r.config_set("proto-max-bulk-len", "1mb")
+    try:
+        assert wire_error(server, "LCS", "a", "b") == (
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len")
+    finally:
+        r.config_set("proto-max-bulk-len", "512mb")
+    assert r.lcs("a", "b", len=True) == 0

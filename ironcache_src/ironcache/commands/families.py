@@ -13,8 +13,10 @@ def load_all() -> None:
     """Import every command family so their decorators fill TABLE and ALIASES."""
     from ironcache.commands import (  # noqa: F401
         admin,
+        bitops,
         connection,
         hashes,
+        hll,
         keys,
         lists,
         sets,

@@ -6,6 +6,7 @@ import random
 from typing import TYPE_CHECKING
 
 from ironcache.commands import (
+    SYNTAX,
     WRONGTYPE,
     CommandError,
     command,
@@ -168,3 +169,141 @@ def srandmember(c: Client, argv: list[bytes]) -> bytes:
         parts.append(b"".join(choices(encoded, k=n)))
         count -= n
     return b"".join(parts)
+
+
+# ------------------------------------------------------------------ set algebra
+
+
+def _read_sets(c: Client, keys: list[bytes]) -> list[set[bytes] | None]:
+    """Every key's set (None when missing); any key of another type fails the command first,
+    as Redis checks them all before it computes anything."""
+    out: list[set[bytes] | None] = []
+    for key in keys:
+        found = read_set(c, key)
+        out.append(None if found is None else found[1])
+    return out
+
+
+def _inter(sets: list[set[bytes] | None]) -> set[bytes]:
+    if any(s is None for s in sets):
+        return set()
+    # Smallest first (Redis's O(N*M), N the smallest set): set.intersection iterates the
+    # smaller operand of each step.
+    ordered = sorted(sets, key=len)  # type: ignore[arg-type]
+    first = ordered[0]
+    assert first is not None
+    return first.intersection(*ordered[1:])
+
+
+def _union(sets: list[set[bytes] | None]) -> set[bytes]:
+    return set().union(*(s for s in sets if s is not None))
+
+
+def _diff(sets: list[set[bytes] | None]) -> set[bytes]:
+    first = sets[0]
+    if not first:
+        return set()
+    return first.difference(*(s for s in sets[1:] if s))
+
+
+def _store(c: Client, dst: bytes, result: set[bytes]) -> bytes:
+    """*STORE: the result replaces dst whatever it held; an empty result deletes dst."""
+    if result:
+        c.db.set(dst, result, CONTAINER_OVERHEAD + _size(list(result)))
+    else:
+        c.db.delete(dst)
+    return integer(len(result))
+
+
+KALL = (1, -1, 1)
+
+
+@command("sinter", -2, "readonly", KALL, "set", "Returns the intersect of multiple sets.")
+def sinter(c: Client, argv: list[bytes]) -> bytes:
+    return encode(_inter(_read_sets(c, argv[1:])), c.resp)
+
+
+@command("sinterstore", -3, "write denyoom", KALL, "set", "Stores the intersect of sets.")
+def sinterstore(c: Client, argv: list[bytes]) -> bytes:
+    return _store(c, argv[1], _inter(_read_sets(c, argv[2:])))
+
+
+@command("sunion", -2, "readonly", KALL, "set", "Returns the union of multiple sets.")
+def sunion(c: Client, argv: list[bytes]) -> bytes:
+    return encode(_union(_read_sets(c, argv[1:])), c.resp)
+
+
+@command("sunionstore", -3, "write denyoom", KALL, "set", "Stores the union of sets.")
+def sunionstore(c: Client, argv: list[bytes]) -> bytes:
+    return _store(c, argv[1], _union(_read_sets(c, argv[2:])))
+
+
+@command("sdiff", -2, "readonly", KALL, "set", "Returns the difference of multiple sets.")
+def sdiff(c: Client, argv: list[bytes]) -> bytes:
+    return encode(_diff(_read_sets(c, argv[1:])), c.resp)
+
+
+@command("sdiffstore", -3, "write denyoom", KALL, "set", "Stores the difference of sets.")
+def sdiffstore(c: Client, argv: list[bytes]) -> bytes:
+    return _store(c, argv[1], _diff(_read_sets(c, argv[2:])))
+
+
+@command(
+    "sintercard", -3, "readonly movablekeys", (0, 0, 0), "set",
+    "Returns the number of members of the intersect of multiple sets.", "7.0.0",
+)
+def sintercard(c: Client, argv: list[bytes]) -> bytes:
+    numkeys = to_int(argv[1], "ERR numkeys should be greater than 0")
+    if numkeys < 1:
+        raise CommandError("ERR numkeys should be greater than 0")
+    if numkeys > len(argv) - 2:
+        raise CommandError("ERR Number of keys can't be greater than number of args")
+    limit = 0
+    i = 2 + numkeys
+    while i < len(argv):
+        if argv[i].lower() == b"limit" and i + 1 < len(argv):
+            limit = to_int(argv[i + 1], "ERR LIMIT can't be negative")
+            if limit < 0:
+                raise CommandError("ERR LIMIT can't be negative")
+            i += 2
+        else:
+            raise CommandError(SYNTAX)
+    sets = _read_sets(c, argv[2 : 2 + numkeys])
+    if any(s is None for s in sets):
+        return ZERO
+    ordered: list[set[bytes]] = sorted(sets, key=len)  # type: ignore[arg-type]
+    if not limit:
+        return integer(len(ordered[0].intersection(*ordered[1:])))
+    # Stop at the limit: walk the smallest set, as Redis does.
+    n = 0
+    rest = ordered[1:]
+    for m in ordered[0]:
+        if all(m in s for s in rest):
+            n += 1
+            if n >= limit:
+                break
+    return integer(n)
+
+
+@command("smove", 4, "write fast", (1, 2, 1), "set", "Moves a member from one set to another.")
+def smove(c: Client, argv: list[bytes]) -> bytes:
+    db, src, dst, member = c.db, argv[1], argv[2], argv[3]
+    found = read_set(c, src)
+    dst_e = db.lookup(dst)
+    if found is None:
+        return ZERO
+    if dst_e is not None and not isinstance(dst_e.value, set):
+        raise CommandError(WRONGTYPE)
+    e, s = found
+    if src == dst:
+        return ONE if member in s else ZERO
+    if member not in s:
+        return ZERO
+    s.discard(member)
+    db.resized(src, e, -_size([member]))
+    if dst_e is None:
+        db.set(dst, {member}, CONTAINER_OVERHEAD + _size([member]))
+    elif member not in dst_e.value:
+        dst_e.value.add(member)
+        db.resized(dst, dst_e, _size([member]))  # WATCHers of dst wake only when it changed
+    return ONE

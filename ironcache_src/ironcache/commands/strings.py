@@ -36,12 +36,13 @@ K1 = (1, 1, 1)
 
 
 def get_str(db: Database, key: bytes) -> bytes | None:
+    """The string at key: bytes, or a bytearray when the bit commands edited it."""
     e = db.lookup(key)
     if e is None:
         db.keyspace.misses += 1
         return None
     v = e.value
-    if not isinstance(v, bytes):
+    if v.__class__ is not bytes and v.__class__ is not bytearray:
         raise CommandError(WRONGTYPE)
     db.keyspace.hits += 1
     return v
@@ -80,7 +81,7 @@ def get(c: Client, argv: list[bytes]) -> bytes:
         ks.misses += 1
         return NULL_BULK if c.resp == 2 else null(3)
     v = e.value
-    if not isinstance(v, bytes):
+    if v.__class__ is not bytes and v.__class__ is not bytearray:
         raise CommandError(WRONGTYPE)
     ks.hits += 1
     e.lru = ks.clock
@@ -158,7 +159,7 @@ def set_(c: Client, argv: list[bytes]) -> bytes:
     e = db.lookup(key)
     old: bytes | None = None
     if get_old and e is not None:
-        if not isinstance(e.value, bytes):
+        if not isinstance(e.value, (bytes, bytearray)):
             raise CommandError(WRONGTYPE)
         old = e.value
     if (b"nx" in opts and e is not None) or (b"xx" in opts and e is None):
@@ -203,7 +204,7 @@ def mget(c: Client, argv: list[bytes]) -> bytes:
     parts = [b"*%d\r\n" % (len(argv) - 1)]
     for key in argv[1:]:
         e = db.lookup(key)
-        if e is None or not isinstance(e.value, bytes):
+        if e is None or not isinstance(e.value, (bytes, bytearray)):
             db.keyspace.misses += 1
             parts.append(nul)
         else:
@@ -274,6 +275,10 @@ def append(c: Client, argv: list[bytes]) -> bytes:
     old = get_str(c.db, argv[1]) or b""
     if len(old) + len(argv[2]) > MAX_STRING:
         raise CommandError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+    if old.__class__ is bytearray:  # edited in place already: extend it, no copy
+        _grow_in_place(c.db, argv[1], len(argv[2]))
+        old.extend(argv[2])
+        return integer(len(old))
     new = old + argv[2]
     put_str(c.db, argv[1], new, keep_ttl=True)
     return integer(len(new))
@@ -306,7 +311,9 @@ def _incr(delta: int, c: Client, argv: list[bytes]) -> bytes:
         if old is memo[0]:  # the very bytes object stored by the previous INCR: n is known
             n = memo[1] + delta
         elif old.__class__ is not bytes:
-            raise CommandError(WRONGTYPE)
+            if old.__class__ is not bytearray:
+                raise CommandError(WRONGTYPE)
+            n = _stored_int(bytes(old)) + delta
         # to_int(), the common case first: up to 18 digits without a sign or leading zero.
         elif old.isdigit() and len(old) < 19 and (old[0] != 0x30 or len(old) == 1):
             n = int(old) + delta
@@ -368,7 +375,8 @@ def decrby(c: Client, argv: list[bytes]) -> bytes:
 
 @command("incrbyfloat", 3, W + " fast", K1, "string", "Increments the float value of a key.")
 def incrbyfloat(c: Client, argv: list[bytes]) -> bytes:
-    out = add_floats(get_str(c.db, argv[1]), argv[2])
+    old = get_str(c.db, argv[1])
+    out = add_floats(None if old is None else bytes(old), argv[2])
     put_str(c.db, argv[1], out, keep_ttl=True)
     return bulk(out)
 
@@ -409,12 +417,135 @@ def setrange(c: Client, argv: list[bytes]) -> bytes:
         return integer(len(old))
     if offset + len(value) > MAX_STRING:
         raise CommandError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
-    buf = bytearray(old)
+    if old.__class__ is bytearray:  # edited in place already
+        buf = old
+        _grow_in_place(c.db, argv[1], max(0, offset + len(value) - len(buf)))
+    else:
+        buf = bytearray(old)
     if len(buf) < offset:
         buf.extend(b"\0" * (offset - len(buf)))
     buf[offset : offset + len(value)] = value
-    put_str(c.db, argv[1], bytes(buf), keep_ttl=True)
+    if old.__class__ is not bytearray:
+        put_str(c.db, argv[1], bytes(buf), keep_ttl=True)
     return integer(len(buf))
 
 
+def _grow_in_place(db: Database, key: bytes, grown: int) -> None:
+    """Account for a bytearray value about to grow by `grown` bytes, and tell WATCHers."""
+    e = db.data[key]
+    e.size += grown
+    db.keyspace.used += grown
+    db.touched(key)
+
+
 __all__ = ["get_str", "put_str", "expire_arg", "NOT_INT"]
+
+
+# ------------------------------------------------------------------ LCS
+
+
+def _lcs_rows(a: bytes, b: bytes) -> list[int]:
+    """Rows of Redis's LCS table, bit-parallel (Hyyro 2004): row i is a bit vector V over b
+    whose zero bits mark where LCS(i, j) grows, so LCS(i, j) = j - popcount(V_i's low j bits).
+    Each row costs len(b)/64 machine words, not len(b) Python steps."""
+    mask = (1 << len(b)) - 1
+    where: dict[int, int] = {}
+    for k, ch in enumerate(b):
+        where[ch] = where.get(ch, 0) | (1 << k)
+    v = mask
+    rows = [v]
+    for ch in a:
+        u = v & where.get(ch, 0)
+        v = ((v + u) | (v - u)) & mask
+        rows.append(v)
+    return rows
+
+
+def _lcs_tables(rows: list[int], j: int, i: int) -> int:
+    return j - (rows[i] & ((1 << j) - 1)).bit_count()
+
+
+@command("lcs", -3, "readonly", (1, 2, 1), "string", "Finds the longest common substring.",
+         "7.0.0")
+def lcs(c: Client, argv: list[bytes]) -> bytes:
+    db = c.db
+    ea, eb = db.lookup(argv[1]), db.lookup(argv[2])
+    for e in (ea, eb):
+        if e is not None and e.value.__class__ not in (bytes, bytearray):
+            raise CommandError("ERR The specified keys must contain string values")
+    a = b"" if ea is None else bytes(ea.value)
+    b = b"" if eb is None else bytes(eb.value)
+    get_len = get_idx = with_len = False
+    min_len = 0
+    j = 3
+    while j < len(argv):
+        opt = argv[j].lower()
+        if opt == b"idx":
+            get_idx = True
+        elif opt == b"len":
+            get_len = True
+        elif opt == b"withmatchlen":
+            with_len = True
+        elif opt == b"minmatchlen" and j + 1 < len(argv):
+            min_len = max(to_int(argv[j + 1]), 0)
+            j += 1
+        else:
+            raise CommandError(SYNTAX)
+        j += 1
+    if get_idx and get_len:
+        raise CommandError("ERR If you want both the length and indexes, please just use IDX.")
+    if (len(a) + 1) * (len(b) + 1) * 4 > c.server.config.values["proto-max-bulk-len"]:
+        raise CommandError(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"
+        )
+    rows = _lcs_rows(a, b)
+    total = _lcs_tables(rows, len(b), len(a))
+    if get_len:
+        return integer(total)
+    # Redis's walk back through the table, with its tie-break and its ranges, so that the
+    # string and the IDX matches are the ones Redis gives.
+    out = bytearray(total)
+    k = total
+    matches: list[bytes] = []
+    alen = len(a)
+    a_start = alen  # alen: no range open
+    a_end = b_start = b_end = 0
+    i, jj = len(a), len(b)
+    while i > 0 and jj > 0:
+        emit = False
+        if a[i - 1] == b[jj - 1]:
+            out[k - 1] = a[i - 1]
+            if a_start == alen:
+                a_start = a_end = i - 1
+                b_start = b_end = jj - 1
+            elif a_start == i and b_start == jj:
+                a_start -= 1
+                b_start -= 1
+            else:
+                emit = True
+            if a_start == 0 or b_start == 0:
+                emit = True
+            k -= 1
+            i -= 1
+            jj -= 1
+        else:
+            if _lcs_tables(rows, jj, i - 1) > _lcs_tables(rows, jj - 1, i):
+                i -= 1
+            else:
+                jj -= 1
+            if a_start != alen:
+                emit = True
+        if emit:
+            n = a_end - a_start + 1
+            if get_idx and (min_len == 0 or n >= min_len):
+                item = [b"*2\r\n" + integer(a_start) + integer(a_end),
+                        b"*2\r\n" + integer(b_start) + integer(b_end)]
+                if with_len:
+                    item.append(integer(n))
+                matches.append(b"*%d\r\n" % len(item) + b"".join(item))
+            a_start = alen
+    if not get_idx:
+        return bulk(bytes(out))
+    head = b"%2\r\n" if c.resp == 3 else b"*4\r\n"
+    return (head + bulk(b"matches") + b"*%d\r\n" % len(matches) + b"".join(matches)
+            + bulk(b"len") + integer(total))
