@@ -113,7 +113,7 @@ class Sampler:
 class Database:
     __slots__ = (
         "index", "data", "expires", "keyspace", "sampler", "vsampler", "watchers",
-        "order", "stale", "epoch", "marks", "compacting",
+        "order", "stale", "epoch", "marks", "compacting", "freqs",
     )
 
     def __init__(self, index: int, keyspace: Keyspace) -> None:
@@ -134,6 +134,8 @@ class Database:
         self.marks: deque[tuple[int, list[int]]] = deque(maxlen=SCAN_EPOCHS)
         # A compaction in progress: (keys kept so far, marks so far); None when there is none.
         self.compacting: tuple[dict[bytes, None], list[int]] | None = None
+        # LFU counters set by RESTORE ... FREQ (OBJECT FREQ reads them; absent: LFU_INIT_VAL).
+        self.freqs: dict[bytes, int] = {}
 
     # ----------------------------------------------------------- lookups
     def lookup(self, key: bytes) -> Entry | None:
@@ -185,6 +187,8 @@ class Database:
         self.keyspace.used -= e.size + len(key) + KEY_OVERHEAD
         if self.expires:
             self.expires.pop(key, None)
+        if self.freqs:
+            self.freqs.pop(key, None)
         self.stale += 1
         if self.compacting is not None:
             self.compact_step()
@@ -276,10 +280,28 @@ class Database:
         self.touched(key)
         return True
 
+    # The contents a database swaps (SWAPDB); index, watchers and the keyspace stay.
+    CONTENTS = (
+        "data", "expires", "sampler", "vsampler", "order", "stale", "epoch", "marks",
+        "compacting", "freqs",
+    )
+
+    def swap(self, other: Database) -> None:
+        """SWAPDB: exchange contents; WATCHers of a key present on either side are dirtied."""
+        for db, peer in ((self, other), (other, self)):
+            for key in list(db.watchers):
+                if key in db.data or key in peer.data:
+                    db.touched(key)
+        for name in self.CONTENTS:
+            mine = getattr(self, name)
+            setattr(self, name, getattr(other, name))
+            setattr(other, name, mine)
+
     def flush(self, lazy: bool = False) -> None:
         for key in list(self.watchers):
             self.touched(key)
         ks = self.keyspace
+        self.freqs = {}
         if lazy:
             # FLUSHDB/FLUSHALL ASYNC: new empty dicts now, the old ones freed in slices.
             old, self.data, self.expires = self.data, {}, {}
@@ -351,6 +373,8 @@ POLICIES = (
     "noeviction",
     "allkeys-lru",
     "volatile-lru",
+    "allkeys-lfu",  # accepted as Redis's; evicts as its -lru counterpart (no access counters)
+    "volatile-lfu",
     "allkeys-random",
     "volatile-random",
     "volatile-ttl",
@@ -417,8 +441,8 @@ class Keyspace:
                 if not src:
                     continue
                 sampler = db.vsampler if volatile else db.sampler
-                for k in sampler.sample(samples if policy.endswith(("lru", "ttl")) else 1):
-                    if policy.endswith("lru"):
+                for k in sampler.sample(samples if policy.endswith(("lru", "lfu", "ttl")) else 1):
+                    if policy.endswith(("lru", "lfu")):
                         e = db.data.get(k)
                         score = -float(e.lru) if e is not None else None
                     elif policy == "volatile-ttl":

@@ -15,6 +15,7 @@ def load_all() -> None:
         admin,
         connection,
         hashes,
+        keyops,
         keys,
         lists,
         sets,
