@@ -523,7 +523,8 @@ def load(payload: bytes) -> tuple[int, Any]:
     """(type byte, value): bytes, deque, set, dict, or a list of (member, score) for ZSET_TYPES.
 
     Raises RdbError: `version` set for RESTORE's version/checksum error, else a format error.
-    Empty containers are refused, as Redis refuses them."""
+    Empty containers are refused, as Redis refuses them; so are duplicate members and fields
+    (Redis refuses them only with sanitize-dump-payload: here a value is never inconsistent)."""
     verify(payload)
     r = Reader(payload[:-10])
     t = r.byte()
@@ -531,8 +532,7 @@ def load(payload: bytes) -> tuple[int, Any]:
         value = _object(r, t)
     except (struct.error, ValueError, OverflowError, MemoryError, RecursionError):
         raise RdbError("malformed object") from None
-    if r.left():
-        raise RdbError("trailing bytes after the object")
+    # Bytes after the object are ignored, as Redis ignores them.
     if t != T_STRING and not value:
         raise RdbError("empty container")
     return t, value

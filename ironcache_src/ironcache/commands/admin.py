@@ -133,6 +133,7 @@ def section_stats(srv: Server) -> dict[str, Any]:
         "keyspace_misses": ks.misses,
         "pubsub_channels": 0,
         "pubsub_patterns": 0,
+        "migrate_cached_sockets": 0,  # no MIGRATE: never a cached connection
         "total_connections_accepted": sum(x.accepted for x in srv.listeners),
     }
 
