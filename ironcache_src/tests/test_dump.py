@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shutil
 import struct
@@ -187,10 +188,8 @@ def _load_bounded(payload: bytes) -> None:
     """Loading returns or raises RdbError, and allocates about the payload's size at most."""
     tracemalloc.start()
     try:
-        try:
+        with contextlib.suppress(rdb.RdbError):
             rdb.load(payload)
-        except rdb.RdbError:
-            pass
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -294,7 +293,8 @@ def test_restore_idletime_and_freq(make_server: Any) -> None:
 def test_restore_forged_lengths_stay_bounded(rb: redis.Redis) -> None:
     """Lengths that claim far more than the payload holds are refused, not allocated."""
     for obj in (b"\x00\x81\xff\xff\xff\xff\xff\xff\xff\xf7", b"\x01\x81" + b"\x7f" * 8,
-                b"\x00\xc3\x05\x81\x00\x00\x00\xff\xff\xff\xff\xffabcde", b"\x12\x80\xff\xff\xff\xff"):
+                b"\x00\xc3\x05\x81\x00\x00\x00\xff\xff\xff\xff\xffabcde",
+                b"\x12\x80\xff\xff\xff\xff"):
         with pytest.raises(redis.ResponseError, match="^Bad data format$"):
             rb.restore("x", 0, rdb.seal(obj))
     assert rb.ping()

@@ -425,6 +425,8 @@ def _sort(c: Client, argv: list[bytes], readonly: bool) -> bytes:
         items = [m for m, _s in pairs]
     elif type(value) is set:
         items = list(value)
+        if rdb.is_intset(value, c.server.config["set-max-intset-entries"]):
+            items.sort(key=int)  # an intset iterates in order
     else:
         items = list(value)
     n = len(items)
