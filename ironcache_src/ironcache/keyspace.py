@@ -134,7 +134,8 @@ class Database:
         self.marks: deque[tuple[int, list[int]]] = deque(maxlen=SCAN_EPOCHS)
         # A compaction in progress: (keys kept so far, marks so far); None when there is none.
         self.compacting: tuple[dict[bytes, None], list[int]] | None = None
-        # LFU counters set by RESTORE ... FREQ (OBJECT FREQ reads them; absent: LFU_INIT_VAL).
+        # LFU data under an -lfu policy, as Redis packs it: minutes << 8 | log. counter.
+        # A key not in it was not accessed since it was written: LFU_INIT_VAL.
         self.freqs: dict[bytes, int] = {}
 
     # ----------------------------------------------------------- lookups
@@ -148,8 +149,15 @@ class Database:
             if when is not None and when <= now_ms():
                 self._expire(key)
                 return None
-        e.lru = self.keyspace.clock
+        ks = self.keyspace
+        e.lru = ks.clock
+        if ks.lfu:
+            self.lfu_touch(key)
         return e
+
+    def lfu_touch(self, key: bytes) -> None:
+        """An access under an -lfu policy (fast paths that inline lookup() call it too)."""
+        self.freqs[key] = self.keyspace.lfu_touched(self.freqs.get(key))
 
     def set(self, key: bytes, value: Any, size: int | None = None, keep_ttl: bool = False) -> None:
         ks = self.keyspace
@@ -369,11 +377,13 @@ class Database:
                 return removed
 
 
+LFU_INIT_VAL = 5
+
 POLICIES = (
     "noeviction",
     "allkeys-lru",
     "volatile-lru",
-    "allkeys-lfu",  # accepted as Redis's; evicts as its -lru counterpart (no access counters)
+    "allkeys-lfu",
     "volatile-lfu",
     "allkeys-random",
     "volatile-random",
@@ -394,7 +404,39 @@ class Keyspace:
         self.lazy: deque[Any] = deque()  # big values waiting to be released (free_step)
         self.lazyfreed_objects = 0
         self.free_scheduled = False  # a free_step() is queued on the event loop
+        # LFU (Redis's evict.c): counted on each access while an -lfu policy is set.
+        self.lfu = False
+        self.lfu_log_factor = 10
+        self.lfu_decay_time = 1
         self.tick()
+
+    def set_policy(self, policy: str, log_factor: int, decay_time: int) -> None:
+        self.lfu = policy.endswith("lfu")
+        self.lfu_log_factor = log_factor
+        self.lfu_decay_time = decay_time
+
+    def lfu_counter(self, packed: int | None) -> int:
+        """LFUDecrAndReturn: the counter less one per decay period since its last access."""
+        if packed is None:
+            return LFU_INIT_VAL
+        counter = packed & 255
+        now = int(time.time()) // 60 & 65535
+        ldt = packed >> 8
+        elapsed = now - ldt if now >= ldt else 65535 - ldt + now
+        periods = elapsed // self.lfu_decay_time if self.lfu_decay_time else 0
+        return max(counter - periods, 0)
+
+    def lfu_packed(self, counter: int) -> int:
+        return (int(time.time()) // 60 & 65535) << 8 | counter
+
+    def lfu_touched(self, packed: int | None) -> int:
+        """updateLFU: decay, then a logarithmic increment (LFULogIncr), stamped now."""
+        counter = self.lfu_counter(packed)
+        if counter < 255:
+            base = max(counter - LFU_INIT_VAL, 0)
+            if random.random() < 1.0 / (base * self.lfu_log_factor + 1):
+                counter += 1
+        return self.lfu_packed(counter)
 
     def free_later(self, value: Any) -> None:
         """Drop a value, releasing a big container in slices (free_step) rather than at once."""
@@ -442,7 +484,10 @@ class Keyspace:
                     continue
                 sampler = db.vsampler if volatile else db.sampler
                 for k in sampler.sample(samples if policy.endswith(("lru", "lfu", "ttl")) else 1):
-                    if policy.endswith(("lru", "lfu")):
+                    if policy.endswith("lfu"):
+                        e = db.data.get(k)
+                        score = -float(self.lfu_counter(db.freqs.get(k))) if e else None
+                    elif policy.endswith("lru"):
                         e = db.data.get(k)
                         score = -float(e.lru) if e is not None else None
                     elif policy == "volatile-ttl":

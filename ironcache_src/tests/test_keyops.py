@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis
 
-from support import REDIS_SERVER, Server
+from support import REDIS_SERVER, Server, ironcache_only
 
 
 class _Redis(Server):
@@ -220,3 +220,40 @@ def test_object_encoding_thresholds_as_redis(rb: redis.Redis, ref: redis.Redis,
     ref.execute_command(*setup)
     for sub in ("ENCODING", "REFCOUNT"):
         assert rb.execute_command("OBJECT", sub, "k") == ref.execute_command("OBJECT", sub, "k")
+
+
+def test_lfu_counts_accesses_and_evicts_the_least_used(make_server: Any) -> None:
+    srv = make_server({"maxmemory-policy": "allkeys-lfu", "lfu-log-factor": "0"})
+    c = srv.client()
+    c.set("k", "v")
+    assert c.object("freq", "k") == 5  # LFU_INIT_VAL
+    for _i in range(20):
+        c.get("k")
+    # log factor 0: every access counts; OBJECT itself does not
+    assert c.object("freq", "k") == c.object("freq", "k") == 25
+    c.config_set("lfu-log-factor", "1")
+    for _i in range(400):
+        c.get("k")
+    # logarithmic: each access counts with chance 1/(counter - 5 + 1), about 10 more here
+    assert 25 < c.object("freq", "k") < 100
+    c.config_set("maxmemory-policy", "noeviction")
+    with pytest.raises(redis.ResponseError, match="LFU maxmemory policy is not selected"):
+        c.object("freq", "k")
+    c.close()
+
+
+@ironcache_only  # Redis's memory figures include its allocator's slack: no simple limit fits
+def test_lfu_eviction_keeps_the_most_used(make_server: Any) -> None:
+    srv = make_server({"maxmemory-policy": "allkeys-lfu", "maxmemory-samples": "10"})
+    c = srv.client()
+    c.set("hot", "v")
+    for _i in range(50):
+        c.get("hot")
+    for i in range(300):
+        c.set(f"cold{i}", "x" * 200)
+    mem = c.info("memory")
+    c.config_set("maxmemory", str(mem["used_memory"] - mem["used_memory_dataset"] // 2))
+    c.set("trigger", "x")  # evicts down to the limit
+    assert c.dbsize() < 300
+    assert c.get("hot") == "v"
+    c.close()

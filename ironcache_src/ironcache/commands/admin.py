@@ -293,7 +293,7 @@ def config_set(srv: Server, args: list[bytes], c: Client) -> None:
             cfg.values = before
             name = next(n for n in changed if LISTENER_DIRECTIVES[n] == kind)
             raise set_failed(name, e.message.removeprefix("ERR ")) from None
-    if "maxmemory" in parsed:
+    if parsed.keys() & {"maxmemory", "maxmemory-policy", "lfu-log-factor", "lfu-decay-time"}:
         srv.update_maxmemory()
         ks = srv.keyspace
         ks.evict(srv.maxmemory, cfg["maxmemory-policy"], cfg["maxmemory-samples"])

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 K1 = (1, 1, 1)
 SAME_OBJECT = "ERR source and destination objects are the same"
 DB_RANGE = "ERR DB index is out of range"
-LFU_INIT_VAL = 5
 SHARED_REFCOUNT = 2147483647  # OBJ_SHARED_REFCOUNT: small integers are shared objects
 SHARED_INTEGERS = 10000
 LRU_POLICIES = ("allkeys-lru", "volatile-lru")
@@ -71,10 +70,14 @@ def peek(db: Database, key: bytes) -> Entry | None:
     e = db.data.get(key)
     if e is None:
         return None
-    lru = e.lru
+    lru, freq = e.lru, db.freqs.get(key)
     if db.lookup(key) is None:  # expired: deleted now
         return None
     e.lru = lru
+    if freq is None:
+        db.freqs.pop(key, None)
+    else:
+        db.freqs[key] = freq
     return e
 
 
@@ -84,7 +87,7 @@ def copy_value(value: Any) -> Any:
 
 
 def lfu_policy(c: Client) -> bool:
-    return str(c.server.config["maxmemory-policy"]).endswith("lfu")
+    return c.server.keyspace.lfu
 
 
 def db_index(c: Client, raw: bytes) -> Database:
@@ -167,7 +170,7 @@ def restore(c: Client, argv: list[bytes]) -> bytes:
     entry = db.data[key]
     if lfu_policy(c):
         if freq >= 0:
-            db.freqs[key] = freq
+            db.freqs[key] = c.server.keyspace.lfu_packed(freq)
     elif idle >= 0:
         entry.lru = c.server.keyspace.clock - idle * 1000
     return OK
@@ -299,7 +302,7 @@ def object_(c: Client, argv: list[bytes]) -> bytes:
     )
     if sub == b"help":
         return simple_lines(OBJECT_HELP)
-    e = peek(c.db, argv[2])
+    e = peek(c.db, argv[2])  # no access counted: OBJECT must not change what it reports
     if e is None:
         return null(c.resp)
     if sub == b"encoding":
@@ -324,7 +327,7 @@ def object_(c: Client, argv: list[bytes]) -> bytes:
             "ERR An LFU maxmemory policy is not selected, access frequency not tracked. "
             + POLICY_NOTE
         )
-    return integer(c.db.freqs.get(argv[2], LFU_INIT_VAL))
+    return integer(c.server.keyspace.lfu_counter(c.db.freqs.get(argv[2])))
 
 
 def _lru_or_lfu(c: Client) -> bool:
