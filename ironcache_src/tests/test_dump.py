@@ -268,6 +268,9 @@ def test_restore_options_and_errors(rb: redis.Redis) -> None:
     at = int(time.time() * 1000) + 60_000
     rb.execute_command("RESTORE", "a", at, payload, "ABSTTL")
     assert rb.pexpiretime("a") == at
+    # a relative TTL that overflows wraps into the past, as in Redis: nothing is created
+    rb.execute_command("RESTORE", "w", 2**63 - 1, payload)
+    assert rb.exists("w") == 0
     # a time in the past: nothing is created, and REPLACE deletes the old value
     rb.execute_command("RESTORE", "a", 1, payload, "ABSTTL", "REPLACE")
     assert rb.exists("a") == 0

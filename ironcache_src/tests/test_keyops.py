@@ -182,7 +182,10 @@ CASES = [
     ["OBJECT", "REFCOUNT", "w_1"], ["OBJECT", "REFCOUNT", "str"], ["OBJECT", "ENCODING"],
     ["OBJECT", "HELP"], ["OBJECT", "help", "x"], ["OBJECT", "FREQ", "str"],
     ["COPY", "l", "l"], ["COPY", "l", "lc", "DB", "-1"], ["COPY", "l", "lc", "REPLACE", "x"],
-    ["MOVE", "l", "x"], ["MOVE", "l", "-1"], ["SWAPDB", "0", "-1"], ["SWAPDB", "a", "b"],
+    ["MOVE", "l", "x"], ["MOVE", "l", "-1"], ["MOVE", "l", "4294967296"],
+    ["COPY", "l", "x", "DB", "2147483648"], ["SWAPDB", "4294967296", "0"],
+    ["SWAPDB", "0", "2147483648"], ["MOVE", "nokey", "0"], ["SWAPDB", "0", "-1"],
+    ["SWAPDB", "a", "b"],
     ["RESTORE", "k", "0", "garbage"], ["RESTORE", "str", "0", "garbage"],
     ["RESTORE", "k", "0", "garbage", "IDLETIME"], ["DUMP", "nokey"],
 ]

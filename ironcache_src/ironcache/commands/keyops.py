@@ -92,6 +92,10 @@ def lfu_policy(c: Client) -> bool:
 
 def db_index(c: Client, raw: bytes) -> Database:
     index = to_int(raw)
+    if not -(2**31) <= index < 2**31:  # getIntFromObjectOrReply
+        raise CommandError(
+            "ERR value is out of range, value must between -2147483648 and 2147483647"
+        )
     dbs = c.server.keyspace.dbs
     if not 0 <= index < len(dbs):
         raise CommandError(DB_RANGE)
@@ -158,6 +162,8 @@ def restore(c: Client, argv: list[bytes]) -> bytes:
         raise CommandError("ERR Bad data format") from None
     if ttl and not absttl:
         ttl += now_ms()
+        if ttl > 2**63 - 1:  # Redis's addition wraps around: a time long past
+            ttl -= 2**64
     if ttl and ttl <= now_ms():  # already expired: only the old value goes
         if replace and db.lookup(key) is not None:
             db.delete(key)
