@@ -48,6 +48,7 @@ UNITS = [
     "introspection-2",
     "bitops",
     "dump",
+    "sort",
     "querybuf",
     "other",
     "functions",
