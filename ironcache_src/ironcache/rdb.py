@@ -577,8 +577,13 @@ def string(s: bytes, compress: bool = True) -> bytes:
     return _len(len(s)) + s
 
 
+_ONE_BYTE = [bytes((i,)) for i in range(128)]
+
+
 def _backlen(size: int) -> bytes:
     """lpEncodeBacklen: highest 7 bits first (unflagged), the rest with bit 7 set."""
+    if size < 128:
+        return _ONE_BYTE[size]
     nbytes = _backlen_size(size)
     out = [(size >> (7 * k)) & 127 for k in range(nbytes - 1, -1, -1)]
     return bytes([out[0]] + [b | 128 for b in out[1:]])
