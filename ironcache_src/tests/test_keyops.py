@@ -260,3 +260,47 @@ def test_lfu_eviction_keeps_the_most_used(make_server: Any) -> None:
     assert c.dbsize() < 300
     assert c.get("hot") == "v"
     c.close()
+
+
+@ironcache_only
+def test_crash_journal_replays_the_key_operations(tmp_path: Any) -> None:
+    """RESTORE, COPY, MOVE, SWAPDB and SORT ... STORE rebuild the same dataset when the
+    crash journal is replayed (each at the time it first ran)."""
+    import os
+
+    from ironcache import handover, rdb, state
+    from ironcache.config import Config
+    from ironcache.keyspace import Keyspace, now_ms
+    from ironcache.server import Server as IronServer
+
+    def memfd(data: bytes) -> int:
+        fd = os.memfd_create("test", os.MFD_CLOEXEC)
+        os.write(fd, data)
+        return fd
+
+    base = Keyspace(16)
+    base.dbs[0].set(b"l", rdb.deque([b"3", b"1", b"2"]))
+    snapshot = state.encode({"kind": "checkpoint"}, base, [])
+    then = now_ms() - 50_000
+    w = state.OP_WRITE
+    journal = state.HEADER.pack(state.MAGIC, state.FORMAT, state.MINOR, 0, 0, 0) + state.record([
+        (w, then, 0, [b"RESTORE", b"r", b"100000", rdb.dump({b"f": b"v"})]),
+        (w, then, 0, [b"SORT", b"l", b"STORE", b"sorted"]),
+        (w, then, 0, [b"COPY", b"l", b"l", b"DB", b"2"]),
+        (w, then, 0, [b"MOVE", b"r", b"1"]),
+        (w, then, 0, [b"SWAPDB", b"1", b"3"]),
+    ])
+    config = Config()
+    config.values["dir"] = str(tmp_path)
+    srv = IronServer(config)
+    srv.handover = handover.Handover(srv, {"state-4": memfd(snapshot), "journal-4": memfd(journal)})
+    assert srv.handover.restore() == []
+    dbs = srv.keyspace.dbs
+    assert list(dbs[0].lookup(b"sorted").value) == [b"1", b"2", b"3"]
+    assert list(dbs[2].lookup(b"l").value) == [b"3", b"1", b"2"]
+    assert dbs[0].lookup(b"r") is None and dbs[1].lookup(b"r") is None
+    assert dbs[3].lookup(b"r").value == {b"f": b"v"}
+    # the TTL counts from when RESTORE first ran: about 50 s of 100 left
+    assert 45 < (dbs[3].expires[b"r"] - now_ms()) / 1000 <= 50
+    if srv.handover.journal_fd >= 0:
+        os.close(srv.handover.journal_fd)
