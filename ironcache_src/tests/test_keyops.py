@@ -188,11 +188,17 @@ CASES = [
     ["SWAPDB", "a", "b"],
     ["RESTORE", "k", "0", "garbage"], ["RESTORE", "str", "0", "garbage"],
     ["RESTORE", "k", "0", "garbage", "IDLETIME"], ["DUMP", "nokey"],
+    ["COMMAND", "GETKEYS", "SORT", "abc", "STORE", "invalid", "STORE", "def"],
+    ["COMMAND", "GETKEYS", "SORT", "abc", "LIMIT", "store", "x", "GET", "store", "STORE"],
+    ["COMMAND", "GETKEYS", "SORT", "abc", "BY", "store", "store", "d"],
+    ["COMMAND", "GETKEYS", "SORT_RO", "abc", "STORE", "d"],
 ]
 
 
 def _run(c: redis.Redis, cmd: list[str]) -> Any:
     try:
+        if cmd[:2] == ["COMMAND", "GETKEYS"]:  # redis-py parses COMMAND replies as COMMAND INFO
+            return c.command_getkeys(*cmd[2:])
         return c.execute_command(*cmd)
     except redis.ResponseError as e:
         return f"error: {e}"

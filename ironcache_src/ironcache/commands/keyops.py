@@ -501,7 +501,25 @@ def _sorted(
     return [el for _s, el in scored]
 
 
-@command("sort", -2, "write denyoom", K1, "generic", "Sorts a list, set or sorted set.")
+def sort_keys(argv: list[bytes]) -> list[bytes]:
+    """sortGetKeys: the key, and the last STORE's destination (options skipped as Redis does)."""
+    skips = {b"limit": 2, b"get": 1, b"by": 1}
+    store = None
+    i = 2
+    while i < len(argv):
+        opt = argv[i].lower()
+        if opt in skips:
+            i += skips[opt]
+        elif opt == b"store" and i + 1 < len(argv):
+            store = argv[i + 1]
+        i += 1
+    return [argv[1]] if store is None else [argv[1], store]
+
+
+@command(
+    "sort", -2, "write denyoom", K1, "generic", "Sorts a list, set or sorted set.",
+    find_keys=sort_keys,
+)
 def sort(c: Client, argv: list[bytes]) -> bytes:
     return _sort(c, argv, False)
 
