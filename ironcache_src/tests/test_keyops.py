@@ -310,3 +310,27 @@ def test_crash_journal_replays_the_key_operations(tmp_path: Any) -> None:
     assert 45 < (dbs[3].expires[b"r"] - now_ms()) / 1000 <= 50
     if srv.handover.journal_fd >= 0:
         os.close(srv.handover.journal_fd)
+
+
+@ironcache_only
+def test_memory_accounting_follows_key_operations(rb: redis.Redis) -> None:
+    """MOVE and SWAPDB change no size; COPY, RESTORE and SORT STORE add what they create;
+    once everything is deleted the estimate is back to zero (no drift)."""
+    def used() -> int:
+        return int(rb.info("memory")["used_memory"])
+
+    rb.rpush("l", *[str(i) for i in range(300)])
+    rb.hset("h", mapping={f"f{i}": "v" * i for i in range(100)})
+    before = used()
+    rb.move("l", 2)
+    rb.swapdb(0, 2)
+    rb.swapdb(0, 2)
+    assert used() == before
+    rb.execute_command("SELECT", 2)
+    rb.copy("l", "l2")
+    rb.restore("h2", 0, rb.dump("l"))
+    rb.sort("l", store="sorted")
+    assert used() > before
+    rb.execute_command("SELECT", 0)
+    rb.flushall()
+    assert used() == 0
