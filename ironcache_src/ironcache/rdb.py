@@ -130,8 +130,11 @@ def lzf_decompress(data: bytes, ulen: int) -> bytes:
         length += 2
         if ref < 0 or len(out) + length > ulen:
             raise RdbError("LZF back-reference out of range")
-        for k in range(length):  # may overlap what it writes
-            out.append(out[ref + k])
+        dist = len(out) - ref
+        if dist >= length:
+            out += out[ref : ref + length]
+        else:  # overlaps what it writes: the last `dist` bytes repeat
+            out += (out[ref:] * (length // dist + 1))[:length]
     if len(out) != ulen:
         raise RdbError("LZF length mismatch")
     return bytes(out)
