@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fuzz import known  # noqa: E402
 from fuzz.common import Incomplete, RespError, parse_reply  # noqa: E402
 from fuzz.normalize import normalize as normalize_reply  # noqa: E402
+from ironcache import rdb  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent
@@ -67,6 +68,18 @@ RANGES = [b"-inf", b"+inf", b"(1", b"0", b"1", b"(0", b"x", b"(", b"1.5", b"(inf
           b"nan", b"2", b"(-inf", b" 1"]
 LEXES = [b"-", b"+", b"[a", b"(a", b"[1", b"(x y", b"a", b"[", b"(", b"[abc", b"+x"]
 ZOPTS = [b"NX", b"XX", b"GT", b"LT", b"CH", b"INCR"]
+# RESTORE payloads: valid ones of each type (as Redis writes them), then refused ones.
+_GOOD = [rdb.dump(v) for v in (b"v", b"12", b"x" * 40, deque([b"a", b"1"]),
+                               {b"1", b"2"}, {b"m", b"1"}, {b"f": b"v"})]
+PAYLOADS = _GOOD + [
+    _GOOD[0][:-1] + b"\x00",  # checksum
+    rdb.seal(b"\x00\x03bar")[:-10] + b"\x0b\x00" + b"\x00" * 8,  # RDB version 11
+    rdb.seal(b"\x02\x81" + b"\xff" * 8),  # a forged set length
+    rdb.seal(b"\x02\x00"),  # an empty set
+    b"", b"garbage",
+]
+SORTBY = [b"nosort", b"*", b"c*", b"a*->f", b"*->g", b"x"]
+SORTGET = [b"#", b"*", b"c*", b"a*->f", b"*->f", b"x"]
 
 TEMPLATES: dict[bytes, list[list[str]]] = {
     b"GET": [["K"]], b"SET": [["K", "V"], ["K", "V", "SETOPT"], ["K", "V", "SETOPT", "SETOPT"]],
@@ -118,6 +131,19 @@ TEMPLATES: dict[bytes, list[list[str]]] = {
     b"CONFIG": [["SET", "maxmemory-policy", "POL"]],
     b"MULTI": [[]], b"EXEC": [[]], b"DISCARD": [[]], b"WATCH": [["K"]],
     b"SELECT": [["DB"]], b"PING": [[], ["V"]], b"ECHO": [["V"]], b"NOSUCH": [["V"]],
+    b"COPY": [["K", "K"], ["K", "K", "REPLACE"], ["K", "K", "DB", "DB"],
+              ["K", "K", "DB", "DB", "REPLACE"], ["K", "K", "V"]],
+    b"MOVE": [["K", "DB"]], b"SWAPDB": [["DB", "DB"]], b"TOUCH": [["K", "K"]],
+    b"DUMP": [["K"]],
+    b"RESTORE": [["K", "RTTL", "PAYLOAD"], ["K", "RTTL", "PAYLOAD", "REPLACE"],
+                 ["K", "RTTL", "PAYLOAD", "ABSTTL"], ["K", "0", "PAYLOAD", "IDLETIME", "I"],
+                 ["K", "0", "PAYLOAD", "FREQ", "I"], ["K", "0", "PAYLOAD", "REPLACE", "V"]],
+    b"OBJECT": [["ENCODING", "K"], ["NOSUCH", "K"], ["ENCODING"]],
+    b"SORT": [["K"], ["K", "ALPHA"], ["K", "DESC"], ["K", "LIMIT", "I", "I"],
+              ["K", "BY", "SORTBY"], ["K", "GET", "SORTGET"], ["K", "ALPHA", "STORE", "K"],
+              ["K", "BY", "SORTBY", "GET", "#", "GET", "SORTGET"], ["K", "STORE", "K"],
+              ["K", "ALPHA", "DESC", "LIMIT", "I", "I", "GET", "SORTGET"], ["K", "V"]],
+    b"SORT_RO": [["K", "ALPHA"], ["K", "STORE", "K"]],
 }
 SETOPTS = [b"NX", b"XX", b"GET", b"KEEPTTL", b"EX 100", b"PX 100000", b"EX 0", b"EX x",
            b"PX 9223372036854775807", b"EXAT 9223372036854775807", b"BOGUS"]
@@ -134,6 +160,8 @@ def command(rnd: random.Random) -> list[bytes]:
             "POL": [b"noeviction", b"allkeys-lru", b"allkeys-lfu", b"bogus"],
             "SC": SCORES, "RS": RANGES, "LX": LEXES, "ZOPT": ZOPTS,
             "AGG": [b"SUM", b"MIN", b"max", b"bogus"], "MINMAX": [b"MIN", b"max", b"x"],
+            "PAYLOAD": PAYLOADS, "SORTBY": SORTBY, "SORTGET": SORTGET,
+            "RTTL": [b"0", b"100000", b"-1", b"x", b"9223372036854775807"],
         }.get(kind)
         if pick is not None:
             args.append(rnd.choice(pick))
@@ -186,7 +214,25 @@ class Conn:
         self.sock.close()
 
 
+def _payload(reply: Any) -> Any:
+    """A DUMP payload as the value it holds: encodings may differ (set order, LZF choices)."""
+    try:
+        kind, value = rdb.load(reply)
+    except rdb.RdbError as e:
+        return f"unreadable payload: {e}"
+    if isinstance(value, (set, dict)):
+        value = sorted(value.items() if isinstance(value, dict) else value)
+    return ("payload", type(value).__name__, list(value) if isinstance(value, deque)
+            else value)
+
+
 def normalize(cmd: list[bytes], reply: Any) -> Any:
+    name = cmd[0].upper()
+    if not isinstance(reply, RespError):
+        if name == b"DUMP" and isinstance(reply, bytes):
+            return _payload(reply)
+        if name in (b"SORT", b"SORT_RO") and b"nosort" in cmd and isinstance(reply, list):
+            return sorted(reply, key=repr)  # a set has no order of its own: BY nosort shows it
     return normalize_reply(cmd, reply, RespError)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import resource
 import sys
+from collections import deque
 
 import atheris
 
@@ -28,6 +29,10 @@ with atheris.instrument_imports():
 
     load_all()  # the families, imported here so that they are instrumented
     from ironcache.log import LEVELS, log
+    from ironcache.rdb import dump, encode_zset, seal
+
+    PAYLOADS = [dump(b"v"), dump(deque([b"a", b"1"])), dump({b"1", b"2"}), dump({b"f": b"v"}),
+                seal(encode_zset([(b"m", 1.5)])), dump(b"v")[:-1] + b"\x00"]
 
 AS_LIMIT = 4 << 30
 # SAVE writes a file, SHUTDOWN and QUIT end things: none of them is a parsing or reply concern
@@ -48,6 +53,12 @@ WORDS = [
     # sorted sets
     b"WITHSCORES", b"BYSCORE", b"BYLEX", b"REV", b"LIMIT", b"(1", b"(", b"[a", b"(a", b"-",
     b"+", b"MIN", b"MAX", b"WEIGHTS", b"AGGREGATE", b"SUM", b"INCR", b"CH", b"-0", b"zset",
+    # COPY, MOVE, SWAPDB, OBJECT, SORT, RESTORE
+    b"DB", b"REPLACE", b"ABSTTL", b"IDLETIME", b"FREQ", b"BY", b"LIMIT", b"ALPHA", b"DESC",
+    b"ASC", b"STORE", b"ENCODING", b"REFCOUNT", b"HELP", b"nosort", b"#", b"*->f", b"a*->",
+    b"allkeys-lfu", b"15", b"16",
+    # DUMP payloads: valid ones (a string, a list, an intset, a hash, a sorted set), a bad CRC
+    *PAYLOADS,
 ]
 
 

@@ -137,7 +137,7 @@ class Sampler:
 class Database:
     __slots__ = (
         "index", "data", "expires", "keyspace", "sampler", "vsampler", "watchers",
-        "order", "stale", "epoch", "marks", "compacting",
+        "order", "stale", "epoch", "marks", "compacting", "freqs",
     )
 
     def __init__(self, index: int, keyspace: Keyspace) -> None:
@@ -158,6 +158,9 @@ class Database:
         self.marks: deque[tuple[int, list[int]]] = deque(maxlen=SCAN_EPOCHS)
         # A compaction in progress: (keys kept so far, marks so far); None when there is none.
         self.compacting: tuple[dict[bytes, None], list[int]] | None = None
+        # LFU data under an -lfu policy, as Redis packs it: minutes << 8 | log. counter.
+        # A key not in it was not accessed since it was written: LFU_INIT_VAL.
+        self.freqs: dict[bytes, int] = {}
 
     # ----------------------------------------------------------- lookups
     def lookup(self, key: bytes) -> Entry | None:
@@ -170,8 +173,15 @@ class Database:
             if when is not None and when <= now_ms():
                 self._expire(key)
                 return None
-        e.lru = self.keyspace.clock
+        ks = self.keyspace
+        e.lru = ks.clock
+        if ks.lfu:
+            self.lfu_touch(key)
         return e
+
+    def lfu_touch(self, key: bytes) -> None:
+        """An access under an -lfu policy (fast paths that inline lookup() call it too)."""
+        self.freqs[key] = self.keyspace.lfu_touched(self.freqs.get(key))
 
     def set(self, key: bytes, value: Any, size: int | None = None, keep_ttl: bool = False) -> None:
         ks = self.keyspace
@@ -209,6 +219,8 @@ class Database:
         self.keyspace.used -= e.size + len(key) + KEY_OVERHEAD
         if self.expires:
             self.expires.pop(key, None)
+        if self.freqs:
+            self.freqs.pop(key, None)
         self.stale += 1
         if self.compacting is not None:
             self.compact_step()
@@ -300,12 +312,30 @@ class Database:
         self.touched(key)
         return True
 
+    # The contents a database swaps (SWAPDB); index, watchers and the keyspace stay.
+    CONTENTS = (
+        "data", "expires", "sampler", "vsampler", "order", "stale", "epoch", "marks",
+        "compacting", "freqs",
+    )
+
+    def swap(self, other: Database) -> None:
+        """SWAPDB: exchange contents; WATCHers of a key present on either side are dirtied."""
+        for db, peer in ((self, other), (other, self)):
+            for key in list(db.watchers):
+                if key in db.data or key in peer.data:
+                    db.touched(key)
+        for name in self.CONTENTS:
+            mine = getattr(self, name)
+            setattr(self, name, getattr(other, name))
+            setattr(other, name, mine)
+
     def flush(self, lazy: bool = False) -> None:
         for key in list(self.watchers):
             self.touched(key)
         ks = self.keyspace
         for members in ks.member_scans.forget_db(self.index):
             ks.free_later(members)
+        self.freqs = {}
         if lazy:
             # FLUSHDB/FLUSHALL ASYNC in O(1): every structure of the database is swapped for
             # an empty one now; the old ones (entries, expiry times, SCAN order, samplers'
@@ -472,11 +502,14 @@ class MemberScans:
             self._drop(snap.id)
         return [snap.members for snap in gone]
 
+LFU_INIT_VAL = 5
 
 POLICIES = (
     "noeviction",
     "allkeys-lru",
     "volatile-lru",
+    "allkeys-lfu",
+    "volatile-lfu",
     "allkeys-random",
     "volatile-random",
     "volatile-ttl",
@@ -503,7 +536,39 @@ class Keyspace:
         self.free_scheduled = False  # a free_step() is queued on the event loop
         # The event loop's call_soon (the server sets it): free_later() schedules slices.
         self.call_soon: Callable[[Callable[[], None]], Any] | None = None
+        # LFU (Redis's evict.c): counted on each access while an -lfu policy is set.
+        self.lfu = False
+        self.lfu_log_factor = 10
+        self.lfu_decay_time = 1
         self.tick()
+
+    def set_policy(self, policy: str, log_factor: int, decay_time: int) -> None:
+        self.lfu = policy.endswith("lfu")
+        self.lfu_log_factor = log_factor
+        self.lfu_decay_time = decay_time
+
+    def lfu_counter(self, packed: int | None) -> int:
+        """LFUDecrAndReturn: the counter less one per decay period since its last access."""
+        if packed is None:
+            return LFU_INIT_VAL
+        counter = packed & 255
+        now = int(time.time()) // 60 & 65535
+        ldt = packed >> 8
+        elapsed = now - ldt if now >= ldt else 65535 - ldt + now
+        periods = elapsed // self.lfu_decay_time if self.lfu_decay_time else 0
+        return max(counter - periods, 0)
+
+    def lfu_packed(self, counter: int) -> int:
+        return (int(time.time()) // 60 & 65535) << 8 | counter
+
+    def lfu_touched(self, packed: int | None) -> int:
+        """updateLFU: decay, then a logarithmic increment (LFULogIncr), stamped now."""
+        counter = self.lfu_counter(packed)
+        if counter < 255:
+            base = max(counter - LFU_INIT_VAL, 0)
+            if random.random() < 1.0 / (base * self.lfu_log_factor + 1):
+                counter += 1
+        return self.lfu_packed(counter)
 
     def free_later(self, value: Any, size: int = 0) -> bool:
         """Drop a value, releasing a big container in slices (free_step) rather than at once.
@@ -605,8 +670,11 @@ class Keyspace:
                 if not src:
                     continue
                 sampler = db.vsampler if volatile else db.sampler
-                for k in sampler.sample(samples if policy.endswith(("lru", "ttl")) else 1):
-                    if policy.endswith("lru"):
+                for k in sampler.sample(samples if policy.endswith(("lru", "lfu", "ttl")) else 1):
+                    if policy.endswith("lfu"):
+                        e = db.data.get(k)
+                        score = -float(self.lfu_counter(db.freqs.get(k))) if e else None
+                    elif policy.endswith("lru"):
                         e = db.data.get(k)
                         score = -float(e.lru) if e is not None else None
                     elif policy == "volatile-ttl":

@@ -138,6 +138,10 @@ class Server:
     def update_maxmemory(self) -> None:
         configured = self.config["maxmemory"]
         self.maxmemory = configured or auto_maxmemory()
+        cfg = self.config
+        self.keyspace.set_policy(
+            cfg["maxmemory-policy"], cfg["lfu-log-factor"], cfg["lfu-decay-time"]
+        )
 
     def client_closed(self, client: Client) -> None:
         self.handover.client_closed(client)

@@ -71,7 +71,7 @@ def _eviction_server(make_server: Callable[..., Server], policy: str) -> tuple[S
     return srv, limit
 
 
-@pytest.mark.parametrize("policy", ["allkeys-lru", "allkeys-random"])
+@pytest.mark.parametrize("policy", ["allkeys-lru", "allkeys-lfu", "allkeys-random"])
 def test_allkeys_eviction_bounds_memory(make_server: Callable[..., Server], policy: str) -> None:
     srv, limit = _eviction_server(make_server, policy)
     c = srv.client()
@@ -84,7 +84,8 @@ def test_allkeys_eviction_bounds_memory(make_server: Callable[..., Server], poli
     assert c.get("k:7999") == VALUE  # the latest write is there
 
 
-@pytest.mark.parametrize("policy", ["volatile-lru", "volatile-random", "volatile-ttl"])
+@pytest.mark.parametrize("policy", ["volatile-lru", "volatile-lfu", "volatile-random",
+                                    "volatile-ttl"])
 def test_volatile_policies_evict_only_keys_with_ttl(make_server: Callable[..., Server],
                                                      policy: str) -> None:
     srv, limit = _eviction_server(make_server, policy)

@@ -50,6 +50,7 @@ UNITS = [
     "bitfield",
     "hyperloglog",
     "dump",
+    "sort",
     "querybuf",
     "other",
     "functions",

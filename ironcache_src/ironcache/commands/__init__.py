@@ -54,8 +54,12 @@ class Command:
     min_argc: int = 0  # the arity as a range, checked with one chained comparison
     max_argc: int = 0
     client_state: bool = False  # changes the connection's state: the handover records it
+    # Keys found by reading the arguments (SORT ... STORE), where first/last/step cannot say.
+    find_keys: Callable[[list[bytes]], list[bytes]] | None = None
 
     def keys(self, argv: list[bytes]) -> list[bytes]:
+        if self.find_keys is not None:
+            return self.find_keys(argv)
         if not self.first_key:
             return []
         last = self.last_key if self.last_key >= 0 else len(argv) + self.last_key
@@ -85,6 +89,7 @@ def command(
     since: str = "1.0.0",
     batched: bool = True,
     client_state: bool = False,
+    find_keys: Callable[[list[bytes]], list[bytes]] | None = None,
 ) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         fl = frozenset(flags.split())
@@ -103,6 +108,7 @@ def command(
             arity if arity > 0 else -arity,
             arity if arity > 0 else 1 << 62,
             client_state,
+            find_keys,
         )
         return fn
 

@@ -137,6 +137,7 @@ def section_stats(srv: Server) -> dict[str, Any]:
         "keyspace_misses": ks.misses,
         "pubsub_channels": 0,
         "pubsub_patterns": 0,
+        "migrate_cached_sockets": 0,  # no MIGRATE: never a cached connection
         "total_connections_accepted": sum(x.accepted for x in srv.listeners),
     }
 
@@ -297,7 +298,7 @@ def config_set(srv: Server, args: list[bytes], c: Client) -> None:
             name = next(n for n in changed if LISTENER_DIRECTIVES[n] == kind)
             raise set_failed(name, e.message.removeprefix("ERR ")) from None
     srv.config_changed()
-    if "maxmemory" in parsed:
+    if parsed.keys() & {"maxmemory", "maxmemory-policy", "lfu-log-factor", "lfu-decay-time"}:
         srv.update_maxmemory()
         ks = srv.keyspace
         ks.evict(srv.maxmemory, cfg["maxmemory-policy"], cfg["maxmemory-samples"])

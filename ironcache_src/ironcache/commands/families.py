@@ -17,6 +17,7 @@ def load_all() -> None:
         connection,
         hashes,
         hll,
+        keyops,
         keys,
         lists,
         sets,

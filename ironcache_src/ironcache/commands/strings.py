@@ -85,6 +85,8 @@ def get(c: Client, argv: list[bytes]) -> bytes:
         raise CommandError(WRONGTYPE)
     ks.hits += 1
     e.lru = ks.clock
+    if ks.lfu:
+        db.lfu_touch(argv[1])
     return b"$%d\r\n%s\r\n" % (len(v), v)
 
 
@@ -143,6 +145,8 @@ def set_(c: Client, argv: list[bytes]) -> bytes:
             e.value = value
             e.size = size
             e.lru = ks.clock
+            if ks.lfu:
+                db.lfu_touch(key)
         else:
             ks.used += size + len(key) + KEY_OVERHEAD
             db.data[key] = Entry(value, ks.clock, size)
