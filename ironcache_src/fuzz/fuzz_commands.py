@@ -45,6 +45,7 @@ WORDS = [
     b"REPLY", b"ON", b"OFF", b"maxmemory", b"maxmemory-policy", b"allkeys-lru", b"hz",
     b"timeout", b"requirepass", b"3", b"2", b"AUTH", b"default", b"SETNAME", b"ASYNC",
     b"SYNC", b"a\r\nb", b"x\n", b"\x00", b"\xff", b"all", b"everything", b"default",
+    b"BEFORE", b"AFTER", b"RANK", b"MAXLEN", b"USAGE", b"SAMPLES",
 ]
 
 

@@ -64,7 +64,9 @@ def _config_set_wording(cmd: list[bytes], ours: Any, redis: Any) -> bool:
 
 def _srandmember_sample(cmd: list[bytes], ours: Any, redis: Any) -> bool:
     # which members a random sample holds differs; the count and type are compared instead
-    if not _name(b"srandmember", b"spop", b"randomkey")(cmd) or isinstance(ours, Exception):
+    if not _name(b"srandmember", b"spop", b"randomkey", b"hrandfield")(cmd) or isinstance(
+        ours, Exception
+    ):
         return False
     if isinstance(ours, list) and isinstance(redis, list):
         return len(ours) == len(redis)
@@ -104,7 +106,7 @@ KEPT: dict[str, tuple[str, str, Pred]] = {
         _config_set_wording,
     ),
     "random-sample": (
-        "SRANDMEMBER/SPOP/RANDOMKEY return a different random choice",
+        "SRANDMEMBER/SPOP/RANDOMKEY/HRANDFIELD return a different random choice",
         "random by definition; the differential compares the count and the type",
         _srandmember_sample,
     ),
