@@ -38,6 +38,24 @@ def test_linsert(server: Server, r: redis.Redis) -> None:
         "ERR wrong number of arguments for 'linsert' command"
 
 
+def test_lrange_ltrim_match_python_slices(r: redis.Redis) -> None:
+    """Every (start, end) pair, negative and past the ends, on a list long enough that LRANGE
+    walks from the head or from the tail, against Redis's rules written with Python slices."""
+    items = [str(i) for i in range(40)]
+    r.rpush("l", *items)
+    n = len(items)
+    for start in (-50, -40, -39, -21, -20, -19, -1, 0, 1, 19, 20, 21, 39, 40, 50):
+        for end in (-50, -41, -40, -21, -20, -1, 0, 1, 19, 20, 38, 39, 40, 50):
+            s = max(start + n, 0) if start < 0 else start
+            e = min(end + n if end < 0 else end, n - 1)
+            want = items[s : e + 1] if s <= e and s < n else []
+            assert r.lrange("l", start, end) == want, (start, end)
+            r.delete("t")
+            r.rpush("t", *items)
+            r.ltrim("t", start, end)
+            assert r.lrange("t", 0, -1) == want, (start, end)
+
+
 # -- LPOS ---------------------------------------------------------------------------------------
 
 def test_lpos_rank_count_maxlen(server: Server, r: redis.Redis) -> None:
@@ -264,9 +282,9 @@ def test_memory_usage(server: Server, r: redis.Redis) -> None:
 
 
 @ironcache_only
-@pytest.mark.parametrize("build", ["linsert", "lmpop", "lpos"])
+@pytest.mark.parametrize("build", ["linsert", "lmpop", "lpos", "ltrim"])
 def test_list_accounting_matches_a_fresh_push(r: redis.Redis, build: str) -> None:
-    """A list changed by LINSERT or LMPOP (or read by LPOS) is accounted as the same list
+    """A list changed by LINSERT, LMPOP, LTRIM (or read by LPOS) is accounted as the same list
     pushed from scratch: MEMORY USAGE and used_memory agree with RPUSH of its elements."""
     before = r.info("memory")["used_memory"]
     if build == "linsert":
@@ -277,6 +295,9 @@ def test_list_accounting_matches_a_fresh_push(r: redis.Redis, build: str) -> Non
         r.rpush("l", "x" * 100, "a", "bbbbbbbbbbbbbbbb", "c", "d", "y" * 50)
         r.lmpop(1, "l", direction="LEFT")
         r.lmpop(1, "l", direction="RIGHT", count=1)
+    elif build == "ltrim":
+        r.rpush("l", "x" * 100, "w", "a", "bbbbbbbbbbbbbbbb", "c", "d", "y" * 50)
+        r.ltrim("l", 2, -2)
     else:
         r.rpush("l", "a", "bbbbbbbbbbbbbbbb", "c", "d")
         r.lpos("l", "c", count=0)

@@ -143,10 +143,16 @@ def lrange(c: Client, argv: list[bytes]) -> bytes:
     if found is None:
         return EMPTY_ARRAY
     lst = found[1]
-    r = _bounds(start, end, len(lst))
+    n = len(lst)
+    r = _bounds(start, end, n)
     if r is None:
         return EMPTY_ARRAY
-    return bulk_array(list(islice(lst, r[0], r[1] + 1)))
+    start, end = r
+    if start > n - 1 - end:  # closer to the tail: walk from there, as Redis's quicklist does
+        items = list(islice(reversed(lst), n - 1 - end, n - start))
+        items.reverse()
+        return bulk_array(items)
+    return bulk_array(list(islice(lst, start, end + 1)))
 
 
 @command("llen", 2, "readonly fast", K1, "list", "Returns the length of a list.")
@@ -219,13 +225,17 @@ def ltrim(c: Client, argv: list[bytes]) -> bytes:
     if found is None:
         return OK
     e, lst = found
-    r = _bounds(start, end, len(lst))
-    kept = [] if r is None else list(islice(lst, r[0], r[1] + 1))
-    delta = sum(ELEM_OVERHEAD + len(x) for x in kept) - sum(ELEM_OVERHEAD + len(x) for x in lst)
-    if len(kept) != len(lst):
-        lst.clear()
-        lst.extend(kept)
-        c.db.resized(argv[1], e, delta)
+    n = len(lst)
+    r = _bounds(start, end, n)
+    # pop from both ends: O(removed elements) as in Redis (LPUSH + LTRIM keeps a capped list)
+    ltrim_n, rtrim_n = (n, 0) if r is None else (r[0], n - 1 - r[1])
+    if ltrim_n or rtrim_n:
+        freed = 0
+        for dummy in range(ltrim_n):
+            freed += ELEM_OVERHEAD + len(lst.popleft())
+        for dummy in range(rtrim_n):
+            freed += ELEM_OVERHEAD + len(lst.pop())
+        c.db.resized(argv[1], e, -freed)
     return OK
 
 
