@@ -352,12 +352,13 @@ def lpos(c: Client, argv: list[bytes]) -> bytes:
     return b"*%d\r\n" % len(out) + b"".join(b":%d\r\n" % i for i in out)
 
 
-@command("lmpop", -4, "write movablekeys", group="list", summary="Pops elements from a list.")
-def lmpop(c: Client, argv: list[bytes]) -> bytes:
-    numkeys = to_int(argv[1], "ERR numkeys should be greater than 0")
+def mpop_args(argv: list[bytes], numkeys_idx: int) -> tuple[list[bytes], bool, int]:
+    """The keys, side (True: left) and count of LMPOP (numkeys_idx 1) or BLMPOP (2), with
+    Redis's checks in Redis's order."""
+    numkeys = to_int(argv[numkeys_idx], "ERR numkeys should be greater than 0")
     if numkeys < 1:
         raise CommandError("ERR numkeys should be greater than 0")
-    where_idx = numkeys + 2
+    where_idx = numkeys_idx + numkeys + 1
     if where_idx >= len(argv):
         raise CommandError(SYNTAX)
     left = _side(argv[where_idx])
@@ -371,9 +372,13 @@ def lmpop(c: Client, argv: list[bytes]) -> bytes:
             j += 2
         else:
             raise CommandError(SYNTAX)
-    if count == -1:
-        count = 1
-    for key in argv[2:where_idx]:
+    return argv[numkeys_idx + 1 : where_idx], left, 1 if count == -1 else count
+
+
+def mpop(c: Client, keys: list[bytes], left: bool, count: int) -> bytes | None:
+    """Pops up to `count` elements of the first non-empty list of `keys`: the [key, elements]
+    reply, or None when every list is empty (a wrong type raises, as in Redis)."""
+    for key in keys:
         found = read_list(c, key)
         if found is None:
             continue
@@ -382,4 +387,10 @@ def lmpop(c: Client, argv: list[bytes]) -> bytes:
         popped = [lst.popleft() if left else lst.pop() for dummy in range(n)]
         c.db.resized(key, e, -sum(ELEM_OVERHEAD + len(x) for x in popped))
         return b"*2\r\n" + bulk(key) + bulk_array(popped)
-    return null_array(c.resp)
+    return None
+
+
+@command("lmpop", -4, "write movablekeys", group="list", summary="Pops elements from a list.")
+def lmpop(c: Client, argv: list[bytes]) -> bytes:
+    reply = mpop(c, *mpop_args(argv, 1))
+    return null_array(c.resp) if reply is None else reply
