@@ -169,6 +169,16 @@ def test_lmove_rpoplpush_pushx(server: Server, r: redis.Redis) -> None:
     assert wire_error(server, "LMOVE", "dst", "s", "UP", "LEFT") == "ERR syntax error"
 
 
+@pytest.mark.parametrize("size", [1, 3])
+def test_rotation_keeps_the_ttl(r: redis.Redis, size: int) -> None:
+    r.rpush("k", *"abc"[:size])
+    r.expire("k", 100)
+    assert r.rpoplpush("k", "k") == "abc"[size - 1]
+    assert r.lmove("k", "k", "LEFT", "RIGHT") == "abc"[size - 1]
+    assert 0 < r.ttl("k") <= 100  # a one-element list is never empty in between
+    assert r.lrange("k", 0, -1) == list("abc"[:size])
+
+
 # -- HRANDFIELD ---------------------------------------------------------------------------------
 
 def test_hrandfield(server: Server, r: redis.Redis) -> None:

@@ -246,6 +246,13 @@ def _move(c: Client, src: bytes, dst: bytes, from_left: bool, to_left: bool) -> 
     read_list(c, dst)  # type-check the destination before changing anything
     e, lst = found
     x = lst.popleft() if from_left else lst.pop()
+    if src == dst:  # a rotation: the key never goes empty, so it keeps its TTL
+        if to_left:
+            lst.appendleft(x)
+        else:
+            lst.append(x)
+        c.db.resized(src, e, 0)
+        return bulk(x)
     c.db.resized(src, e, -(ELEM_OVERHEAD + len(x)))
     _push(to_left, False, c, [b"", dst, x])
     return bulk(x)
