@@ -220,6 +220,17 @@ def test_hrandfield_uniform_with_negative_count(r: redis.Redis) -> None:
     assert set(counts) == {"a", "b"} and min(counts.values()) > 1700
 
 
+def test_hrandfield_uniform_with_positive_count(r: redis.Redis) -> None:
+    r.hset("h", mapping={f"f{i}": "v" for i in range(10)})
+    counts: Counter[str] = Counter()
+    for _ in range(500):
+        picked = r.hrandfield("h", 3)
+        assert len(set(picked)) == 3
+        counts.update(picked)
+    # 150 expected per field (1500 picks over 10 fields), sigma about 11: 100 is 4.5 sigma
+    assert len(counts) == 10 and min(counts.values()) > 100
+
+
 def test_hrandfield_errors(server: Server, r: redis.Redis) -> None:
     r.hset("h", "a", "1")
     r.set("s", "v")

@@ -217,6 +217,20 @@ MAX_REPLY_BYTES = 1 << 30
 CHUNK = 65536  # fields picked per step of a negative count
 
 
+def _sample(h: dict[bytes, bytes], count: int) -> list[bytes]:
+    """`count` distinct fields in random order, in one walk over the hash: memory for the
+    picks only, never a copy of the whole hash."""
+    positions = sorted(random.sample(range(len(h)), count))
+    it = iter(h)
+    out: list[bytes] = []
+    at = 0
+    for p in positions:
+        out.append(next(islice(it, p - at, None)))
+        at = p + 1
+    random.shuffle(out)
+    return out
+
+
 @command("hrandfield", -2, "readonly", K1, "hash", "Returns random fields of a hash.", "6.2.0")
 def hrandfield(c: Client, argv: list[bytes]) -> bytes:
     if len(argv) == 2:
@@ -240,7 +254,7 @@ def hrandfield(c: Client, argv: list[bytes]) -> bytes:
         return EMPTY_ARRAY
     resp3 = c.resp == 3
     if count > 0:
-        fields = random.sample(list(h), min(count, len(h)))
+        fields = list(h) if count >= len(h) else _sample(h, count)
         if not withvalues:
             return bulk_array(fields)
         if resp3:
