@@ -59,6 +59,7 @@ WORDS = [
     b"allkeys-lfu", b"15", b"16",
     # DUMP payloads: valid ones (a string, a list, an intset, a hash, a sorted set), a bad CRC
     *PAYLOADS,
+    b"BEFORE", b"AFTER", b"RANK", b"MAXLEN", b"USAGE", b"SAMPLES",
 ]
 
 

@@ -29,13 +29,22 @@ UNFIXED: dict[str, str] = {}
 
 # Defects of the hiredis path only: a server without hiredis (the standard library's Python,
 # IRONCACHE_TEST_PYTHON=/usr/bin/python3) passes these already.
-HIREDIS_ONLY = frozenset({
-    "hiredis-split-frame-lost", "i12-1-array-100000000", "hiredis-type-byte-inline",
-    "i12-1-array-2147483647",
-    "i12-1-array-2147483648", "i12-1-array-3000000000-after-command", "i12-7-bulk-count-flood",
-    "i12-7-mbulk-count-flood", "i12-9-null-bulk-top-level", "i12-9-null-top-level",
-    "i12-9-resp3-set-frame", "i12-9-simple-string-args",
-})
+HIREDIS_ONLY = frozenset(
+    {
+        "hiredis-split-frame-lost",
+        "i12-1-array-100000000",
+        "hiredis-type-byte-inline",
+        "i12-1-array-2147483647",
+        "i12-1-array-2147483648",
+        "i12-1-array-3000000000-after-command",
+        "i12-7-bulk-count-flood",
+        "i12-7-mbulk-count-flood",
+        "i12-9-null-bulk-top-level",
+        "i12-9-null-top-level",
+        "i12-9-resp3-set-frame",
+        "i12-9-simple-string-args",
+    }
+)
 
 # --------------------------------------------------------------------------- kept differences
 Pred = Callable[[list[bytes], Any, Any], bool]
@@ -64,9 +73,9 @@ def _config_set_wording(cmd: list[bytes], ours: Any, redis: Any) -> bool:
 
 def _srandmember_sample(cmd: list[bytes], ours: Any, redis: Any) -> bool:
     # which members a random sample holds differs; the count and type are compared instead
-    if not _name(b"srandmember", b"spop", b"randomkey", b"zrandmember")(cmd) or isinstance(
-        ours, Exception
-    ):
+    if not _name(b"srandmember", b"spop", b"randomkey", b"zrandmember", b"hrandfield")(
+        cmd
+    ) or isinstance(ours, Exception):
         return False
     if isinstance(ours, list) and isinstance(redis, list):
         return len(ours) == len(redis)
@@ -82,9 +91,18 @@ def _foreign_cursor(cmd: list[bytes], ours: Any, redis: Any) -> bool:
 
 def _encoding_history(cmd: list[bytes], ours: Any, redis: Any) -> bool:
     # Redis never converts a value back to its compact encoding; IronCache derives it
-    return (_name(b"object")(cmd) and len(cmd) > 1 and cmd[1].lower() == b"encoding"
-            and (ours, redis) in {(b"embstr", b"raw"), (b"int", b"raw"),
-                                  (b"intset", b"hashtable"), (b"listpack", b"hashtable")})
+    return (
+        _name(b"object")(cmd)
+        and len(cmd) > 1
+        and cmd[1].lower() == b"encoding"
+        and (ours, redis)
+        in {
+            (b"embstr", b"raw"),
+            (b"int", b"raw"),
+            (b"intset", b"hashtable"),
+            (b"listpack", b"hashtable"),
+        }
+    )
 
 
 KEPT: dict[str, tuple[str, str, Pred]] = {
@@ -109,7 +127,7 @@ KEPT: dict[str, tuple[str, str, Pred]] = {
         _config_set_wording,
     ),
     "random-sample": (
-        "SRANDMEMBER/SPOP/RANDOMKEY/ZRANDMEMBER return a different random choice",
+        "SRANDMEMBER/SPOP/RANDOMKEY/ZRANDMEMBER/HRANDFIELD return a different random choice",
         "random by definition; the differential compares the count and the type",
         _srandmember_sample,
     ),
@@ -198,14 +216,17 @@ def parser_disagreement(stream: bytes, py: Any, hi: Any, hi_whole: Any) -> str |
             return "i12-9-simple-string-args"
         start = _inline_type_start(stream)
         if start is None:  # '*0' frames hide a start from the stepping above
-            start = next((c[0][:8] for c in py[0] if c and c[0][:1] and c[0][0] in _TYPE_BYTES),
-                         None)
+            start = next(
+                (c[0][:8] for c in py[0] if c and c[0][:1] and c[0][0] in _TYPE_BYTES), None
+            )
         if start is None and py[1] is not None and (m := _LINE_TYPE.search(stream)):
             start = m.group(0).lstrip(b"\n")  # refused inline, where hiredis reads RESP
         if start is not None:
-            for prefix, kid in ((b"$-1", "i12-9-null-bulk-top-level"),
-                                (b"_", "i12-9-null-top-level"),
-                                (b"~", "i12-9-resp3-set-frame")):
+            for prefix, kid in (
+                (b"$-1", "i12-9-null-bulk-top-level"),
+                (b"_", "i12-9-null-top-level"),
+                (b"~", "i12-9-resp3-set-frame"),
+            ):
                 if start.startswith(prefix) and kid in UNFIXED:
                     return kid
             if "hiredis-type-byte-inline" in UNFIXED:
@@ -226,11 +247,19 @@ def command_skip(argv: list[bytes]) -> str | None:
     if not argv:
         return None
     name = argv[0].lower()
-    if (name in (b"keys", b"scan", b"hscan") and "i12-2-keys-backtracking" in UNFIXED
-            and any(a.count(b"*") >= 3 for a in argv[1:])):
+    if (
+        name in (b"keys", b"scan", b"hscan")
+        and "i12-2-keys-backtracking" in UNFIXED
+        and any(a.count(b"*") >= 3 for a in argv[1:])
+    ):
         return "i12-2-keys-backtracking"
-    if (name == b"srandmember" and len(argv) > 2 and "i12-3-srandmember-min" in UNFIXED
-            and _INT.match(argv[2]) and int(argv[2]) < -100_000):
+    if (
+        name == b"srandmember"
+        and len(argv) > 2
+        and "i12-3-srandmember-min" in UNFIXED
+        and _INT.match(argv[2])
+        and int(argv[2]) < -100_000
+    ):
         return "i12-3-srandmember-min"
     if name in (b"incrbyfloat", b"hincrbyfloat") and "i12-4-incrbyfloat-tiny" in UNFIXED:
         m = re.search(rb"[eE][-+]?(\d+)", argv[-1])
@@ -245,8 +274,11 @@ def _err(x: Any, *prefixes: str) -> bool:
 
 
 def _lset(cmd: list[bytes], ours: Any, redis: Any) -> bool:
-    return _name(b"lset")(cmd) and _err(redis, "ERR no such key", "WRONGTYPE") and _err(
-        ours, "ERR value is not an integer")
+    return (
+        _name(b"lset")(cmd)
+        and _err(redis, "ERR no such key", "WRONGTYPE")
+        and _err(ours, "ERR value is not an integer")
+    )
 
 
 def _expire(cmd: list[bytes], ours: Any, redis: Any) -> bool:
@@ -254,18 +286,26 @@ def _expire(cmd: list[bytes], ours: Any, redis: Any) -> bool:
 
 
 def _select(cmd: list[bytes], ours: Any, redis: Any) -> bool:
-    return _name(b"select")(cmd) and _err(redis, "ERR value is out of range, value must") \
+    return (
+        _name(b"select")(cmd)
+        and _err(redis, "ERR value is out of range, value must")
         and _err(ours, "ERR DB index is out of range")
+    )
 
 
 def _trailing(cmd: list[bytes], ours: Any, redis: Any) -> bool:
-    return _err(ours, "") and _err(redis, "") and str(ours).rstrip() == str(redis) \
+    return (
+        _err(ours, "")
+        and _err(redis, "")
+        and str(ours).rstrip() == str(redis)
         and str(ours) != str(redis)
+    )
 
 
 def _cursor(cmd: list[bytes], ours: Any, redis: Any) -> bool:
-    return _name(b"scan", b"hscan")(cmd) and (_err(ours, "ERR invalid cursor")
-                                             != _err(redis, "ERR invalid cursor"))
+    return _name(b"scan", b"hscan")(cmd) and (
+        _err(ours, "ERR invalid cursor") != _err(redis, "ERR invalid cursor")
+    )
 
 
 def _internal(*names: bytes) -> Pred:
@@ -273,30 +313,42 @@ def _internal(*names: bytes) -> Pred:
 
 
 def _hex(cmd: list[bytes], ours: Any, redis: Any) -> bool:
-    return _name(b"incrbyfloat", b"hincrbyfloat")(cmd) and b"0x" in cmd[-1].lower() \
+    return (
+        _name(b"incrbyfloat", b"hincrbyfloat")(cmd)
+        and b"0x" in cmd[-1].lower()
         and _err(ours, "ERR value is not a valid float")
+    )
 
 
 def _float_range(cmd: list[bytes], ours: Any, redis: Any) -> bool:
     # Redis adds in long double: sums past the double range are numbers there
     return _name(b"incrbyfloat", b"hincrbyfloat")(cmd) and (
         _err(ours, "ERR internal error", "ERR increment would produce NaN or Infinity")
-        and not _err(redis, "ERR increment would produce NaN or Infinity"))
+        and not _err(redis, "ERR increment would produce NaN or Infinity")
+    )
 
 
 def _pexpire_min(cmd: list[bytes], ours: Any, redis: Any) -> bool:
-    return _name(b"pexpire", b"pexpireat")(cmd) and cmd[2:3] == [b"-9223372036854775808"] \
-        and _err(ours, "ERR invalid expire time") and not _err(redis, "ERR")
+    return (
+        _name(b"pexpire", b"pexpireat")(cmd)
+        and cmd[2:3] == [b"-9223372036854775808"]
+        and _err(ours, "ERR invalid expire time")
+        and not _err(redis, "ERR")
+    )
 
 
 def _unterminated(cmd: list[bytes], ours: Any, redis: Any) -> bool:
     return _name(b"keys", b"scan", b"hscan")(cmd) and any(
-        a.count(b"[") > a.count(b"]") for a in cmd[1:])
+        a.count(b"[") > a.count(b"]") for a in cmd[1:]
+    )
 
 
 def _srand_count(cmd: list[bytes], ours: Any, redis: Any) -> bool:
-    return _name(b"srandmember")(cmd) and _err(ours, "ERR value is out of range, must be "
-                                               "positive") and _err(redis, "ERR value is not")
+    return (
+        _name(b"srandmember")(cmd)
+        and _err(ours, "ERR value is out of range, must be positive")
+        and _err(redis, "ERR value is not")
+    )
 
 
 DIFF_UNFIXED: dict[str, Pred] = {

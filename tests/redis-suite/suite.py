@@ -33,6 +33,8 @@ UNITS = [
     "type/string",
     "type/incr",
     "type/list",
+    "type/list-2",
+    "type/list-3",
     "type/hash",
     "type/set",
     "type/zset",

@@ -20,6 +20,7 @@ def load_all() -> None:
         keyops,
         keys,
         lists,
+        memory,
         sets,
         strings,
         transactions,

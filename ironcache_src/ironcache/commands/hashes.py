@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from ironcache.commands import (
+    SYNTAX,
     WRONGTYPE,
     CommandError,
     add_floats,
@@ -15,7 +18,7 @@ from ironcache.commands import (
     to_int,
 )
 from ironcache.keyspace import CONTAINER_OVERHEAD, FIELD_OVERHEAD, SCAN_WHOLE, Entry
-from ironcache.protocol import ONE, ZERO, bulk, bulk_array, encode, integer, null
+from ironcache.protocol import EMPTY_ARRAY, ONE, ZERO, bulk, bulk_array, encode, integer, null
 
 if TYPE_CHECKING:
     from ironcache.client import Client
@@ -210,3 +213,74 @@ def hscan(c: Client, argv: list[bytes]) -> bytes:
         if match(f):
             out += (f, h[f])
     return scan_reply(cursor, out)
+
+
+LONG_MAX = 2**63 - 1
+# A reply larger than this is refused: Redis would stream it for as long as it takes (for
+# -LONG_MAX, forever); a reply here is built whole before it is sent.
+MAX_REPLY_BYTES = 1 << 30
+CHUNK = 65536  # fields picked per step of a negative count
+
+
+def _sample(h: dict[bytes, bytes], count: int) -> list[bytes]:
+    """`count` distinct fields in random order, in one walk over the hash: memory for the
+    picks only, never a copy of the whole hash."""
+    positions = sorted(random.sample(range(len(h)), count))
+    it = iter(h)
+    out: list[bytes] = []
+    at = 0
+    for p in positions:
+        out.append(next(islice(it, p - at, None)))
+        at = p + 1
+    random.shuffle(out)
+    return out
+
+
+@command("hrandfield", -2, "readonly", K1, "hash", "Returns random fields of a hash.", "6.2.0")
+def hrandfield(c: Client, argv: list[bytes]) -> bytes:
+    if len(argv) == 2:
+        h = read_hash(c, argv[1])
+        if h is None:
+            return null(c.resp)
+        # a walk to a random position: O(n) like a copy, without the copy
+        return bulk(next(islice(h, random.randrange(len(h)), None)))
+    count = to_int(argv[2])
+    if not -LONG_MAX <= count <= LONG_MAX:  # getRangeLongFromObjectOrReply(), as in Redis
+        raise CommandError(
+            f"ERR value is out of range, value must between {-LONG_MAX} and {LONG_MAX}"
+        )
+    if len(argv) > 4 or (len(argv) == 4 and argv[3].lower() != b"withvalues"):
+        raise CommandError(SYNTAX)
+    withvalues = len(argv) == 4
+    if withvalues and not -LONG_MAX // 2 <= count <= LONG_MAX // 2:
+        raise CommandError("ERR value is out of range")
+    h = read_hash(c, argv[1])
+    if h is None or count == 0:
+        return EMPTY_ARRAY
+    resp3 = c.resp == 3
+    if count > 0:
+        fields = list(h) if count >= len(h) else _sample(h, count)
+        if not withvalues:
+            return bulk_array(fields)
+        if resp3:
+            return b"*%d\r\n" % len(fields) + b"".join(
+                b"*2\r\n" + bulk(f) + bulk(h[f]) for f in fields
+            )
+        return b"*%d\r\n" % (2 * len(fields)) + b"".join(bulk(f) + bulk(h[f]) for f in fields)
+    count = -count
+    # Repetitions allowed: encode each field (with its value) once, then pick encoded items
+    # chunk by chunk, so the only big allocation is the reply itself.
+    if withvalues:
+        head = b"*2\r\n" if resp3 else b""
+        encoded = [head + bulk(f) + bulk(v) for f, v in h.items()]
+    else:
+        encoded = [bulk(f) for f in h]
+    if count * min(map(len, encoded)) > MAX_REPLY_BYTES:
+        raise CommandError("ERR reply too large: the count asks for more than 1 GB")
+    parts = [b"*%d\r\n" % (2 * count if withvalues and not resp3 else count)]
+    choices = random.choices
+    while count > 0:
+        n = min(count, CHUNK)
+        parts.append(b"".join(choices(encoded, k=n)))
+        count -= n
+    return b"".join(parts)

@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING
 
 from ironcache.commands import SYNTAX, WRONGTYPE, CommandError, command, to_int
 from ironcache.keyspace import CONTAINER_OVERHEAD, ELEM_OVERHEAD, Entry
-from ironcache.protocol import EMPTY_ARRAY, OK, ZERO, bulk, bulk_array, integer, null, null_array
+from ironcache.protocol import (
+    EMPTY_ARRAY,
+    OK,
+    ZERO,
+    bulk,
+    bulk_array,
+    integer,
+    null,
+    null_array,
+)
 
 if TYPE_CHECKING:
     from ironcache.client import Client
@@ -134,10 +143,16 @@ def lrange(c: Client, argv: list[bytes]) -> bytes:
     if found is None:
         return EMPTY_ARRAY
     lst = found[1]
-    r = _bounds(start, end, len(lst))
+    n = len(lst)
+    r = _bounds(start, end, n)
     if r is None:
         return EMPTY_ARRAY
-    return bulk_array(list(islice(lst, r[0], r[1] + 1)))
+    start, end = r
+    if start > n - 1 - end:  # closer to the tail: walk from there, as Redis's quicklist does
+        items = list(islice(reversed(lst), n - 1 - end, n - start))
+        items.reverse()
+        return bulk_array(items)
+    return bulk_array(list(islice(lst, start, end + 1)))
 
 
 @command("llen", 2, "readonly fast", K1, "list", "Returns the length of a list.")
@@ -210,13 +225,17 @@ def ltrim(c: Client, argv: list[bytes]) -> bytes:
     if found is None:
         return OK
     e, lst = found
-    r = _bounds(start, end, len(lst))
-    kept = [] if r is None else list(islice(lst, r[0], r[1] + 1))
-    delta = sum(ELEM_OVERHEAD + len(x) for x in kept) - sum(ELEM_OVERHEAD + len(x) for x in lst)
-    if len(kept) != len(lst):
-        lst.clear()
-        lst.extend(kept)
-        c.db.resized(argv[1], e, delta)
+    n = len(lst)
+    r = _bounds(start, end, n)
+    # pop from both ends: O(removed elements) as in Redis (LPUSH + LTRIM keeps a capped list)
+    ltrim_n, rtrim_n = (n, 0) if r is None else (r[0], n - 1 - r[1])
+    if ltrim_n or rtrim_n:
+        freed = 0
+        for dummy in range(ltrim_n):
+            freed += ELEM_OVERHEAD + len(lst.popleft())
+        for dummy in range(rtrim_n):
+            freed += ELEM_OVERHEAD + len(lst.pop())
+        c.db.resized(argv[1], e, -freed)
     return OK
 
 
@@ -227,6 +246,13 @@ def _move(c: Client, src: bytes, dst: bytes, from_left: bool, to_left: bool) -> 
     read_list(c, dst)  # type-check the destination before changing anything
     e, lst = found
     x = lst.popleft() if from_left else lst.pop()
+    if src == dst:  # a rotation: the key never goes empty, so it keeps its TTL
+        if to_left:
+            lst.appendleft(x)
+        else:
+            lst.append(x)
+        c.db.resized(src, e, 0)
+        return bulk(x)
     c.db.resized(src, e, -(ELEM_OVERHEAD + len(x)))
     _push(to_left, False, c, [b"", dst, x])
     return bulk(x)
@@ -247,3 +273,131 @@ def lmove(c: Client, argv: list[bytes]) -> bytes:
 @command("rpoplpush", 3, "write denyoom", (1, 2, 1), "list", "Moves the last element over.")
 def rpoplpush(c: Client, argv: list[bytes]) -> bytes:
     return _move(c, argv[1], argv[2], False, True)
+
+
+@command("linsert", 5, "write denyoom", K1, "list", "Inserts an element before or after another.")
+def linsert(c: Client, argv: list[bytes]) -> bytes:
+    where = argv[2].lower()
+    if where not in (b"before", b"after"):
+        raise CommandError(SYNTAX)  # before the key is looked up, as in Redis
+    found = read_list(c, argv[1])
+    if found is None:
+        return ZERO
+    e, lst = found
+    try:
+        i = lst.index(argv[3])  # O(n) scan in C, as Redis's is O(n)
+    except ValueError:
+        return integer(-1)
+    lst.insert(i if where == b"before" else i + 1, argv[4])
+    c.db.resized(argv[1], e, ELEM_OVERHEAD + len(argv[4]))
+    return integer(len(lst))
+
+
+def _lpos_option(arg: bytes, message: str) -> int:
+    n = to_int(arg, "ERR " + message)
+    if n < 0:
+        raise CommandError("ERR " + message)
+    return n
+
+
+@command("lpos", -3, "readonly", K1, "list", "Returns the index of matching elements.")
+def lpos(c: Client, argv: list[bytes]) -> bytes:
+    ele = argv[2]
+    rank, count, maxlen = 1, -1, 0  # count -1: no COUNT option, reply with one index
+    j = 3
+    while j < len(argv):
+        opt = argv[j].lower()
+        if j + 1 >= len(argv) or opt not in (b"rank", b"count", b"maxlen"):
+            raise CommandError(SYNTAX)
+        j += 1
+        if opt == b"rank":
+            rank = to_int(argv[j])
+            if rank == 0:
+                raise CommandError(
+                    "ERR RANK can't be zero: use 1 to start from the first match, 2 from the "
+                    "second ... or use negative to start from the end of the list"
+                )
+        elif opt == b"count":
+            count = _lpos_option(argv[j], "COUNT can't be negative")
+        else:
+            maxlen = _lpos_option(argv[j], "MAXLEN can't be negative")
+        j += 1
+    found = read_list(c, argv[1])
+    if found is None:
+        return null(c.resp) if count == -1 else EMPTY_ARRAY
+    lst = found[1]
+    n = len(lst)
+    limit = min(maxlen, n) if maxlen else n
+    wanted = 1 if count == -1 else count or n  # COUNT 0: every match
+    skip = abs(rank) - 1  # matches before the first one reported
+    if rank == -(2**63):  # Redis negates it in place, which leaves it as is: no skip, no limit
+        skip, wanted = 0, n
+    out: list[int] = []
+    if rank > 0:
+        i = 0
+        while len(out) < wanted:
+            try:
+                i = lst.index(ele, i, limit)
+            except ValueError:
+                break
+            if skip:
+                skip -= 1
+            else:
+                out.append(i)
+            i += 1
+    else:
+        for k, x in enumerate(islice(reversed(lst), limit)):
+            if x == ele:
+                if skip:
+                    skip -= 1
+                    continue
+                out.append(n - 1 - k)
+                if len(out) >= wanted:
+                    break
+    if count == -1:
+        return integer(out[0]) if out else null(c.resp)
+    return b"*%d\r\n" % len(out) + b"".join(b":%d\r\n" % i for i in out)
+
+
+def mpop_args(argv: list[bytes], numkeys_idx: int) -> tuple[list[bytes], bool, int]:
+    """The keys, side (True: left) and count of LMPOP (numkeys_idx 1) or BLMPOP (2), with
+    Redis's checks in Redis's order."""
+    numkeys = to_int(argv[numkeys_idx], "ERR numkeys should be greater than 0")
+    if numkeys < 1:
+        raise CommandError("ERR numkeys should be greater than 0")
+    where_idx = numkeys_idx + numkeys + 1
+    if where_idx >= len(argv):
+        raise CommandError(SYNTAX)
+    left = _side(argv[where_idx])
+    count = -1
+    j = where_idx + 1
+    while j < len(argv):
+        if count == -1 and argv[j].lower() == b"count" and j + 1 < len(argv):
+            count = to_int(argv[j + 1], "ERR count should be greater than 0")
+            if count < 1:
+                raise CommandError("ERR count should be greater than 0")
+            j += 2
+        else:
+            raise CommandError(SYNTAX)
+    return argv[numkeys_idx + 1 : where_idx], left, 1 if count == -1 else count
+
+
+def mpop(c: Client, keys: list[bytes], left: bool, count: int) -> bytes | None:
+    """Pops up to `count` elements of the first non-empty list of `keys`: the [key, elements]
+    reply, or None when every list is empty (a wrong type raises, as in Redis)."""
+    for key in keys:
+        found = read_list(c, key)
+        if found is None:
+            continue
+        e, lst = found
+        n = min(count, len(lst))
+        popped = [lst.popleft() if left else lst.pop() for dummy in range(n)]
+        c.db.resized(key, e, -sum(ELEM_OVERHEAD + len(x) for x in popped))
+        return b"*2\r\n" + bulk(key) + bulk_array(popped)
+    return None
+
+
+@command("lmpop", -4, "write movablekeys", group="list", summary="Pops elements from a list.")
+def lmpop(c: Client, argv: list[bytes]) -> bytes:
+    reply = mpop(c, *mpop_args(argv, 1))
+    return null_array(c.resp) if reply is None else reply
