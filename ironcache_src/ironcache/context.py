@@ -57,6 +57,7 @@ class Host(Protocol[C]):
     rejected_connections: int
     net_input_bytes: int
     net_output_bytes: int
+    errorstats: dict[str, int]  # INFO errorstats: replies by error code
 
     def next_client_id(self) -> int: ...
     def client_closed(self, c: C) -> None: ...

@@ -277,7 +277,9 @@ class Database:
         return True
 
     def flush(self, lazy: bool = False) -> None:
-        for key in list(self.watchers):
+        # As Redis's touchAllWatchedKeysInDb(): only watched keys that exist change.
+        data = self.data
+        for key in [k for k in self.watchers if k in data]:
             self.touched(key)
         ks = self.keyspace
         if lazy:

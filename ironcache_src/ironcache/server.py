@@ -15,7 +15,7 @@ from ironcache import diskstore, handover
 from ironcache import listener as listen
 from ironcache._version import __version__
 from ironcache.client import Client
-from ironcache.commands import ALIASES, TABLE, Command, CommandError
+from ironcache.commands import ALIASES, TABLE, Command, CommandError, reset_command_stats
 from ironcache.commands.families import load_all
 from ironcache.config import Config
 from ironcache.keyspace import Keyspace
@@ -27,6 +27,10 @@ OOM = "OOM command not allowed when used memory > 'maxmemory'."
 NOAUTH = error("NOAUTH Authentication required.")
 # Commands a client in MULTI runs at once instead of queueing.
 IMMEDIATE_IN_MULTI = frozenset(("exec", "discard", "multi", "watch", "quit", "reset"))
+# Run in MULTI even over maxmemory (EXEC unless it holds a command that may grow memory).
+OOM_EXEMPT_IN_MULTI = frozenset(("exec", "discard", "quit", "reset"))
+ERRORSTATS_MAX = 128
+_clock = time.perf_counter_ns
 SHUTDOWN_GRACE_S = 5.0
 # Replies one batch may build before the rest of the read waits for the client to read them.
 REPLY_BATCH_MAX = 4 * 1024 * 1024
@@ -44,6 +48,15 @@ def unknown_command(argv: list[bytes]) -> str:
     return (b"ERR unknown command '" + name + b"', with args beginning with: " + args).decode(
         "latin-1"
     )
+
+
+def _grows(c: Client) -> bool:
+    """Whether a queued command may grow memory (EXEC is then refused over maxmemory)."""
+    for argv in c.multi or ():
+        cmd = ALIASES.get(argv[0]) or TABLE.get(argv[0].lower())
+        if cmd is not None and cmd.denyoom:
+            return True
+    return False
 
 
 def auto_maxmemory() -> int:
@@ -107,6 +120,8 @@ class Server:
         self.net_input_bytes = 0
         self.net_output_bytes = 0
         self.error_replies = 0
+        self.errorstats: dict[str, int] = {}
+        reset_command_stats()
         if hasattr(self, "keyspace"):
             self.keyspace.reset_stats()
 
@@ -141,27 +156,43 @@ class Server:
         arity = cmd.arity
         if len(argv) != arity if arity > 0 else len(argv) < -arity:
             return self._reject(
-                c, f"ERR wrong number of arguments for '{cmd.name}' command", cmd.name
+                c, f"ERR wrong number of arguments for '{cmd.name}' command", cmd.name, cmd
             )
+        st = cmd  # what the stats and CLIENT LIST name: the subcommand of a container
+        if cmd.subcommands is not None and len(argv) > 1:
+            st = cmd.subcommands.get(argv[1].lower(), cmd)
         if c.multi is not None or not c.authenticated:
             if not c.authenticated and not cmd.noauth:
-                return self._reject(c, "NOAUTH Authentication required.", cmd.name)
-            if c.multi is not None and cmd.name not in IMMEDIATE_IN_MULTI:
+                return self._reject(c, "NOAUTH Authentication required.", cmd.name, st)
+            if c.multi is not None:
                 if "no_multi" in cmd.flags:  # SAVE, SHUTDOWN: refused, the EXEC aborts
-                    return self._reject(c, "ERR Command not allowed inside a transaction")
-                c.multi.append(argv)
-                return QUEUED
-        c.last_command = argv[0]
+                    return self._reject(c, "ERR Command not allowed inside a transaction", "", st)
+                # As Redis: over maxmemory nothing is queued, and an EXEC with a queued
+                # command that may grow memory is refused (then discarded).
+                if (
+                    self.keyspace.used > self.maxmemory
+                    and (cmd.name not in OOM_EXEMPT_IN_MULTI or (cmd.name == "exec" and _grows(c)))
+                    and not self._make_room()
+                ):
+                    return self._reject(c, OOM, cmd.name, st)
+                if cmd.name not in IMMEDIATE_IN_MULTI:
+                    c.multi.append(argv)
+                    return QUEUED
+        c.last_command = argv[0] if st is cmd else st.name.encode()
         if cmd.denyoom and self.keyspace.used > self.maxmemory and not self._make_room():
-            self.error_replies += 1
-            return error(OOM)
+            return self._reject(c, OOM, cmd.name, st)
+        t0 = _clock()
         try:
             reply = cmd.handler(c, argv)
         except CommandError as e:
-            self.error_replies += 1
+            self.count_error(e.message)
+            st.failed_calls += 1
             reply = error(e.message)
         except Exception as e:  # a bug must cost one reply, never the server
+            st.failed_calls += 1
             reply = self._internal_error(cmd, e)
+        st.nsec += _clock() - t0
+        st.calls += 1
         # Counted once run, as in Redis: INFO does not count itself, CONFIG RESETSTAT does.
         self.commands_processed += 1
         return reply
@@ -176,16 +207,20 @@ class Server:
         `execute()`. Only commands outside `batched` change the connection's MULTI and auth
         state, close it or change maxmemory, so the loop reads those once and again after such
         a command; the counters it keeps are added up once, before anything reads them.
+        Each command's time is the clock's step since the previous one ended (one clock
+        read per command).
         """
         out: list[bytes] = []
         append = out.append
         lookup = ALIASES.get
         ks = self.keyspace
         maxmemory = self.maxmemory
-        plain = c.multi is None and c.authenticated
+        plain = c.multi is None and c.authenticated and not c.reply_off
         counted = 0  # replies in `out` already counted (execute() counts what it runs)
         last = None  # the last request run here
         size = 0
+        clock = _clock
+        t0 = clock()
         for argv in cmds:
             cmd = lookup(argv[0])
             if (
@@ -199,21 +234,30 @@ class Server:
                 try:
                     reply = cmd.handler(c, argv)
                 except CommandError as e:
-                    self.error_replies += 1
+                    self.count_error(e.message)
+                    cmd.failed_calls += 1
                     reply = error(e.message)
                 except Exception as e:  # a bug must cost one reply, never the server
+                    cmd.failed_calls += 1
                     reply = self._internal_error(cmd, e)
                 append(reply)
+                t1 = clock()
+                cmd.nsec += t1 - t0
+                cmd.calls += 1
+                t0 = t1
             else:
                 self.commands_processed += len(out) - counted  # INFO counts what ran before it
                 counted = len(out) + 1
                 last = None
                 reply = self.execute(c, argv)
+                if c.reply_off:
+                    reply = c.muted(reply)
                 append(reply)
                 if c.closing:
                     break
-                plain = c.multi is None and c.authenticated
+                plain = c.multi is None and c.authenticated and not c.reply_off
                 maxmemory = self.maxmemory
+                t0 = clock()
             size += len(reply)
             if size > REPLY_BATCH_MAX:
                 break
@@ -222,19 +266,39 @@ class Server:
             c.last_command = last[0]
         return out
 
-    def _reject(self, c: Client, message: str, name: str = "", encoding: str = "utf-8") -> bytes:
+    def count_error(self, message: str) -> None:
+        """total_error_replies and INFO errorstats (by the error's first word, as Redis)."""
         self.error_replies += 1
+        code = message.split(" ", 1)[0]
+        stats = self.errorstats
+        if code in stats:
+            stats[code] += 1
+        elif len(stats) < ERRORSTATS_MAX:  # Redis stops adding kinds past 128
+            stats[code] = 1
+
+    def _reject(
+        self,
+        c: Client,
+        message: str,
+        name: str = "",
+        cmd: Command | None = None,
+        encoding: str = "utf-8",
+    ) -> bytes:
+        if cmd is not None:
+            cmd.rejected_calls += 1
         if name == "exec":  # EXEC itself refused: any transaction ends, as in Redis
             c.end_transaction()
             reason = message.removeprefix("ERR ")
+            self.count_error("EXECABORT")
             return error(f"EXECABORT Transaction discarded because of: {reason}")
+        self.count_error(message)
         if c.multi is not None:
             c.multi_error = True  # EXEC will answer EXECABORT
         return error(message, encoding)
 
     def _internal_error(self, cmd: Command, e: Exception) -> bytes:
         log.warning(f"internal error in {cmd.name.upper()}: {type(e).__name__}: {e}")
-        self.error_replies += 1
+        self.count_error("ERR")
         return error(f"ERR internal error in '{cmd.name}' command")
 
     def _make_room(self) -> bool:
