@@ -488,7 +488,9 @@ class Client(asyncio.Protocol):
         """CLIENT LIST's line; `argv`: the caller's own request, still in its buffer (as in
         Redis, whose query buffer holds the request while it runs)."""
         now = time.monotonic()
-        flags = "x" if self.multi is not None else ""
+        flags = "O" if self in self.server.monitors else ""
+        if self.multi is not None:
+            flags += "x"
         if self.dirty_cas:
             flags += "d"
         if self.listener.kind == "unix":

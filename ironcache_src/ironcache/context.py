@@ -52,6 +52,7 @@ class Host(Protocol[C]):
     handover: Journal[C]
     handing_over: bool  # no connection reads from now on: the next process does
     obuf_soft: set[C]  # connections over the soft output limit: the cron looks at them
+    monitors: set[C]  # MONITOR clients
     # Counters a connection bumps (INFO stats).
     connections_received: int
     rejected_connections: int

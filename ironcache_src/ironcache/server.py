@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import time
+from collections import _count_elements  # type: ignore[attr-defined]  # Counter's C loop
 from typing import Any
 
 from ironcache import diskstore, handover
@@ -30,7 +31,8 @@ IMMEDIATE_IN_MULTI = frozenset(("exec", "discard", "multi", "watch", "quit", "re
 # Run in MULTI even over maxmemory (EXEC unless it holds a command that may grow memory).
 OOM_EXEMPT_IN_MULTI = frozenset(("exec", "discard", "quit", "reset"))
 ERRORSTATS_MAX = 128
-_clock = time.perf_counter_ns
+NOT_MONITORED = frozenset(("admin", "skip_monitor"))  # too dangerous to show, as in Redis
+_monotonic = time.monotonic
 SHUTDOWN_GRACE_S = 5.0
 # Replies one batch may build before the rest of the read waits for the client to read them.
 REPLY_BATCH_MAX = 4 * 1024 * 1024
@@ -48,6 +50,41 @@ def unknown_command(argv: list[bytes]) -> str:
     return (b"ERR unknown command '" + name + b"', with args beginning with: " + args).decode(
         "latin-1"
     )
+
+
+_REPR = {92: b"\\\\", 34: b'\\"', 10: b"\\n", 13: b"\\r", 9: b"\\t", 7: b"\\a", 8: b"\\b"}
+
+
+def _repr(arg: bytes) -> bytes:
+    """An argument quoted as Redis's sdscatrepr() quotes it."""
+    if arg.isascii() and arg.isalnum():
+        return b'"' + arg + b'"'
+    out = bytearray(b'"')
+    for ch in arg:
+        esc = _REPR.get(ch)
+        if esc is not None:
+            out += esc
+        elif 32 <= ch < 127:
+            out.append(ch)
+        else:
+            out += b"\\x%02x" % ch
+    out += b'"'
+    return bytes(out)
+
+
+def _account(ran: list[Command], secs: float) -> None:
+    """Add calls and time to the stats of the commands one batch ran (time shared equally)."""
+    if len(ran) == 1:
+        cmd = ran[0]
+        cmd.calls += 1
+        cmd.secs += secs
+        return
+    counts: dict[Command, int] = {}
+    _count_elements(counts, ran)
+    share = secs / len(ran)
+    for cmd, n in counts.items():
+        cmd.calls += n
+        cmd.secs += share * n
 
 
 def _grows(c: Client) -> bool:
@@ -89,6 +126,7 @@ class Server:
         self.listeners: list[listen.Listener] = []
         self.reset_stats()
         self.obuf_soft: set[Client] = set()
+        self.monitors: set[Client] = set()  # MONITOR: every command run is written to them
         self.notifier = Notifier()
         self.run_id = os.urandom(20).hex()
         self.started = time.time()
@@ -141,6 +179,7 @@ class Server:
         self.maxmemory = configured or auto_maxmemory()
 
     def client_closed(self, client: Client) -> None:
+        self.monitors.discard(client)
         self.handover.client_closed(client)
         if self.stopping is not None and self.stopping.is_set() and not self.clients:
             self._all_closed.set()
@@ -181,7 +220,7 @@ class Server:
         c.last_command = argv[0] if st is cmd else st.name.encode()
         if cmd.denyoom and self.keyspace.used > self.maxmemory and not self._make_room():
             return self._reject(c, OOM, cmd.name, st)
-        t0 = _clock()
+        t0 = _monotonic()
         try:
             reply = cmd.handler(c, argv)
         except CommandError as e:
@@ -191,11 +230,39 @@ class Server:
         except Exception as e:  # a bug must cost one reply, never the server
             st.failed_calls += 1
             reply = self._internal_error(cmd, e)
-        st.nsec += _clock() - t0
+        st.secs += _monotonic() - t0
         st.calls += 1
         # Counted once run, as in Redis: INFO does not count itself, CONFIG RESETSTAT does.
         self.commands_processed += 1
+        if self.monitors and not st.flags & NOT_MONITORED:
+            self.feed_monitors(c, argv)
         return reply
+
+    def feed_monitors(self, c: Client, argv: list[bytes]) -> None:
+        """MONITOR: one status line per command run, as Redis's replicationFeedMonitors()."""
+        name = argv[0].lower()
+        if name == b"auth":
+            argv = argv[:1] + [b"(redacted)"] * (len(argv) - 1)
+        elif name == b"hello":
+            argv = list(argv)
+            for i in range(2, len(argv) - 2):
+                if argv[i].lower() == b"auth":
+                    argv[i + 1] = argv[i + 2] = b"(redacted)"
+        t = time.time_ns() // 1000
+        where = f"unix:{c.listener.address}" if c.listener.kind == "unix" else c.addr
+        line = b"+%d.%06d [%d %s] %s\r\n" % (
+            t // 1_000_000,
+            t % 1_000_000,
+            c.db.index,
+            where.encode(),
+            b" ".join(_repr(a) for a in argv),
+        )
+        for m in list(self.monitors):
+            if m.transport is not None and not m.closing:
+                m.tx += len(line)
+                self.net_output_bytes += len(line)
+                m.transport.write(line)
+                m.check_output()
 
     def execute_batch(self, c: Client, cmds: list[list[bytes]]) -> list[bytes]:
         """Run the requests of one read, in order, until one closes the connection or the
@@ -207,20 +274,22 @@ class Server:
         `execute()`. Only commands outside `batched` change the connection's MULTI and auth
         state, close it or change maxmemory, so the loop reads those once and again after such
         a command; the counters it keeps are added up once, before anything reads them.
-        Each command's time is the clock's step since the previous one ended (one clock
-        read per command).
+        Stats: each command run here is noted, and the read's time (from when it arrived:
+        `Client.last_active`, less the time spent in `execute()`) is shared equally by them;
+        one clock read per batch, none per command.
         """
         out: list[bytes] = []
         append = out.append
         lookup = ALIASES.get
         ks = self.keyspace
         maxmemory = self.maxmemory
-        plain = c.multi is None and c.authenticated and not c.reply_off
+        plain = c.multi is None and c.authenticated and not c.reply_off and not self.monitors
         counted = 0  # replies in `out` already counted (execute() counts what it runs)
         last = None  # the last request run here
         size = 0
-        clock = _clock
-        t0 = clock()
+        ran: list[Command] = []  # the commands run here, for their stats
+        note = ran.append
+        slow = 0.0  # time spent in execute(), which counts its own
         for argv in cmds:
             cmd = lookup(argv[0])
             if (
@@ -241,29 +310,31 @@ class Server:
                     cmd.failed_calls += 1
                     reply = self._internal_error(cmd, e)
                 append(reply)
-                t1 = clock()
-                cmd.nsec += t1 - t0
-                cmd.calls += 1
-                t0 = t1
+                note(cmd)
             else:
                 self.commands_processed += len(out) - counted  # INFO counts what ran before it
                 counted = len(out) + 1
                 last = None
+                t = _monotonic()
                 reply = self.execute(c, argv)
+                slow += _monotonic() - t
                 if c.reply_off:
                     reply = c.muted(reply)
                 append(reply)
                 if c.closing:
                     break
-                plain = c.multi is None and c.authenticated and not c.reply_off
+                plain = (
+                    c.multi is None and c.authenticated and not c.reply_off and not self.monitors
+                )
                 maxmemory = self.maxmemory
-                t0 = clock()
             size += len(reply)
             if size > REPLY_BATCH_MAX:
                 break
         self.commands_processed += len(out) - counted
         if last is not None:
             c.last_command = last[0]
+        if ran:
+            _account(ran, _monotonic() - c.last_active - slow)
         return out
 
     def count_error(self, message: str) -> None:
@@ -288,6 +359,8 @@ class Server:
             cmd.rejected_calls += 1
         if name == "exec":  # EXEC itself refused: any transaction ends, as in Redis
             c.end_transaction()
+            if self.monitors:  # the MULTI was shown: show that it ended
+                self.feed_monitors(c, [b"exec"])
             reason = message.removeprefix("ERR ")
             self.count_error("EXECABORT")
             return error(f"EXECABORT Transaction discarded because of: {reason}")

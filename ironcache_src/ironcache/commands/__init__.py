@@ -56,7 +56,7 @@ class Command:
     client_state: bool = False  # changes the connection's state: the handover records it
     # INFO commandstats, bumped where the command runs (Server.execute and its batch loop).
     calls: int = 0
-    nsec: int = 0
+    secs: float = 0.0
     rejected_calls: int = 0
     failed_calls: int = 0
     # A container's (CLIENT, CONFIG...) subcommands by lower-case name, each a Command named
@@ -147,9 +147,11 @@ def subcommands(container: str, arities: dict[bytes, int], flags: dict[bytes, st
 
 def reset_command_stats() -> None:
     for cmd in TABLE.values():
-        cmd.calls = cmd.nsec = cmd.rejected_calls = cmd.failed_calls = 0
+        cmd.calls = cmd.rejected_calls = cmd.failed_calls = 0
+        cmd.secs = 0.0
         for sub in (cmd.subcommands or {}).values():
-            sub.calls = sub.nsec = sub.rejected_calls = sub.failed_calls = 0
+            sub.calls = sub.rejected_calls = sub.failed_calls = 0
+            sub.secs = 0.0
 
 
 # ------------------------------------------------------------------ argument parsing

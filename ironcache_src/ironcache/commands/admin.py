@@ -175,7 +175,7 @@ def section_errorstats(srv: Server) -> dict[str, Any]:
 
 
 def _stat_line(cmd: Command) -> str:
-    usec = cmd.nsec // 1000
+    usec = int(cmd.secs * 1_000_000)
     per = usec / cmd.calls if cmd.calls else 0.0
     return (
         f"calls={cmd.calls},usec={usec},usec_per_call={per:.2f},"
@@ -214,11 +214,7 @@ def info_text(srv: Server, wanted: list[str]) -> str:
     names = {w.lower() for w in wanted} or {"default"}
     every = bool(names & {"all", "everything"})
     default = "default" in names
-    chosen = [
-        n
-        for n in SECTIONS
-        if n in names or every or (default and n not in NOT_DEFAULT)
-    ]
+    chosen = [n for n in SECTIONS if n in names or every or (default and n not in NOT_DEFAULT)]
     lines: list[str] = []
     for name in chosen:
         if lines:
@@ -277,6 +273,23 @@ CONFIG_ARITY = {b"get": -3, b"set": -4, b"resetstat": 2, b"rewrite": 2, b"help":
 
 
 LISTENER_DIRECTIVES = {"port": "tcp", "bind": "tcp", "unixsocket": "unix"}
+# Redis's words when a listener cannot be re-opened (IronCache's reason follows in brackets).
+REBIND_FAILED = {
+    "port": "Unable to listen on this port. Check server logs.",
+    "bind": "Failed to bind to specified addresses.",
+    "unixsocket": "Unable to listen on this unix socket.",
+}
+# IronCache's own start-time settings: Redis has none of them, so a client that sets every
+# setting CONFIG GET lists to the value it read (Redis's suite does) is answered OK when the
+# value does not change; any other value is refused as immutable.
+OWN_IMMUTABLE = frozenset(("reuseport", "handover"))
+
+
+def _unchanged(srv: Server, d: Any, raw: str) -> bool:
+    try:
+        return bool(d.parse([raw]) == srv.config[d.name])
+    except ValueError:
+        return False
 
 
 def set_failed(name: str, why: str) -> CommandError:
@@ -300,7 +313,7 @@ def config_set(srv: Server, args: list[bytes], c: Client) -> None:
             raise set_failed(name, "duplicate parameter")
         given.add(name)
         name = d.name  # an alias (hash-max-ziplist-entries) sets the setting it names: last wins
-        if not d.mutable:
+        if not d.mutable and not (name in OWN_IMMUTABLE and _unchanged(srv, d, raw)):
             raise set_failed(name, "can't set immutable config")
         if d.protected and (allow == "no" or (allow == "local" and not c.is_local())):
             raise set_failed(name, "can't set protected config")
@@ -324,7 +337,8 @@ def config_set(srv: Server, args: list[bytes], c: Client) -> None:
         except CommandError as e:
             cfg.values = before
             name = next(n for n in changed if LISTENER_DIRECTIVES[n] == kind)
-            raise set_failed(name, e.message.removeprefix("ERR ")) from None
+            why = e.message.removeprefix("ERR ")
+            raise set_failed(name, f"{REBIND_FAILED[name]} ({why})") from None
     if "maxmemory" in parsed:
         srv.update_maxmemory()
         ks = srv.keyspace
@@ -609,6 +623,21 @@ def save(c: Client, argv: list[bytes]) -> bytes:
     except OSError as e:
         log.warning(f"SAVE failed: {e}")
         raise CommandError(f"ERR {e}") from None
+    return OK
+
+
+@command(
+    "monitor",
+    1,
+    "admin noscript loading stale",
+    group="server",
+    summary="Lists commands the server runs, as they run.",
+    batched=False,
+)
+def monitor(c: Client, argv: list[bytes]) -> bytes:
+    if c in c.server.monitors:
+        return b""  # a second MONITOR is ignored, without a reply (as in Redis)
+    c.server.monitors.add(c)
     return OK
 
 

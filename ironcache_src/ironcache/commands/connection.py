@@ -143,6 +143,7 @@ def reset(c: Client, argv: list[bytes]) -> bytes:
     c.resp = 2
     c.name = b""
     c.reply_off = 0
+    c.server.monitors.discard(c)
     if c.server.config["requirepass"]:
         c.authenticated = c.parser.authenticated = False
     return b"+RESET\r\n"
