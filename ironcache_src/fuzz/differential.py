@@ -81,9 +81,24 @@ TEMPLATES: dict[bytes, list[list[str]]] = {
     b"LSET": [["K", "I", "V"]], b"LREM": [["K", "I", "V"]], b"LTRIM": [["K", "I", "I"]],
     b"SADD": [["K", "V", "V"]], b"SREM": [["K", "V"]], b"SMEMBERS": [["K"]],
     b"SISMEMBER": [["K", "V"]], b"SCARD": [["K"]], b"SRANDMEMBER": [["K"], ["K", "I"]],
-    b"CONFIG": [["SET", "maxmemory-policy", "POL"]],
+    b"CONFIG": [["SET", "maxmemory-policy", "POL"], ["SET", "maxmemory-clients", "MMC"],
+                ["GET", "maxmemory-clients"], ["GET", "repl-backlog-size"],
+                ["GET", "key-load-delay"], ["SET", "replicaof", "V"]],
     b"MULTI": [[]], b"EXEC": [[]], b"DISCARD": [[]], b"WATCH": [["K"]],
     b"SELECT": [["DB"]], b"PING": [[], ["V"]], b"ECHO": [["V"]], b"NOSUCH": [["V"]],
+    b"UNWATCH": [[]], b"FLUSHDB": [[], ["ASYNC"]], b"FLUSHALL": [[]],
+    b"CLIENT": [["KILL", "ID", "CID"], ["KILL", "TYPE", "CTYPE"], ["KILL", "USER", "CUSER"],
+                ["KILL", "ADDR", "1.2.3.4:5"], ["KILL", "SKIPME", "YESISH"], ["KILL", "CID"],
+                ["KILL", "ID", "CID", "SKIPME"], ["GETNAME"], ["SETNAME", "V"],
+                ["LIST", "ID", "x"], ["LIST", "TYPE", "bogus"], ["NO-EVICT", "YESISH"],
+                ["REPLY", "bogus"], ["REPLY", "ON"], ["NOSUCH"]],
+    b"COMMAND": [["GETKEYS", "SET", "K", "V"], ["GETKEYS", "MSET", "K", "V", "K", "V"],
+                 ["GETKEYS", "GET"], ["GETKEYS", "PING"], ["GETKEYS", "NOSUCH", "K"],
+                 ["GETKEYS", "LMOVE", "K", "K", "LEFT", "RIGHT"], ["LIST", "x", "y"],
+                 ["LIST", "FILTERBY", "BOGUS", "x"], ["LIST", "FILTERBY", "ACLCAT", "nosuch"],
+                 ["LIST", "FILTERBY", "PATTERN", "nosuch*"], ["LIST", "FILTERBY", "MODULE", "m"],
+                 ["INFO", "nosuch", "get|key"], ["INFO", "config|get|x", "x"],
+                 ["DOCS", "nosuch", "x"], ["NOSUCH"]],
 }
 UNORDERED = {b"HKEYS", b"HVALS", b"SMEMBERS", b"KEYS", b"SRANDMEMBER"}
 PAIRS = {b"HGETALL"}
@@ -101,6 +116,10 @@ def command(rnd: random.Random) -> list[bytes]:
             "PAT": PATTERNS, "CUR": CURSORS, "OPT": OPTS, "SMALLI": [b"0", b"3", b"-1"],
             "DB": [b"0", b"1", b"15", b"16", b"-1", b"x", b"4294967296", b"2147483648"],
             "POL": [b"noeviction", b"allkeys-lru", b"allkeys-lfu", b"bogus"],
+            "CID": [b"0", b"-1", b"x", b"999999", b"9223372036854775808"],
+            "CTYPE": [b"normal", b"master", b"replica", b"pubsub", b"bogus"],
+            "CUSER": [b"default", b"nobody"], "YESISH": [b"yes", b"YES", b"maybe"],
+            "MMC": [b"0", b"10%", b"100%", b"200%", b"1mb", b"x", b"-1", b"5%x"],
         }.get(kind)
         if pick is not None:
             args.append(rnd.choice(pick))

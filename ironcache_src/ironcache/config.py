@@ -300,7 +300,9 @@ REDIS_COMPAT = [
     _compat_int("lfu-log-factor", 10),
     _compat_int("lfu-decay-time", 1),
     Directive("repl-backlog-size", _memory(1), 1024 * 1024, no_effect=True),
-    Directive("maxmemory-clients", _memory_or_percent, 0, _render_percent, no_effect=True),
+    Directive(
+        "maxmemory-clients", _memory_or_percent, 0, render=_render_percent, no_effect=True
+    ),
     Directive("key-load-delay", _int(-(2**31), _INT_MAX), 0, no_effect=True, hidden=True),
     # No replication: only the empty value a primary has.
     Directive("replicaof", _replicaof, "", mutable=False),

@@ -10,6 +10,7 @@ import signal
 import socket
 import time
 from collections import _count_elements  # type: ignore[attr-defined]  # Counter's C loop
+from operator import itemgetter
 from typing import Any
 
 from ironcache import diskstore, handover
@@ -33,6 +34,7 @@ OOM_EXEMPT_IN_MULTI = frozenset(("exec", "discard", "quit", "reset"))
 ERRORSTATS_MAX = 128
 NOT_MONITORED = frozenset(("admin", "skip_monitor"))  # too dangerous to show, as in Redis
 _monotonic = time.monotonic
+_first = itemgetter(0)
 SHUTDOWN_GRACE_S = 5.0
 # Replies one batch may build before the rest of the read waits for the client to read them.
 REPLY_BATCH_MAX = 4 * 1024 * 1024
@@ -72,17 +74,14 @@ def _repr(arg: bytes) -> bytes:
     return bytes(out)
 
 
-def _account(ran: list[Command], secs: float) -> None:
-    """Add calls and time to the stats of the commands one batch ran (time shared equally)."""
-    if len(ran) == 1:
-        cmd = ran[0]
-        cmd.calls += 1
-        cmd.secs += secs
-        return
-    counts: dict[Command, int] = {}
-    _count_elements(counts, ran)
-    share = secs / len(ran)
-    for cmd, n in counts.items():
+def _account(cmds: list[list[bytes]], start: int, end: int, secs: float) -> None:
+    """Add calls and time to the stats of cmds[start:end] (run in the batch loop, whose
+    lookup found each in ALIASES), sharing `secs` equally."""
+    counts: dict[bytes, int] = {}
+    _count_elements(counts, map(_first, cmds[start:end]))
+    share = secs / (end - start)
+    for name, n in counts.items():
+        cmd = ALIASES[name]
         cmd.calls += n
         cmd.secs += share * n
 
@@ -195,14 +194,28 @@ class Server:
         arity = cmd.arity
         if len(argv) != arity if arity > 0 else len(argv) < -arity:
             return self._reject(
-                c, f"ERR wrong number of arguments for '{cmd.name}' command", cmd.name, cmd
+                c,
+                f"ERR wrong number of arguments for '{cmd.name}' command",
+                cmd.name,
+                cmd,
+                argv=argv,
             )
         st = cmd  # what the stats and CLIENT LIST name: the subcommand of a container
         if cmd.subcommands is not None and len(argv) > 1:
-            st = cmd.subcommands.get(argv[1].lower(), cmd)
+            sub = cmd.subcommands.get(argv[1].lower())
+            if sub is None:  # refused before queueing too, as Redis's lookup does
+                name = argv[1][:128].decode(errors="replace")
+                return self._reject(
+                    c, f"ERR unknown subcommand '{name}'. Try {cmd.name.upper()} HELP.", cmd.name
+                )
+            if len(argv) != sub.arity if sub.arity > 0 else len(argv) < -sub.arity:
+                return self._reject(
+                    c, f"ERR wrong number of arguments for '{sub.name}' command", cmd.name, sub
+                )
+            st = sub
         if c.multi is not None or not c.authenticated:
             if not c.authenticated and not cmd.noauth:
-                return self._reject(c, "NOAUTH Authentication required.", cmd.name, st)
+                return self._reject(c, "NOAUTH Authentication required.", cmd.name, st, argv=argv)
             if c.multi is not None:
                 if "no_multi" in cmd.flags:  # SAVE, SHUTDOWN: refused, the EXEC aborts
                     return self._reject(c, "ERR Command not allowed inside a transaction", "", st)
@@ -213,7 +226,7 @@ class Server:
                     and (cmd.name not in OOM_EXEMPT_IN_MULTI or (cmd.name == "exec" and _grows(c)))
                     and not self._make_room()
                 ):
-                    return self._reject(c, OOM, cmd.name, st)
+                    return self._reject(c, OOM, cmd.name, st, argv=argv)
                 if cmd.name not in IMMEDIATE_IN_MULTI:
                     c.multi.append(argv)
                     return QUEUED
@@ -274,9 +287,9 @@ class Server:
         `execute()`. Only commands outside `batched` change the connection's MULTI and auth
         state, close it or change maxmemory, so the loop reads those once and again after such
         a command; the counters it keeps are added up once, before anything reads them.
-        Stats: each command run here is noted, and the read's time (from when it arrived:
-        `Client.last_active`, less the time spent in `execute()`) is shared equally by them;
-        one clock read per batch, none per command.
+        Stats: the commands run here add nothing per command; once the batch is done (or
+        before a command goes to `execute()`, which counts its own), the time since the read
+        arrived (`Client.last_active`) is shared equally by those that ran since.
         """
         out: list[bytes] = []
         append = out.append
@@ -287,9 +300,7 @@ class Server:
         counted = 0  # replies in `out` already counted (execute() counts what it runs)
         last = None  # the last request run here
         size = 0
-        ran: list[Command] = []  # the commands run here, for their stats
-        note = ran.append
-        slow = 0.0  # time spent in execute(), which counts its own
+        start = 0  # cmds[start:len(out)] ran here and are not in the stats yet
         for argv in cmds:
             cmd = lookup(argv[0])
             if (
@@ -310,17 +321,19 @@ class Server:
                     cmd.failed_calls += 1
                     reply = self._internal_error(cmd, e)
                 append(reply)
-                note(cmd)
             else:
-                self.commands_processed += len(out) - counted  # INFO counts what ran before it
-                counted = len(out) + 1
+                n = len(out)
+                self.commands_processed += n - counted  # INFO counts what ran before it
+                counted = n + 1
+                if n > start:
+                    _account(cmds, start, n, _monotonic() - c.last_active)
                 last = None
-                t = _monotonic()
                 reply = self.execute(c, argv)
-                slow += _monotonic() - t
                 if c.reply_off:
                     reply = c.muted(reply)
                 append(reply)
+                start = n + 1
+                c.last_active = _monotonic()  # what follows is timed from here
                 if c.closing:
                     break
                 plain = (
@@ -331,10 +344,13 @@ class Server:
             if size > REPLY_BATCH_MAX:
                 break
         self.commands_processed += len(out) - counted
-        if last is not None:
+        if last is not None:  # the last command ran here: `cmd` is its command
             c.last_command = last[0]
-        if ran:
-            _account(ran, _monotonic() - c.last_active - slow)
+            if len(out) - start == 1:
+                cmd.calls += 1  # type: ignore[union-attr]
+                cmd.secs += _monotonic() - c.last_active  # type: ignore[union-attr]
+            else:
+                _account(cmds, start, len(out), _monotonic() - c.last_active)
         return out
 
     def count_error(self, message: str) -> None:
@@ -354,13 +370,14 @@ class Server:
         name: str = "",
         cmd: Command | None = None,
         encoding: str = "utf-8",
+        argv: list[bytes] | None = None,
     ) -> bytes:
         if cmd is not None:
             cmd.rejected_calls += 1
         if name == "exec":  # EXEC itself refused: any transaction ends, as in Redis
             c.end_transaction()
             if self.monitors:  # the MULTI was shown: show that it ended
-                self.feed_monitors(c, [b"exec"])
+                self.feed_monitors(c, argv or [b"exec"])
             reason = message.removeprefix("ERR ")
             self.count_error("EXECABORT")
             return error(f"EXECABORT Transaction discarded because of: {reason}")

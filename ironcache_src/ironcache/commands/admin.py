@@ -576,7 +576,7 @@ COMMAND_ARITY = {
     b"info": -2,
     b"docs": -2,
     b"list": -2,
-    b"getkeys": -3,
+    b"getkeys": -4,
     b"help": 2,
 }
 COMMAND_HELP = [
