@@ -149,6 +149,7 @@ class InProcess:
         for c in self.clients:
             c.unwatch()
             self.server.clients.pop(c.id, None)
+        self.server.monitors.clear()
         for db in self.server.keyspace.dbs:
             db.flush()
         self.clients = []

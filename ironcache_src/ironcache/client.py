@@ -37,6 +37,10 @@ JOURNALED = 1  # the batch and its replies are in the journal
 UNSAFE = 2  # an incomplete command's start is held here and not journaled
 HELD = 4  # an incomplete command's start is held here (journaled unless UNSAFE)
 _SCRATCH = bytearray(256 * 1024)
+# Client.reply_off (CLIENT REPLY OFF / SKIP).
+REPLY_OFF = 1
+REPLY_SKIP_NEXT = 2  # set by CLIENT REPLY SKIP: its own reply and the next one are dropped
+REPLY_SKIP = 3
 # Redis's protected-mode reply, in IronCache's terms; the connection closes after it.
 DENIED = (
     b"-DENIED IronCache is running in protected mode because protected mode is enabled and "
@@ -83,6 +87,7 @@ class Client(asyncio.Protocol):
         "peek_sock",
         "deferred",
         "obuf_soft_since",
+        "reply_off",
     )
 
     def __init__(self, server: Server, listener: Listener, client_id: int | None = None) -> None:
@@ -121,6 +126,8 @@ class Client(asyncio.Protocol):
         self.deferred = False
         # When the output buffer went over the soft limit (0: it is under).
         self.obuf_soft_since = 0.0
+        # CLIENT REPLY: 0 on, else REPLY_OFF / REPLY_SKIP_NEXT / REPLY_SKIP (see muted()).
+        self.reply_off = 0
 
     # ------------------------------------------------------------- asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -464,23 +471,46 @@ class Client(asyncio.Protocol):
         self.watched.clear()
         self.dirty_cas = False
 
+    def muted(self, reply: bytes) -> bytes:
+        """The reply as CLIENT REPLY OFF/SKIP leaves it (none), stepping SKIP along."""
+        if self.reply_off == REPLY_SKIP_NEXT:  # CLIENT REPLY SKIP itself: the next one goes
+            self.reply_off = REPLY_SKIP
+        elif self.reply_off == REPLY_SKIP:
+            self.reply_off = 0
+        return b""
+
     def close(self) -> None:
         self.closing = True
         if self.transport is not None:
             self.transport.close()
 
-    def info_line(self) -> str:
+    def info_line(self, argv: list[bytes] | None = None) -> str:
+        """CLIENT LIST's line; `argv`: the caller's own request, still in its buffer (as in
+        Redis, whose query buffer holds the request while it runs)."""
         now = time.monotonic()
-        flags = ("x" if self.multi is not None else "") + ("N" if self.multi is None else "")
+        flags = "O" if self in self.server.monitors else ""
+        if self.multi is not None:
+            flags += "x"
+        if self.dirty_cas:
+            flags += "d"
+        if self.listener.kind == "unix":
+            flags += "U"
         qbuf = self.parser.pending()
+        argv_mem = 0
+        if argv is not None:
+            argv_mem = sum(len(a) for a in argv)
+            qbuf += len(b"*%d\r\n" % len(argv)) + sum(len(b"$%d\r\n\r\n" % len(a)) for a in argv)
+            qbuf += argv_mem
+        multi_mem = sum(len(a) for q in self.multi for a in q) if self.multi else 0
+        cmd = self.last_command.decode(errors="replace").lower()
         return (
             f"id={self.id} addr={self.addr} laddr={self.laddr} fd={self._fd()} "
             f"name={self.name.decode(errors='replace')} age={int(now - self.created)} "
-            f"idle={int(now - self.last_active)} flags={flags} db={self.db.index} sub=0 psub=0 "
-            f"ssub=0 multi={-1 if self.multi is None else len(self.multi)} qbuf={qbuf} "
-            f"qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 "
-            f"events=r cmd={self.last_command.decode(errors='replace').lower()} user=default "
-            f"redir=-1 resp={self.resp} lib-name={self.lib_name.decode(errors='replace')} "
+            f"idle={int(now - self.last_active)} flags={flags or 'N'} db={self.db.index} sub=0 "
+            f"psub=0 ssub=0 multi={-1 if self.multi is None else len(self.multi)} qbuf={qbuf} "
+            f"qbuf-free=0 argv-mem={argv_mem} multi-mem={multi_mem} rbs=0 rbp=0 obl=0 oll=0 "
+            f"omem=0 tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={self.resp} "
+            f"lib-name={self.lib_name.decode(errors='replace')} "
             f"lib-ver={self.lib_ver.decode(errors='replace')}"
         )
 

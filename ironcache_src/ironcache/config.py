@@ -201,6 +201,8 @@ class Directive:
     merge: Callable[[Any, Any], Any] | None = None
     # Accepted for Redis compatibility, changes nothing here (logged once when set).
     no_effect: bool = False
+    # Left out of CONFIG GET patterns; named exactly, it answers (Redis's HIDDEN_CONFIG).
+    hidden: bool = False
 
 
 def _render_bool(v: bool) -> str:
@@ -229,6 +231,32 @@ def _appendonly(args: list[str]) -> bool:
 
 _INT_MAX = 2**31 - 1
 _LONG_MAX = 2**63 - 1
+
+
+def _memory_or_percent(args: list[str]) -> int:
+    """maxmemory-clients: bytes, or `N%` (kept negative, as Redis keeps it)."""
+    v = _one(args)
+    if v.endswith("%"):
+        if not re.fullmatch(r"\d{1,18}%", v):
+            raise ValueError("argument must be a memory or percent value")
+        n = int(v[:-1])
+        if n > 100:
+            raise ValueError("percentage argument must be less or equal to 100")
+        return -n
+    try:
+        return parse_memory(v)
+    except ValueError:
+        raise ValueError("argument must be a memory or percent value") from None
+
+
+def _render_percent(v: int) -> str:
+    return f"{-v}%" if v < 0 else str(v)
+
+
+def _replicaof(args: list[str]) -> str:
+    if " ".join(args).strip().lower() not in ("", "no one"):
+        raise ValueError("IronCache does not replicate: replicaof must be empty")
+    return ""
 
 
 def _compat_int(name: str, default: int, lo: int = 0, hi: int = _INT_MAX) -> Directive:
@@ -270,6 +298,13 @@ REDIS_COMPAT = [
     _compat_int("lua-time-limit", 5000, 0, _LONG_MAX),
     Directive("lfu-log-factor", _int(0, _INT_MAX), 10),
     Directive("lfu-decay-time", _int(0, _INT_MAX), 1),
+    Directive("repl-backlog-size", _memory(1), 1024 * 1024, no_effect=True),
+    Directive(
+        "maxmemory-clients", _memory_or_percent, 0, render=_render_percent, no_effect=True
+    ),
+    Directive("key-load-delay", _int(-(2**31), _INT_MAX), 0, no_effect=True, hidden=True),
+    # No replication: only the empty value a primary has.
+    Directive("replicaof", _replicaof, "", mutable=False),
 ]
 ALIASES = {
     "hash-max-ziplist-entries": "hash-max-listpack-entries",
@@ -278,6 +313,7 @@ ALIASES = {
     "zset-max-ziplist-value": "zset-max-listpack-value",
     "list-max-ziplist-size": "list-max-listpack-size",
     "busy-reply-threshold": "lua-time-limit",
+    "slaveof": "replicaof",
 }
 # ---- end of the Redis compatibility settings ------------------------------------------------
 
@@ -368,7 +404,10 @@ class Config:
         out: dict[str, str] = {}
         for pat in patterns:
             match = matcher(pat.encode("utf-8", "surrogateescape"), nocase=True)
-            for n in DIRECTIVES:
+            exact = not any(ch in pat for ch in "[*?")
+            for n, d in DIRECTIVES.items():
+                if d.hidden and not exact:
+                    continue
                 if n not in out and match(n.encode()):
                     out[n] = self.render(n)
         return out

@@ -53,11 +53,13 @@ class Host(Protocol[C]):
     handing_over: bool  # no connection reads from now on: the next process does
     obuf_soft: set[C]  # connections over the soft output limit: the cron looks at them
     obuf_normal: tuple[int, int, int]  # client-output-buffer-limit normal (config_changed())
+    monitors: set[C]  # MONITOR clients
     # Counters a connection bumps (INFO stats).
     connections_received: int
     rejected_connections: int
     net_input_bytes: int
     net_output_bytes: int
+    errorstats: dict[str, int]  # INFO errorstats: replies by error code
 
     def next_client_id(self) -> int: ...
     def client_closed(self, c: C) -> None: ...

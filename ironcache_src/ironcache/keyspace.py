@@ -330,7 +330,9 @@ class Database:
             setattr(other, name, mine)
 
     def flush(self, lazy: bool = False) -> None:
-        for key in list(self.watchers):
+        # As Redis's touchAllWatchedKeysInDb(): only watched keys that exist change.
+        data = self.data
+        for key in [k for k in self.watchers if k in data]:
             self.touched(key)
         ks = self.keyspace
         for members in ks.member_scans.forget_db(self.index):

@@ -9,13 +9,15 @@ import os
 import signal
 import socket
 import time
+from collections import _count_elements  # type: ignore[attr-defined]  # Counter's C loop
+from operator import itemgetter
 from typing import Any
 
 from ironcache import diskstore, handover
 from ironcache import listener as listen
 from ironcache._version import __version__
 from ironcache.client import Client
-from ironcache.commands import ALIASES, TABLE, Command, CommandError
+from ironcache.commands import ALIASES, TABLE, Command, CommandError, reset_command_stats
 from ironcache.commands.families import load_all
 from ironcache.config import Config
 from ironcache.keyspace import Keyspace
@@ -27,6 +29,12 @@ OOM = "OOM command not allowed when used memory > 'maxmemory'."
 NOAUTH = error("NOAUTH Authentication required.")
 # Commands a client in MULTI runs at once instead of queueing.
 IMMEDIATE_IN_MULTI = frozenset(("exec", "discard", "multi", "watch", "quit", "reset"))
+# Run in MULTI even over maxmemory (EXEC unless it holds a command that may grow memory).
+OOM_EXEMPT_IN_MULTI = frozenset(("exec", "discard", "quit", "reset"))
+ERRORSTATS_MAX = 128
+NOT_MONITORED = frozenset(("admin", "skip_monitor"))  # too dangerous to show, as in Redis
+_monotonic = time.monotonic
+_first = itemgetter(0)
 SHUTDOWN_GRACE_S = 5.0
 # Replies one batch may build before the rest of the read waits for the client to read them.
 REPLY_BATCH_MAX = 4 * 1024 * 1024
@@ -48,6 +56,47 @@ def unknown_command(argv: list[bytes]) -> str:
     return (b"ERR unknown command '" + name + b"', with args beginning with: " + args).decode(
         "latin-1"
     )
+
+
+_REPR = {92: b"\\\\", 34: b'\\"', 10: b"\\n", 13: b"\\r", 9: b"\\t", 7: b"\\a", 8: b"\\b"}
+
+
+def _repr(arg: bytes) -> bytes:
+    """An argument quoted as Redis's sdscatrepr() quotes it."""
+    if arg.isascii() and arg.isalnum():
+        return b'"' + arg + b'"'
+    out = bytearray(b'"')
+    for ch in arg:
+        esc = _REPR.get(ch)
+        if esc is not None:
+            out += esc
+        elif 32 <= ch < 127:
+            out.append(ch)
+        else:
+            out += b"\\x%02x" % ch
+    out += b'"'
+    return bytes(out)
+
+
+def _account(cmds: list[list[bytes]], start: int, end: int, secs: float) -> None:
+    """Add calls and time to the stats of cmds[start:end] (run in the batch loop, whose
+    lookup found each in ALIASES), sharing `secs` equally."""
+    counts: dict[bytes, int] = {}
+    _count_elements(counts, map(_first, cmds[start:end]))
+    share = secs / (end - start)
+    for name, n in counts.items():
+        cmd = ALIASES[name]
+        cmd.calls += n
+        cmd.secs += share * n
+
+
+def _grows(c: Client) -> bool:
+    """Whether a queued command may grow memory (EXEC is then refused over maxmemory)."""
+    for argv in c.multi or ():
+        cmd = ALIASES.get(argv[0]) or TABLE.get(argv[0].lower())
+        if cmd is not None and cmd.denyoom:
+            return True
+    return False
 
 
 def auto_maxmemory() -> int:
@@ -85,6 +134,7 @@ class Server:
         # client-output-buffer-limit normal, read on every write: set by config_changed()
         self.obuf_normal: tuple[int, int, int] = (0, 0, 0)
         self.config_changed()
+        self.monitors: set[Client] = set()  # MONITOR: every command run is written to them
         self.notifier = Notifier()
         self.run_id = os.urandom(20).hex()
         self.started = time.time()
@@ -116,6 +166,8 @@ class Server:
         self.net_input_bytes = 0
         self.net_output_bytes = 0
         self.error_replies = 0
+        self.errorstats: dict[str, int] = {}
+        reset_command_stats()
         if hasattr(self, "keyspace"):
             self.keyspace.reset_stats()
 
@@ -144,6 +196,7 @@ class Server:
         )
 
     def client_closed(self, client: Client) -> None:
+        self.monitors.discard(client)
         self.handover.client_closed(client)
         if self.stopping is not None and self.stopping.is_set() and not self.clients:
             self._all_closed.set()
@@ -159,30 +212,88 @@ class Server:
         arity = cmd.arity
         if len(argv) != arity if arity > 0 else len(argv) < -arity:
             return self._reject(
-                c, f"ERR wrong number of arguments for '{cmd.name}' command", cmd.name
+                c,
+                f"ERR wrong number of arguments for '{cmd.name}' command",
+                cmd.name,
+                cmd,
+                argv=argv,
             )
+        st = cmd  # what the stats and CLIENT LIST name: the subcommand of a container
+        if cmd.subcommands is not None and len(argv) > 1:
+            sub = cmd.subcommands.get(argv[1].lower())
+            if sub is None:  # refused before queueing too, as Redis's lookup does
+                name = argv[1][:128].decode(errors="replace")
+                return self._reject(
+                    c, f"ERR unknown subcommand '{name}'. Try {cmd.name.upper()} HELP.", cmd.name
+                )
+            if len(argv) != sub.arity if sub.arity > 0 else len(argv) < -sub.arity:
+                return self._reject(
+                    c, f"ERR wrong number of arguments for '{sub.name}' command", cmd.name, sub
+                )
+            st = sub
         if c.multi is not None or not c.authenticated:
             if not c.authenticated and not cmd.noauth:
-                return self._reject(c, "NOAUTH Authentication required.", cmd.name)
-            if c.multi is not None and cmd.name not in IMMEDIATE_IN_MULTI:
+                return self._reject(c, "NOAUTH Authentication required.", cmd.name, st, argv=argv)
+            if c.multi is not None:
                 if "no_multi" in cmd.flags:  # SAVE, SHUTDOWN: refused, the EXEC aborts
-                    return self._reject(c, "ERR Command not allowed inside a transaction")
-                c.multi.append(argv)
-                return QUEUED
-        c.last_command = argv[0]
+                    return self._reject(c, "ERR Command not allowed inside a transaction", "", st)
+                # As Redis: over maxmemory nothing is queued, and an EXEC with a queued
+                # command that may grow memory is refused (then discarded).
+                if (
+                    self.keyspace.used > self.maxmemory
+                    and (cmd.name not in OOM_EXEMPT_IN_MULTI or (cmd.name == "exec" and _grows(c)))
+                    and not self._make_room()
+                ):
+                    return self._reject(c, OOM, cmd.name, st, argv=argv)
+                if cmd.name not in IMMEDIATE_IN_MULTI:
+                    c.multi.append(argv)
+                    return QUEUED
+        c.last_command = argv[0] if st is cmd else st.name.encode()
         if cmd.denyoom and self.keyspace.used > self.maxmemory and not self._make_room():
-            self.error_replies += 1
-            return error(OOM)
+            return self._reject(c, OOM, cmd.name, st)
+        t0 = _monotonic()
         try:
             reply = cmd.handler(c, argv)
         except CommandError as e:
-            self.error_replies += 1
+            self.count_error(e.message)
+            st.failed_calls += 1
             reply = error(e.message)
         except Exception as e:  # a bug must cost one reply, never the server
+            st.failed_calls += 1
             reply = self._internal_error(cmd, e)
+        st.secs += _monotonic() - t0
+        st.calls += 1
         # Counted once run, as in Redis: INFO does not count itself, CONFIG RESETSTAT does.
         self.commands_processed += 1
+        if self.monitors and not st.flags & NOT_MONITORED:
+            self.feed_monitors(c, argv)
         return reply
+
+    def feed_monitors(self, c: Client, argv: list[bytes]) -> None:
+        """MONITOR: one status line per command run, as Redis's replicationFeedMonitors()."""
+        name = argv[0].lower()
+        if name == b"auth":
+            argv = argv[:1] + [b"(redacted)"] * (len(argv) - 1)
+        elif name == b"hello":
+            argv = list(argv)
+            for i in range(2, len(argv) - 2):
+                if argv[i].lower() == b"auth":
+                    argv[i + 1] = argv[i + 2] = b"(redacted)"
+        t = time.time_ns() // 1000
+        where = f"unix:{c.listener.address}" if c.listener.kind == "unix" else c.addr
+        line = b"+%d.%06d [%d %s] %s\r\n" % (
+            t // 1_000_000,
+            t % 1_000_000,
+            c.db.index,
+            where.encode(),
+            b" ".join(_repr(a) for a in argv),
+        )
+        for m in list(self.monitors):
+            if m.transport is not None and not m.closing:
+                m.tx += len(line)
+                self.net_output_bytes += len(line)
+                m.transport.write(line)
+                m.check_output()
 
     def execute_batch(self, c: Client, cmds: list[list[bytes]]) -> list[bytes]:
         """Run the requests of one read, in order, until one closes the connection, the
@@ -195,18 +306,22 @@ class Server:
         `execute()`. Only commands outside `batched` change the connection's MULTI and auth
         state, close it or change maxmemory, so the loop reads those once and again after such
         a command; the counters it keeps are added up once, before anything reads them.
+        Stats: the commands run here add nothing per command; once the batch is done (or
+        before a command goes to `execute()`, which counts its own), the time since the read
+        arrived (`Client.last_active`) is shared equally by those that ran since.
         """
         out: list[bytes] = []
         append = out.append
         lookup = ALIASES.get
         ks = self.keyspace
         maxmemory = self.maxmemory
-        plain = c.multi is None and c.authenticated
+        plain = c.multi is None and c.authenticated and not c.reply_off and not self.monitors
         counted = 0  # replies in `out` already counted (execute() counts what it runs)
         last = None  # the last request run here
         size = 0
         args = 0  # arguments run since the clock was last read
         started = time.perf_counter()
+        start = 0  # cmds[start:len(out)] ran here and are not in the stats yet
         for argv in cmds:
             cmd = lookup(argv[0])
             if (
@@ -220,20 +335,31 @@ class Server:
                 try:
                     reply = cmd.handler(c, argv)
                 except CommandError as e:
-                    self.error_replies += 1
+                    self.count_error(e.message)
+                    cmd.failed_calls += 1
                     reply = error(e.message)
                 except Exception as e:  # a bug must cost one reply, never the server
+                    cmd.failed_calls += 1
                     reply = self._internal_error(cmd, e)
                 append(reply)
             else:
-                self.commands_processed += len(out) - counted  # INFO counts what ran before it
-                counted = len(out) + 1
+                n = len(out)
+                self.commands_processed += n - counted  # INFO counts what ran before it
+                counted = n + 1
+                if n > start:
+                    _account(cmds, start, n, _monotonic() - c.last_active)
                 last = None
                 reply = self.execute(c, argv)
+                if c.reply_off:
+                    reply = c.muted(reply)
                 append(reply)
+                start = n + 1
+                c.last_active = _monotonic()  # what follows is timed from here
                 if c.closing:
                     break
-                plain = c.multi is None and c.authenticated
+                plain = (
+                    c.multi is None and c.authenticated and not c.reply_off and not self.monitors
+                )
                 maxmemory = self.maxmemory
             size += len(reply)
             if size > REPLY_BATCH_MAX:
@@ -245,23 +371,51 @@ class Server:
                     self.batches_cut += 1
                     break
         self.commands_processed += len(out) - counted
-        if last is not None:
+        if last is not None:  # the last command ran here: `cmd` is its command
             c.last_command = last[0]
+            if len(out) - start == 1:
+                cmd.calls += 1  # type: ignore[union-attr]
+                cmd.secs += _monotonic() - c.last_active  # type: ignore[union-attr]
+            else:
+                _account(cmds, start, len(out), _monotonic() - c.last_active)
         return out
 
-    def _reject(self, c: Client, message: str, name: str = "", encoding: str = "utf-8") -> bytes:
+    def count_error(self, message: str) -> None:
+        """total_error_replies and INFO errorstats (by the error's first word, as Redis)."""
         self.error_replies += 1
+        code = message.split(" ", 1)[0]
+        stats = self.errorstats
+        if code in stats:
+            stats[code] += 1
+        elif len(stats) < ERRORSTATS_MAX:  # Redis stops adding kinds past 128
+            stats[code] = 1
+
+    def _reject(
+        self,
+        c: Client,
+        message: str,
+        name: str = "",
+        cmd: Command | None = None,
+        encoding: str = "utf-8",
+        argv: list[bytes] | None = None,
+    ) -> bytes:
+        if cmd is not None:
+            cmd.rejected_calls += 1
         if name == "exec":  # EXEC itself refused: any transaction ends, as in Redis
             c.end_transaction()
+            if self.monitors:  # the MULTI was shown: show that it ended
+                self.feed_monitors(c, argv or [b"exec"])
             reason = message.removeprefix("ERR ")
+            self.count_error("EXECABORT")
             return error(f"EXECABORT Transaction discarded because of: {reason}")
+        self.count_error(message)
         if c.multi is not None:
             c.multi_error = True  # EXEC will answer EXECABORT
         return error(message, encoding)
 
     def _internal_error(self, cmd: Command, e: Exception) -> bytes:
         log.warning(f"internal error in {cmd.name.upper()}: {type(e).__name__}: {e}")
-        self.error_replies += 1
+        self.count_error("ERR")
         return error(f"ERR internal error in '{cmd.name}' command")
 
     def _make_room(self) -> bool:

@@ -36,7 +36,7 @@ SYNTAX = "ERR syntax error"
 REDIS_COMPAT_VERSION = "7.2.0"  # the Redis version IronCache answers as (HELLO, INFO)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Command:
     name: str
     handler: Handler
@@ -56,6 +56,15 @@ class Command:
     client_state: bool = False  # changes the connection's state: the handover records it
     # Keys found by reading the arguments (SORT ... STORE), where first/last/step cannot say.
     find_keys: Callable[[list[bytes]], list[bytes]] | None = None
+    # INFO commandstats, bumped where the command runs (Server.execute and its batch loop).
+    calls: int = 0
+    secs: float = 0.0
+    rejected_calls: int = 0
+    failed_calls: int = 0
+    # A container's (CLIENT, CONFIG...) subcommands by lower-case name, each a Command named
+    # "container|sub": COMMAND lists them, commandstats and CLIENT LIST name them.
+    subcommands: dict[bytes, Command] | None = None
+    parent: Command | None = None
 
     def keys(self, argv: list[bytes]) -> list[bytes]:
         if self.find_keys is not None:
@@ -113,6 +122,42 @@ def command(
         return fn
 
     return register
+
+
+def subcommands(container: str, arities: dict[bytes, int], flags: dict[bytes, str]) -> None:
+    """Register the subcommands of a container command (after its @command)."""
+    parent = TABLE[container.encode()]
+    parent.subcommands = {}
+    for sub, arity in arities.items():
+        fl = frozenset(flags.get(sub, " ".join(sorted(parent.flags))).split())
+        parent.subcommands[sub] = Command(
+            f"{container}|{sub.decode()}",
+            parent.handler,
+            arity,
+            fl,
+            0,
+            0,
+            0,
+            parent.group,
+            parent.summary,
+            parent.since,
+            "denyoom" in fl,
+            "noauth" in fl,
+            parent.batched,
+            arity if arity > 0 else -arity,
+            arity if arity > 0 else 1 << 62,
+            parent.client_state,
+            parent=parent,
+        )
+
+
+def reset_command_stats() -> None:
+    for cmd in TABLE.values():
+        cmd.calls = cmd.rejected_calls = cmd.failed_calls = 0
+        cmd.secs = 0.0
+        for sub in (cmd.subcommands or {}).values():
+            sub.calls = sub.rejected_calls = sub.failed_calls = 0
+            sub.secs = 0.0
 
 
 # ------------------------------------------------------------------ argument parsing

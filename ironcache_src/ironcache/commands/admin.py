@@ -9,6 +9,7 @@ import resource
 import stat
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ironcache._version import __version__
@@ -19,8 +20,10 @@ from ironcache.commands import (
     CommandError,
     command,
     subcommand,
+    subcommands,
 )
 from ironcache.config import DIRECTIVES
+from ironcache.glob import matcher
 from ironcache.keyspace import now_ms
 from ironcache.log import log
 from ironcache.protocol import OK, Status, bulk, bulk_array, encode, integer
@@ -172,6 +175,28 @@ def section_keyspace(srv: Server) -> dict[str, Any]:
     return out
 
 
+def section_errorstats(srv: Server) -> dict[str, Any]:
+    return {f"errorstat_{code}": f"count={n}" for code, n in srv.errorstats.items()}
+
+
+def _stat_line(cmd: Command) -> str:
+    usec = int(cmd.secs * 1_000_000)
+    per = usec / cmd.calls if cmd.calls else 0.0
+    return (
+        f"calls={cmd.calls},usec={usec},usec_per_call={per:.2f},"
+        f"rejected_calls={cmd.rejected_calls},failed_calls={cmd.failed_calls}"
+    )
+
+
+def section_commandstats(srv: Server) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for cmd in TABLE.values():
+        for x in (cmd, *(cmd.subcommands or {}).values()):
+            if x.calls or x.rejected_calls or x.failed_calls:
+                out[f"cmdstat_{x.name}"] = _stat_line(x)
+    return out
+
+
 SECTIONS = {
     "server": section_server,
     "clients": section_clients,
@@ -181,21 +206,25 @@ SECTIONS = {
     "replication": section_replication,
     "cpu": section_cpu,
     "handover": section_handover,
+    "errorstats": section_errorstats,
     "keyspace": section_keyspace,
+    "commandstats": section_commandstats,
 }
+# INFO and INFO default leave these out, as Redis does; INFO all / everything list them.
+NOT_DEFAULT = frozenset(("commandstats",))
+TITLES = {"cpu": "CPU"}
 
 
 def info_text(srv: Server, wanted: list[str]) -> str:
-    names = [w.lower() for w in wanted] or ["default"]
-    if any(n in ("all", "everything", "default") for n in names):
-        chosen = list(SECTIONS)
-    else:
-        chosen = [n for n in SECTIONS if n in names]
+    names = {w.lower() for w in wanted} or {"default"}
+    every = bool(names & {"all", "everything"})
+    default = "default" in names
+    chosen = [n for n in SECTIONS if n in names or every or (default and n not in NOT_DEFAULT)]
     lines: list[str] = []
     for name in chosen:
         if lines:
             lines.append("")
-        lines.append(f"# {name.capitalize()}")
+        lines.append(f"# {TITLES.get(name, name.capitalize())}")
         lines += [f"{k}:{v}" for k, v in SECTIONS[name](srv).items()]
     return "\r\n".join(lines) + "\r\n"
 
@@ -249,6 +278,23 @@ CONFIG_ARITY = {b"get": -3, b"set": -4, b"resetstat": 2, b"rewrite": 2, b"help":
 
 
 LISTENER_DIRECTIVES = {"port": "tcp", "bind": "tcp", "unixsocket": "unix"}
+# Redis's words when a listener cannot be re-opened (IronCache's reason follows in brackets).
+REBIND_FAILED = {
+    "port": "Unable to listen on this port. Check server logs.",
+    "bind": "Failed to bind to specified addresses.",
+    "unixsocket": "Unable to listen on this unix socket.",
+}
+# IronCache's own start-time settings: Redis has none of them, so a client that sets every
+# setting CONFIG GET lists to the value it read (Redis's suite does) is answered OK when the
+# value does not change; any other value is refused as immutable.
+OWN_IMMUTABLE = frozenset(("reuseport", "handover"))
+
+
+def _unchanged(srv: Server, d: Any, raw: str) -> bool:
+    try:
+        return bool(d.parse([raw]) == srv.config[d.name])
+    except ValueError:
+        return False
 
 
 def set_failed(name: str, why: str) -> CommandError:
@@ -272,7 +318,7 @@ def config_set(srv: Server, args: list[bytes], c: Client) -> None:
             raise set_failed(name, "duplicate parameter")
         given.add(name)
         name = d.name  # an alias (hash-max-ziplist-entries) sets the setting it names: last wins
-        if not d.mutable:
+        if not d.mutable and not (name in OWN_IMMUTABLE and _unchanged(srv, d, raw)):
             raise set_failed(name, "can't set immutable config")
         if d.protected and (allow == "no" or (allow == "local" and not c.is_local())):
             raise set_failed(name, "can't set protected config")
@@ -296,7 +342,8 @@ def config_set(srv: Server, args: list[bytes], c: Client) -> None:
         except CommandError as e:
             cfg.values = before
             name = next(n for n in changed if LISTENER_DIRECTIVES[n] == kind)
-            raise set_failed(name, e.message.removeprefix("ERR ")) from None
+            why = e.message.removeprefix("ERR ")
+            raise set_failed(name, f"{REBIND_FAILED[name]} ({why})") from None
     srv.config_changed()
     if parsed.keys() & {"maxmemory", "maxmemory-policy", "lfu-log-factor", "lfu-decay-time"}:
         srv.update_maxmemory()
@@ -329,24 +376,162 @@ def _not_a_directory(path: str) -> str:
 
 
 # ------------------------------------------------------------------ COMMAND
-def command_info(cmd: Command) -> list[Any]:
-    flags = [Status(f) for f in sorted(cmd.flags)]
+# ACL categories as Redis derives them: from the command's group and from its flags.
+GROUP_CATEGORY = {
+    "string": "string",
+    "generic": "keyspace",
+    "list": "list",
+    "hash": "hash",
+    "set": "set",
+    "sorted_set": "sortedset",
+    "transactions": "transaction",
+    "connection": "connection",
+    "scripting": "scripting",
+    "pubsub": "pubsub",
+    "bitmap": "bitmap",
+    "hyperloglog": "hyperloglog",
+    "stream": "stream",
+    "geo": "geo",
+}
+ACL_CATEGORIES = frozenset(
+    (*GROUP_CATEGORY.values(), "read", "write", "admin", "fast", "slow", "blocking", "dangerous")
+)
+
+
+def categories(cmd: Command) -> list[str]:
+    fl = cmd.flags
+    out = []
+    group = GROUP_CATEGORY.get(cmd.group)
+    if group:
+        out.append(group)
+    if "write" in fl:
+        out.append("write")
+    if "readonly" in fl:
+        out.append("read")
+    if "admin" in fl:
+        out += ["admin", "dangerous"]
+    if "blocking" in fl:
+        out.append("blocking")
+    out.append("fast" if "fast" in fl else "slow")
+    return out
+
+
+def _numkeys(at: int, before: int = 0) -> Callable[[list[bytes]], list[bytes]]:
+    """Keys counted by a numkeys argument at `at` (after `before` fixed keys: a destination)."""
+
+    def keys(argv: list[bytes]) -> list[bytes]:
+        try:
+            n = int(argv[at])
+        except (ValueError, IndexError):
+            raise CommandError("ERR Invalid arguments specified for command") from None
+        if n < 0 or at + 1 + n > len(argv):
+            raise CommandError("ERR Invalid arguments specified for command")
+        return argv[1 : 1 + before] + argv[at + 1 : at + 1 + n]
+
+    return keys
+
+
+def _sort_keys(argv: list[bytes]) -> list[bytes]:
+    keys = [argv[1]]
+    for i in range(2, len(argv) - 1):
+        if argv[i].lower() == b"store":
+            keys = [argv[1], argv[-1]]  # the last STORE wins, as in sortGetKeys()
+    return keys
+
+
+def _streams_keys(argv: list[bytes]) -> list[bytes]:
+    for i, a in enumerate(argv):
+        if a.lower() == b"streams":
+            rest = argv[i + 1 :]
+            if not rest or len(rest) % 2:
+                raise CommandError("ERR Invalid arguments specified for command")
+            return rest[: len(rest) // 2]
+    raise CommandError("ERR Invalid arguments specified for command")
+
+
+# Commands whose keys are found by parsing their arguments (Redis's getkeys procedures,
+# flagged `movablekeys`); listed here by name and used when a family registers the command.
+MOVABLE_KEYS: dict[str, Callable[[list[bytes]], list[bytes]]] = {
+    **{n: _numkeys(2, 1) for n in ("zunionstore", "zinterstore", "zdiffstore")},
+    **{n: _numkeys(1) for n in ("zunion", "zinter", "zdiff", "zintercard", "sintercard")},
+    **{n: _numkeys(1) for n in ("lmpop", "zmpop")},
+    **{n: _numkeys(2) for n in ("blmpop", "bzmpop")},
+    **{n: _numkeys(2) for n in ("eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro")},
+    "sort": _sort_keys,
+    "sort_ro": _sort_keys,
+    "xread": _streams_keys,
+    "xreadgroup": _streams_keys,
+}
+
+
+def command_flags(cmd: Command) -> list[Status]:
+    flags = sorted(cmd.flags)
+    if cmd.name in MOVABLE_KEYS:
+        flags.append("movablekeys")
+    return [Status(f) for f in flags]
+
+
+def command_info(cmd: Command | None) -> list[Any] | None:
+    if cmd is None:
+        return None
     return [
         cmd.name,
         cmd.arity,
-        flags,
+        command_flags(cmd),
         cmd.first_key,
         cmd.last_key,
         cmd.step,
-        [Status(f"@{cmd.group}")],
+        [Status(f"@{x}") for x in categories(cmd)],
         [],
         [],
-        [],
+        [command_info(x) for x in (cmd.subcommands or {}).values()],
     ]
 
 
 def command_docs(cmd: Command) -> dict[str, Any]:
-    return {"summary": cmd.summary, "since": cmd.since, "group": cmd.group, "complexity": ""}
+    doc: dict[str, Any] = {
+        "summary": cmd.summary,
+        "since": cmd.since,
+        "group": cmd.group,
+        "complexity": "",
+    }
+    if cmd.subcommands:
+        doc["subcommands"] = {x.name: command_docs(x) for x in cmd.subcommands.values()}
+    return doc
+
+
+def lookup_fullname(name: bytes) -> Command | None:
+    """`get`, `config|get` (Redis's lookupCommandBySds(): one level, strict)."""
+    parts = name.lower().split(b"|")
+    cmd = TABLE.get(parts[0])
+    if cmd is None or len(parts) > 2:
+        return None
+    if len(parts) == 1:
+        return cmd
+    return (cmd.subcommands or {}).get(parts[1])
+
+
+def all_commands() -> list[Command]:
+    out = []
+    for cmd in TABLE.values():
+        out.append(cmd)
+        out += (cmd.subcommands or {}).values()
+    return out
+
+
+def command_keys(argv: list[bytes]) -> list[bytes]:
+    """COMMAND GETKEYS: the keys of a full command, as Redis's getKeysSubcommandImpl()."""
+    cmd = TABLE.get(argv[0].lower())
+    if cmd is not None and cmd.subcommands and len(argv) > 1:
+        cmd = cmd.subcommands.get(argv[1].lower(), cmd)
+    if cmd is None:
+        raise CommandError("ERR Invalid command specified")
+    finder = MOVABLE_KEYS.get(cmd.name)
+    if finder is None and not cmd.first_key:
+        raise CommandError("ERR The command has no key arguments")
+    if len(argv) != cmd.arity if cmd.arity > 0 else len(argv) < -cmd.arity:
+        raise CommandError("ERR Invalid number of arguments specified for command")
+    return finder(argv) if finder is not None else cmd.keys(argv)
 
 
 @command("command", -1, "loading stale", group="server", summary="Returns details about commands.")
@@ -357,44 +542,72 @@ def command_(c: Client, argv: list[bytes]) -> bytes:
     if sub == b"count":
         return integer(len(TABLE))
     if sub == b"info":
-        names = argv[2:] or list(TABLE)
-        return encode(
-            [command_info(TABLE[n.lower()]) if n.lower() in TABLE else None for n in names], c.resp
-        )
+        if len(argv) == 2:
+            return encode([command_info(x) for x in TABLE.values()], c.resp)
+        return encode([command_info(lookup_fullname(n)) for n in argv[2:]], c.resp)
     if sub == b"docs":
-        names = [n.lower() for n in argv[2:]] or list(TABLE)
-        return encode({n.decode(): command_docs(TABLE[n]) for n in names if n in TABLE}, c.resp)
+        if len(argv) == 2:
+            return encode({x.name: command_docs(x) for x in TABLE.values()}, c.resp)
+        found = [x for x in (lookup_fullname(n) for n in argv[2:]) if x is not None]
+        return encode({x.name: command_docs(x) for x in found}, c.resp)
     if sub == b"list":
-        return bulk_array(list(TABLE))
+        return bulk_array([x.name.encode() for x in _command_list(argv)])
     if sub == b"getkeys":
-        cmd = TABLE.get(argv[2].lower())
-        if cmd is None:
-            raise CommandError("ERR Invalid command specified")
-        keys = cmd.keys(argv[2:])
-        if not keys:
-            raise CommandError("ERR The command has no key arguments")
-        return bulk_array(keys)
+        return bulk_array(command_keys(argv[2:]))
     return encode([Status(line) for line in COMMAND_HELP], c.resp)
 
 
-COMMAND_ARITY = {b"count": 2, b"info": -2, b"docs": -2, b"list": -2, b"getkeys": -3, b"help": 2}
+def _command_list(argv: list[bytes]) -> list[Command]:
+    """COMMAND LIST [FILTERBY MODULE name|ACLCAT category|PATTERN pattern]."""
+    if len(argv) == 2:
+        return all_commands()
+    if len(argv) != 5 or argv[2].lower() != b"filterby":
+        raise CommandError("ERR syntax error")
+    kind, arg = argv[3].lower(), argv[4]
+    if kind == b"module":
+        return []  # no modules
+    if kind == b"aclcat":
+        cat = arg.decode(errors="replace").lower()
+        if cat not in ACL_CATEGORIES:
+            return []
+        return [x for x in all_commands() if cat in categories(x)]
+    if kind == b"pattern":
+        match = matcher(arg, nocase=True)
+        return [x for x in all_commands() if match(x.name.encode())]
+    raise CommandError("ERR syntax error")
+
+
+COMMAND_ARITY = {
+    b"count": 2,
+    b"info": -2,
+    b"docs": -2,
+    b"list": -2,
+    b"getkeys": -4,
+    b"help": 2,
+}
 COMMAND_HELP = [
     "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "(no subcommand)",
     "    Return details about all commands.",
     "COUNT",
-    "    Return the total number of commands.",
-    "INFO [<command-name> ...]",
-    "    Return details about the named commands.",
-    "DOCS [<command-name> ...]",
-    "    Return documentation of the named commands.",
+    "    Return the total number of commands in this server.",
     "LIST",
-    "    Return the names of all commands.",
+    "    Return a list of all commands in this server.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "DOCS [<command-name> ...]",
+    "    Return documentation details about multiple commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
     "GETKEYS <full-command>",
-    "    Return the keys of a full command.",
+    "    Return the keys from a full command.",
     "HELP",
     "    Print this help.",
 ]
+subcommands("command", COMMAND_ARITY, {})
+subcommands("config", CONFIG_ARITY, {b"help": "loading stale"})
 
 
 # ------------------------------------------------------------------ misc
@@ -416,6 +629,21 @@ def save(c: Client, argv: list[bytes]) -> bytes:
     except OSError as e:
         log.warning(f"SAVE failed: {e}")
         raise CommandError(f"ERR {e}") from None
+    return OK
+
+
+@command(
+    "monitor",
+    1,
+    "admin noscript loading stale",
+    group="server",
+    summary="Lists commands the server runs, as they run.",
+    batched=False,
+)
+def monitor(c: Client, argv: list[bytes]) -> bytes:
+    if c in c.server.monitors:
+        return b""  # a second MONITOR is ignored, without a reply (as in Redis)
+    c.server.monitors.add(c)
     return OK
 
 

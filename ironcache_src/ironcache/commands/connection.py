@@ -6,12 +6,14 @@ import hmac
 from typing import TYPE_CHECKING
 
 from ironcache._version import __version__
+from ironcache.client import REPLY_OFF, REPLY_SKIP_NEXT
 from ironcache.commands import (
     REDIS_COMPAT_VERSION,
     SYNTAX,
     CommandError,
     command,
     subcommand,
+    subcommands,
     to_int,
 )
 from ironcache.protocol import OK, PONG, Status, bulk, encode, integer, null
@@ -140,6 +142,8 @@ def reset(c: Client, argv: list[bytes]) -> bytes:
     c.db = c.server.keyspace.dbs[0]
     c.resp = 2
     c.name = b""
+    c.reply_off = 0
+    c.server.monitors.discard(c)
     if c.server.config["requirepass"]:
         c.authenticated = c.parser.authenticated = False
     return b"+RESET\r\n"
@@ -167,8 +171,13 @@ CLIENT_HELP = [
     "    Return information about client connections.",
     "INFO",
     "    Return information about the current client connection.",
-    "KILL <ID id|ADDR ip:port|LADDR ip:port>",
-    "    Kill connections.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are: ID <client-id>, ADDR <ip:port>, LADDR <ip:port>,",
+    "    TYPE (NORMAL|MASTER|REPLICA|PUBSUB), USER <username>, SKIPME (YES|NO).",
+    "REPLY (ON|OFF|SKIP)",
+    "    Control the replies sent to the current connection.",
     "NO-EVICT (ON|OFF)",
     "    Accepted for compatibility (IronCache never evicts clients).",
     "HELP",
@@ -199,21 +208,33 @@ def client(c: Client, argv: list[bytes]) -> bytes:
             raise CommandError(f"ERR Unrecognized option '{argv[2].decode(errors='replace')}'")
         return OK
     if sub == b"info":
-        return bulk(c.info_line().encode() + b"\n")
+        return bulk(c.info_line(argv).encode() + b"\n")
     if sub == b"list":
         chosen = list(srv.clients.values())
         if n >= 4 and argv[2].lower() == b"id":
-            ids = {to_int(x) for x in argv[3:]}
+            ids = {to_int(x, "ERR Invalid client ID") for x in argv[3:]}
             chosen = [x for x in chosen if x.id in ids]
         elif n == 4 and argv[2].lower() == b"type":
-            if argv[3].lower() not in (b"normal", b"master", b"replica", b"pubsub"):
-                raise CommandError(f"ERR Unknown client type '{argv[3].decode(errors='replace')}'")
+            _client_type(argv[3])
             chosen = chosen if argv[3].lower() == b"normal" else []
         elif n != 2:
             raise CommandError(SYNTAX)
-        return bulk("".join(x.info_line() + "\n" for x in chosen).encode())
+        return bulk("".join(x.info_line(argv if x is c else None) + "\n" for x in chosen).encode())
     if sub == b"kill":
         return _kill(c, argv)
+    if sub == b"reply":
+        mode = argv[2].lower()
+        if mode == b"on":
+            c.reply_off = 0
+            return OK
+        if mode == b"off":
+            c.reply_off = REPLY_OFF
+        elif mode == b"skip":
+            if c.reply_off != REPLY_OFF:
+                c.reply_off = REPLY_SKIP_NEXT
+        else:
+            raise CommandError(SYNTAX)
+        return b""  # no reply: Server.execute_batch() mutes it and steps SKIP along
     if sub == b"no-evict":
         if argv[2].lower() not in (b"on", b"off"):
             raise CommandError(SYNTAX)
@@ -229,41 +250,83 @@ CLIENT_ARITY = {
     b"info": 2,
     b"list": -2,
     b"kill": -3,
+    b"reply": 3,
     b"no-evict": 3,
     b"help": 2,
 }
+subcommands(
+    "client",
+    CLIENT_ARITY,
+    {
+        b"id": "noscript loading stale",
+        b"getname": "noscript loading stale",
+        b"setname": "noscript loading stale",
+        b"setinfo": "noscript loading stale",
+        b"info": "noscript loading stale",
+        b"list": "admin noscript loading stale",
+        b"kill": "admin noscript loading stale",
+        b"reply": "noscript loading stale",
+        b"no-evict": "admin noscript loading stale",
+        b"help": "loading stale",
+    },
+)
+CLIENT_TYPES = (b"normal", b"master", b"replica", b"slave", b"pubsub")
+
+
+def _client_type(name: bytes) -> bytes:
+    if name.lower() not in CLIENT_TYPES:
+        raise CommandError(f"ERR Unknown client type '{name.decode(errors='replace')}'")
+    return name.lower()
 
 
 def _kill(c: Client, argv: list[bytes]) -> bytes:
+    """CLIENT KILL, as Redis's clientCommand(): the old form `addr` kills every client with
+    that address (itself included) and answers OK; the new form answers the count, and a
+    client that kills itself (SKIPME no) gets that count before its connection closes."""
     srv = c.server
-    if len(argv) == 3:  # old form: CLIENT KILL addr:port
-        victims = [x for x in srv.clients.values() if x.addr.encode() == argv[2]]
-        if not victims:
-            raise CommandError("ERR No such client")
-        victims[0].close()
-        return OK
-    if len(argv) % 2 != 0:
-        raise CommandError(SYNTAX)
     victims = list(srv.clients.values())
-    skipme = True
-    for i in range(2, len(argv), 2):
-        opt, val = argv[i].lower(), argv[i + 1]
+    old_form = len(argv) == 3
+    skipme = not old_form
+    if old_form:
+        victims = [x for x in victims if x.addr.encode() == argv[2]]
+    i = 2
+    while not old_form and i < len(argv):
+        opt = argv[i].lower()
+        if i + 1 >= len(argv):
+            raise CommandError(SYNTAX)
+        val = argv[i + 1]
         if opt == b"id":
-            victims = [x for x in victims if x.id == to_int(val)]
+            cid = to_int(val, "ERR client-id should be greater than 0")
+            if cid < 1:
+                raise CommandError("ERR client-id should be greater than 0")
+            victims = [x for x in victims if x.id == cid]
         elif opt == b"addr":
             victims = [x for x in victims if x.addr.encode() == val]
         elif opt == b"laddr":
             victims = [x for x in victims if x.laddr.encode() == val]
-        elif opt == b"skipme":
-            skipme = val.lower() != b"no"
         elif opt == b"type":
-            victims = victims if val.lower() == b"normal" else []
+            victims = victims if _client_type(val) == b"normal" else []
+        elif opt == b"user":
+            if val != b"default":  # the only user
+                raise CommandError(f"ERR No such user '{val.decode(errors='replace')}'")
+        elif opt == b"skipme":
+            if val.lower() not in (b"yes", b"no"):
+                raise CommandError(SYNTAX)
+            skipme = val.lower() == b"yes"
         else:
             raise CommandError(SYNTAX)
+        i += 2
     if skipme:
         victims = [x for x in victims if x is not c]
     for x in victims:
-        x.close()
+        if x is c:
+            c.closing = True  # after this reply
+        else:
+            x.close()
+    if old_form:
+        if not victims:
+            raise CommandError("ERR No such client")
+        return OK
     return integer(len(victims))
 
 
