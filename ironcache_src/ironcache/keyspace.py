@@ -370,6 +370,10 @@ class Keyspace:
         self.lazy: deque[Any] = deque()  # big values waiting to be released (free_step)
         self.lazyfreed_objects = 0
         self.free_scheduled = False  # a free_step() is queued on the event loop
+        # Scripting's persistent part (EVAL's script cache by sha, FUNCTION libraries by
+        # name), kept here so the handover and the snapshot carry it with the dataset.
+        self.scripts: dict[bytes, bytes] = {}
+        self.libraries: dict[str, bytes] = {}
         self.tick()
 
     def free_later(self, value: Any) -> None:

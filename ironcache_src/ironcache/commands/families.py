@@ -17,6 +17,7 @@ def load_all() -> None:
         hashes,
         keys,
         lists,
+        scripting,
         sets,
         strings,
         transactions,
