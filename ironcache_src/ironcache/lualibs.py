@@ -15,9 +15,14 @@ import math
 import struct as _struct
 from typing import Any
 
-from lupa import lua51
+try:
+    from lupa import lua51
+except ImportError:  # the server starts without it; scripting answers an error
+    lua51 = None
 
-lua_type = lua51.lua_type
+
+def lua_type(v: Any) -> str | None:
+    return lua51.lua_type(v) if lua51 is not None else None
 
 # ------------------------------------------------------------------ bit (LuaBitOp 1.0.2)
 

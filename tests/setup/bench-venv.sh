@@ -2,8 +2,9 @@
 # Create or update .venv-bench/: the interpreter bench/throughput.py runs IronCache on.
 # It is what the role deploys a release on: a virtualenv of the host's own python3 (Debian's,
 # not a developer's build) with the uvloop and hiredis wheels that ironcache_accelerators
-# installs, at the versions requirements-dev.txt pins. Idempotent and quiet (tests/setup/venv.sh
-# does the work). To build it on another interpreter, remove .venv-bench first.
+# installs and lupa (scripting), at the versions requirements-dev.txt pins. Idempotent and
+# quiet (tests/setup/venv.sh does the work). To build it on another interpreter, remove
+# .venv-bench first.
 #   usage: tests/setup/bench-venv.sh     (VENV=path and BASE_PYTHON=path override the defaults)
 set -euo pipefail
 
@@ -11,6 +12,6 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 pins=$tmp/accelerators.txt
-grep -E '^(uvloop|hiredis)==' "$ROOT/requirements-dev.txt" >"$pins"
+grep -E '^(uvloop|hiredis|lupa)==' "$ROOT/requirements-dev.txt" >"$pins"
 VENV=${VENV:-$ROOT/.venv-bench} PYTHON=${BASE_PYTHON:-/usr/bin/python3} REQ=$pins \
     "$ROOT/tests/setup/venv.sh"

@@ -10,8 +10,8 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 pins=$tmp/server-tests.txt
-# uvloop and hiredis: IronCache runs on this venv's interpreter, as the role deploys it
-grep -E '^(redis|hiredis|uvloop|pytest|pytest-asyncio|hypothesis)==' "$ROOT/requirements-dev.txt" >"$pins"
-[ "$(wc -l <"$pins")" -eq 6 ] || { echo "server-venv: pins missing from requirements-dev.txt" >&2; exit 1; }
+# uvloop, hiredis and lupa: IronCache runs on this venv's interpreter, as the role deploys it
+grep -E '^(redis|hiredis|uvloop|lupa|pytest|pytest-asyncio|hypothesis)==' "$ROOT/requirements-dev.txt" >"$pins"
+[ "$(wc -l <"$pins")" -eq 7 ] || { echo "server-venv: pins missing from requirements-dev.txt" >&2; exit 1; }
 mkdir -p "$(dirname "$VENV")"
 VENV=$VENV PYTHON=$PYTHON REQ=$pins "$ROOT/tests/setup/venv.sh"

@@ -33,9 +33,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lupa import lua51
-
 from ironcache import lualibs
+from ironcache.lualibs import lua51
 from ironcache.commands import ALIASES, TABLE, CommandError, command, subcommand, to_int
 from ironcache.glob import matcher
 from ironcache.log import log
@@ -347,9 +346,26 @@ local function guarded_rawset(t, k, v)
 end
 
 for _, name in ipairs({'xpcall', 'tostring', 'next', 'assert', 'tonumber', 'rawequal',
-                       'collectgarbage', 'getmetatable', 'type', 'select', 'unpack', 'gcinfo',
+                       'collectgarbage', 'getmetatable', 'type', 'select', 'gcinfo',
                        'pairs', 'rawget', 'ipairs', '_VERSION', 'error'}) do
   ENV[name] = _G[name]
+end
+-- lupa's Lua 5.1 crashes on unpack ranges whose size overflows an int (Redis patched its
+-- copy): refuse any range Lua's own stack check would refuse, before unpack sees it.
+local floor = math.floor
+ENV.unpack = function(...)
+  local t, i, j = ...
+  if type(t) == 'table' then
+    local first = i == nil and 1 or tonumber(i)
+    local last = j == nil and #t or tonumber(j)
+    if first and last then
+      first, last = floor(first), floor(last)
+      if first <= last and last - first >= 7999 then
+        error("too many results to unpack", 2)
+      end
+    end
+  end
+  return unpack(...)  -- the same arguments: Lua's stack check counts them
 end
 ENV.pcall = redis_pcall
 ENV.setmetatable = guarded_setmetatable
@@ -398,8 +414,8 @@ function api.run_eval(f, keys, argv, hooked)
   rawset(ENV, 'KEYS', keys)
   rawset(ENV, 'ARGV', argv)
   if hooked then dbg.sethook(hook_fn, '', P.hook_every) end
-  local ok, r = xpcall(f, err_handler)
-  dbg.sethook()
+  -- One line: a line hook (a kill) must not fire between the call and its removal.
+  local ok, r = xpcall(f, err_handler) dbg.sethook()
   return ok, r
 end
 
@@ -407,8 +423,7 @@ end
 function api.run_function(f, keys, argv, hooked)
   killing = false
   if hooked then dbg.sethook(hook_fn, '', P.hook_every) end
-  local ok, r = xpcall(function() return f(keys, argv) end, err_handler)
-  dbg.sethook()
+  local ok, r = xpcall(function() return f(keys, argv) end, err_handler) dbg.sethook()
   return ok, r
 end
 
@@ -514,8 +529,7 @@ if FUNCTIONS then
     registered = {}
     backing = LOAD_ENV
     dbg.sethook(load_hook, '', P.hook_every)
-    local ok, e = pcall(f)
-    dbg.sethook()
+    local ok, e = pcall(f) dbg.sethook()
     backing = ENV
     local list = registered
     registered = nil
@@ -656,8 +670,12 @@ def _to_int(x: Any) -> int:
     return n if -(2**63) <= n < 2**63 else -(2**63)
 
 
-def reply_from_lua(v: Any, resp: int, script_resp: int, depth: int = 0) -> bytes:
-    """A script's return value as the caller's reply (Redis's luaReplyToRedisReply)."""
+def reply_from_lua(
+    v: Any, resp: int, script_resp: int, rawget: Any, depth: int = 0
+) -> bytes:
+    """A script's return value as the caller's reply (Redis's luaReplyToRedisReply).
+
+    Fields are read with rawget, as Redis does: a metatable's __index never runs here."""
     if isinstance(v, bytes):
         return bulk(v)
     if isinstance(v, bool):
@@ -670,49 +688,49 @@ def reply_from_lua(v: Any, resp: int, script_resp: int, depth: int = 0) -> bytes
         return integer(_to_int(v))
     if v is None or lua51.lua_type(v) != "table" or depth > 1000:
         return NULL3 if resp == 3 else NULL_BULK
-    err = v[b"err"]
+    err = rawget(v, b"err")
     if isinstance(err, bytes):
         return error(err.decode("utf-8", "replace").removeprefix("-"))
-    ok = v[b"ok"]
+    ok = rawget(v, b"ok")
     if isinstance(ok, bytes):
         return b"+" + ok.replace(b"\r", b" ").replace(b"\n", b" ") + b"\r\n"
-    dbl = v[b"double"]
+    dbl = rawget(v, b"double")
     if isinstance(dbl, (int, float)) and not isinstance(dbl, bool):
         text = _float_text(float(dbl))
         return b"," + text + b"\r\n" if resp == 3 else bulk(text)
-    big = v[b"big_number"]
+    big = rawget(v, b"big_number")
     if isinstance(big, bytes):
         big = big.replace(b"\r", b" ").replace(b"\n", b" ")
         return b"(" + big + b"\r\n" if resp == 3 else bulk(big)
-    verb = v[b"verbatim_string"]
+    verb = rawget(v, b"verbatim_string")
     if verb is not None and lua51.lua_type(verb) == "table":
-        fmt, s = verb[b"format"], verb[b"string"]
+        fmt, s = rawget(verb, b"format"), rawget(verb, b"string")
         if isinstance(fmt, bytes) and isinstance(s, bytes):
             if resp == 3:
                 body = fmt[:3].ljust(3) + b":" + s
                 return b"=%d\r\n%s\r\n" % (len(body), body)
             return bulk(s)
-    m = v[b"map"]
+    m = rawget(v, b"map")
     if m is not None and lua51.lua_type(m) == "table":
         items = list(m.items())
         head = b"%%%d\r\n" % len(items) if resp == 3 else b"*%d\r\n" % (2 * len(items))
         parts = [head]
         for k, x in items:
-            parts.append(reply_from_lua(k, resp, script_resp, depth + 1))
-            parts.append(reply_from_lua(x, resp, script_resp, depth + 1))
+            parts.append(reply_from_lua(k, resp, script_resp, rawget, depth + 1))
+            parts.append(reply_from_lua(x, resp, script_resp, rawget, depth + 1))
         return b"".join(parts)
-    s = v[b"set"]
+    s = rawget(v, b"set")
     if s is not None and lua51.lua_type(s) == "table":
         keys = list(s.keys())
         head = b"~%d\r\n" % len(keys) if resp == 3 else b"*%d\r\n" % len(keys)
-        return head + b"".join(reply_from_lua(k, resp, script_resp, depth + 1) for k in keys)
+        return head + b"".join(reply_from_lua(k, resp, script_resp, rawget, depth + 1) for k in keys)
     parts = []
     i = 1
     while True:
-        x = v[i]
+        x = rawget(v, i)
         if x is None:
             break
-        parts.append(reply_from_lua(x, resp, script_resp, depth + 1))
+        parts.append(reply_from_lua(x, resp, script_resp, rawget, depth + 1))
         i += 1
     return b"*%d\r\n" % len(parts) + b"".join(parts)
 
@@ -798,6 +816,7 @@ class Runtime:
         setup = lua.execute(b"return function(...) return assert(loadstring(...)) end")
         chunk = setup(_SANDBOX.encode(), b"=ironcache_sandbox")
         self.api = chunk(lua.table_from(callbacks), functions)
+        self.rawget = lua.eval(b"rawget")
         # Lua's own globals (io, os, package...) stay in the state, out of scripts' reach.
         lua.execute(b"collectgarbage('collect')")
 
@@ -812,6 +831,7 @@ class Engine:
         self.server = server
         self.eval_rt = Runtime(self, False)
         self.func_rt = Runtime(self, True)
+        self.runtimes = (self.eval_rt, self.func_rt)
         self.compiled: dict[bytes, Any] = {}  # sha -> compiled Lua function
         self.flags: dict[bytes, int] = {}  # sha -> shebang flags
         self.libraries: dict[str, Library] = {}  # by lower-case name
@@ -871,7 +891,9 @@ class Engine:
         srv = self.server
         cmd = ALIASES.get(argv[0]) or TABLE.get(argv[0].lower())
         why = ""
-        if cmd is None:
+        if argv[0].lower().decode("latin-1") in NOSCRIPT:
+            why = "ERR This Redis command is not allowed from script"
+        elif cmd is None:
             why = "ERR Unknown Redis command called from script"
         elif len(argv) != cmd.arity if cmd.arity > 0 else len(argv) < -cmd.arity:
             why = "ERR Wrong number of args calling Redis command from script"
@@ -879,13 +901,7 @@ class Engine:
             why = "ERR This Redis command is not allowed from script"
         elif run.read_only and ("write" in cmd.flags or cmd.name in MAY_REPLICATE):
             why = "ERR Write commands are not allowed from read-only scripts."
-        elif (
-            cmd.denyoom
-            and not run.allow_oom
-            and not run.dirty
-            and run.oom_at_start
-            and srv.keyspace.used > srv.maxmemory
-        ):
+        elif cmd.denyoom and not run.allow_oom and not run.dirty and run.oom_at_start:
             why = OOM_ERR
         if why:
             srv.error_replies += 1
@@ -956,7 +972,8 @@ class Engine:
     def check_function_name(self, name: bytes, registered: Any) -> bytes | None:
         if not _valid_name(name):
             return (
-                b"Function names can only contain letters, numbers, or underscores(_) "
+                # Redis 7.0 words it so for function names too
+                b"Library names can only contain letters, numbers, or underscores(_) "
                 b"and must be at least one character long"
             )
         low = name.lower()
@@ -992,16 +1009,13 @@ class Engine:
         if self.run is not None:  # a script cannot call EVAL: only a bug gets here
             raise CommandError("ERR a script is already running")
         compat = bool(flags & F_EVAL_COMPAT)
+        oom = self.over_maxmemory()
         if not compat:
             if not flags & F_NO_WRITES and ro:
                 raise CommandError(
                     "ERR Can not execute a script with write flag using *_ro command."
                 )
-            if (
-                srv.keyspace.used > srv.maxmemory
-                and srv.config["maxmemory"]
-                and not flags & (F_ALLOW_OOM | F_NO_WRITES)
-            ):
+            if oom and not flags & (F_ALLOW_OOM | F_NO_WRITES):
                 raise CommandError(
                     "OOM allow-oom flag is not set on the script, "
                     "can not run it when used memory > 'maxmemory'"
@@ -1013,7 +1027,7 @@ class Engine:
             is_eval,
             ro or (not compat and bool(flags & F_NO_WRITES)),
             not compat and bool(flags & F_ALLOW_OOM),
-            bool(srv.config["maxmemory"]) and srv.keyspace.used > srv.maxmemory,
+            oom,
             time.monotonic(),
             argv,
         )
@@ -1026,8 +1040,8 @@ class Engine:
             except lua51.LuaError as e:  # an error in error handling, out of memory...
                 ok, result = False, str(e).encode()
             if ok:
-                return reply_from_lua(result, caller.resp, sc.resp)
-            return self._error_reply(result, name)
+                return reply_from_lua(result, caller.resp, sc.resp, rt.rawget)
+            return self._error_reply(result, name, rt.rawget)
         finally:
             self.run = None
             srv.script_busy = None
@@ -1035,16 +1049,25 @@ class Engine:
             if run.timed_out:
                 srv.busy_end()
 
-    def _error_reply(self, err: Any, name: str) -> bytes:
+    def _error_reply(self, err: Any, name: str, rawget: Any) -> bytes:
         if err is None or lua51.lua_type(err) != "table":
             text = err.decode("utf-8", "replace") if isinstance(err, bytes) else "execution failure"
             raise CommandError(f"ERR Error running script {name}, {text[:100]}")
-        msg = err[b"err"]
+        msg = rawget(err, b"err")
         text = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
-        source, line = err[b"source"], err[b"line"]
+        source, line = rawget(err, b"source"), rawget(err, b"line")
         if isinstance(source, bytes) and line is not None:
             text += f" script: {name}, on {source.decode('utf-8', 'replace')}:{line}."
         raise CommandError(text)
+
+    def over_maxmemory(self) -> bool:
+        """Redis's pre-command OOM state: with maxmemory set, the dataset plus the scripting
+        engine's own memory (Redis counts used_memory_lua in used_memory) exceed it."""
+        srv = self.server
+        if not srv.config["maxmemory"]:
+            return False
+        lua = sum(int(rt.lua.eval(b"collectgarbage('count')") * 1024) for rt in self.runtimes)
+        return srv.keyspace.used + lua > srv.maxmemory
 
     # -- EVAL's script cache
     def script_flags(self, body: bytes) -> tuple[int, int]:
@@ -1213,10 +1236,18 @@ def _valid_name(name: bytes) -> bool:
     )
 
 
+NO_LUPA = (
+    "ERR Lua scripting is unavailable: the lupa package is not installed "
+    "(pip install lupa; the Ansible role installs it)"
+)
+
+
 def engine_of(c: Client) -> Engine:
     srv = c.server
     eng = srv.lua
     if eng is None:
+        if lua51 is None:
+            raise CommandError(NO_LUPA)
         eng = Engine(srv)
         srv.lua = eng
     eng.sync_libraries()
@@ -1478,7 +1509,7 @@ def function(c: Client, argv: list[bytes]) -> bytes:
             replace = True
         if not args:
             raise CommandError("ERR Function code is missing")
-        if srv.config["maxmemory"] and srv.keyspace.used > srv.maxmemory and c.id:
+        if c.id and eng.over_maxmemory():
             raise CommandError(OOM_ERR)
         name = eng.create_library(args[0], replace)
         _journal(c, argv)
@@ -1512,7 +1543,7 @@ def function(c: Client, argv: list[bytes]) -> bytes:
         raise CommandError(
             "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."
         )
-    if srv.config["maxmemory"] and srv.keyspace.used > srv.maxmemory and c.id:
+    if c.id and eng.over_maxmemory():
         raise CommandError(OOM_ERR)
     restore_libraries(eng, argv[2], policy)
     _journal(c, argv)
