@@ -295,7 +295,6 @@ REDIS_COMPAT = [
     _compat_bool("lazyfree-lazy-server-del", False),
     _compat_bool("lazyfree-lazy-user-del", False),
     _compat_bool("lazyfree-lazy-user-flush", False),
-    _compat_int("lua-time-limit", 5000, 0, _LONG_MAX),
     Directive("lfu-log-factor", _int(0, _INT_MAX), 10),
     Directive("lfu-decay-time", _int(0, _INT_MAX), 1),
     Directive("repl-backlog-size", _memory(1), 1024 * 1024, no_effect=True),
@@ -333,6 +332,8 @@ DIRECTIVES: dict[str, Directive] = {
         Directive("maxclients", _int(1, 1_000_000), 10000),
         Directive("requirepass", _string, "", secret=True),
         Directive("timeout", _int(0, 2**31 - 1), 0),
+        # A script running longer (ms) gets other clients -BUSY and can be killed.
+        Directive("lua-time-limit", _int(0, _LONG_MAX), 5000),
         Directive("tcp-keepalive", _int(0, 2**31 - 1), 300),
         Directive("databases", _int(1, 10000), 16, mutable=False),
         Directive("loglevel", _enum("debug", "verbose", "notice", "warning", "nothing"), "notice"),

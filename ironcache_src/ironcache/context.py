@@ -39,6 +39,7 @@ class Journal(Protocol[C]):
     def flush(self) -> None: ...
     def flush_batch(self, c: C, rx0: int, tx0: int, replies: bytes, held: bytes) -> None: ...
     def info(self) -> dict[str, Any]: ...  # INFO handover
+    def wrote(self, db: int, argv: list[bytes]) -> None: ...  # a write outside the handlers
 
 
 class Host(Protocol[C]):
@@ -60,7 +61,15 @@ class Host(Protocol[C]):
     net_input_bytes: int
     net_output_bytes: int
     errorstats: dict[str, int]  # INFO errorstats: replies by error code
+    commands_processed: int
+    error_replies: int
+    # Scripting (commands/scripting.py): its engine, and the -BUSY reply while one runs long.
+    lua: Any
+    script_busy: str | None
+    stopping: asyncio.Event | None
 
+    def busy_poll(self, running: C) -> None: ...
+    def busy_end(self) -> None: ...
     def next_client_id(self) -> int: ...
     def client_closed(self, c: C) -> None: ...
     def execute(self, c: C, argv: list[bytes]) -> bytes: ...

@@ -88,6 +88,7 @@ def load(config: Config, keyspace: Keyspace) -> int | None:
     try:
         body, dummy = state.decode(blob, target)
         keys = state.load_dataset(keyspace, body["dbs"])
+        state.load_scripting(keyspace, body)
     except state.StateError as e:
         del blob
         aside = move_aside(target)

@@ -457,6 +457,7 @@ class Handover:
         self.restored_bytes = len(blob) + len(journal)
         try:
             keys = state.load_dataset(srv.keyspace, body["dbs"])
+            state.load_scripting(srv.keyspace, body)
         except state.StateError as e:
             log.warning(f"cannot take over the previous process's state: {sname}: {e}")
             return False

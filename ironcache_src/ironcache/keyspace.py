@@ -542,6 +542,10 @@ class Keyspace:
         self.lfu = False
         self.lfu_log_factor = 10
         self.lfu_decay_time = 1
+        # Scripting's persistent part (EVAL's script cache by sha, FUNCTION libraries by
+        # name), kept here so the handover and the snapshot carry it with the dataset.
+        self.scripts: dict[bytes, bytes] = {}
+        self.libraries: dict[str, bytes] = {}
         self.tick()
 
     def set_policy(self, policy: str, log_factor: int, decay_time: int) -> None:

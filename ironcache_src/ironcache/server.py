@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import ipaddress
 import os
@@ -16,7 +17,7 @@ from typing import Any
 from ironcache import diskstore, handover
 from ironcache import listener as listen
 from ironcache._version import __version__
-from ironcache.client import Client
+from ironcache.client import DENIED, Client
 from ironcache.commands import ALIASES, TABLE, Command, CommandError, reset_command_stats
 from ironcache.commands.families import load_all
 from ironcache.config import Config
@@ -35,6 +36,11 @@ ERRORSTATS_MAX = 128
 NOT_MONITORED = frozenset(("admin", "skip_monitor"))  # too dangerous to show, as in Redis
 _monotonic = time.monotonic
 _first = itemgetter(0)
+# Commands other clients may run while a script is busy (Redis's CMD_ALLOW_BUSY); SCRIPT and
+# FUNCTION carry the flag "allow_busy" and refuse their other subcommands themselves.
+ALLOW_BUSY = frozenset(
+    ("auth", "hello", "quit", "reset", "shutdown", "discard", "multi", "unwatch", "watch")
+)
 SHUTDOWN_GRACE_S = 5.0
 # Replies one batch may build before the rest of the read waits for the client to read them.
 REPLY_BATCH_MAX = 4 * 1024 * 1024
@@ -152,6 +158,10 @@ class Server:
         self.handover = handover.Handover(self, {})
         self.last_save = int(self.started)
         self.last_save_status = "ok"
+        self.lua: Any = None  # the scripting engine (commands/scripting.py), made on first use
+        # While a script runs past busy-reply-threshold: the -BUSY reply the others get.
+        self.script_busy: str | None = None
+        self.busy_conns: dict[int, tuple[socket.socket, Client]] = {}  # accepted meanwhile
 
     # ------------------------------------------------------------- bookkeeping
     def next_client_id(self) -> int:
@@ -231,9 +241,15 @@ class Server:
                     c, f"ERR wrong number of arguments for '{sub.name}' command", cmd.name, sub
                 )
             st = sub
-        if c.multi is not None or not c.authenticated:
+        if c.multi is not None or not c.authenticated or self.script_busy is not None:
             if not c.authenticated and not cmd.noauth:
                 return self._reject(c, "NOAUTH Authentication required.", cmd.name, st, argv=argv)
+            if (
+                self.script_busy is not None
+                and cmd.name not in ALLOW_BUSY
+                and "allow_busy" not in cmd.flags
+            ):
+                return self._reject(c, self.script_busy, "", st)
             if c.multi is not None:
                 if "no_multi" in cmd.flags:  # SAVE, SHUTDOWN: refused, the EXEC aborts
                     return self._reject(c, "ERR Command not allowed inside a transaction", "", st)
@@ -315,7 +331,13 @@ class Server:
         lookup = ALIASES.get
         ks = self.keyspace
         maxmemory = self.maxmemory
-        plain = c.multi is None and c.authenticated and not c.reply_off and not self.monitors
+        plain = (
+            c.multi is None
+            and c.authenticated
+            and not c.reply_off
+            and not self.monitors
+            and self.script_busy is None
+        )
         counted = 0  # replies in `out` already counted (execute() counts what it runs)
         last = None  # the last request run here
         size = 0
@@ -358,7 +380,11 @@ class Server:
                 if c.closing:
                     break
                 plain = (
-                    c.multi is None and c.authenticated and not c.reply_off and not self.monitors
+                    c.multi is None
+                    and c.authenticated
+                    and not c.reply_off
+                    and not self.monitors
+                    and self.script_busy is None
                 )
                 maxmemory = self.maxmemory
             size += len(reply)
@@ -417,6 +443,119 @@ class Server:
         log.warning(f"internal error in {cmd.name.upper()}: {type(e).__name__}: {e}")
         self.count_error("ERR")
         return error(f"ERR internal error in '{cmd.name}' command")
+
+    def busy_poll(self, running: Client) -> None:
+        """Serve the other clients while a script is busy (see commands/scripting.py).
+
+        Called from the script's Lua hook, inside a command: the event loop is not running,
+        so this reads ready sockets itself and hands the bytes to each client as the loop
+        would; execute() answers -BUSY to all but the commands Redis allows meanwhile (SCRIPT
+        KILL, FUNCTION KILL, SHUTDOWN, AUTH...). Replies leave through the transports, which
+        write at once when nothing is queued. Connections accepted meanwhile are served
+        through their socket directly, and join the loop once the script ends (busy_end).
+        """
+        import select
+
+        socks: dict[int, Client | None] = {}
+        for c in self.clients.values():
+            if c is running or c.closing or c.paused or c.deferred or c.transport is None:
+                continue
+            sock = c.peek_sock if c.peek_sock is not None else c.transport.get_extra_info("socket")
+            if sock is None:
+                continue
+            try:
+                socks[sock.fileno()] = c
+            except (OSError, ValueError):
+                continue
+        listeners = {x.sock.fileno(): x for x in self.listeners if x.sock is not None}
+        waiting = [*socks, *self.busy_conns, *listeners]
+        try:
+            ready, _w, _x = select.select(waiting, [], [], 0)
+        except (OSError, ValueError):
+            return
+        for fd in ready:
+            if fd in listeners:
+                self._busy_accept(listeners[fd])
+                continue
+            if fd in self.busy_conns:
+                self._busy_serve(fd)
+                continue
+            c = socks[fd]
+            if c is None or c.closing:
+                continue
+            if c.peek_sock is not None:
+                c._readable()
+                continue
+            try:
+                data = os.read(fd, 256 * 1024)
+            except OSError:
+                continue
+            if data:  # end of file: the loop sees it again once the script ends
+                c.data_received(data)
+
+    def _busy_accept(self, lst: listen.Listener) -> None:
+        assert lst.sock is not None
+        for _n in range(16):
+            try:
+                conn, addr = lst.sock.accept()
+            except OSError:
+                return
+            conn.setblocking(False)
+            cfg = self.config
+            if (
+                cfg["protected-mode"]
+                and not cfg["requirepass"]
+                and lst.kind == "tcp"
+                and not ipaddress.ip_address(str(addr[0]).split("%", 1)[0]).is_loopback
+            ):
+                self.rejected_connections += 1
+                with contextlib.suppress(OSError):
+                    conn.send(DENIED)
+                conn.close()
+                continue
+            lst.accepted += 1
+            client_id = self.next_client_id()
+            self.handover.client_accepted(client_id, conn)
+            self.busy_conns[conn.fileno()] = (conn, Client(self, lst, client_id))
+
+    def _busy_serve(self, fd: int) -> None:
+        conn, c = self.busy_conns[fd]
+        try:
+            data = conn.recv(64 * 1024)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            del self.busy_conns[fd]
+            self.handover.client_gone(c.id)
+            conn.close()
+            return
+        payload = c.process(data)
+        with contextlib.suppress(OSError):
+            conn.send(payload)  # short replies (-BUSY, +OK): the socket buffer takes them
+        if c.closing:
+            del self.busy_conns[fd]
+            self.handover.client_gone(c.id)
+            conn.close()
+
+    def busy_end(self) -> None:
+        """The busy script ended: connections accepted meanwhile join the event loop."""
+        conns, self.busy_conns = self.busy_conns, {}
+        if self.loop is None:
+            return
+        for conn, c in conns.values():
+            task = self.loop.create_task(self._join(conn, c))
+            self.connecting.add(task)
+            task.add_done_callback(self.connecting.discard)
+
+    async def _join(self, conn: socket.socket, c: Client) -> None:
+        assert self.loop is not None
+        try:
+            await self.loop.connect_accepted_socket(lambda: c, sock=conn)
+        except OSError:
+            conn.close()
+            self.handover.client_gone(c.id)
 
     def _make_room(self) -> bool:
         cfg = self.config

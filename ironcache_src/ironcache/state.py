@@ -3,7 +3,8 @@
 The same bytes go to a memfd in systemd's fd store (live handover) and to the disk snapshot.
 
     header  MAGIC, format, minor, flags, body length, CRC-32 of the body
-    body    marshal (version 2) of a dict: {"meta": {...}, "dbs": [...], "clients": [...]}
+    body    marshal (version 2) of a dict: {"meta": {...}, "dbs": [...], "clients": [...],
+            "scripting": {"scripts": {sha: body}, "libraries": {name: code}}}
     records (journal memfds only) length, CRC-32, marshal of a list of operations
 
 `format` changes only when a reader of the previous format could misread the body; new fields
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 MAGIC = b"IRONCACHE-STATE\n"
 FORMAT = 1  # the major version: readers refuse any other
-MINOR = 1  # bumped for additions older readers may ignore (1: tagged values, sorted sets)
+MINOR = 1  # bumped for additions older readers may ignore (1: tagged values, "scripting")
 HEADER = struct.Struct("<16sHHIQI")  # magic, format, minor, flags, body length, crc32(body)
 RECORD = struct.Struct("<II")  # journal record: payload length, crc32(payload)
 # Version 2: no back-references, which would cost a table lookup per shared object (every key
@@ -73,7 +74,10 @@ def encode(meta: dict[str, Any], keyspace: Keyspace, clients: list[dict[str, Any
             values = [_portable(v) for v in values]
         dbs.append((list(db.data), values, db.expires))
     meta = {"ironcache_version": __version__, "written_ms": int(time.time() * 1000), **meta}
-    body = marshal.dumps({"meta": meta, "dbs": dbs, "clients": clients}, MARSHAL_VERSION)
+    scripting = {"scripts": keyspace.scripts, "libraries": keyspace.libraries}
+    body = marshal.dumps(
+        {"meta": meta, "dbs": dbs, "clients": clients, "scripting": scripting}, MARSHAL_VERSION
+    )
     return HEADER.pack(MAGIC, FORMAT, MINOR, 0, len(body), zlib.crc32(body)) + body
 
 
@@ -124,6 +128,8 @@ def decode(data: bytes | memoryview, what: str) -> tuple[dict[str, Any], int]:
     clients = state.get("clients", [])
     if not isinstance(clients, list) or not all(_valid_client(c) for c in clients):
         raise StateError(f"{what}: malformed client records")
+    if not _valid_scripting(state.get("scripting", {})):
+        raise StateError(f"{what}: malformed scripts or function libraries")
     for i, item in enumerate(state["dbs"]):  # checked whole before anything is loaded
         why = "" if item is None else check_db(item)
         if why:
@@ -170,6 +176,29 @@ def _valid_client(rec: Any) -> bool:
         return False
     multi = rec.get("multi")
     return multi is None or all(isinstance(a, list) and a and _only_bytes(a) for a in multi)
+
+
+def _valid_scripting(item: Any) -> bool:
+    if not isinstance(item, dict):
+        return False
+    scripts, libraries = item.get("scripts", {}), item.get("libraries", {})
+    return (
+        isinstance(scripts, dict)
+        and isinstance(libraries, dict)
+        and _only_bytes(scripts)
+        and _only_bytes(scripts.values())
+        and set(map(type, libraries)) <= {str}
+        and _only_bytes(libraries.values())
+    )
+
+
+def load_scripting(keyspace: Keyspace, body: dict[str, Any]) -> None:
+    """EVAL's script cache and the FUNCTION libraries (absent in format 1.0: none).
+
+    New dicts, so the scripting engine sees they changed and compiles them again."""
+    scripting = body.get("scripting", {})
+    keyspace.scripts = dict(scripting.get("scripts", {}))
+    keyspace.libraries = dict(scripting.get("libraries", {}))
 
 
 def check_db(item: Any) -> str:

@@ -11,9 +11,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 pins=$tmp/server-tests.txt
 # uvloop and hiredis: IronCache runs on this venv's interpreter, as the role deploys it;
-# sortedcontainers: the server needs it (sorted sets)
-grep -E '^(redis|hiredis|uvloop|pytest|pytest-asyncio|hypothesis|sortedcontainers)==' \
+# sortedcontainers (sorted sets) and lupa (scripting): the server needs them
+grep -E '^(redis|hiredis|uvloop|pytest|pytest-asyncio|hypothesis|sortedcontainers|lupa)==' \
     "$ROOT/requirements-dev.txt" >"$pins"
-[ "$(wc -l <"$pins")" -eq 7 ] || { echo "server-venv: pins missing from requirements-dev.txt" >&2; exit 1; }
+[ "$(wc -l <"$pins")" -eq 8 ] || { echo "server-venv: pins missing from requirements-dev.txt" >&2; exit 1; }
 mkdir -p "$(dirname "$VENV")"
 VENV=$VENV PYTHON=$PYTHON REQ=$pins "$ROOT/tests/setup/venv.sh"

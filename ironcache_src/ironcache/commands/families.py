@@ -21,6 +21,7 @@ def load_all() -> None:
         keys,
         lists,
         memory,
+        scripting,
         sets,
         strings,
         transactions,
