@@ -17,6 +17,7 @@ from ironcache.commands import (
 )
 from ironcache.keyspace import Database, now_ms, value_size
 from ironcache.protocol import OK, ONE, ZERO, bulk, integer, null
+from ironcache.zset import ZSet
 
 if TYPE_CHECKING:
     from ironcache.client import Client
@@ -33,20 +34,20 @@ POLICY_NOTE = (
 )
 
 
-# ---------------------------------------------------------------- sorted sets (to be wired)
-# The sorted-set type lands with its own family. DUMP, RESTORE, COPY, OBJECT ENCODING and
-# SORT reach it only through these three functions, so wiring it is done here alone:
-#   zset_pairs(value)      -> its (member, score) pairs in rank order, or None if not a zset
-#   zset_from_pairs(pairs) -> a new sorted-set value (RESTORE of a ZSET payload)
-# Until then no value is a sorted set and a sorted-set payload is "Bad data format".
+# ---------------------------------------------------------------- sorted sets
+# DUMP, RESTORE, COPY, OBJECT ENCODING and SORT reach the sorted-set type through these two.
 
 
 def zset_pairs(value: Any) -> list[tuple[bytes, float]] | None:
-    return None
+    """A sorted set's (member, score) pairs in rank order; None for any other value."""
+    if type(value) is not ZSet:
+        return None
+    return [(m, s) for s, m in value.index]
 
 
-def zset_from_pairs(pairs: list[tuple[bytes, float]]) -> Any:
-    raise rdb.RdbError("sorted sets are not available")
+def zset_from_pairs(pairs: list[tuple[bytes, float]]) -> ZSet:
+    """RESTORE of a sorted-set payload (rdb.load refused duplicates, NaN and empty sets)."""
+    return ZSet.from_pairs(pairs)
 
 
 # ---------------------------------------------------------------- helpers
