@@ -183,7 +183,9 @@ class Client(asyncio.Protocol):
         if payload:
             srv.net_output_bytes += len(payload)
             transport.write(payload)  # type: ignore[union-attr]
-            self.check_output()
+            # Nothing left queued (the kernel took it all): under any limit, nothing to do.
+            if self.obuf_soft_since or transport.get_write_buffer_size():  # type: ignore[union-attr]
+                self.check_output()
         if self.closing:
             transport.close()  # type: ignore[union-attr]  # flushes what is queued
         elif self.deferred:
@@ -392,7 +394,8 @@ class Client(asyncio.Protocol):
         if payload:
             srv.net_output_bytes += len(payload)
             self.transport.write(payload)  # type: ignore[union-attr]
-            self.check_output()
+            if self.obuf_soft_since or self.transport.get_write_buffer_size():  # type: ignore[union-attr]
+                self.check_output()
         left = nread
         try:
             while left:

@@ -327,10 +327,17 @@ _BULK = [5 + len(str(n)) + n for n in range(4096)]
 # (+ = ( ~ > |), or an aggregate count of four digits or more (hiredis allocates for it
 # before any element arrives).
 # Two C-speed scans (a regex starting with a character class is ten times slower): the
-# other aggregate and string type bytes anywhere, and '*' with four digits.
-_NOT_SUSPECT = bytes(sorted(set(range(256)) - set(b"+=(~>|%")))
+# other aggregate and string type bytes anywhere, and '*' with four digits. The first is a
+# translation that changes only those bytes: bytes.translate returns its input itself when
+# nothing changed (a table without deletions is one pass, with no 256-entry set-up).
+_SUSPECT = b"+=(~>|%"
+_MARK_SUSPECT = bytes(0 if c in _SUSPECT else c for c in range(256))
 _STAR_COUNT = re.compile(rb"\*[0-9]{4}")
 _BIG_COUNT = re.compile(rb"[*%~>|]-?(\d{4,})")
+# Reads up to this size have their arguments joined to check their type (one C pass).
+JOIN_CHECK_MAX = 64 * 1024
+# What the hiredis reader returns while a reply is incomplete (0 and #f are replies).
+_WAIT = object()
 
 
 def _frame_size(n: int) -> int:
@@ -421,7 +428,10 @@ class RequestParser:
 
     # -- what the connection holds
     def idle(self) -> bool:
-        return not self.queue and self.queue_err is None and self.py.idle()
+        py = self.py  # py.idle() inlined: the connection asks after every read
+        return (
+            py._argv is None and py.pos >= len(py.buf) and not self.queue and self.queue_err is None
+        )
 
     def pending(self) -> int:
         """Bytes received and not yet run (the query buffer)."""
@@ -456,12 +466,14 @@ class RequestParser:
     def batch(self, data: bytes) -> tuple[list[list[bytes]], ProtocolError | None]:
         """`feed(data)`, then `next_batch()`: what one read from the client yields."""
         py = self.py
+        # py.idle() inlined: this runs once per read.
         if (
             data[:1] == b"*"
-            and self.hiredis is not None
+            and not py.buf
+            and py._argv is None
             and py.authenticated
+            and self.hiredis is not None
             and not self.queue
-            and py.idle()
         ):
             return self._fast(data)
         py.feed(data)
@@ -505,46 +517,58 @@ class RequestParser:
 
     def _fast(self, data: bytes) -> tuple[list[list[bytes]], ProtocolError | None]:
         """`data` starts a frame: hiredis reads it if it reads it as Redis would."""
-        suspect = bool(data.translate(None, _NOT_SUSPECT)) or bool(_STAR_COUNT.search(data))
+        suspect = data.translate(_MARK_SUSPECT) is not data or bool(_STAR_COUNT.search(data))
         if suspect and _declares_too_much(data):
             return self._slow(data)
         reader = self.reader
         if reader is None:
-            reader = self.reader = self.hiredis.Reader()
+            reader = self.reader = self.hiredis.Reader(notEnoughData=_WAIT)
         reader.feed(data)
         try:
-            # gets() says False when it needs more: a reply equal to False (0, #f) stops
-            # here too, which is right (it is no command; RespParser reads it below).
-            cmds = list(iter(reader.gets, False))
+            # Every reply up to the first incomplete one (a 0 or #f reply too: no command).
+            cmds = list(iter(reader.gets, _WAIT))
         except Exception:  # hiredis.ProtocolError: Redis's verdict and wording come below
             return self._slow(data)
+        if not cmds or not all(cmds):  # no whole frame; or '*0', a null, a 0 (RespParser's)
+            return self._slow(data)
         try:
-            # list.__len__ raises TypeError for anything but an array (a map, bytes, a
-            # number, a null); bytes.__len__ for an argument that is not a string. The
-            # canonical size of the arguments comes in the same pass.
-            counts = list(map(list.__len__, cmds))
-            args = chain.from_iterable(cmds)
-            try:
-                used = sum(map(_BULK.__getitem__, map(bytes.__len__, args)))
-            except IndexError:  # an argument of 4 KiB or more
-                used = sum(map(_bulk_size, map(bytes.__len__, chain.from_iterable(cmds))))
+            # One C pass checks the types: joining raises TypeError for an argument that is
+            # not a string, and for a reply that is not an array (a number or null is not
+            # iterable, bytes iterate as ints; a map is suspect).
+            if len(cmds) == 1:
+                size = len(b"".join(cmds[0]))
+            elif len(data) <= JOIN_CHECK_MAX:
+                size = len(b"".join(chain.from_iterable(cmds)))
+            else:  # no copy of big arguments
+                size = sum(map(bytes.__len__, chain.from_iterable(cmds)))
         except TypeError:
             return self._slow(data)
-        if 0 in counts:
-            return self._slow(data)
         limit = self.py.max_bulk_len
-        if len(data) > limit and any(  # a read under the limit holds no argument over it
+        if size > limit and any(  # arguments under the limit in all are each under it
             n > limit for n in map(bytes.__len__, chain.from_iterable(cmds))
         ):
             return self._slow(data)
-        if suspect:
-            lens = list(map(bytes.__len__, chain.from_iterable(cmds)))
-            if not _headers_are_bulks(data, counts, lens):
-                return self._slow(data)
+        if not suspect:
+            # Only '*' and '$' elements (anything else failed above or is suspect): hiredis
+            # read them as Redis does. Did the read end on a frame boundary? Then hiredis
+            # holds nothing, and reads the line ":1" as a whole reply; inside a frame, those
+            # bytes complete an element (a list or bytes comes out), wait, or fail.
+            reader.feed(b":1\r\n")
+            try:
+                one = reader.gets()
+            except Exception:  # hiredis.ProtocolError
+                one = None
+            if one == 1 and one.__class__ is int:
+                return cmds, None
+            self.reader = None
         try:
-            used += sum(map(_FRAME.__getitem__, counts))
-        except IndexError:
-            used += sum(map(_frame_size, counts))
+            counts = list(map(list.__len__, cmds))  # TypeError for a map (its keys joined)
+        except TypeError:
+            return self._slow(data)
+        lens = list(map(bytes.__len__, chain.from_iterable(cmds)))
+        if suspect and not _headers_are_bulks(data, counts, lens):
+            return self._slow(data)
+        used = sum(map(_frame_size, counts)) + sum(map(_bulk_size, lens))
         if used == len(data):
             return cmds, None
         # A frame is still incomplete: the Python parser keeps and judges it.
