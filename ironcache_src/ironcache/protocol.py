@@ -325,14 +325,12 @@ _BULK = [5 + len(str(n)) + n for n in range(4096)]
 # A read in which hiredis might read something Redis would not (checked further when found):
 # a type byte hiredis turns into bytes or a list that Redis refuses or reads as inline
 # (+ = ( ~ > |), or an aggregate count of four digits or more (hiredis allocates for it
-# before any element arrives).
-# Two C-speed scans (a regex starting with a character class is ten times slower): the
-# other aggregate and string type bytes anywhere, and '*' with four digits. The first is a
-# translation that changes only those bytes: bytes.translate returns its input itself when
-# nothing changed (a table without deletions is one pass, with no 256-entry set-up).
-_SUSPECT = b"+=(~>|%"
-_MARK_SUSPECT = bytes(0 if c in _SUSPECT else c for c in range(256))
-_STAR_COUNT = re.compile(rb"\*[0-9]{4}")
+# before any element arrives). One C pass finds both: a translation that turns those type
+# bytes into '+' and digits into '0', then a byte test and a substring search (a regex, or
+# a translate with deletions, costs several times more on the reads clients send).
+_PREFILTER = bytes(
+    0x2B if c in b"+=(~>|%" else 0x30 if 0x30 <= c <= 0x39 else c for c in range(256)
+)
 _BIG_COUNT = re.compile(rb"[*%~>|]-?(\d{4,})")
 # Reads up to this size have their arguments joined to check their type (one C pass).
 JOIN_CHECK_MAX = 64 * 1024
@@ -396,7 +394,7 @@ class RequestParser:
     `unparsed()` (the connection's input, for a handover) includes them.
     """
 
-    __slots__ = ("py", "hiredis", "reader", "queue", "queue_err")
+    __slots__ = ("py", "hiredis", "reader", "queue", "queue_err", "at_boundary")
 
     def __init__(
         self,
@@ -409,6 +407,8 @@ class RequestParser:
         self.reader: Any = None  # an empty hiredis reader, kept for the next read
         self.queue: deque[list[bytes]] = deque()
         self.queue_err: ProtocolError | None = None
+        # The last batch() was read whole by hiredis: nothing is held (idle() without a call).
+        self.at_boundary = False
 
     @property
     def max_bulk_len(self) -> int:
@@ -476,6 +476,7 @@ class RequestParser:
             and not self.queue
         ):
             return self._fast(data)
+        self.at_boundary = False
         py.feed(data)
         return self.next_batch()
 
@@ -516,25 +517,36 @@ class RequestParser:
         raise err
 
     def _fast(self, data: bytes) -> tuple[list[list[bytes]], ProtocolError | None]:
-        """`data` starts a frame: hiredis reads it if it reads it as Redis would."""
-        suspect = data.translate(_MARK_SUSPECT) is not data or bool(_STAR_COUNT.search(data))
-        if suspect and _declares_too_much(data):
-            return self._slow(data)
+        """`data` starts a frame: hiredis reads it if it reads it as Redis would.
+
+        The common case first, in a few C calls: no suspect byte, and the read ends on a
+        frame boundary, which the reply ":1" fed after it proves: hiredis returns it as a reply
+        of its own only then (inside a frame those bytes complete an element, wait or fail).
+        Anything else is read again by `_split()`.
+        """
+        self.at_boundary = False
+        marked = data.translate(_PREFILTER)
+        if 0x2B in marked or marked.find(b"*0000") >= 0:
+            return self._split(data, True)
         reader = self.reader
         if reader is None:
             reader = self.reader = self.hiredis.Reader(notEnoughData=_WAIT)
-        reader.feed(data)
+        reader.feed(data + b":1\r\n")
         try:
             # Every reply up to the first incomplete one (a 0 or #f reply too: no command).
             cmds = list(iter(reader.gets, _WAIT))
-        except Exception:  # hiredis.ProtocolError: Redis's verdict and wording come below
-            return self._slow(data)
-        if not cmds or not all(cmds):  # no whole frame; or '*0', a null, a 0 (RespParser's)
+        except Exception:  # hiredis.ProtocolError: judged again below
+            return self._split(data, False)
+        one = cmds.pop() if cmds else None
+        if one != 1 or one.__class__ is not int:
+            return self._split(data, False)
+        # Only '*' and '$' elements (no suspect byte): hiredis read them as Redis does, so
+        # what is left to check is their types. all() is false for '*0', a null or a 0;
+        # joining raises TypeError for an argument that is not a string, and for a reply that
+        # is not an array (a number is not iterable, bytes iterate as ints; no map here).
+        if not cmds or not all(cmds):
             return self._slow(data)
         try:
-            # One C pass checks the types: joining raises TypeError for an argument that is
-            # not a string, and for a reply that is not an array (a number or null is not
-            # iterable, bytes iterate as ints; a map is suspect).
             if len(cmds) == 1:
                 size = len(b"".join(cmds[0]))
             elif len(data) <= JOIN_CHECK_MAX:
@@ -548,33 +560,43 @@ class RequestParser:
             n > limit for n in map(bytes.__len__, chain.from_iterable(cmds))
         ):
             return self._slow(data)
-        if not suspect:
-            # Only '*' and '$' elements (anything else failed above or is suspect): hiredis
-            # read them as Redis does. Did the read end on a frame boundary? Then hiredis
-            # holds nothing, and reads the line ":1" as a whole reply; inside a frame, those
-            # bytes complete an element (a list or bytes comes out), wait, or fail.
-            reader.feed(b":1\r\n")
-            try:
-                one = reader.gets()
-            except Exception:  # hiredis.ProtocolError
-                one = None
-            if one == 1 and one.__class__ is int:
-                return cmds, None
-            self.reader = None
+        self.at_boundary = True
+        return cmds, None
+
+    def _split(self, data: bytes, suspect: bool) -> tuple[list[list[bytes]], ProtocolError | None]:
+        """hiredis reads the whole frames at the start of `data` if it reads them as Redis
+        would (their canonical sizes say where they end, and, for a suspect read, where their
+        elements start); `RespParser` judges the rest. hiredis keeps nothing."""
+        if suspect and _declares_too_much(data):
+            return self._slow(data)
+        self.reader = None
+        reader = self.hiredis.Reader(notEnoughData=_WAIT)
+        reader.feed(data)
         try:
-            counts = list(map(list.__len__, cmds))  # TypeError for a map (its keys joined)
+            cmds = list(iter(reader.gets, _WAIT))
+        except Exception:  # hiredis.ProtocolError: Redis's verdict and wording come below
+            return self._slow(data)
+        if not cmds:
+            return self._slow(data)
+        try:
+            # list.__len__ raises TypeError for anything but an array (a map, bytes, a number,
+            # a null); bytes.__len__ for an argument that is not a string.
+            counts = list(map(list.__len__, cmds))
+            lens = list(map(bytes.__len__, chain.from_iterable(cmds)))
         except TypeError:
             return self._slow(data)
-        lens = list(map(bytes.__len__, chain.from_iterable(cmds)))
+        limit = self.py.max_bulk_len
+        if 0 in counts or max(lens, default=0) > limit:
+            return self._slow(data)
         if suspect and not _headers_are_bulks(data, counts, lens):
             return self._slow(data)
         used = sum(map(_frame_size, counts)) + sum(map(_bulk_size, lens))
         if used == len(data):
+            self.reader = reader  # it holds nothing
             return cmds, None
-        # A frame is still incomplete: the Python parser keeps and judges it.
-        self.reader = None
         if used > len(data):  # cannot happen with canonical frames; never trust it
             return self._slow(data)
+        # A frame is still incomplete: the Python parser keeps and judges it.
         py = self.py
         py.feed(data[used:])
         more, err = py.next_batch()
