@@ -520,9 +520,10 @@ class RequestParser:
         """`data` starts a frame: hiredis reads it if it reads it as Redis would.
 
         The common case first, in a few C calls: no suspect byte, and the read ends on a
-        frame boundary, which the reply ":1" fed after it proves: hiredis returns it as a reply
-        of its own only then (inside a frame those bytes complete an element, wait or fail).
-        Anything else is read again by `_split()`.
+        frame boundary, which the empty map "%0" fed after it proves: hiredis returns it as a
+        reply of its own only then (inside a frame those bytes complete an element, wait or
+        fail), and nothing in a read without '%' makes a map. Anything else is read again by
+        `_split()`.
         """
         self.at_boundary = False
         marked = data.translate(_PREFILTER)
@@ -531,14 +532,13 @@ class RequestParser:
         reader = self.reader
         if reader is None:
             reader = self.reader = self.hiredis.Reader(notEnoughData=_WAIT)
-        reader.feed(data + b":1\r\n")
+        reader.feed(data + b"%0\r\n")
         try:
             # Every reply up to the first incomplete one (a 0 or #f reply too: no command).
             cmds = list(iter(reader.gets, _WAIT))
         except Exception:  # hiredis.ProtocolError: judged again below
             return self._split(data, False)
-        one = cmds.pop() if cmds else None
-        if one != 1 or one.__class__ is not int:
+        if not cmds or cmds.pop().__class__ is not dict:
             return self._split(data, False)
         # Only '*' and '$' elements (no suspect byte): hiredis read them as Redis does, so
         # what is left to check is their types. all() is false for '*0', a null or a 0;
