@@ -525,7 +525,6 @@ class RequestParser:
         fail), and nothing in a read without '%' makes a map. Anything else is read again by
         `_split()`.
         """
-        self.at_boundary = False
         marked = data.translate(_PREFILTER)
         if 0x2B in marked or marked.find(b"*0000") >= 0:
             return self._split(data, True)
@@ -567,6 +566,7 @@ class RequestParser:
         """hiredis reads the whole frames at the start of `data` if it reads them as Redis
         would (their canonical sizes say where they end, and, for a suspect read, where their
         elements start); `RespParser` judges the rest. hiredis keeps nothing."""
+        self.at_boundary = False
         if suspect and _declares_too_much(data):
             return self._slow(data)
         self.reader = None
@@ -603,6 +603,7 @@ class RequestParser:
         return cmds + more, err
 
     def _slow(self, data: bytes) -> tuple[list[list[bytes]], ProtocolError | None]:
+        self.at_boundary = False
         self.reader = None
         self.py.feed(data)
         return self.py.next_batch()
