@@ -384,9 +384,10 @@ class RequestParser:
     Redis would run: arrays of bulk strings, none empty or over the bulk limit, no type byte
     hiredis reads but Redis refuses (a `+k` argument, a `~` set), and no aggregate count the
     read cannot hold (hiredis allocates for a declared count at once: `*2147483647` would cost
-    gigabytes and a long pause to free). Then the commands' canonical size says where they
-    end; a frame still incomplete at the end of the read goes to `RespParser` (which judges
-    its header at once, as Redis does), so hiredis never keeps input between reads. Anything
+    gigabytes and a long pause to free). A read proven to end on a frame boundary is used
+    whole; otherwise the commands' canonical size says where they end, and a frame still
+    incomplete at the end of the read goes to `RespParser` (which judges its header at once,
+    as Redis does), so hiredis never keeps input between reads. Anything
     else (a hiredis error, an odd frame) is read again, whole, by `RespParser`. A frame
     `RespParser` completes is followed by hiredis again for the rest of that read.
 
@@ -464,10 +465,19 @@ class RequestParser:
         self.py.feed(data)
 
     def batch(self, data: bytes) -> tuple[list[list[bytes]], ProtocolError | None]:
-        """`feed(data)`, then `next_batch()`: what one read from the client yields."""
+        """`feed(data)`, then `next_batch()`: what one read from the client yields.
+
+        A read that starts a frame with nothing held goes to hiredis (next_batch() and
+        next_command() come here for the rest of a read once `RespParser` ended a frame).
+        The common case costs a few C calls: no suspect byte, and the read ends on a frame
+        boundary, which the empty map "%0" fed after it proves: hiredis returns it as a reply
+        of its own only then (inside a frame those bytes complete an element, wait or fail),
+        and nothing in a read without '%' makes a map. Anything else is read again by
+        `_split()`.
+        """
         py = self.py
         # py.idle() inlined: this runs once per read.
-        if (
+        if not (
             data[:1] == b"*"
             and not py.buf
             and py._argv is None
@@ -475,56 +485,9 @@ class RequestParser:
             and self.hiredis is not None
             and not self.queue
         ):
-            return self._fast(data)
-        self.at_boundary = False
-        py.feed(data)
-        return self.next_batch()
-
-    def next_batch(self) -> tuple[list[list[bytes]], ProtocolError | None]:
-        """Every complete command buffered, and the error that ended them."""
-        out = list(self.queue)
-        self.queue.clear()
-        err, self.queue_err = self.queue_err, None
-        if err is not None:
-            return out, err
-        py = self.py
-        fast = self.hiredis is not None
-        try:
-            while True:
-                if fast and py.authenticated and py.at_frame():
-                    cmds, err = self._fast(py.take())
-                    return out + cmds, err
-                cmd = py.next_command()
-                if cmd is None:
-                    return out, None
-                out.append(cmd)
-        except ProtocolError as e:
-            return out, e
-
-    def next_command(self) -> list[bytes] | None:
-        if not self.queue and self.queue_err is None:
-            py = self.py
-            if not (self.hiredis is not None and py.authenticated and py.at_frame()):
-                return py.next_command()  # one at a time: AUTH changes the limits
-            cmds, err = self._fast(py.take())
-            self.queue.extend(cmds)
-            self.queue_err = err
-        if self.queue:
-            return self.queue.popleft()
-        err, self.queue_err = self.queue_err, None
-        if err is None:
-            return None  # a frame is incomplete: wait for more
-        raise err
-
-    def _fast(self, data: bytes) -> tuple[list[list[bytes]], ProtocolError | None]:
-        """`data` starts a frame: hiredis reads it if it reads it as Redis would.
-
-        The common case first, in a few C calls: no suspect byte, and the read ends on a
-        frame boundary, which the empty map "%0" fed after it proves: hiredis returns it as a
-        reply of its own only then (inside a frame those bytes complete an element, wait or
-        fail), and nothing in a read without '%' makes a map. Anything else is read again by
-        `_split()`.
-        """
+            self.at_boundary = False
+            py.feed(data)
+            return self.next_batch()
         marked = data.translate(_PREFILTER)
         if 0x2B in marked or marked.find(b"*0000") >= 0:
             return self._split(data, True)
@@ -561,6 +524,43 @@ class RequestParser:
             return self._slow(data)
         self.at_boundary = True
         return cmds, None
+
+
+    def next_batch(self) -> tuple[list[list[bytes]], ProtocolError | None]:
+        """Every complete command buffered, and the error that ended them."""
+        out = list(self.queue)
+        self.queue.clear()
+        err, self.queue_err = self.queue_err, None
+        if err is not None:
+            return out, err
+        py = self.py
+        fast = self.hiredis is not None
+        try:
+            while True:
+                if fast and py.authenticated and py.at_frame():
+                    cmds, err = self.batch(py.take())
+                    return out + cmds, err
+                cmd = py.next_command()
+                if cmd is None:
+                    return out, None
+                out.append(cmd)
+        except ProtocolError as e:
+            return out, e
+
+    def next_command(self) -> list[bytes] | None:
+        if not self.queue and self.queue_err is None:
+            py = self.py
+            if not (self.hiredis is not None and py.authenticated and py.at_frame()):
+                return py.next_command()  # one at a time: AUTH changes the limits
+            cmds, err = self.batch(py.take())
+            self.queue.extend(cmds)
+            self.queue_err = err
+        if self.queue:
+            return self.queue.popleft()
+        err, self.queue_err = self.queue_err, None
+        if err is None:
+            return None  # a frame is incomplete: wait for more
+        raise err
 
     def _split(self, data: bytes, suspect: bool) -> tuple[list[list[bytes]], ProtocolError | None]:
         """hiredis reads the whole frames at the start of `data` if it reads them as Redis
