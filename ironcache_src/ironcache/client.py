@@ -177,7 +177,23 @@ class Client(asyncio.Protocol):
         if self.closing:
             return
         payload = self.process(data)
-        self._send(len(data), payload)
+        # _send() inlined: once per read.
+        srv = self.server
+        self.rx += len(data)
+        self.tx += len(payload)
+        if srv.handover.ops:
+            srv.handover.flush()  # journaled before the reply leaves
+        transport = self.transport
+        if payload:
+            srv.net_output_bytes += len(payload)
+            transport.write(payload)  # type: ignore[union-attr]
+            # Nothing left queued (the kernel took it all): under any limit, nothing to do.
+            if self.obuf_soft_since or transport.get_write_buffer_size():  # type: ignore[union-attr]
+                self.check_output()
+        if self.closing:
+            transport.close()  # type: ignore[union-attr]  # flushes what is queued
+        elif self.deferred:
+            self._defer_reading()
 
     def _send(self, nread: int, payload: bytes) -> None:
         """Count, journal and write the replies to `nread` bytes of input (transport reads)."""
@@ -190,7 +206,9 @@ class Client(asyncio.Protocol):
         if payload:
             srv.net_output_bytes += len(payload)
             transport.write(payload)  # type: ignore[union-attr]
-            self.check_output()
+            # Nothing left queued (the kernel took it all): under any limit, nothing to do.
+            if self.obuf_soft_since or transport.get_write_buffer_size():  # type: ignore[union-attr]
+                self.check_output()
         if self.closing:
             transport.close()  # type: ignore[union-attr]  # flushes what is queued
         elif self.deferred:
@@ -207,7 +225,11 @@ class Client(asyncio.Protocol):
         srv.net_input_bytes += len(data)
         parser = self.parser
         if self.authenticated:
-            return self._run(*parser.batch(data))
+            cmds, err = parser.batch(data)  # _run() inlined: once per read
+            out = srv.execute_batch(self, cmds) if cmds else []
+            if err is not None or len(out) < len(cmds) or not parser.at_boundary:
+                self._settle(cmds, out, err)
+            return out[0] if len(out) == 1 else b"".join(out)
         out: list[bytes] = []
         run = srv.execute
         try:
@@ -222,6 +244,12 @@ class Client(asyncio.Protocol):
 
     def _run(self, cmds: list[list[bytes]], err: ProtocolError | None) -> bytes:
         out = self.server.execute_batch(self, cmds) if cmds else []
+        self._settle(cmds, out, err)
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def _settle(self, cmds: list[list[bytes]], out: list[bytes], err: ProtocolError | None) -> None:
+        """After a batch: keep the commands not run yet, answer a protocol error, and check
+        what the parser holds."""
         if len(out) < len(cmds) and not self.closing:
             self.parser.defer(cmds[len(out) :], err)  # the rest, once these are read
             self.deferred = True
@@ -229,7 +257,6 @@ class Client(asyncio.Protocol):
             self._protocol_error(err, out)
         if not self.parser.idle():
             self._check_input()
-        return out[0] if len(out) == 1 else b"".join(out)
 
     def _check_input(self) -> None:
         """Close a client whose unparsed input costs more than client-query-buffer-limit."""
@@ -399,7 +426,8 @@ class Client(asyncio.Protocol):
         if payload:
             srv.net_output_bytes += len(payload)
             self.transport.write(payload)  # type: ignore[union-attr]
-            self.check_output()
+            if self.obuf_soft_since or self.transport.get_write_buffer_size():  # type: ignore[union-attr]
+                self.check_output()
         left = nread
         try:
             while left:

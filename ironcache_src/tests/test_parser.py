@@ -422,6 +422,16 @@ def test_huge_counts_never_reach_hiredis(wire: bytes) -> None:
     assert ([[bytes(a) for a in c] for c in cmds], err and str(err)) == (want_cmds, want_err)
 
 
+@pytest.mark.parametrize("last", [b":1\r\n", b"#t\r\n", b",1\r\n", b"$0\r\n\r\n", b"*0\r\n"])
+def test_a_reply_before_a_cut_frame_is_not_taken_for_a_boundary(last: bytes) -> None:
+    """A read that ends inside a frame, after a reply of any kind: hiredis may not keep the
+    cut frame (nor drop that reply), whatever it makes of the bytes fed after the read."""
+    head = frame([b"PING"]) + last + b"*3\r\n$1\r\nb\r\n"
+    tail = b"$1\r\nc\r\n$1\r\nd\r\n"
+    for chunks in ([head, tail], [head + tail]):
+        assert _verdict(_hiredis_parser(), chunks) == _verdict(_redis_python(), chunks)
+
+
 def test_hiredis_keeps_nothing_between_reads() -> None:
     p = _hiredis_parser()
     whole = frame([b"SET", b"k", b"v" * 100])
