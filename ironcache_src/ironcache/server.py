@@ -10,8 +10,6 @@ import os
 import signal
 import socket
 import time
-from collections import _count_elements  # type: ignore[attr-defined]  # Counter's C loop
-from operator import itemgetter
 from typing import Any
 
 from ironcache import diskstore, handover
@@ -35,7 +33,6 @@ OOM_EXEMPT_IN_MULTI = frozenset(("exec", "discard", "quit", "reset"))
 ERRORSTATS_MAX = 128
 NOT_MONITORED = frozenset(("admin", "skip_monitor"))  # too dangerous to show, as in Redis
 _monotonic = time.monotonic
-_first = itemgetter(0)
 # Commands other clients may run while a script is busy (Redis's CMD_ALLOW_BUSY); SCRIPT and
 # FUNCTION carry the flag "allow_busy" and refuse their other subcommands themselves.
 ALLOW_BUSY = frozenset(
@@ -84,16 +81,18 @@ def _repr(arg: bytes) -> bytes:
     return bytes(out)
 
 
-def _account(cmds: list[list[bytes]], start: int, end: int, secs: float) -> None:
-    """Add calls and time to the stats of cmds[start:end] (run in the batch loop, whose
-    lookup found each in ALIASES), sharing `secs` equally."""
-    counts: dict[bytes, int] = {}
-    _count_elements(counts, map(_first, cmds[start:end]))
+def _share(
+    cmds: list[list[bytes]], start: int, end: int, first: Any, before: int, secs: float
+) -> None:
+    """Add `secs` to the time of the commands cmds[start:end] ran in the batch loop (each
+    found in ALIASES under argv[0]): to `first` when its calls grew by all of them (from
+    `before`), else in equal shares."""
+    if first.calls - before == end - start:  # one kind of command: the common case
+        first.secs += secs
+        return
     share = secs / (end - start)
-    for name, n in counts.items():
-        cmd = ALIASES[name]
-        cmd.calls += n
-        cmd.secs += share * n
+    for argv in cmds[start:end]:
+        ALIASES[argv[0]].secs += share
 
 
 def _grows(c: Client) -> bool:
@@ -322,9 +321,11 @@ class Server:
         `execute()`. Only commands outside `batched` change the connection's MULTI and auth
         state, close it or change maxmemory, so the loop reads those once and again after such
         a command; the counters it keeps are added up once, before anything reads them.
-        Stats: the commands run here add nothing per command; once the batch is done (or
-        before a command goes to `execute()`, which counts its own), the time since the read
-        arrived (`Client.last_active`) is shared equally by those that ran since.
+        Stats: a command run here adds one to its calls; its time is the batch's, from when
+        the read arrived (`Client.last_active`), taken once the batch is done (or before a
+        command goes to `execute()`, which counts its own): all of it when the commands run
+        here since were one kind of command (known from the calls of the first one), else
+        shared equally by them. One clock read a batch.
         """
         out: list[bytes] = []
         append = out.append
@@ -343,7 +344,9 @@ class Server:
         size = 0
         args = 0  # arguments run since the clock was last read
         started = time.perf_counter()
-        start = 0  # cmds[start:len(out)] ran here and are not in the stats yet
+        start = 0  # cmds[start:len(out)] ran here since the last time taken
+        first = None  # the first command of those, and its calls before them
+        before = 0
         for argv in cmds:
             cmd = lookup(argv[0])
             if (
@@ -364,12 +367,16 @@ class Server:
                     cmd.failed_calls += 1
                     reply = self._internal_error(cmd, e)
                 append(reply)
+                if first is None:
+                    first, before = cmd, cmd.calls
+                cmd.calls += 1
             else:
                 n = len(out)
                 self.commands_processed += n - counted  # INFO counts what ran before it
                 counted = n + 1
-                if n > start:
-                    _account(cmds, start, n, _monotonic() - c.last_active)
+                if first is not None:
+                    _share(cmds, start, n, first, before, _monotonic() - c.last_active)
+                    first = None
                 last = None
                 reply = self.execute(c, argv)
                 if c.reply_off:
@@ -397,13 +404,12 @@ class Server:
                     self.batches_cut += 1
                     break
         self.commands_processed += len(out) - counted
-        if last is not None:  # the last command ran here: `cmd` is its command
+        if last is not None:  # the last request ran here, and `cmd` is its command
             c.last_command = last[0]
-            if len(out) - start == 1:
-                cmd.calls += 1  # type: ignore[union-attr]
-                cmd.secs += _monotonic() - c.last_active  # type: ignore[union-attr]
+            if first.calls - before == len(out) - start:  # type: ignore[union-attr]
+                first.secs += _monotonic() - c.last_active  # type: ignore[union-attr]
             else:
-                _account(cmds, start, len(out), _monotonic() - c.last_active)
+                _share(cmds, start, len(out), first, before, _monotonic() - c.last_active)
         return out
 
     def count_error(self, message: str) -> None:

@@ -232,6 +232,11 @@ def test_commandstats_and_errorstats(server: Server) -> None:
         assert c.call("CLIENT", "ID") > 0
         sets = _stat(c, "set")
         assert sets["calls"] == 100 and sets["usec"] > 0 and sets["failed_calls"] == 0
+        # one read mixing commands: each counted, the read's time shared by both kinds
+        c.send(b"*2\r\n$4\r\nECHO\r\n$1\r\nx\r\n*1\r\n$4\r\nPING\r\n" * 50)
+        assert [c.read_reply() for _ in range(100)] == [b"x", "PONG"] * 50
+        assert _stat(c, "echo")["calls"] == 50 and _stat(c, "ping")["calls"] == 50
+        assert _stat(c, "echo")["usec"] + _stat(c, "ping")["usec"] > 0
         assert _stat(c, "lpush")["failed_calls"] == 1
         assert _stat(c, "get") == pytest.approx(
             {"calls": 0, "usec": 0, "usec_per_call": 0, "rejected_calls": 1, "failed_calls": 0}
