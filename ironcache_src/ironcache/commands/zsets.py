@@ -160,7 +160,7 @@ def read_zset(c: Client, key: bytes) -> tuple[Entry, ZSet] | None:
     e = c.db.lookup(key)
     if e is None:
         return None
-    if type(e.value) is not ZSet:
+    if not isinstance(e.value, ZSet):
         raise CommandError(WRONGTYPE)
     return e, e.value
 
@@ -223,7 +223,7 @@ def _zadd(c: Client, argv: list[bytes], i: int, incr: bool) -> bytes:
         z = ZSet()
         db.set(key, z, ZSET_OVERHEAD)
         e = db.data[key]
-    elif type(e.value) is not ZSet:
+    elif not isinstance(e.value, ZSet):
         raise CommandError(WRONGTYPE)
     z = e.value
     cur = z.scores
@@ -276,7 +276,7 @@ def zadd(c: Client, argv: list[bytes]) -> bytes:
         e = db.data[key]
     else:
         z = e.value
-        if type(z) is not ZSet:
+        if not isinstance(z, ZSet):
             raise CommandError(WRONGTYPE)
     cur = z.scores
     old = cur.get(member)
@@ -492,7 +492,7 @@ def zrangebyscore(c: Client, argv: list[bytes]) -> bytes:
     e = c.db.lookup(argv[1])
     if e is None:
         return EMPTY_ARRAY
-    if type(e.value) is not ZSet:
+    if not isinstance(e.value, ZSet):
         raise CommandError(WRONGTYPE)
     items = e.value.score_items(*rng)
     return b"*%d\r\n" % len(items) + b"".join(
@@ -742,9 +742,9 @@ def _source(c: Client, key: bytes) -> dict[bytes, float]:
     if e is None:
         return {}
     v = e.value
-    if type(v) is ZSet:
+    if isinstance(v, ZSet):
         return v.scores
-    if type(v) is set:
+    if isinstance(v, set):
         return dict.fromkeys(v, 1.0)
     raise CommandError(WRONGTYPE)
 
@@ -752,7 +752,7 @@ def _source(c: Client, key: bytes) -> dict[bytes, float]:
 def _aggregate(a: float, b: float, how: bytes) -> float:
     if how == b"sum":
         t = a + b
-        return 0.0 if t != t else t
+        return 0.0 if math.isnan(t) else t
     if how == b"min":
         return b if b < a else a
     return b if b > a else a
@@ -809,7 +809,7 @@ def setop(
         found = 0
         for m, s in first.items():
             score = w0 * s
-            if score != score:
+            if math.isnan(score):
                 score = 0.0
             for other, w in pairs[1:]:
                 v = other.get(m)
@@ -829,7 +829,7 @@ def setop(
         for src, w in pairs:
             for m, s in src.items():
                 score = w * s
-                if score != score:
+                if math.isnan(score):
                     score = 0.0
                 old = out.get(m)
                 out[m] = score if old is None else _aggregate(old, score, how)
@@ -906,4 +906,3 @@ def zscan(c: Client, argv: list[bytes]) -> bytes:
             out.append(m)
             out.append(d2string(s))
     return scan_reply(0, out)
-
