@@ -486,18 +486,17 @@ def zrangebyscore(c: Client, argv: list[bytes]) -> bytes:
     # The common form, without zrange_generic's options; integer bounds read at C speed.
     lo, hi = argv[2], argv[3]
     if lo.isdigit() and hi.isdigit() and len(lo) < 300 and len(hi) < 300:
-        rng = (float(lo), False, float(hi), False)
+        lo_f, lo_ex, hi_f, hi_ex = float(lo), False, float(hi), False
     else:
-        rng = parse_range(lo, hi)
+        lo_f, lo_ex, hi_f, hi_ex = parse_range(lo, hi)
     e = c.db.lookup(argv[1])
     if e is None:
         return EMPTY_ARRAY
     if not isinstance(e.value, ZSet):
         raise CommandError(WRONGTYPE)
-    items = e.value.score_items(*rng)
-    return b"*%d\r\n" % len(items) + b"".join(
-        [b"$%d\r\n%s\r\n" % (len(m), m) for _s, m in items]
-    )
+    parts = [b"$%d\r\n%s\r\n" % (len(m), m)
+             for _s, m in e.value.score_items(lo_f, lo_ex, hi_f, hi_ex)]
+    return b"*%d\r\n%s" % (len(parts), b"".join(parts))
 
 
 @command("zrevrangebyscore", -4, "readonly", K1, "sorted_set", "Members by score, high first.")
