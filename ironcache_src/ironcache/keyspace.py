@@ -40,6 +40,7 @@ def type_name(value: Any) -> str:
     """TYPE's answer: builtin types by TYPE_NAMES, structure types by their TAG."""
     return TYPE_NAMES.get(type(value)) or value.TAG
 
+
 # SCAN walks each database's key order (keys in insertion order; deleted ones stay behind as
 # stale slots until a compaction drops them). A cursor is (epoch << SCAN_POS_BITS) | position.
 SCAN_POS_BITS = 40

@@ -239,7 +239,7 @@ def check_db(item: Any) -> str:
                 return "a list or set member is not a byte string"
         if tuple in kinds:
             for i, v in enumerate(values):
-                if type(v) is tuple:
+                if isinstance(v, tuple):
                     why = _load_tagged(values, i, v)
                     if why:
                         return why
@@ -253,7 +253,7 @@ def check_db(item: Any) -> str:
 
 
 def _load_tagged(values: list[Any], i: int, v: tuple[Any, ...]) -> str:
-    if len(v) != 2 or type(v[0]) is not str or v[0] not in TAGGED:
+    if len(v) != 2 or not isinstance(v[0], str) or v[0] not in TAGGED:
         return "a value of an unknown type tag"
     try:
         values[i] = TAGGED[v[0]].load(v[1])

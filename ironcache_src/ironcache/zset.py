@@ -128,7 +128,10 @@ class ZSet:
         hi_key = (hi,) if hi_ex else (hi, TOP)
         lists = ix._lists
         n = len(lists)
-        pos = bisect_left(maxes, lo_key) if n > 1 else 0 if n and lo_key <= maxes[0] else n
+        if n == 1:  # up to 2000 members: one sublist
+            sub = lists[0]
+            return sub[bisect_left(sub, lo_key) : bisect_left(sub, hi_key)]
+        pos = bisect_left(maxes, lo_key)
         if pos == n:
             return []
         sub = lists[pos]

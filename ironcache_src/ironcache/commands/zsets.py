@@ -160,7 +160,7 @@ def read_zset(c: Client, key: bytes) -> tuple[Entry, ZSet] | None:
     e = c.db.lookup(key)
     if e is None:
         return None
-    if type(e.value) is not ZSet:
+    if not isinstance(e.value, ZSet):
         raise CommandError(WRONGTYPE)
     return e, e.value
 
@@ -223,7 +223,7 @@ def _zadd(c: Client, argv: list[bytes], i: int, incr: bool) -> bytes:
         z = ZSet()
         db.set(key, z, ZSET_OVERHEAD)
         e = db.data[key]
-    elif type(e.value) is not ZSet:
+    elif not isinstance(e.value, ZSet):
         raise CommandError(WRONGTYPE)
     z = e.value
     cur = z.scores
@@ -276,7 +276,7 @@ def zadd(c: Client, argv: list[bytes]) -> bytes:
         e = db.data[key]
     else:
         z = e.value
-        if type(z) is not ZSet:
+        if not isinstance(z, ZSet):
             raise CommandError(WRONGTYPE)
     cur = z.scores
     old = cur.get(member)
@@ -486,16 +486,17 @@ def zrangebyscore(c: Client, argv: list[bytes]) -> bytes:
     # The common form, without zrange_generic's options; integer bounds read at C speed.
     lo, hi = argv[2], argv[3]
     if lo.isdigit() and hi.isdigit() and len(lo) < 300 and len(hi) < 300:
-        rng = (float(lo), False, float(hi), False)
+        lo_f, lo_ex, hi_f, hi_ex = float(lo), False, float(hi), False
     else:
-        rng = parse_range(lo, hi)
+        lo_f, lo_ex, hi_f, hi_ex = parse_range(lo, hi)
     e = c.db.lookup(argv[1])
     if e is None:
         return EMPTY_ARRAY
-    if type(e.value) is not ZSet:
+    if not isinstance(e.value, ZSet):
         raise CommandError(WRONGTYPE)
-    items = e.value.score_items(*rng)
-    return b"*%d\r\n" % len(items) + b"".join([b"$%d\r\n%s\r\n" % (len(m), m) for _s, m in items])
+    parts = [b"$%d\r\n%s\r\n" % (len(m), m)
+             for _s, m in e.value.score_items(lo_f, lo_ex, hi_f, hi_ex)]
+    return b"*%d\r\n%s" % (len(parts), b"".join(parts))
 
 
 @command("zrevrangebyscore", -4, "readonly", K1, "sorted_set", "Members by score, high first.")
@@ -740,9 +741,9 @@ def _source(c: Client, key: bytes) -> dict[bytes, float]:
     if e is None:
         return {}
     v = e.value
-    if type(v) is ZSet:
+    if isinstance(v, ZSet):
         return v.scores
-    if type(v) is set:
+    if isinstance(v, set):
         return dict.fromkeys(v, 1.0)
     raise CommandError(WRONGTYPE)
 
@@ -750,7 +751,7 @@ def _source(c: Client, key: bytes) -> dict[bytes, float]:
 def _aggregate(a: float, b: float, how: bytes) -> float:
     if how == b"sum":
         t = a + b
-        return 0.0 if t != t else t
+        return 0.0 if math.isnan(t) else t
     if how == b"min":
         return b if b < a else a
     return b if b > a else a
@@ -807,7 +808,7 @@ def setop(
         found = 0
         for m, s in first.items():
             score = w0 * s
-            if score != score:
+            if math.isnan(score):
                 score = 0.0
             for other, w in pairs[1:]:
                 v = other.get(m)
@@ -827,7 +828,7 @@ def setop(
         for src, w in pairs:
             for m, s in src.items():
                 score = w * s
-                if score != score:
+                if math.isnan(score):
                     score = 0.0
                 old = out.get(m)
                 out[m] = score if old is None else _aggregate(old, score, how)
