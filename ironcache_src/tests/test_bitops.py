@@ -95,7 +95,8 @@ def test_bitcount(rb: redis.Redis, server: Server) -> None:
     assert rb.bitcount("nokey") == 0
     assert wire_error(server, "BITCOUNT", "s", "0") == "ERR syntax error"
     assert wire_error(server, "BITCOUNT", "s", "0", "1", "nibble") == "ERR syntax error"
-    assert wire_error(server, "BITCOUNT", "s", "x", "1") == "ERR value is not an integer or out of range"
+    assert wire_error(server, "BITCOUNT", "s", "x", "1") == (
+        "ERR value is not an integer or out of range")
     # Redis answers an empty negative range before it reads the unit.
     assert rb.execute_command("BITCOUNT", "s", "-1", "-2", "nibble") == 0
 
@@ -110,7 +111,8 @@ def test_bitcount_matches_a_reference(rb: redis.Redis) -> None:
         n = len(value)
         s, e = (start + n if start < 0 else start), (end + n if end < 0 else end)
         s, e = max(s, 0), min(max(e, 0), n - 1)
-        want = 0 if (start < 0 and end < 0 and start > end) or s > e else bits[8 * s : 8 * e + 8].count("1")
+        empty = (start < 0 and end < 0 and start > end) or s > e
+        want = 0 if empty else bits[8 * s : 8 * e + 8].count("1")
         assert rb.bitcount("s", start, end) == want
 
 
@@ -158,13 +160,14 @@ def test_bitop(rb: redis.Redis, server: Server) -> None:
 
 
 def test_bitfield(r: redis.Redis, server: Server) -> None:
-    assert r.execute_command("BITFIELD", "bf", "SET", "i8", "0", "-100", "GET", "i8", "0") == [0, -100]
+    bf = ["BITFIELD", "bf"]
+    assert r.execute_command(*bf, "SET", "i8", "0", "-100", "GET", "i8", "0") == [0, -100]
     assert r.execute_command("BITFIELD", "bf", "GET", "u8", "0") == [156]
     assert r.execute_command("BITFIELD", "bf", "INCRBY", "u2", "100", "1",
                              "OVERFLOW", "SAT", "INCRBY", "u2", "102", "5") == [1, 3]
-    assert r.execute_command("BITFIELD", "bf", "OVERFLOW", "FAIL", "INCRBY", "i8", "0", "-100") == [None]
-    assert r.execute_command("BITFIELD", "bf", "OVERFLOW", "WRAP", "INCRBY", "i8", "0", "-100") == [56]
-    assert r.execute_command("BITFIELD", "bf", "SET", "u8", "#1", "255", "GET", "u8", "8") == [0, 255]
+    assert r.execute_command(*bf, "OVERFLOW", "FAIL", "INCRBY", "i8", "0", "-100") == [None]
+    assert r.execute_command(*bf, "OVERFLOW", "WRAP", "INCRBY", "i8", "0", "-100") == [56]
+    assert r.execute_command(*bf, "SET", "u8", "#1", "255", "GET", "u8", "8") == [0, 255]
     assert r.execute_command("BITFIELD", "bf", "OVERFLOW", "SAT", "SET", "u4", "0", "-1") == [3]
     assert r.execute_command("BITFIELD", "bf", "GET", "u4", "0") == [15]
     old = r.execute_command("BITFIELD", "bf", "GET", "i64", "0")[0]

@@ -86,11 +86,13 @@ def test_type_and_corruption_errors(rb: redis.Redis, server: Server) -> None:
     rb.pfadd("h", "a", "b", "c")
     rb.setrange("h", 4, "\x00")  # says dense, is sparse-sized
     assert wire_error(server, "PFCOUNT", "h") == NOT_HLL
-    assert wire_error(server, "PFDEBUG", "GETREG", "nokey") == "ERR The specified key does not exist"
+    assert wire_error(server, "PFDEBUG", "GETREG", "nokey") == (
+        "ERR The specified key does not exist")
     assert rb.execute_command("PFSELFTEST") == b"OK"
 
 
-def test_huge_corrupt_value_costs_no_more_than_a_valid_one(rb: redis.Redis, server: Server) -> None:
+def test_huge_corrupt_value_costs_no_more_than_a_valid_one(
+        rb: redis.Redis, server: Server) -> None:
     """Millions of opcodes past the 16384th register are not walked (Redis stops there too)."""
     rb.set("h", b"HYLL\x01" + bytes(10) + b"\x80" + b"\x3f" * 4_000_000 + b"\xff")  # stale cache
     assert wire_error(server, "PFCOUNT", "h", "h") == INVALID
@@ -131,7 +133,8 @@ def test_values_are_interchangeable_with_redis(
             key = rnd.choice([b"h1", b"h2", b"h3"])
             pick = rnd.random()
             if pick < 0.6:
-                cmd = [b"PFADD", key, *(b"%f" % rnd.random() for _ in range(rnd.choice([1, 5, 60])))]
+                n = rnd.choice([1, 5, 60])
+                cmd = [b"PFADD", key, *(b"%f" % rnd.random() for _ in range(n))]
             elif pick < 0.85:
                 cmd = [b"PFCOUNT", *rnd.sample([b"h1", b"h2", b"h3"], rnd.randint(1, 3))]
             else:
