@@ -3,7 +3,8 @@
 
 One run starts both servers, pins each server to one core and redis-benchmark to
 another (``taskset -c``), runs redis-benchmark with identical parameters against
-both (``-t set,get,incr,lpush,hset -c 50 -P 16`` and ``-c 1 -P 1``, ``--csv``),
+both (``-t set,get,incr,lpush,hset,sadd`` plus ``SINTER`` of two sets, ``-c 50 -P 16`` and
+``-c 1 -P 1``, ``--csv``),
 loads a fixed set of keys to compare memory, and prints a table of ops/s, the
 ratio IronCache/Redis and whether the targets are met.
 
@@ -51,7 +52,16 @@ from benchlib.servers import (
 )
 from throughput_report import render_table
 
-DEFAULT_TESTS = "set,get,incr,lpush,hset"
+DEFAULT_TESTS = "set,get,incr,lpush,hset,sadd,sinter"
+# Tests redis-benchmark has no `-t` for: (commands that set up the data after the FLUSHALL,
+# the command to run). SINTER: two 100-member sets sharing 50, smallest first as in Redis.
+CUSTOM = {
+    "sinter": (
+        [["SADD", "bench:s1", *map(str, range(100))],
+         ["SADD", "bench:s2", *map(str, range(50, 150))]],
+        ["SINTER", "bench:s1", "bench:s2"],
+    ),
+}
 # (label, clients, pipeline); the request count comes from the options.
 CONFIGS = (("pipelined", 50, 16), ("single", 1, 1))
 TARGETS = {16: 0.5, 1: 0.85}  # pipeline depth -> minimum IronCache/Redis ratio (issue 3)
@@ -352,10 +362,15 @@ def measure(
                     order = [rd, ic] if (rnd + i) % 2 else [ic, rd]
                     for s in order:
                         s.call("FLUSHALL")
+                        setup, custom = CUSTOM.get(test, ([], []))
+                        for c in setup:
+                            s.call(*c)
                         cmd = [
                             *nice, "taskset", "-c", client_cpu, args.redis_benchmark,
-                            "-h", "127.0.0.1", "-p", str(s.port), "-t", test,
+                            "-h", "127.0.0.1", "-p", str(s.port),
+                            *(["-t", test] if not custom else []),
                             "-c", str(clients), "-P", str(pipeline), "-n", str(n), "--csv",
+                            *custom,
                         ]  # fmt: skip
                         meter = CpuMeter([ic.pid, rd.pid])
                         cpu0 = process_cpu_seconds(s.pid)
