@@ -201,6 +201,12 @@ def _diff(sets: list[set[bytes] | None]) -> set[bytes]:
     return first.difference(*(s for s in sets[1:] if s))
 
 
+def _set_reply(members: set[bytes], resp: int) -> bytes:
+    """An array (RESP2) or a set (RESP3) of bulk strings, as Redis answers SINTER & co."""
+    head = b"~%d\r\n" if resp == 3 else b"*%d\r\n"
+    return head % len(members) + b"".join([b"$%d\r\n%s\r\n" % (len(m), m) for m in members])
+
+
 def _store(c: Client, dst: bytes, result: set[bytes]) -> bytes:
     """*STORE: the result replaces dst whatever it held; an empty result deletes dst."""
     if result:
@@ -215,7 +221,7 @@ KALL = (1, -1, 1)
 
 @command("sinter", -2, "readonly", KALL, "set", "Returns the intersect of multiple sets.")
 def sinter(c: Client, argv: list[bytes]) -> bytes:
-    return encode(_inter(_read_sets(c, argv[1:])), c.resp)
+    return _set_reply(_inter(_read_sets(c, argv[1:])), c.resp)
 
 
 @command("sinterstore", -3, "write denyoom", KALL, "set", "Stores the intersect of sets.")
@@ -225,7 +231,7 @@ def sinterstore(c: Client, argv: list[bytes]) -> bytes:
 
 @command("sunion", -2, "readonly", KALL, "set", "Returns the union of multiple sets.")
 def sunion(c: Client, argv: list[bytes]) -> bytes:
-    return encode(_union(_read_sets(c, argv[1:])), c.resp)
+    return _set_reply(_union(_read_sets(c, argv[1:])), c.resp)
 
 
 @command("sunionstore", -3, "write denyoom", KALL, "set", "Stores the union of sets.")
@@ -235,7 +241,7 @@ def sunionstore(c: Client, argv: list[bytes]) -> bytes:
 
 @command("sdiff", -2, "readonly", KALL, "set", "Returns the difference of multiple sets.")
 def sdiff(c: Client, argv: list[bytes]) -> bytes:
-    return encode(_diff(_read_sets(c, argv[1:])), c.resp)
+    return _set_reply(_diff(_read_sets(c, argv[1:])), c.resp)
 
 
 @command("sdiffstore", -3, "write denyoom", KALL, "set", "Stores the difference of sets.")
