@@ -239,3 +239,26 @@ def test_setbit_growth_is_accounted(r: redis.Redis) -> None:
     assert 200_000 <= r.info("memory")["used_memory"] - before < 201_000
     r.delete("big")
     assert r.info("memory")["used_memory"] - before < 1000
+
+
+def test_values_larger_than_a_scan_chunk(rb: redis.Redis) -> None:
+    """Values of a few MB are scanned in 1 MB chunks: the chunk edges change no answer."""
+    size = 3 * 2**20 + 5
+    a = bytearray(size)
+    a[2**20 - 1] = 0x01  # the last bit of the first chunk
+    a[2**20] = 0x80  # the first bit of the second one
+    a[-1] = 0xFF
+    rb.set("a", bytes(a))
+    assert rb.bitcount("a") == 10
+    assert rb.bitcount("a", 2**20 - 1, 2**20) == 2
+    assert rb.bitcount("a", 8 * 2**20 - 1, 8 * 2**20, "BIT") == 2
+    assert rb.bitpos("a", 1) == 8 * 2**20 - 1
+    assert rb.bitpos("a", 1, 2**20) == 8 * 2**20
+    assert rb.bitpos("a", 1, 2**20 + 1) == 8 * (size - 1)
+    assert rb.bitpos("a", 0, size - 1) == 8 * size
+    rb.setbit("b", 8 * 2**20 + 3, 1)
+    assert rb.bitop("OR", "c", "a", "b") == size
+    c = rb.get("c")
+    assert c[2**20] == 0x90 and c[:2**20] == bytes(a[:2**20]) and c[-1] == 0xFF
+    assert rb.bitop("AND", "c", "a", "b") == size and rb.bitcount("c") == 0
+    assert rb.bitop("NOT", "c", "a") == size and rb.bitcount("c") == 8 * size - 10
