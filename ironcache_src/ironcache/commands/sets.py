@@ -187,16 +187,29 @@ def srandmember(c: Client, argv: list[bytes]) -> bytes:
 def _read_sets(c: Client, keys: list[bytes]) -> list[set[bytes] | None]:
     """Every key's set (None when missing); any key of another type fails the command first,
     as Redis checks them all before it computes anything."""
+    db = c.db
+    data, clock = db.data, db.keyspace.clock
     out: list[set[bytes] | None] = []
     for key in keys:
-        found = read_set(c, key)
-        out.append(None if found is None else found[1])
+        e = data.get(key)
+        if e is not None and db.expires:
+            e = db.lookup(key)  # may have expired
+        if e is None:
+            out.append(None)
+            continue
+        v = e.value
+        if v.__class__ is not set:
+            raise CommandError(WRONGTYPE)
+        e.lru = clock
+        out.append(v)
     return out
 
 
 def _inter(sets: list[set[bytes] | None]) -> set[bytes]:
-    if any(s is None for s in sets):
+    if None in sets:
         return set()
+    if len(sets) == 2:
+        return sets[0] & sets[1]  # type: ignore[operator]  # walks the smaller set
     # Smallest first (Redis's O(N*M), N the smallest set): set.intersection iterates the
     # smaller operand of each step.
     ordered = sorted(sets, key=len)  # type: ignore[arg-type]
@@ -216,24 +229,25 @@ def _diff(sets: list[set[bytes] | None]) -> set[bytes]:
     return first.difference(*(s for s in sets[1:] if s))
 
 
-_HEADS = [b"$%d\r\n" % n for n in range(512)]  # bulk headers of short members
-CRLF = b"\r\n"
+_HEADS = [b"$%d" % n for n in range(512)]  # bulk headers of short members, without CRLF
 
 
 def _set_reply(members: set[bytes], resp: int) -> bytes:
     """An array (RESP2) or a set (RESP3) of bulk strings, as Redis answers SINTER & co.
 
-    Short members (the usual case) are framed with C-level slice assignments instead of a
-    Python loop: about twice as fast for a reply of 50 members."""
+    Short members (the usual case) are framed by one CRLF join of headers and members set in
+    place with slice assignments, not a Python loop: about twice as fast for 50 members."""
     head = (b"~%d\r\n" if resp == 3 else b"*%d\r\n") % len(members)
+    if not members:
+        return head
     items = list(members)
-    lens = list(map(len, items))
-    if lens and max(lens) >= len(_HEADS):
+    parts: list[bytes] = [b""] * (2 * len(items))
+    try:
+        parts[0::2] = map(_HEADS.__getitem__, map(len, items))
+    except IndexError:  # a member of 512 bytes or more
         return head + b"".join([b"$%d\r\n%s\r\n" % (len(m), m) for m in items])
-    parts = [CRLF] * (3 * len(items))
-    parts[0::3] = map(_HEADS.__getitem__, lens)
-    parts[1::3] = items
-    return head + b"".join(parts)
+    parts[1::2] = items
+    return head + b"\r\n".join(parts) + b"\r\n"
 
 
 def _store(c: Client, dst: bytes, result: set[bytes]) -> bytes:
