@@ -3,7 +3,8 @@
 
 One run starts both servers, pins each server to one core and redis-benchmark to
 another (``taskset -c``), runs redis-benchmark with identical parameters against
-both (``-t set,get,incr,lpush,hset -c 50 -P 16`` and ``-c 1 -P 1``, ``--csv``),
+both (``-t set,get,incr,lpush,hset,sadd`` plus ``SINTER`` of two sets, ``-c 50 -P 16`` and
+``-c 1 -P 1``, ``--csv``),
 loads a fixed set of keys to compare memory, and prints a table of ops/s, the
 ratio IronCache/Redis and whether the targets are met.
 
@@ -55,7 +56,7 @@ from benchlib.servers import (
 )
 from throughput_report import render_table
 
-DEFAULT_TESTS = "set,get,incr,lpush,hset,zadd,zrangebyscore"
+DEFAULT_TESTS = "set,get,incr,lpush,hset,sadd,sinter,zadd,zrangebyscore"
 # (label, clients, pipeline); the request count comes from the options.
 CONFIGS = (("pipelined", 50, 16), ("single", 1, 1))
 TARGETS = {16: 0.5, 1: 0.85}  # pipeline depth -> minimum IronCache/Redis ratio (issue 3)

@@ -20,6 +20,8 @@ ZSET_LOADED = 1000  # members of ZSET_KEY before ZRANGEBYSCORE runs (scores 0..9
 CUSTOM: dict[str, list[str]] = {
     "zadd": ["ZADD", ZSET_KEY, "__rand_int__", "member:__rand_int__"],
     "zrangebyscore": ["ZRANGEBYSCORE", ZSET_KEY, "100", "109"],  # 10 members each
+    # two 100-member sets sharing 50, smallest first as in Redis
+    "sinter": ["SINTER", "bench:s1", "bench:s2"],
 }
 RANDOM_RANGE = "100000"
 
@@ -33,6 +35,14 @@ def bench_args(test: str) -> list[str]:
 
 def prepare(srv: Server, test: str) -> None:
     """Data a test reads, loaded after the FLUSHALL that precedes every run."""
+    if test == "sinter":
+        c = Resp(srv.port, timeout=60)
+        try:
+            c.call("SADD", "bench:s1", *map(str, range(100)))
+            c.call("SADD", "bench:s2", *map(str, range(50, 150)))
+        finally:
+            c.close()
+        return
     if test != "zrangebyscore":
         return
     c = Resp(srv.port, timeout=60)

@@ -172,6 +172,40 @@ TEMPLATES: dict[bytes, list[list[str]]] = {
                  ["INFO", "nosuch", "get|key"], ["INFO", "config|get|x", "x"],
                  ["DOCS", "nosuch", "x"], ["NOSUCH"]],
 }
+# Set algebra, bit commands, HyperLogLog and LCS (issue 15). Bit offsets stay small or are
+# refused: an accepted offset near 2**32 would make both servers allocate 512 MB.
+TEMPLATES.update({
+    b"SINTER": [["K", "K"], ["K", "K", "K"]], b"SUNION": [["K", "K"]], b"SDIFF": [["K", "K"]],
+    b"SINTERSTORE": [["K", "K", "K"]], b"SUNIONSTORE": [["K", "K", "K"]],
+    b"SDIFFSTORE": [["K", "K", "K"]], b"SMOVE": [["K", "K", "V"]],
+    b"SINTERCARD": [["NK", "K", "K"], ["NK", "K", "K", "LIMIT", "I"]],
+    b"SMISMEMBER": [["K", "V", "V"]],
+    b"SETBIT": [["K", "BIT", "BITV"]], b"GETBIT": [["K", "BIT"]],
+    b"BITCOUNT": [["K"], ["K", "I", "I"], ["K", "I", "I", "UNIT"]],
+    b"BITPOS": [["K", "BITV"], ["K", "BITV", "I"], ["K", "BITV", "I", "I", "UNIT"]],
+    b"BITOP": [["BOP", "K", "K", "K"], ["BOP", "K", "K"]],
+    b"BITFIELD": [["K", "BFOP"], ["K", "BFOP", "BFOP"], ["K", "OVERFLOW", "OVF", "BFOP"]],
+    b"BITFIELD_RO": [["K", "GET", "BFT", "BIT"]],
+    b"PFADD": [["K"], ["K", "V", "V", "V"]], b"PFCOUNT": [["K"], ["K", "K"]],
+    b"PFMERGE": [["K", "K"], ["K", "K", "K"]],
+    b"LCS": [["K", "K"], ["K", "K", "LCSOPT"], ["K", "K", "LCSOPT", "LCSOPT"]],
+})
+EXTRA_KINDS: dict[str, list[bytes]] = {
+    "NK": [b"1", b"2", b"3", b"0", b"x"],
+    "BIT": [b"0", b"1", b"7", b"8", b"15", b"100", b"-1", b"x", b"4294967296", b"#1"],
+    "BITV": [b"0", b"1", b"2", b"x"],
+    "UNIT": [b"BIT", b"BYTE", b"byte", b"nibble"],
+    "BOP": [b"AND", b"OR", b"XOR", b"NOT", b"nand"],
+    "BFT": [b"u8", b"i8", b"u1", b"i64", b"u63", b"u64", b"i5", b"x8"],
+    "OVF": [b"WRAP", b"SAT", b"FAIL", b"up"],
+    "LCSOPT": [b"LEN", b"IDX", b"WITHMATCHLEN", b"MINMATCHLEN 1", b"MINMATCHLEN x", b"bogus"],
+}
+BFOPS = [b"GET u8 0", b"GET i5 #1", b"SET i8 0 -3", b"SET u4 4 100", b"INCRBY u2 1 1",
+         b"INCRBY i8 8 127", b"INCRBY i64 0 -1", b"GET x8 0", b"SET u8 -1 1", b"INCRBY u8 0 y"]
+UNORDERED = {b"HKEYS", b"HVALS", b"SMEMBERS", b"KEYS", b"SRANDMEMBER", b"SINTER", b"SUNION",
+             b"SDIFF"}
+PAIRS = {b"HGETALL"}
+TIME_DEPENDENT = {b"TTL", b"PTTL", b"EXPIRETIME", b"PEXPIRETIME"}
 SETOPTS = [b"NX", b"XX", b"GET", b"KEEPTTL", b"EX 100", b"PX 100000", b"EX 0", b"EX x",
            b"PX 9223372036854775807", b"EXAT 9223372036854775807", b"BOGUS"]
 
@@ -199,8 +233,12 @@ def command(rnd: random.Random) -> list[bytes]:
         }.get(kind)
         if pick is not None:
             args.append(rnd.choice(pick))
+        elif kind in EXTRA_KINDS:
+            args.extend(rnd.choice(EXTRA_KINDS[kind]).split())
         elif kind == "SETOPT":
             args.extend(rnd.choice(SETOPTS).split())
+        elif kind == "BFOP":
+            args.extend(rnd.choice(BFOPS).split())
         elif kind == "PERSIST":
             args.append(b"PERSIST")
         else:

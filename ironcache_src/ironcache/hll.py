@@ -465,14 +465,15 @@ def selftest() -> str:
     dense[HDR:] = bytes(DENSE_BYTES)
     dense[4] = DENSE
     relerr = 1.04 / math.sqrt(REGISTERS)
-    for j in range(1, 20001):
-        element = b"%d" % j
-        add(sparse, [element], 3000)
-        add(dense, [element], 3000)
-        if j in (10, 100, 1000, 10000, 20000):
-            a, b = histogram(sparse), histogram(dense)
-            if a is None or b is None or estimate(a) != estimate(b):
-                return "TESTFAILED sparse and dense representations disagree"
-            if abs(estimate(b) - j) > 5 * relerr * j + 1:
-                return f"TESTFAILED Too big error. card:{estimate(b)} error:{estimate(b) - j}"
+    done = 0
+    for j in (10, 100, 1000, 5000):  # added in batches: about 0.2 s in all
+        batch = [b"%d" % i for i in range(done + 1, j + 1)]
+        done = j
+        add(sparse, batch, 3000)
+        add(dense, batch, 3000)
+        a, b = histogram(sparse), histogram(dense)
+        if a is None or b is None or estimate(a) != estimate(b):
+            return "TESTFAILED sparse and dense representations disagree"
+        if abs(estimate(b) - j) > 5 * relerr * j + 1:
+            return f"TESTFAILED Too big error. card:{estimate(b)} error:{estimate(b) - j}"
     return ""

@@ -95,7 +95,8 @@ def test_bitcount(rb: redis.Redis, server: Server) -> None:
     assert rb.bitcount("nokey") == 0
     assert wire_error(server, "BITCOUNT", "s", "0") == "ERR syntax error"
     assert wire_error(server, "BITCOUNT", "s", "0", "1", "nibble") == "ERR syntax error"
-    assert wire_error(server, "BITCOUNT", "s", "x", "1") == "ERR value is not an integer or out of range"
+    assert wire_error(server, "BITCOUNT", "s", "x", "1") == (
+        "ERR value is not an integer or out of range")
     # Redis answers an empty negative range before it reads the unit.
     assert rb.execute_command("BITCOUNT", "s", "-1", "-2", "nibble") == 0
 
@@ -110,7 +111,8 @@ def test_bitcount_matches_a_reference(rb: redis.Redis) -> None:
         n = len(value)
         s, e = (start + n if start < 0 else start), (end + n if end < 0 else end)
         s, e = max(s, 0), min(max(e, 0), n - 1)
-        want = 0 if (start < 0 and end < 0 and start > end) or s > e else bits[8 * s : 8 * e + 8].count("1")
+        empty = (start < 0 and end < 0 and start > end) or s > e
+        want = 0 if empty else bits[8 * s : 8 * e + 8].count("1")
         assert rb.bitcount("s", start, end) == want
 
 
@@ -158,13 +160,14 @@ def test_bitop(rb: redis.Redis, server: Server) -> None:
 
 
 def test_bitfield(r: redis.Redis, server: Server) -> None:
-    assert r.execute_command("BITFIELD", "bf", "SET", "i8", "0", "-100", "GET", "i8", "0") == [0, -100]
+    bf = ["BITFIELD", "bf"]
+    assert r.execute_command(*bf, "SET", "i8", "0", "-100", "GET", "i8", "0") == [0, -100]
     assert r.execute_command("BITFIELD", "bf", "GET", "u8", "0") == [156]
     assert r.execute_command("BITFIELD", "bf", "INCRBY", "u2", "100", "1",
                              "OVERFLOW", "SAT", "INCRBY", "u2", "102", "5") == [1, 3]
-    assert r.execute_command("BITFIELD", "bf", "OVERFLOW", "FAIL", "INCRBY", "i8", "0", "-100") == [None]
-    assert r.execute_command("BITFIELD", "bf", "OVERFLOW", "WRAP", "INCRBY", "i8", "0", "-100") == [56]
-    assert r.execute_command("BITFIELD", "bf", "SET", "u8", "#1", "255", "GET", "u8", "8") == [0, 255]
+    assert r.execute_command(*bf, "OVERFLOW", "FAIL", "INCRBY", "i8", "0", "-100") == [None]
+    assert r.execute_command(*bf, "OVERFLOW", "WRAP", "INCRBY", "i8", "0", "-100") == [56]
+    assert r.execute_command(*bf, "SET", "u8", "#1", "255", "GET", "u8", "8") == [0, 255]
     assert r.execute_command("BITFIELD", "bf", "OVERFLOW", "SAT", "SET", "u4", "0", "-1") == [3]
     assert r.execute_command("BITFIELD", "bf", "GET", "u4", "0") == [15]
     old = r.execute_command("BITFIELD", "bf", "GET", "i64", "0")[0]
@@ -236,3 +239,26 @@ def test_setbit_growth_is_accounted(r: redis.Redis) -> None:
     assert 200_000 <= r.info("memory")["used_memory"] - before < 201_000
     r.delete("big")
     assert r.info("memory")["used_memory"] - before < 1000
+
+
+def test_values_larger_than_a_scan_chunk(rb: redis.Redis) -> None:
+    """Values of a few MB are scanned in 1 MB chunks: the chunk edges change no answer."""
+    size = 3 * 2**20 + 5
+    a = bytearray(size)
+    a[2**20 - 1] = 0x01  # the last bit of the first chunk
+    a[2**20] = 0x80  # the first bit of the second one
+    a[-1] = 0xFF
+    rb.set("a", bytes(a))
+    assert rb.bitcount("a") == 10
+    assert rb.bitcount("a", 2**20 - 1, 2**20) == 2
+    assert rb.bitcount("a", 8 * 2**20 - 1, 8 * 2**20, "BIT") == 2
+    assert rb.bitpos("a", 1) == 8 * 2**20 - 1
+    assert rb.bitpos("a", 1, 2**20) == 8 * 2**20
+    assert rb.bitpos("a", 1, 2**20 + 1) == 8 * (size - 1)
+    assert rb.bitpos("a", 0, size - 1) == 8 * size
+    rb.setbit("b", 8 * 2**20 + 3, 1)
+    assert rb.bitop("OR", "c", "a", "b") == size
+    c = rb.get("c")
+    assert c[2**20] == 0x90 and c[:2**20] == bytes(a[:2**20]) and c[-1] == 0xFF
+    assert rb.bitop("AND", "c", "a", "b") == size and rb.bitcount("c") == 0
+    assert rb.bitop("NOT", "c", "a") == size and rb.bitcount("c") == 8 * size - 10

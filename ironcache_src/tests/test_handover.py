@@ -69,6 +69,35 @@ def test_round_trip_keeps_every_type_database_and_expiry() -> None:
     assert loaded.used == ks.used  # memory accounting is rebuilt exactly
 
 
+def test_values_edited_in_place_round_trip_as_strings() -> None:
+    """SETBIT/BITFIELD/PFADD keep a string as a bytearray: it is written as bytes, read
+    back as bytes, and accounted the same."""
+    ks = Keyspace(1)
+    ks.dbs[0].set(b"bits", bytearray(b"\x01\x80"))
+    ks.dbs[0].set(b"hll", bytearray(b"HYLL\x01" + bytes(10) + b"\x80\x7f\xff"))
+    body, unused_end = state.decode(state.encode({}, ks, []), "test")
+    loaded = Keyspace(1)
+    assert state.load_dataset(loaded, body["dbs"]) == 2
+    assert loaded.dbs[0].data[b"bits"].value == b"\x01\x80"
+    assert type(loaded.dbs[0].data[b"hll"].value) is bytes
+    assert loaded.used == ks.used
+
+
+def test_bitmaps_and_hlls_survive_the_disk_snapshot(make_server) -> None:
+    srv = make_server({"save-on-shutdown": "yes"})
+    r = srv.client(decode_responses=False)
+    r.setbit("bits", 100, 1)
+    r.pfadd("hll", *[f"e{i}" for i in range(500)])
+    count, bits, hll = r.pfcount("hll"), r.get("bits"), r.get("hll")
+    assert srv.stop() == 0
+    srv.start()
+    r = srv.client(decode_responses=False)
+    assert r.get("bits") == bits and r.get("hll") == hll
+    assert r.pfcount("hll") == count
+    assert r.setbit("bits", 100, 0) == 1 and r.bitcount("bits") == 0
+    assert r.pfadd("hll", "new-one") == 1
+
+
 def test_another_format_is_refused_with_both_versions_named() -> None:
     blob = bytearray(state.encode({}, sample_keyspace(), []))
     blob[16:18] = (state.FORMAT + 1).to_bytes(2, "little")

@@ -75,8 +75,9 @@ def test_sintercard(sets: redis.Redis, server: Server) -> None:
     assert wire_error(server, "SINTERCARD", "x", "s1") == "ERR numkeys should be greater than 0"
     assert (wire_error(server, "SINTERCARD", "3", "s1", "s2")
             == "ERR Number of keys can't be greater than number of args")
-    assert wire_error(server, "SINTERCARD", "1", "s1", "LIMIT", "-1") == "ERR LIMIT can't be negative"
-    assert wire_error(server, "SINTERCARD", "1", "s1", "LIMIT", "x") == "ERR LIMIT can't be negative"
+    for limit in ("-1", "x"):
+        assert wire_error(server, "SINTERCARD", "1", "s1", "LIMIT", limit) == (
+            "ERR LIMIT can't be negative")
     assert wire_error(server, "SINTERCARD", "1", "s1", "LIMIT") == "ERR syntax error"
     assert wire_error(server, "SINTERCARD", "1", "s1", "s2") == "ERR syntax error"
 
@@ -141,3 +142,29 @@ def test_resp3_replies_are_sets(server: Server, sets: redis.Redis) -> None:
         c.read_reply()
         c.send(b"SINTER s1 s2\r\n")
         assert c.read_line() == b"~2"
+
+
+def test_sadd_of_members_already_there_leaves_watchers_alone(
+        server: Server, sets: redis.Redis) -> None:
+    watcher = server.client()
+    with watcher.pipeline() as p:
+        p.watch("s1")
+        p.multi()
+        p.scard("s1")
+        assert sets.sadd("s1", "a") == 0 and sets.sadd("s1", "a", "b") == 0
+        assert p.execute() == [4]
+    with watcher.pipeline() as p:
+        p.watch("s1")
+        p.multi()
+        p.scard("s1")
+        assert sets.sadd("s1", "a", "new") == 1
+        with pytest.raises(redis.WatchError):
+            p.execute()
+    watcher.close()
+
+
+def test_long_members_in_replies(r: redis.Redis) -> None:
+    big = {"x" * 600, "y" * 70_000, "z"}
+    r.sadd("b1", *big)
+    r.sadd("b2", *big, "other")
+    assert r.sinter("b1", "b2") == big and r.smembers("b1") == big

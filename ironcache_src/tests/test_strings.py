@@ -317,7 +317,8 @@ def test_lcs(r: redis.Redis, server: Server) -> None:
     assert wire_error(server, "LCS", "a", "b", "MINMATCHLEN", "x") == (
         "ERR value is not an integer or out of range")
     r.rpush("l", "x")
-    assert wire_error(server, "LCS", "a", "l") == "ERR The specified keys must contain string values"
+    assert wire_error(server, "LCS", "a", "l") == (
+        "ERR The specified keys must contain string values")
 
 
 def test_lcs_is_a_longest_common_subsequence(r: redis.Redis) -> None:

@@ -7,6 +7,7 @@ reads both kinds; the snapshot and the handover write a bytearray as bytes (mars
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ironcache.commands import SYNTAX, WRONGTYPE, CommandError, command
@@ -155,13 +156,38 @@ def _range(
     return start, end, end_given, is_bit
 
 
-def _bits(v: bytes | bytearray, first: int, last: int) -> tuple[int, int]:
-    """The bits first..last (inclusive, MSB first) as an integer, and how many they are."""
-    b0, b1 = first >> 3, last >> 3
-    x = int.from_bytes(v[b0 : b1 + 1], "big")
-    x >>= 7 - (last & 7)
-    width = last - first + 1
-    return x & ((1 << width) - 1), width
+# Big values are scanned a chunk at a time, so a 512 MB string costs a 1 MB temporary, not
+# a copy of itself (and an integer as large) per operation.
+CHUNK = 1 << 20
+
+
+def _chunks(v: bytes | bytearray, first: int, last: int) -> Iterator[tuple[int, int, int]]:
+    """The bits first..last (inclusive, MSB first) as (integer, width, position of its first
+    bit), one chunk of at most CHUNK bytes at a time."""
+    view = memoryview(v)
+    byte, end_byte = first >> 3, last >> 3
+    while byte <= end_byte:
+        stop = min(end_byte + 1, byte + CHUNK)
+        x = int.from_bytes(view[byte:stop], "big")
+        lo = max(first - (byte << 3), 0)  # bits of the first byte before the range
+        hi = max((stop << 3) - 1 - last, 0)  # bits of the last byte after it
+        width = ((stop - byte) << 3) - lo - hi
+        yield (x >> hi) & ((1 << width) - 1), width, (byte << 3) + lo
+        byte = stop
+
+
+def _popcount(v: bytes | bytearray, first: int, last: int) -> int:
+    return sum(x.bit_count() for x, unused_width, unused_pos in _chunks(v, first, last))
+
+
+def _find(v: bytes | bytearray, first: int, last: int, bit: int) -> int | None:
+    """The position of the first bit equal to `bit` in first..last, or None."""
+    for x, width, pos in _chunks(v, first, last):
+        if bit == 0:
+            x = ~x & ((1 << width) - 1)
+        if x:
+            return pos + width - x.bit_length()
+    return None
 
 
 @command("bitcount", -2, "readonly", K1, "bitmap", "Counts the set bits in a string.", "2.6.0")
@@ -170,16 +196,13 @@ def bitcount(c: Client, argv: list[bytes]) -> bytes:
     if v is None:
         return ZERO
     if len(argv) == 2:
-        return integer(int.from_bytes(v, "big").bit_count())
+        return integer(_popcount(v, 0, (len(v) << 3) - 1) if v else 0)
     if len(argv) not in (4, 5):
         raise CommandError(SYNTAX)
     span = _range(argv, 2, len(v))
     if span is None:
         return ZERO
-    first, last = span[0], span[1]
-    if not first & 7 and last & 7 == 7:  # whole bytes: no shifting
-        return integer(int.from_bytes(v[first >> 3 : (last >> 3) + 1], "big").bit_count())
-    return integer(_bits(v, first, last)[0].bit_count())
+    return integer(_popcount(v, span[0], span[1]))
 
 
 @command("bitpos", -3, "readonly", K1, "bitmap", "Finds the first set or clear bit.", "2.8.7")
@@ -200,19 +223,10 @@ def bitpos(c: Client, argv: list[bytes]) -> bytes:
     if span is None:
         return integer(-1)
     first, last, end_given = span[0], span[1], span[2]
-    if first & 7 == 0:  # skip the leading bytes that cannot hold the bit at C speed
-        skip = b"\xff" if bit == 0 else b"\x00"
-        seg = v[first >> 3 : (last >> 3) + 1]
-        lead = len(seg) - len(seg.lstrip(skip))
-        first = min(first + (lead << 3), last + 1)
-        if first > last:
-            return integer(last + 1 if bit == 0 and not end_given else -1)
-    x, width = _bits(v, first, last)
-    if bit == 0:
-        x = ~x & ((1 << width) - 1)
-    if x == 0:  # not in the range: clear bits continue past the string unless an end was given
+    found = _find(v, first, last, bit)
+    if found is None:  # clear bits continue past the string, unless an end was given
         return integer(last + 1 if bit == 0 and not end_given else -1)
-    return integer(first + width - x.bit_length())
+    return integer(found)
 
 
 @command("bitop", -4, "write denyoom", (2, -1, 1), "bitmap", "Bitwise operations on strings.",
@@ -224,25 +238,32 @@ def bitop(c: Client, argv: list[bytes]) -> bytes:
     if op == b"not" and len(argv) != 4:
         raise CommandError("ERR BITOP NOT must be called with a single source key.")
     values = [read_str(c, k) for k in argv[3:]]
-    srcs = [b"" if v is None else v for v in values]
+    srcs = [memoryview(b"" if v is None else v) for v in values]
     size = max(map(len, srcs))
     db, dst = c.db, argv[2]
     if not size:
         db.delete(dst)
         return ZERO
+    out: bytes | bytearray
     if op == b"not":
-        out = bytes(srcs[0]).translate(_NOT)
+        src = values[0]
+        assert src is not None
+        out = src.translate(_NOT)  # a new object of the source's kind: nothing is shared
     else:
-        acc = int.from_bytes(srcs[0], "big") << ((size - len(srcs[0])) << 3)
-        for s in srcs[1:]:
-            x = int.from_bytes(s, "big") << ((size - len(s)) << 3)  # zero-padded at the end
-            if op == b"and":
-                acc &= x
-            elif op == b"or":
-                acc |= x
-            else:
-                acc ^= x
-        out = acc.to_bytes(size, "big")
+        parts = []
+        for at in range(0, size, CHUNK):  # shorter strings read as zero-padded
+            n = min(CHUNK, size - at)
+            ints = [int.from_bytes(bytes(s[at : at + n]).ljust(n, b"\0"), "big") for s in srcs]
+            acc = ints[0]
+            for x in ints[1:]:
+                if op == b"and":
+                    acc &= x
+                elif op == b"or":
+                    acc |= x
+                else:
+                    acc ^= x
+            parts.append(acc.to_bytes(n, "big"))
+        out = b"".join(parts)
     db.set(dst, out, STR_OVERHEAD + size)
     return integer(size)
 

@@ -465,7 +465,8 @@ def _lcs_rows(a: bytes, b: bytes) -> list[int]:
     return rows
 
 
-def _lcs_tables(rows: list[int], j: int, i: int) -> int:
+def _lcs_at(rows: list[int], i: int, j: int) -> int:
+    """LCS(i, j): the LCS length of a's first i bytes and b's first j."""
     return j - (rows[i] & ((1 << j) - 1)).bit_count()
 
 
@@ -503,7 +504,7 @@ def lcs(c: Client, argv: list[bytes]) -> bytes:
             "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"
         )
     rows = _lcs_rows(a, b)
-    total = _lcs_tables(rows, len(b), len(a))
+    total = _lcs_at(rows, len(a), len(b))
     if get_len:
         return integer(total)
     # Redis's walk back through the table, with its tie-break and its ranges, so that the
@@ -533,7 +534,7 @@ def lcs(c: Client, argv: list[bytes]) -> bytes:
             i -= 1
             jj -= 1
         else:
-            if _lcs_tables(rows, jj, i - 1) > _lcs_tables(rows, jj - 1, i):
+            if _lcs_at(rows, i - 1, jj) > _lcs_at(rows, i, jj - 1):
                 i -= 1
             else:
                 jj -= 1
