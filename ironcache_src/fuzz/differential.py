@@ -20,6 +20,7 @@ the regression id of known.UNFIXED), or new: a new one fails the run.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -84,7 +85,28 @@ TEMPLATES: dict[bytes, list[list[str]]] = {
     b"CONFIG": [["SET", "maxmemory-policy", "POL"]],
     b"MULTI": [[]], b"EXEC": [[]], b"DISCARD": [[]], b"WATCH": [["K"]],
     b"SELECT": [["DB"]], b"PING": [[], ["V"]], b"ECHO": [["V"]], b"NOSUCH": [["V"]],
+    b"EVAL": [["LUA", "0"], ["LUA", "1", "K"], ["LUA", "2", "K", "K", "V"], ["LUA", "I", "K"]],
+    b"EVAL_RO": [["LUA", "1", "K"]], b"EVALSHA": [["SHA", "1", "K", "V"]],
+    b"SCRIPT": [["LOAD", "LUA"], ["EXISTS", "SHA", "SHA"], ["FLUSH"]],
 }
+# Small scripts: conversions both ways, errors, read-only refusals. No tail call ends on a
+# command that may fail: IronCache's error then names no line (commands/scripting.py).
+SCRIPTS = [
+    b"return 1", b"return 3.7", b"return {1, 'a', false, true, {2, {}}}", b"return nil",
+    b"local v = redis.call('get', KEYS[1]) return v",
+    b"local v = redis.call('incr', KEYS[1]) return v",
+    b"local v = redis.pcall('incr', KEYS[1]) return v",
+    b"local v = redis.call('set', KEYS[1], ARGV[1] or 'v') return v",
+    b"local v = redis.call('lrange', KEYS[1], 0, -1) return v",
+    b"local v = redis.pcall('rpush', KEYS[1], 'x', 'y') return {v, #KEYS, #ARGV}",
+    b"local t = redis.call('type', KEYS[1]) return t.ok",
+    b"return redis.status_reply('FINE')", b"return redis.error_reply('MY err')",
+    b"return {err='ERR custom'}", b"return cjson.encode({1, 2, {a=1}})",
+    b"return cmsgpack.unpack(cmsgpack.pack({1, 2, 3}))", b"return bit.bxor(5, 3)",
+    b"#!lua flags=no-writes\nlocal v = redis.call('set', KEYS[1], 'x') return v",
+    b"#!lua flags=no-writes\nlocal v = redis.call('get', KEYS[1]) return v",
+    b"local x = nosuch", b"error('boom')", b"return (",
+]
 UNORDERED = {b"HKEYS", b"HVALS", b"SMEMBERS", b"KEYS", b"SRANDMEMBER"}
 PAIRS = {b"HGETALL"}
 TIME_DEPENDENT = {b"TTL", b"PTTL", b"EXPIRETIME", b"PEXPIRETIME"}
@@ -101,6 +123,8 @@ def command(rnd: random.Random) -> list[bytes]:
             "PAT": PATTERNS, "CUR": CURSORS, "OPT": OPTS, "SMALLI": [b"0", b"3", b"-1"],
             "DB": [b"0", b"1", b"15", b"16", b"-1", b"x", b"4294967296", b"2147483648"],
             "POL": [b"noeviction", b"allkeys-lru", b"allkeys-lfu", b"bogus"],
+            "LUA": SCRIPTS,
+            "SHA": [hashlib.sha1(x).hexdigest().encode() for x in SCRIPTS[:6]] + [b"0" * 40],
         }.get(kind)
         if pick is not None:
             args.append(rnd.choice(pick))

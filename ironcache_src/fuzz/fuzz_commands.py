@@ -45,6 +45,11 @@ WORDS = [
     b"REPLY", b"ON", b"OFF", b"maxmemory", b"maxmemory-policy", b"allkeys-lru", b"hz",
     b"timeout", b"requirepass", b"3", b"2", b"AUTH", b"default", b"SETNAME", b"ASYNC",
     b"SYNC", b"a\r\nb", b"x\n", b"\x00", b"\xff", b"all", b"everything", b"default",
+    # scripting: EVAL bodies, a library for FUNCTION LOAD and its function for FCALL
+    b"return 1", b"return redis.call('get', KEYS[1])", b"return {1, {2}, false, 'x'}",
+    b"return redis.pcall('incr', 'a')", b"return cjson.decode(ARGV[1])",
+    b"#!lua name=lib\nredis.register_function('f', function(k, a) return #k end)", b"f",
+    b"LOAD", b"FLUSH", b"EXISTS", b"REPLACE", b"DUMP", b"STATS",
 ]
 
 

@@ -61,6 +61,7 @@ BUSY_FUNCTION = (
 OOM_ERR = "OOM command not allowed when used memory > 'maxmemory'."
 FUNCTION_LOAD_TIMEOUT_MS = 500
 HOOK_INSTRUCTIONS = 100_000
+REPLY_DEPTH_MAX = 400  # nesting of a script's reply (well under Python's recursion limit)
 REDIS_VERSION = "7.0.15"
 REDIS_VERSION_NUM = 0x07000F
 
@@ -653,8 +654,10 @@ def reply_from_lua(v: Any, resp: int, script_resp: int, rawget: Any, depth: int 
         return b":1\r\n" if v else b":0\r\n"
     if isinstance(v, (int, float)):
         return integer(_to_int(v))
-    if v is None or lua51.lua_type(v) != "table" or depth > 1000:
+    if v is None or lua51.lua_type(v) != "table":
         return NULL3 if resp == 3 else NULL_BULK
+    if depth > REPLY_DEPTH_MAX:  # a table that contains itself: Redis runs out of Lua stack
+        return b"-ERR reached lua stack limit\r\n"
     err = rawget(v, b"err")
     if isinstance(err, bytes):
         return error(err.decode("utf-8", "replace").removeprefix("-"))
