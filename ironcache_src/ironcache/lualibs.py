@@ -723,3 +723,77 @@ def struct_size(fmt: Any) -> tuple[Any, ...]:
         else:
             total += num
     return True, total
+
+
+# ------------------------------------------------------------------ bytecode: no tail calls
+
+OP_CALL, OP_TAILCALL = 28, 29  # Lua 5.1's lopcodes.h
+
+
+def no_tail_calls(dump: bytes) -> bytes:
+    """A Lua 5.1 chunk (string.dump) with every TAILCALL turned into a CALL.
+
+    `return f(x)` compiles to TAILCALL A B 0 followed by RETURN A 0: as CALL A B 0 (all
+    results) the RETURN that follows returns the same values, but the calling frame stays.
+    Redis's redis.call and libraries are C functions, which a tail call never removes the
+    caller's frame for, so their errors name the script's line; ours are Lua functions, and
+    this keeps that line. (Unbounded tail recursion becomes a stack overflow error.)
+    Returns the chunk unchanged when it is not in the layout expected.
+    """
+    if len(dump) < 12 or dump[:5] != b"\x1bLua\x51" or dump[5] != 0:
+        return dump
+    order = "little" if dump[6] == 1 else "big"
+    int_size, size_t, instr, num = dump[7], dump[8], dump[9], dump[10]
+    if instr != 4:
+        return dump
+    buf = bytearray(dump)
+    pos = 12
+
+    def rd(n: int) -> int:
+        nonlocal pos
+        v = int.from_bytes(buf[pos : pos + n], order)
+        pos += n
+        return v
+
+    def skip_string() -> None:
+        nonlocal pos
+        n = rd(size_t)  # read first: `pos += rd(...)` would add to the old pos
+        pos += n
+
+    def function() -> None:
+        nonlocal pos
+        skip_string()  # source
+        pos += 2 * int_size + 4  # line defined, last line, nups, params, vararg, stack size
+        count = rd(int_size)
+        for i in range(count):
+            at = pos + 4 * i
+            ins = int.from_bytes(buf[at : at + 4], order)
+            if ins & 0x3F == OP_TAILCALL:
+                buf[at : at + 4] = ((ins & ~0x3F) | OP_CALL).to_bytes(4, order)
+        pos += 4 * count
+        for _ in range(rd(int_size)):  # constants
+            kind = buf[pos]
+            pos += 1
+            if kind == 1:
+                pos += 1
+            elif kind == 3:
+                pos += num
+            elif kind == 4:
+                skip_string()
+            elif kind != 0:
+                raise ValueError(f"constant of type {kind}")
+        for _ in range(rd(int_size)):  # nested functions
+            function()
+        lines = rd(int_size)  # line info
+        pos += lines * int_size
+        for _ in range(rd(int_size)):  # local variables
+            skip_string()
+            pos += 2 * int_size
+        for _ in range(rd(int_size)):  # upvalue names
+            skip_string()
+
+    try:
+        function()
+    except (ValueError, IndexError):
+        return dump
+    return bytes(buf) if pos == len(buf) else dump

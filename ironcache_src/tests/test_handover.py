@@ -66,7 +66,7 @@ def test_another_format_is_refused_with_both_versions_named() -> None:
     with pytest.raises(state.StateError) as e:
         state.decode(bytes(blob), "state-3")
     msg = str(e.value)
-    assert msg.startswith("state-3: state format 2.0 cannot be read")
+    assert msg.startswith(f"state-3: state format 2.{state.MINOR} cannot be read")
     assert f"reads format {state.FORMAT}.x" in msg
 
 

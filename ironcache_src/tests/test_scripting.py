@@ -444,19 +444,20 @@ def test_scripts_and_libraries_survive_handover_and_crash(
         digest = c.script_load("return 'kept'")
         c.function_load(LIB)
         c.set("marker", "1")
+        c.eval("redis.call('set', 'by-script', 'yes')", 0)  # journaled command by command
         old = procs[-1]
         old.send_signal(signal.SIGTERM if how == "handover" else signal.SIGKILL)
         old.wait()
         procs.append(start_process(tmp_path / "p1", listener, port, store, directives))
         c = redis.Redis(port=port, decode_responses=True, socket_timeout=10)
         if handover == "yes":
-            assert c.get("marker") == "1"
+            assert c.get("marker") == "1" and c.get("by-script") == "yes"
             assert c.evalsha(digest, 0) == "kept"
             assert c.fcall("myset", 1, "k", "v") == "OK"
             info = c.info("handover")
             assert info["handover_source"] == ("restart" if how == "handover" else "crash")
         else:
-            assert c.get("marker") is None
+            assert c.get("marker") is None and c.get("by-script") is None
             with pytest.raises(redis.exceptions.NoScriptError):
                 c.evalsha(digest, 0)
             with pytest.raises(redis.ResponseError, match="Function not found"):

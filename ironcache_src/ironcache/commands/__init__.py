@@ -54,8 +54,12 @@ class Command:
     min_argc: int = 0  # the arity as a range, checked with one chained comparison
     max_argc: int = 0
     client_state: bool = False  # changes the connection's state: the handover records it
+    # Keys whose positions depend on the arguments (EVAL's numkeys): set by the family.
+    key_finder: Callable[[list[bytes]], list[bytes]] | None = None
 
     def keys(self, argv: list[bytes]) -> list[bytes]:
+        if self.key_finder is not None:
+            return self.key_finder(argv)
         if not self.first_key:
             return []
         last = self.last_key if self.last_key >= 0 else len(argv) + self.last_key

@@ -110,7 +110,8 @@ local function pack(...) return {n = select('#', ...), ...} end
 local function raise(msg) error({err = msg}, 0) end
 -- Library errors carry the script's position, as luaL_error gives a C function's caller's.
 local function check(ok, ...)
-  if not ok then error((...), 2) end
+  -- (a message from Python is a Python str: tostring makes it a Lua string)
+  if not ok then error(tostring((...)), 3) end  -- 1 check, 2 the library function, 3 its caller
   return ...
 end
 
@@ -161,8 +162,7 @@ local function err_handler(err)
     level = level + 1
     i = dbg.getinfo(level, 'nSl')
   end
-  -- `return redis.call(...)` is a tail call here (Redis's API is C, where it is not): the
-  -- script's frame is gone, so no position is known.
+  -- A tail call left no frame (a chunk loadstring'ed by the script itself): no position.
   if i and i.what == 'tail' then i = nil end
   if type(err) ~= 'table' then
     err = {err = 'ERR ' .. tostring(err)}
@@ -372,8 +372,16 @@ hook_fn = function()
   end
 end
 
-function api.compile(body, name)
+-- Compiled without tail calls (lualibs.no_tail_calls): errors keep the script's line.
+local string_dump = string.dump
+local function compile(body, name)
   local f, err = loadstring(body, name)
+  if not f then return nil, err end
+  return loadstring(P.no_tail_calls(string_dump(f)), name)
+end
+
+function api.compile(body, name)
+  local f, err = compile(body, name)
   if not f then return nil, err end
   return sandboxed(f)
 end
@@ -493,7 +501,7 @@ if FUNCTIONS then
   end
 
   function api.load_library(code)
-    local f, err = loadstring(code, '@user_function')
+    local f, err = compile(code, '@user_function')
     if not f then return false, 'Error compiling function: ' .. err end
     sandboxed(f)
     registered = {}
@@ -785,9 +793,14 @@ class Runtime:
             b"st_pack": lualibs.struct_pack,
             b"st_unpack": lualibs.struct_unpack,
             b"st_size": lualibs.struct_size,
+            b"no_tail_calls": lualibs.no_tail_calls,
         }
-        setup = lua.execute(b"return function(...) return assert(loadstring(...)) end")
-        chunk = setup(_SANDBOX.encode(), b"=ironcache_sandbox")
+        # Compiled without tail calls too, so that library errors find the script's frame.
+        setup = lua.execute(
+            b"return function(src, name, patch) local f = assert(loadstring(src, name)) "
+            b"return assert(loadstring(patch(string.dump(f)), name)) end"
+        )
+        chunk = setup(_SANDBOX.encode(), b"=ironcache_sandbox", lualibs.no_tail_calls)
         self.api = chunk(lua.table_from(callbacks), functions)
         self.rawget = lua.eval(b"rawget")
         # Lua's own globals (io, os, package...) stay in the state, out of scripts' reach.
@@ -1798,3 +1811,16 @@ def fcall(c: Client, argv: list[bytes]) -> bytes:
 )
 def fcall_ro(c: Client, argv: list[bytes]) -> bytes:
     return _fcall(c, argv, True)
+
+
+def _numkeys_keys(argv: list[bytes]) -> list[bytes]:
+    """COMMAND GETKEYS of EVAL/FCALL and their variants: the numkeys keys after argv[2]."""
+    try:
+        n = int(argv[2]) if len(argv) > 2 else 0
+    except ValueError:
+        return []
+    return argv[3 : 3 + n] if 0 < n <= len(argv) - 3 else []
+
+
+for _name in (b"eval", b"evalsha", b"eval_ro", b"evalsha_ro", b"fcall", b"fcall_ro"):
+    TABLE[_name].key_finder = _numkeys_keys
