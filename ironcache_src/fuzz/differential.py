@@ -89,9 +89,9 @@ TEMPLATES: dict[bytes, list[list[str]]] = {
     b"EVAL_RO": [["LUA", "1", "K"]], b"EVALSHA": [["SHA", "1", "K", "V"]],
     b"SCRIPT": [["LOAD", "LUA"], ["EXISTS", "SHA", "SHA"], ["FLUSH"]],
 }
-# Small scripts: conversions both ways, errors, read-only refusals. No tail call ends on a
-# command that may fail: IronCache's error then names no line (commands/scripting.py).
+# Small scripts: conversions both ways, errors, read-only refusals.
 SCRIPTS = [
+    b"return redis.call('incr', KEYS[1])", b"return redis.call('hget', KEYS[1], 'f')",
     b"return 1", b"return 3.7", b"return {1, 'a', false, true, {2, {}}}", b"return nil",
     b"local v = redis.call('get', KEYS[1]) return v",
     b"local v = redis.call('incr', KEYS[1]) return v",

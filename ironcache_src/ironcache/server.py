@@ -156,10 +156,9 @@ class Server:
         if c.multi is not None or not c.authenticated or self.script_busy is not None:
             if not c.authenticated and not cmd.noauth:
                 return self._reject(c, "NOAUTH Authentication required.", cmd.name)
-            if (
-                self.script_busy is not None
-                and cmd.name not in ALLOW_BUSY
-                and "allow_busy" not in cmd.flags
+            if self.script_busy is not None and (
+                (cmd.name not in ALLOW_BUSY and "allow_busy" not in cmd.flags)
+                or (cmd.name == "shutdown" and b"nosave" not in map(bytes.lower, argv[1:]))
             ):
                 return self._reject(c, self.script_busy)
             if c.multi is not None and cmd.name not in IMMEDIATE_IN_MULTI:

@@ -75,9 +75,8 @@ def test_resp3_through_setresp(server: Server) -> None:
 
 
 def test_script_errors_name_the_script_and_line(r: redis.Redis) -> None:
-    # Not `return redis.call(...)`: a tail call to IronCache's Lua-side redis.call drops the
-    # script's frame, and the error then names no position (Redis's C function keeps it).
-    body = "local x = 1\nlocal y = redis.call('nosuchcommand')"
+    # A tail call: IronCache compiles scripts without them, so the line is still known.
+    body = "local x = 1\nreturn redis.call('nosuchcommand')"
     with pytest.raises(redis.ResponseError) as e:
         r.eval(body, 0)
     assert str(e.value) == (
@@ -87,6 +86,8 @@ def test_script_errors_name_the_script_and_line(r: redis.Redis) -> None:
         r.eval("redis.call('get')", 0)
     with pytest.raises(redis.ResponseError, match="user_script:1: boom script: "):
         r.eval("error('boom')", 0)
+    with pytest.raises(redis.ResponseError, match="^user_script:1: bad argument #1 to 'band'"):
+        r.eval("return bit.band('x')", 0)
     with pytest.raises(redis.ResponseError, match="Error compiling script"):
         r.eval("return (", 0)
     with pytest.raises(redis.ResponseError, match="Number of keys can't be greater"):
@@ -354,6 +355,22 @@ def test_a_script_that_wrote_is_unkillable_until_shutdown_nosave(make_server) ->
     other.shutdown(nosave=True)  # redis-py takes the closed connection as success
     assert srv.wait() == 0
     t.join(20)
+
+
+@ironcache_only
+def test_sigterm_stops_a_busy_script_that_has_not_written(make_server) -> None:
+    """SHUTDOWN without NOSAVE is refused while busy (as in Redis); a SIGTERM (systemd's stop
+    or restart) stops a script that has not written, then the server, at once."""
+    srv = make_server({"lua-time-limit": 50})
+    other = srv.client()
+    t, out = _run_in_thread(srv, "EVAL", "while true do end", 0)
+    assert poll(lambda: _busy(other), timeout=20)
+    with pytest.raises(redis.ResponseError, match="Redis is busy"):
+        other.execute_command("SHUTDOWN")
+    srv.send_signal(signal.SIGTERM)
+    assert srv.wait() == 0
+    t.join(20)
+    assert "Script killed" in str(out[0])
 
 
 def test_function_kill_stops_a_function(make_server) -> None:

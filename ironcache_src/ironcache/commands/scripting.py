@@ -27,8 +27,11 @@ from its first hook, so even then `while true do end` stays killable.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import signal
 import struct
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -748,6 +751,8 @@ class Run:
     argv: list[bytes]
     dirty: bool = False  # wrote: SCRIPT KILL refuses
     killed: bool = False
+    signalled: bool = False  # SIGTERM/SIGINT while busy
+    saved_handlers: dict[int, Any] = field(default_factory=dict)
     timed_out: bool = False
     last_poll: float = 0.0
 
@@ -946,6 +951,7 @@ class Engine:
                 return False
             run.timed_out = True
             srv.script_busy = BUSY_EVAL if run.is_eval else BUSY_FUNCTION
+            self._catch_stop_signals(run)
             log.warning(
                 f"Slow script detected: still in execution after "
                 f"{int((now - run.start) * 1000)} milliseconds. You can try killing the script "
@@ -956,8 +962,31 @@ class Engine:
             run.last_poll = now
             srv.busy_poll(run.caller)
         if srv.stopping is not None and srv.stopping.is_set():
-            run.killed = True  # SHUTDOWN (NOSAVE) while busy: the script goes first
+            run.killed = True  # SHUTDOWN NOSAVE while busy: the script goes first
+        if run.signalled and not run.dirty:
+            # A stop (systemd's SIGTERM, a handover): a script that has not written is
+            # stopped as SCRIPT KILL would; one that wrote runs on, as it would under Redis.
+            run.killed = True
         return run.killed
+
+    def _catch_stop_signals(self, run: Run) -> None:
+        """While busy the event loop (whose handlers stop the server) does not run: note the
+        signal here too. The loop still gets it afterwards, through its wakeup fd."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def noted(signum: int, frame: Any) -> None:
+            run.signalled = True
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError, OSError):
+                run.saved_handlers[sig] = signal.signal(sig, noted)
+
+    @staticmethod
+    def _restore_signals(run: Run) -> None:
+        for sig, handler in run.saved_handlers.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(sig, handler)
 
     def lua_load_hook(self) -> bool:
         return time.monotonic() > self.load_deadline
@@ -1040,6 +1069,7 @@ class Engine:
             srv.script_busy = None
             sc.db = srv.keyspace.dbs[0]
             if run.timed_out:
+                self._restore_signals(run)
                 srv.busy_end()
 
     def _error_reply(self, err: Any, name: str, rawget: Any) -> bytes:
