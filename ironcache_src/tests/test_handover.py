@@ -216,7 +216,7 @@ def test_unreadable_stored_state_falls_back_and_says_why(tmp_path: Path, monkeyp
     assert srv.handover.source == "none"
     assert sum(len(db.data) for db in srv.keyspace.dbs) == 0
     assert "cannot take over the previous process's state" in out.getvalue()
-    assert "state format 2.0 cannot be read" in out.getvalue()
+    assert f"state format 2.{state.MINOR} cannot be read" in out.getvalue()
 
 
 @pytest.mark.parametrize("hiredis", [False, True])

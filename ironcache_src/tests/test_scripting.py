@@ -7,6 +7,7 @@ redis-server too); the busy-script tests use a dedicated server with a short lua
 from __future__ import annotations
 
 import hashlib
+import re
 import signal
 import threading
 import time
@@ -200,6 +201,28 @@ def test_builtin_libraries_match_redis(r: redis.Redis) -> None:
     assert r.eval("return struct.unpack('>I2', struct.pack('>I2', 258))", 0) == 258
     assert r.eval("return struct.size('>iH')", 0) == 6
     assert r.eval("return redis.sha1hex('')", 0) == "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+
+
+@pytest.mark.parametrize(
+    ("doc", "error"),
+    [
+        ("[1,2", "Expected comma or array end but found T_END at character 5"),
+        ('{"a" 1}', "Expected colon but found T_NUMBER at character 6"),
+        ("[1]x", "Expected the end but found invalid token at character 4"),
+        ('"abc', "Expected value but found unexpected end of string at character 5"),
+        ("[" * 1100, "Found too many nested data structures (1001) at character 1001"),
+    ],
+)
+def test_cjson_decode_errors_are_lua_cjsons(r: redis.Redis, doc: str, error: str) -> None:
+    with pytest.raises(redis.ResponseError, match=r"^user_script:1: " + re.escape(error)):
+        r.eval("return cjson.decode(ARGV[1])", 0, doc)
+
+
+def test_cjson_nests_a_thousand_levels(r: redis.Redis) -> None:
+    doc = "[" * 900 + "1" + "]" * 900
+    assert r.eval("return cjson.encode(cjson.decode(ARGV[1]))", 0, doc) == doc
+    with pytest.raises(redis.ResponseError, match="Cannot serialise, excessive nesting"):
+        r.eval("local a = {} a[1] = a return cjson.encode(a)", 0)
 
 
 # ------------------------------------------------------------------ FUNCTION / FCALL
