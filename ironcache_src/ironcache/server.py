@@ -281,6 +281,24 @@ class Server:
             ready, _w, _x = select.select(waiting, [], [], 0)
         except (OSError, ValueError):
             return
+        if not ready:
+            return
+        # The script's writes so far stay out of the journal the others' replies flush: they
+        # are journaled together once it ends, so a crash never replays half a script.
+        ops = self.handover.ops
+        held = list(ops)
+        ops.clear()
+        try:
+            self._busy_serve_ready(ready, socks, listeners)
+        finally:
+            ops[:0] = held
+
+    def _busy_serve_ready(
+        self,
+        ready: list[int],
+        socks: dict[int, Client | None],
+        listeners: dict[int, listen.Listener],
+    ) -> None:
         for fd in ready:
             if fd in listeners:
                 self._busy_accept(listeners[fd])

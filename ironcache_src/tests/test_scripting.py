@@ -540,3 +540,54 @@ def test_the_state_carries_scripts_and_libraries() -> None:
     blob = state.HEADER.pack(state.MAGIC, state.FORMAT, 1, 0, len(bad), zlib.crc32(bad)) + bad
     with pytest.raises(state.StateError, match="malformed scripts"):
         state.decode(blob, "bad")
+
+
+@ironcache_only
+def test_a_crash_during_a_busy_script_replays_none_of_its_writes(tmp_path: Path) -> None:
+    """Other clients' -BUSY replies flush the journal while a script runs: the script's own
+    writes must not go with them, or a kill -9 would bring back half a script."""
+    import socket
+
+    from test_handover_restart import FdStore, start_process
+
+    from support import free_port
+
+    port = free_port()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(128)
+    store = FdStore(tmp_path / "notify.sock")
+    directives = {"handover": "yes", "save-on-shutdown": "no", "lua-time-limit": 50}
+    procs: list[Server] = []
+    try:
+        procs.append(start_process(tmp_path / "p0", listener, port, store, directives))
+        other = redis.Redis(port=port, decode_responses=True, socket_timeout=10)
+        other.set("before", "1")
+        srv = procs[0]
+        # Writes, then runs about 1.5 s: killed meanwhile, the request is resumed by the next
+        # process (crash-safe reading), which runs the script whole once more: 'half' is then 1,
+        # or 2 if the first run's write had been replayed from the journal as well.
+        spin = (
+            "redis.call('incr', 'half') local t = redis.call('time') "
+            "local s = t[1] * 1000000 + t[2] repeat local n = redis.call('time') "
+            "until n[1] * 1000000 + n[2] - s > 1500000 return 'done'"
+        )
+        t, out = _run_in_thread(srv, "EVAL", spin, 0)
+        assert poll(lambda: _busy(other), timeout=20)  # a reply, so a journal flush
+        srv.send_signal(signal.SIGKILL)
+        srv.wait()
+        procs.append(start_process(tmp_path / "p1", listener, port, store, directives))
+        c = redis.Redis(port=port, decode_responses=True, socket_timeout=10)
+        assert c.info("handover")["handover_source"] == "crash"
+        assert c.get("before") == "1"
+        assert c.get("half") == "1"
+        t.join(20)
+        assert out == ["done"]  # the resumed request was answered by the next process
+    finally:
+        for s in procs:
+            if s.alive():
+                s.send_signal(signal.SIGTERM)
+                s.wait()
+        store.close()
+        listener.close()

@@ -963,6 +963,11 @@ class Engine:
             srv.busy_poll(run.caller)
         if srv.stopping is not None and srv.stopping.is_set():
             run.killed = True  # SHUTDOWN NOSAVE while busy: the script goes first
+        if not srv.exec_to_ready_ms and not run.dirty:
+            # Before READY: a request resumed after a crash re-runs its script while the state
+            # is taken over, and nobody can SCRIPT KILL it yet. A runaway that has not written
+            # (maybe what crashed the last process) is stopped, so the restart completes.
+            run.killed = True
         if run.signalled and not run.dirty:
             # A stop (systemd's SIGTERM, a handover): a script that has not written is
             # stopped as SCRIPT KILL would; one that wrote runs on, as it would under Redis.
