@@ -548,9 +548,8 @@ def test_a_crash_during_a_busy_script_replays_none_of_its_writes(tmp_path: Path)
     writes must not go with them, or a kill -9 would bring back half a script."""
     import socket
 
-    from test_handover_restart import FdStore, start_process
-
     from support import free_port
+    from test_handover_restart import FdStore, start_process
 
     port = free_port()
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
