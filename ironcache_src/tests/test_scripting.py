@@ -16,9 +16,25 @@ from pathlib import Path
 import pytest
 import redis
 
+import support
 from support import IS_REDIS, Server, poll
 
 ironcache_only = pytest.mark.skipif(IS_REDIS, reason="IronCache-specific")
+
+
+def _has_lupa(python: str) -> bool:
+    import subprocess
+
+    probe = subprocess.run([python, "-c", "import lupa.lua51"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+# IRONCACHE_TEST_PYTHON may name an interpreter without lupa (the host's python3): the server
+# runs, but scripting answers an error (test_scripting_without_lupa.py).
+pytestmark = pytest.mark.skipif(
+    not IS_REDIS and not _has_lupa(support.SERVER_PYTHON),
+    reason="the server's interpreter has no lupa",
+)
 
 
 def pairs(reply: object) -> dict:
