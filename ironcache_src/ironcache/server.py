@@ -276,10 +276,12 @@ class Server:
             except (OSError, ValueError):
                 continue
         listeners = {x.sock.fileno(): x for x in self.listeners if x.sock is not None}
-        waiting = [*socks, *self.busy_conns, *listeners]
+        poller = select.poll()  # not select(): it stops at fd 1024
+        for fd in (*socks, *self.busy_conns, *listeners):
+            poller.register(fd, select.POLLIN)
         try:
-            ready, _w, _x = select.select(waiting, [], [], 0)
-        except (OSError, ValueError):
+            ready = [fd for fd, _events in poller.poll(0)]
+        except OSError:
             return
         if not ready:
             return

@@ -373,6 +373,30 @@ def test_a_long_script_answers_busy_and_script_kill_stops_it(make_server) -> Non
         other.script_kill()
 
 
+@ironcache_only
+def test_busy_replies_reach_clients_past_fd_1024(make_server) -> None:
+    """The busy poll watches every client, whatever its fd number (select() stops at 1024)."""
+    import resource
+    import socket
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1400:
+        pytest.skip(f"RLIMIT_NOFILE is {soft}")
+    srv = make_server({"lua-time-limit": 50})
+    idle = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(1100)]
+    try:
+        last = srv.client()
+        assert last.ping()  # connected after 1100 others: a high fd in the server
+        t, out = _run_in_thread(srv, "EVAL", "while true do end", 0)
+        assert poll(lambda: _busy(last), timeout=20)
+        assert last.script_kill()
+        t.join(20)
+        assert "Script killed" in str(out[0])
+    finally:
+        for sock in idle:
+            sock.close()
+
+
 def test_pcall_cannot_swallow_script_kill(make_server) -> None:
     srv = make_server({"busy-reply-threshold": 50})
     other = srv.client()
