@@ -21,6 +21,7 @@ the regression id of known.UNFIXED), or new: a new one fails the run.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -171,6 +172,9 @@ TEMPLATES: dict[bytes, list[list[str]]] = {
                  ["LIST", "FILTERBY", "PATTERN", "nosuch*"], ["LIST", "FILTERBY", "MODULE", "m"],
                  ["INFO", "nosuch", "get|key"], ["INFO", "config|get|x", "x"],
                  ["DOCS", "nosuch", "x"], ["NOSUCH"]],
+    b"EVAL": [["LUA", "0"], ["LUA", "1", "K"], ["LUA", "2", "K", "K", "V"], ["LUA", "I", "K"]],
+    b"EVAL_RO": [["LUA", "1", "K"]], b"EVALSHA": [["SHA", "1", "K", "V"]],
+    b"SCRIPT": [["LOAD", "LUA"], ["EXISTS", "SHA", "SHA"], ["FLUSH"]],
 }
 # Set algebra, bit commands, HyperLogLog and LCS (issue 15). Bit offsets stay small or are
 # refused: an accepted offset near 2**32 would make both servers allocate 512 MB.
@@ -202,6 +206,24 @@ EXTRA_KINDS: dict[str, list[bytes]] = {
 }
 BFOPS = [b"GET u8 0", b"GET i5 #1", b"SET i8 0 -3", b"SET u4 4 100", b"INCRBY u2 1 1",
          b"INCRBY i8 8 127", b"INCRBY i64 0 -1", b"GET x8 0", b"SET u8 -1 1", b"INCRBY u8 0 y"]
+# Small scripts: conversions both ways, errors, read-only refusals.
+SCRIPTS = [
+    b"return redis.call('incr', KEYS[1])", b"return redis.call('hget', KEYS[1], 'f')",
+    b"return 1", b"return 3.7", b"return {1, 'a', false, true, {2, {}}}", b"return nil",
+    b"local v = redis.call('get', KEYS[1]) return v",
+    b"local v = redis.call('incr', KEYS[1]) return v",
+    b"local v = redis.pcall('incr', KEYS[1]) return v",
+    b"local v = redis.call('set', KEYS[1], ARGV[1] or 'v') return v",
+    b"local v = redis.call('lrange', KEYS[1], 0, -1) return v",
+    b"local v = redis.pcall('rpush', KEYS[1], 'x', 'y') return {v, #KEYS, #ARGV}",
+    b"local t = redis.call('type', KEYS[1]) return t.ok",
+    b"return redis.status_reply('FINE')", b"return redis.error_reply('MY err')",
+    b"return {err='ERR custom'}", b"return cjson.encode({1, 2, {a=1}})",
+    b"return cmsgpack.unpack(cmsgpack.pack({1, 2, 3}))", b"return bit.bxor(5, 3)",
+    b"#!lua flags=no-writes\nlocal v = redis.call('set', KEYS[1], 'x') return v",
+    b"#!lua flags=no-writes\nlocal v = redis.call('get', KEYS[1]) return v",
+    b"local x = nosuch", b"error('boom')", b"return (",
+]
 UNORDERED = {b"HKEYS", b"HVALS", b"SMEMBERS", b"KEYS", b"SRANDMEMBER", b"SINTER", b"SUNION",
              b"SDIFF"}
 PAIRS = {b"HGETALL"}
@@ -230,6 +252,8 @@ def command(rnd: random.Random) -> list[bytes]:
             "CTYPE": [b"normal", b"master", b"replica", b"pubsub", b"bogus"],
             "CUSER": [b"default", b"nobody"], "YESISH": [b"yes", b"YES", b"maybe"],
             "MMC": [b"0", b"10%", b"100%", b"200%", b"1mb", b"x", b"-1", b"5%x"],
+            "LUA": SCRIPTS,
+            "SHA": [hashlib.sha1(x).hexdigest().encode() for x in SCRIPTS[:6]] + [b"0" * 40],
         }.get(kind)
         if pick is not None:
             args.append(rnd.choice(pick))

@@ -64,6 +64,11 @@ WORDS = [
     b"SKIP", b"SKIPME", b"yes", b"no", b"USER", b"ADDR", b"LADDR", b"normal", b"pubsub",
     b"GETKEYS", b"DOCS", b"FILTERBY", b"ACLCAT", b"PATTERN", b"MODULE", b"client|list",
     b"get|key", b"commandstats", b"errorstats", b"cpu", b"maxmemory-clients", b"10%", b"200%",
+    # scripting: EVAL bodies, a library for FUNCTION LOAD and its function for FCALL
+    b"return 1", b"return redis.call('get', KEYS[1])", b"return {1, {2}, false, 'x'}",
+    b"return redis.pcall('incr', 'a')", b"return cjson.decode(ARGV[1])",
+    b"#!lua name=lib\nredis.register_function('f', function(k, a) return #k end)", b"f",
+    b"LOAD", b"FLUSH", b"EXISTS", b"REPLACE", b"DUMP", b"STATS",
 ]
 
 

@@ -681,7 +681,11 @@ class Handover:
         while view:
             view = view[os.write(self.journal_fd, view) :]
         self.journal_size += len(data)
-        if self.journal_size > max(JOURNAL_MIN_COMPACT, 2 * self.base_size):
+        # Not while a script is busy: the snapshot would hold half of its writes.
+        if (
+            self.journal_size > max(JOURNAL_MIN_COMPACT, 2 * self.base_size)
+            and self.server.script_busy is None
+        ):
             self.compact()
 
     def compact(self) -> None:

@@ -10,10 +10,13 @@ deps/lua/src (lua_bit.c, lua_cjson.c, lua_cmsgpack.c, lua_struct.c).
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
+import re
 import struct as _struct
-from typing import Any
+import sys
+from collections.abc import Iterator
+from typing import Any, NoReturn
 
 try:
     from lupa import lua51
@@ -195,7 +198,8 @@ class CJson:
             return False, "bad argument #1 to 'encode' (expected 1 argument)"
         out: list[str] = []
         try:
-            self._enc(args[0], 0, out)
+            with _deep_recursion():
+                self._enc(args[0], 0, out)
         except _JsonError as e:
             return False, str(e)
         return True, "".join(out).encode("latin-1")
@@ -282,47 +286,229 @@ class CJson:
         if not isinstance(s, bytes):
             return False, f"bad argument #1 to 'decode' (string expected, got {_tname(s)})"
         try:
-            text = s.decode("utf-8", "surrogateescape")
-        except UnicodeDecodeError:
-            text = s.decode("latin-1")
-        self._depth_error = False
-
-        def hook_const(c: str) -> float:
-            if c == "NaN":
-                return math.nan
-            return math.inf if c == "Infinity" else -math.inf
-
-        try:
-            parsed = json.loads(text, parse_constant=hook_const)
-        except (ValueError, RecursionError) as e:
-            msg = getattr(e, "msg", str(e))
-            pos = getattr(e, "pos", 0) + 1
-            return False, f"Expected value but found invalid token at character {pos} ({msg})"
-        try:
-            return True, self._to_lua(lua, parsed, 0)
+            with _deep_recursion():
+                return True, _JsonDecoder(self, lua, s).document()
         except _JsonError as e:
             return False, str(e)
 
-    def _to_lua(self, lua: Any, v: Any, depth: int) -> Any:
-        if v is None:
-            return self.null
-        if isinstance(v, str):
-            return v.encode("utf-8", "surrogateescape")
-        if isinstance(v, (bool, int, float)):
-            return (
-                float(v)
-                if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 2**53
-                else v
+
+# lua-cjson's token names, in its error messages ("Expected value but found T_END ...").
+_T_NAMES = {"{": "T_OBJ_BEGIN", "}": "T_OBJ_END", "[": "T_ARR_BEGIN", "]": "T_ARR_END",
+            ":": "T_COLON", ",": "T_COMMA"}
+_STRTOD = re.compile(
+    rb"[ \t\n\v\f\r]*[+-]?(?:0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)"
+    rb"(?:[pP][+-]?[0-9]+)?|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+    rb"|(?i:infinity|inf|nan))"
+)
+_ESCAPES = {ord('"'): b'"', ord("\\"): b"\\", ord("/"): b"/", ord("b"): b"\b",
+            ord("f"): b"\f", ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t"}
+
+
+def _strtod(raw: bytes) -> float:
+    text = raw.strip().decode("ascii")
+    if "x" in text.lower():
+        return float.fromhex(text)
+    return float(text)
+
+
+class _JsonDecoder:
+    """lua-cjson 2.1.0's decoder (json_next_token, json_process_value...), with its errors."""
+
+    def __init__(self, cfg: CJson, lua: Any, data: bytes) -> None:
+        self.cfg = cfg
+        self.lua = lua
+        self.data = data
+        self.pos = 0
+        self.depth = 0
+
+    def token(self) -> tuple[str, Any, int]:
+        """(type, value, index) of the next token; type "E" is an error (value: its text)."""
+        data, n = self.data, len(self.data)
+        while self.pos < n and data[self.pos] in b" \t\n\r":
+            self.pos += 1
+        at = self.pos
+        if at >= n:
+            return "T_END", None, at
+        ch = data[at]
+        if chr(ch) in _T_NAMES:
+            self.pos += 1
+            return _T_NAMES[chr(ch)], None, at
+        if ch == 0x22:
+            return self.string(at)
+        if ch == 0x2D or 0x30 <= ch <= 0x39:
+            if not self.cfg.decode_invalid_numbers and self.invalid_number(at):
+                return "E", "invalid number", at
+            return self.number(at)
+        for word, value in ((b"true", True), (b"false", False), (b"null", None)):
+            if data.startswith(word, at):
+                self.pos += len(word)
+                return ("T_NULL" if value is None else "T_BOOLEAN"), value, at
+        if self.cfg.decode_invalid_numbers and self.invalid_number(at):
+            return self.number(at)
+        return "E", "invalid token", at
+
+    def invalid_number(self, at: int) -> bool:
+        p = self.data[at:]
+        if p[:1] == b"+":
+            return True
+        if p[:1] == b"-":
+            p = p[1:]
+        if p[:1] == b"0":
+            return len(p) > 1 and (p[1] | 0x20 == ord("x") or 0x30 <= p[1] <= 0x39)
+        if p[:1] and p[0] <= 0x39:
+            return False
+        return p[:3].lower() in (b"inf", b"nan")
+
+    def number(self, at: int) -> tuple[str, Any, int]:
+        m = _STRTOD.match(self.data, at)
+        if not m:
+            return "E", "invalid number", at
+        try:
+            value = _strtod(m.group(0))
+        except ValueError:
+            return "E", "invalid number", at
+        self.pos = m.end()
+        if math.isfinite(value) and value == int(value) and abs(value) < 2**53:
+            return "T_NUMBER", int(value), at
+        return "T_NUMBER", value, at
+
+    def string(self, at: int) -> tuple[str, Any, int]:
+        data, n = self.data, len(self.data)
+        i = at + 1
+        out = bytearray()
+        while True:
+            if i >= n:  # an error token's index is where reading stopped
+                return "E", "unexpected end of string", i
+            ch = data[i]
+            if ch == 0x22:
+                self.pos = i + 1
+                return "T_STRING", bytes(out), at
+            if ch != 0x5C:
+                out.append(ch)
+                i += 1
+                continue
+            if i + 1 >= n:  # the escape's character is the terminating NUL
+                return "E", "invalid escape code", i
+            esc = data[i + 1]
+            if esc == ord("u"):
+                code, after = self.unicode(i)
+                if code is None:
+                    return "E", "invalid unicode escape code", i
+                i = after
+                out += chr(code).encode("utf-8", "surrogatepass")
+                continue
+            rep = _ESCAPES.get(esc)
+            if rep is None:
+                return "E", "invalid escape code", i
+            out += rep
+            i += 2
+
+    def unicode(self, i: int) -> tuple[int | None, int]:
+        def hex4(k: int) -> int | None:
+            h = self.data[k : k + 4]
+            if len(h) < 4 or not all(c in b"0123456789abcdefABCDEF" for c in h):
+                return None
+            return int(h, 16)
+
+        code = hex4(i + 2)
+        if code is None:
+            return None, i
+        i += 6
+        if 0xD800 <= code <= 0xDBFF:  # a high surrogate needs its low half
+            if self.data[i : i + 2] != b"\\u":
+                return None, i
+            low = hex4(i + 2)
+            if low is None or not 0xDC00 <= low <= 0xDFFF:
+                return None, i
+            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+            i += 6
+        elif 0xDC00 <= code <= 0xDFFF:
+            return None, i
+        return code, i
+
+    def fail(self, expected: str, tok: tuple[str, Any, int]) -> NoReturn:
+        found = tok[1] if tok[0] == "E" else tok[0]
+        raise _JsonError(f"Expected {expected} but found {found} at character {tok[2] + 1}")
+
+    def descend(self) -> None:
+        self.depth += 1
+        if self.depth > self.cfg.decode_max_depth:
+            raise _JsonError(
+                f"Found too many nested data structures ({self.depth}) at character {self.pos}"
             )
-        depth += 1
-        if depth > self.decode_max_depth:
-            raise _JsonError(f"Found too many nested data structures ({depth}) at character 1")
-        if isinstance(v, list):
-            return lua.table_from([self._to_lua(lua, x, depth) for x in v])
-        t = lua.table()
-        for k, x in v.items():
-            t[k.encode("utf-8", "surrogateescape")] = self._to_lua(lua, x, depth)
+
+    def document(self) -> Any:
+        value = self.value(self.token())
+        tok = self.token()
+        if tok[0] != "T_END":
+            self.fail("the end", tok)
+        return value
+
+    def value(self, tok: tuple[str, Any, int]) -> Any:
+        kind = tok[0]
+        if kind in ("T_STRING", "T_NUMBER", "T_BOOLEAN"):
+            return tok[1]
+        if kind == "T_NULL":
+            return self.cfg.null
+        if kind == "T_OBJ_BEGIN":
+            return self.obj()
+        if kind == "T_ARR_BEGIN":
+            return self.array()
+        self.fail("value", tok)
+
+    def obj(self) -> Any:
+        self.descend()
+        t = self.lua.table()
+        tok = self.token()
+        if tok[0] != "T_OBJ_END":
+            while True:
+                if tok[0] != "T_STRING":
+                    self.fail("object key string", tok)
+                key = tok[1]
+                tok = self.token()
+                if tok[0] != "T_COLON":
+                    self.fail("colon", tok)
+                t[key] = self.value(self.token())
+                tok = self.token()
+                if tok[0] == "T_OBJ_END":
+                    break
+                if tok[0] != "T_COMMA":
+                    self.fail("comma or object end", tok)
+                tok = self.token()
+        self.depth -= 1
         return t
+
+    def array(self) -> Any:
+        self.descend()
+        t = self.lua.table()
+        tok = self.token()
+        i = 1
+        if tok[0] != "T_ARR_END":
+            while True:
+                v = self.value(tok)
+                if v is not None:
+                    t[i] = v
+                i += 1
+                tok = self.token()
+                if tok[0] == "T_ARR_END":
+                    break
+                if tok[0] != "T_COMMA":
+                    self.fail("comma or array end", tok)
+                tok = self.token()
+        self.depth -= 1
+        return t
+
+
+@contextlib.contextmanager
+def _deep_recursion() -> Iterator[None]:
+    """cjson nests up to 1000 levels (encode_max_depth, decode_max_depth): two Python frames a
+    level. Python-to-Python calls use no C stack (3.11+), so a higher limit is safe here."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, 5000))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
 
 
 class _JsonError(Exception):
@@ -723,3 +909,77 @@ def struct_size(fmt: Any) -> tuple[Any, ...]:
         else:
             total += num
     return True, total
+
+
+# ------------------------------------------------------------------ bytecode: no tail calls
+
+OP_CALL, OP_TAILCALL = 28, 29  # Lua 5.1's lopcodes.h
+
+
+def no_tail_calls(dump: bytes) -> bytes:
+    """A Lua 5.1 chunk (string.dump) with every TAILCALL turned into a CALL.
+
+    `return f(x)` compiles to TAILCALL A B 0 followed by RETURN A 0: as CALL A B 0 (all
+    results) the RETURN that follows returns the same values, but the calling frame stays.
+    Redis's redis.call and libraries are C functions, which a tail call never removes the
+    caller's frame for, so their errors name the script's line; ours are Lua functions, and
+    this keeps that line. (Unbounded tail recursion becomes a stack overflow error.)
+    Returns the chunk unchanged when it is not in the layout expected.
+    """
+    if len(dump) < 12 or dump[:5] != b"\x1bLua\x51" or dump[5] != 0:
+        return dump
+    order = "little" if dump[6] == 1 else "big"
+    int_size, size_t, instr, num = dump[7], dump[8], dump[9], dump[10]
+    if instr != 4:
+        return dump
+    buf = bytearray(dump)
+    pos = 12
+
+    def rd(n: int) -> int:
+        nonlocal pos
+        v = int.from_bytes(buf[pos : pos + n], order)
+        pos += n
+        return v
+
+    def skip_string() -> None:
+        nonlocal pos
+        n = rd(size_t)  # read first: `pos += rd(...)` would add to the old pos
+        pos += n
+
+    def function() -> None:
+        nonlocal pos
+        skip_string()  # source
+        pos += 2 * int_size + 4  # line defined, last line, nups, params, vararg, stack size
+        count = rd(int_size)
+        for i in range(count):
+            at = pos + 4 * i
+            ins = int.from_bytes(buf[at : at + 4], order)
+            if ins & 0x3F == OP_TAILCALL:
+                buf[at : at + 4] = ((ins & ~0x3F) | OP_CALL).to_bytes(4, order)
+        pos += 4 * count
+        for _ in range(rd(int_size)):  # constants
+            kind = buf[pos]
+            pos += 1
+            if kind == 1:
+                pos += 1
+            elif kind == 3:
+                pos += num
+            elif kind == 4:
+                skip_string()
+            elif kind != 0:
+                raise ValueError(f"constant of type {kind}")
+        for _ in range(rd(int_size)):  # nested functions
+            function()
+        lines = rd(int_size)  # line info
+        pos += lines * int_size
+        for _ in range(rd(int_size)):  # local variables
+            skip_string()
+            pos += 2 * int_size
+        for _ in range(rd(int_size)):  # upvalue names
+            skip_string()
+
+    try:
+        function()
+    except (ValueError, IndexError):
+        return dump
+    return bytes(buf) if pos == len(buf) else dump

@@ -243,10 +243,9 @@ class Server:
         if c.multi is not None or not c.authenticated or self.script_busy is not None:
             if not c.authenticated and not cmd.noauth:
                 return self._reject(c, "NOAUTH Authentication required.", cmd.name, st, argv=argv)
-            if (
-                self.script_busy is not None
-                and cmd.name not in ALLOW_BUSY
-                and "allow_busy" not in cmd.flags
+            if self.script_busy is not None and (
+                (cmd.name not in ALLOW_BUSY and "allow_busy" not in cmd.flags)
+                or (cmd.name == "shutdown" and b"nosave" not in map(bytes.lower, argv[1:]))
             ):
                 return self._reject(c, self.script_busy, "", st)
             if c.multi is not None:
@@ -474,11 +473,31 @@ class Server:
             except (OSError, ValueError):
                 continue
         listeners = {x.sock.fileno(): x for x in self.listeners if x.sock is not None}
-        waiting = [*socks, *self.busy_conns, *listeners]
+        poller = select.poll()  # not select(): it stops at fd 1024
+        for fd in (*socks, *self.busy_conns, *listeners):
+            poller.register(fd, select.POLLIN)
         try:
-            ready, _w, _x = select.select(waiting, [], [], 0)
-        except (OSError, ValueError):
+            ready = [fd for fd, _events in poller.poll(0)]
+        except OSError:
             return
+        if not ready:
+            return
+        # The script's writes so far stay out of the journal the others' replies flush: they
+        # are journaled together once it ends, so a crash never replays half a script.
+        ops = self.handover.ops
+        held = list(ops)
+        ops.clear()
+        try:
+            self._busy_serve_ready(ready, socks, listeners)
+        finally:
+            ops[:0] = held
+
+    def _busy_serve_ready(
+        self,
+        ready: list[int],
+        socks: dict[int, Client | None],
+        listeners: dict[int, listen.Listener],
+    ) -> None:
         for fd in ready:
             if fd in listeners:
                 self._busy_accept(listeners[fd])

@@ -7,6 +7,7 @@ redis-server too); the busy-script tests use a dedicated server with a short lua
 from __future__ import annotations
 
 import hashlib
+import re
 import signal
 import threading
 import time
@@ -15,9 +16,25 @@ from pathlib import Path
 import pytest
 import redis
 
+import support
 from support import IS_REDIS, Server, poll
 
 ironcache_only = pytest.mark.skipif(IS_REDIS, reason="IronCache-specific")
+
+
+def _has_lupa(python: str) -> bool:
+    import subprocess
+
+    probe = subprocess.run([python, "-c", "import lupa.lua51"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+# IRONCACHE_TEST_PYTHON may name an interpreter without lupa (the host's python3): the server
+# runs, but scripting answers an error (test_scripting_without_lupa.py).
+pytestmark = pytest.mark.skipif(
+    not IS_REDIS and not _has_lupa(support.SERVER_PYTHON),
+    reason="the server's interpreter has no lupa",
+)
 
 
 def pairs(reply: object) -> dict:
@@ -75,9 +92,8 @@ def test_resp3_through_setresp(server: Server) -> None:
 
 
 def test_script_errors_name_the_script_and_line(r: redis.Redis) -> None:
-    # Not `return redis.call(...)`: a tail call to IronCache's Lua-side redis.call drops the
-    # script's frame, and the error then names no position (Redis's C function keeps it).
-    body = "local x = 1\nlocal y = redis.call('nosuchcommand')"
+    # A tail call: IronCache compiles scripts without them, so the line is still known.
+    body = "local x = 1\nreturn redis.call('nosuchcommand')"
     with pytest.raises(redis.ResponseError) as e:
         r.eval(body, 0)
     assert str(e.value) == (
@@ -87,6 +103,8 @@ def test_script_errors_name_the_script_and_line(r: redis.Redis) -> None:
         r.eval("redis.call('get')", 0)
     with pytest.raises(redis.ResponseError, match="user_script:1: boom script: "):
         r.eval("error('boom')", 0)
+    with pytest.raises(redis.ResponseError, match="^user_script:1: bad argument #1 to 'band'"):
+        r.eval("return bit.band('x')", 0)
     with pytest.raises(redis.ResponseError, match="Error compiling script"):
         r.eval("return (", 0)
     with pytest.raises(redis.ResponseError, match="Number of keys can't be greater"):
@@ -199,6 +217,28 @@ def test_builtin_libraries_match_redis(r: redis.Redis) -> None:
     assert r.eval("return struct.unpack('>I2', struct.pack('>I2', 258))", 0) == 258
     assert r.eval("return struct.size('>iH')", 0) == 6
     assert r.eval("return redis.sha1hex('')", 0) == "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+
+
+@pytest.mark.parametrize(
+    ("doc", "error"),
+    [
+        ("[1,2", "Expected comma or array end but found T_END at character 5"),
+        ('{"a" 1}', "Expected colon but found T_NUMBER at character 6"),
+        ("[1]x", "Expected the end but found invalid token at character 4"),
+        ('"abc', "Expected value but found unexpected end of string at character 5"),
+        ("[" * 1100, "Found too many nested data structures (1001) at character 1001"),
+    ],
+)
+def test_cjson_decode_errors_are_lua_cjsons(r: redis.Redis, doc: str, error: str) -> None:
+    with pytest.raises(redis.ResponseError, match=r"^user_script:1: " + re.escape(error)):
+        r.eval("return cjson.decode(ARGV[1])", 0, doc)
+
+
+def test_cjson_nests_a_thousand_levels(r: redis.Redis) -> None:
+    doc = "[" * 900 + "1" + "]" * 900
+    assert r.eval("return cjson.encode(cjson.decode(ARGV[1]))", 0, doc) == doc
+    with pytest.raises(redis.ResponseError, match="Cannot serialise, excessive nesting"):
+        r.eval("local a = {} a[1] = a return cjson.encode(a)", 0)
 
 
 # ------------------------------------------------------------------ FUNCTION / FCALL
@@ -333,6 +373,30 @@ def test_a_long_script_answers_busy_and_script_kill_stops_it(make_server) -> Non
         other.script_kill()
 
 
+@ironcache_only
+def test_busy_replies_reach_clients_past_fd_1024(make_server) -> None:
+    """The busy poll watches every client, whatever its fd number (select() stops at 1024)."""
+    import resource
+    import socket
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1400:
+        pytest.skip(f"RLIMIT_NOFILE is {soft}")
+    srv = make_server({"lua-time-limit": 50})
+    idle = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(1100)]
+    try:
+        last = srv.client()
+        assert last.ping()  # connected after 1100 others: a high fd in the server
+        t, out = _run_in_thread(srv, "EVAL", "while true do end", 0)
+        assert poll(lambda: _busy(last), timeout=20)
+        assert last.script_kill()
+        t.join(20)
+        assert "Script killed" in str(out[0])
+    finally:
+        for sock in idle:
+            sock.close()
+
+
 def test_pcall_cannot_swallow_script_kill(make_server) -> None:
     srv = make_server({"busy-reply-threshold": 50})
     other = srv.client()
@@ -354,6 +418,22 @@ def test_a_script_that_wrote_is_unkillable_until_shutdown_nosave(make_server) ->
     other.shutdown(nosave=True)  # redis-py takes the closed connection as success
     assert srv.wait() == 0
     t.join(20)
+
+
+@ironcache_only
+def test_sigterm_stops_a_busy_script_that_has_not_written(make_server) -> None:
+    """SHUTDOWN without NOSAVE is refused while busy (as in Redis); a SIGTERM (systemd's stop
+    or restart) stops a script that has not written, then the server, at once."""
+    srv = make_server({"lua-time-limit": 50})
+    other = srv.client()
+    t, out = _run_in_thread(srv, "EVAL", "while true do end", 0)
+    assert poll(lambda: _busy(other), timeout=20)
+    with pytest.raises(redis.ResponseError, match="Redis is busy"):
+        other.execute_command("SHUTDOWN")
+    srv.send_signal(signal.SIGTERM)
+    assert srv.wait() == 0
+    t.join(20)
+    assert "Script killed" in str(out[0])
 
 
 def test_function_kill_stops_a_function(make_server) -> None:
@@ -444,19 +524,20 @@ def test_scripts_and_libraries_survive_handover_and_crash(
         digest = c.script_load("return 'kept'")
         c.function_load(LIB)
         c.set("marker", "1")
+        c.eval("redis.call('set', 'by-script', 'yes')", 0)  # journaled command by command
         old = procs[-1]
         old.send_signal(signal.SIGTERM if how == "handover" else signal.SIGKILL)
         old.wait()
         procs.append(start_process(tmp_path / "p1", listener, port, store, directives))
         c = redis.Redis(port=port, decode_responses=True, socket_timeout=10)
         if handover == "yes":
-            assert c.get("marker") == "1"
+            assert c.get("marker") == "1" and c.get("by-script") == "yes"
             assert c.evalsha(digest, 0) == "kept"
             assert c.fcall("myset", 1, "k", "v") == "OK"
             info = c.info("handover")
             assert info["handover_source"] == ("restart" if how == "handover" else "crash")
         else:
-            assert c.get("marker") is None
+            assert c.get("marker") is None and c.get("by-script") is None
             with pytest.raises(redis.exceptions.NoScriptError):
                 c.evalsha(digest, 0)
             with pytest.raises(redis.ResponseError, match="Function not found"):
@@ -499,3 +580,53 @@ def test_the_state_carries_scripts_and_libraries() -> None:
     blob = state.HEADER.pack(state.MAGIC, state.FORMAT, 1, 0, len(bad), zlib.crc32(bad)) + bad
     with pytest.raises(state.StateError, match="malformed scripts"):
         state.decode(blob, "bad")
+
+
+@ironcache_only
+def test_a_crash_during_a_busy_script_replays_none_of_its_writes(tmp_path: Path) -> None:
+    """Other clients' -BUSY replies flush the journal while a script runs: the script's own
+    writes must not go with them, or a kill -9 would bring back half a script."""
+    import socket
+
+    from support import free_port
+    from test_handover_restart import FdStore, start_process
+
+    port = free_port()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(128)
+    store = FdStore(tmp_path / "notify.sock")
+    directives = {"handover": "yes", "save-on-shutdown": "no", "lua-time-limit": 50}
+    procs: list[Server] = []
+    try:
+        procs.append(start_process(tmp_path / "p0", listener, port, store, directives))
+        other = redis.Redis(port=port, decode_responses=True, socket_timeout=10)
+        other.set("before", "1")
+        srv = procs[0]
+        # Writes, then runs about 1.5 s: killed meanwhile, the request is resumed by the next
+        # process (crash-safe reading), which runs the script whole once more: 'half' is then 1,
+        # or 2 if the first run's write had been replayed from the journal as well.
+        spin = (
+            "redis.call('incr', 'half') local t = redis.call('time') "
+            "local s = t[1] * 1000000 + t[2] repeat local n = redis.call('time') "
+            "until n[1] * 1000000 + n[2] - s > 1500000 return 'done'"
+        )
+        t, out = _run_in_thread(srv, "EVAL", spin, 0)
+        assert poll(lambda: _busy(other), timeout=20)  # a reply, so a journal flush
+        srv.send_signal(signal.SIGKILL)
+        srv.wait()
+        procs.append(start_process(tmp_path / "p1", listener, port, store, directives))
+        c = redis.Redis(port=port, decode_responses=True, socket_timeout=10)
+        assert c.info("handover")["handover_source"] == "crash"
+        assert c.get("before") == "1"
+        assert c.get("half") == "1"
+        t.join(20)
+        assert out == ["done"]  # the resumed request was answered by the next process
+    finally:
+        for s in procs:
+            if s.alive():
+                s.send_signal(signal.SIGTERM)
+                s.wait()
+        store.close()
+        listener.close()

@@ -65,10 +65,14 @@ class Command:
     # "container|sub": COMMAND lists them, commandstats and CLIENT LIST name them.
     subcommands: dict[bytes, Command] | None = None
     parent: Command | None = None
+    # Keys whose positions depend on the arguments (EVAL's numkeys): set by the family.
+    key_finder: Callable[[list[bytes]], list[bytes]] | None = None
 
     def keys(self, argv: list[bytes]) -> list[bytes]:
         if self.find_keys is not None:
             return self.find_keys(argv)
+        if self.key_finder is not None:
+            return self.key_finder(argv)
         if not self.first_key:
             return []
         last = self.last_key if self.last_key >= 0 else len(argv) + self.last_key

@@ -27,8 +27,11 @@ from its first hook, so even then `while true do end` stays killable.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import signal
 import struct
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -61,6 +64,7 @@ BUSY_FUNCTION = (
 OOM_ERR = "OOM command not allowed when used memory > 'maxmemory'."
 FUNCTION_LOAD_TIMEOUT_MS = 500
 HOOK_INSTRUCTIONS = 100_000
+REPLY_DEPTH_MAX = 400  # nesting of a script's reply (well under Python's recursion limit)
 REDIS_VERSION = "7.0.15"
 REDIS_VERSION_NUM = 0x07000F
 
@@ -109,7 +113,8 @@ local function pack(...) return {n = select('#', ...), ...} end
 local function raise(msg) error({err = msg}, 0) end
 -- Library errors carry the script's position, as luaL_error gives a C function's caller's.
 local function check(ok, ...)
-  if not ok then error((...), 2) end
+  -- (a message from Python is a Python str: tostring makes it a Lua string)
+  if not ok then error(tostring((...)), 3) end  -- 1 check, 2 the library function, 3 its caller
   return ...
 end
 
@@ -160,8 +165,7 @@ local function err_handler(err)
     level = level + 1
     i = dbg.getinfo(level, 'nSl')
   end
-  -- `return redis.call(...)` is a tail call here (Redis's API is C, where it is not): the
-  -- script's frame is gone, so no position is known.
+  -- A tail call left no frame (a chunk loadstring'ed by the script itself): no position.
   if i and i.what == 'tail' then i = nil end
   if type(err) ~= 'table' then
     err = {err = 'ERR ' .. tostring(err)}
@@ -371,8 +375,16 @@ hook_fn = function()
   end
 end
 
-function api.compile(body, name)
+-- Compiled without tail calls (lualibs.no_tail_calls): errors keep the script's line.
+local string_dump = string.dump
+local function compile(body, name)
   local f, err = loadstring(body, name)
+  if not f then return nil, err end
+  return loadstring(P.no_tail_calls(string_dump(f)), name)
+end
+
+function api.compile(body, name)
+  local f, err = compile(body, name)
   if not f then return nil, err end
   return sandboxed(f)
 end
@@ -492,7 +504,7 @@ if FUNCTIONS then
   end
 
   function api.load_library(code)
-    local f, err = loadstring(code, '@user_function')
+    local f, err = compile(code, '@user_function')
     if not f then return false, 'Error compiling function: ' .. err end
     sandboxed(f)
     registered = {}
@@ -653,8 +665,10 @@ def reply_from_lua(v: Any, resp: int, script_resp: int, rawget: Any, depth: int 
         return b":1\r\n" if v else b":0\r\n"
     if isinstance(v, (int, float)):
         return integer(_to_int(v))
-    if v is None or lua51.lua_type(v) != "table" or depth > 1000:
+    if v is None or lua51.lua_type(v) != "table":
         return NULL3 if resp == 3 else NULL_BULK
+    if depth > REPLY_DEPTH_MAX:  # a table that contains itself: Redis runs out of Lua stack
+        return b"-ERR reached lua stack limit\r\n"
     err = rawget(v, b"err")
     if isinstance(err, bytes):
         return error(err.decode("utf-8", "replace").removeprefix("-"))
@@ -737,6 +751,8 @@ class Run:
     argv: list[bytes]
     dirty: bool = False  # wrote: SCRIPT KILL refuses
     killed: bool = False
+    signalled: bool = False  # SIGTERM/SIGINT while busy
+    saved_handlers: dict[int, Any] = field(default_factory=dict)
     timed_out: bool = False
     last_poll: float = 0.0
 
@@ -782,9 +798,14 @@ class Runtime:
             b"st_pack": lualibs.struct_pack,
             b"st_unpack": lualibs.struct_unpack,
             b"st_size": lualibs.struct_size,
+            b"no_tail_calls": lualibs.no_tail_calls,
         }
-        setup = lua.execute(b"return function(...) return assert(loadstring(...)) end")
-        chunk = setup(_SANDBOX.encode(), b"=ironcache_sandbox")
+        # Compiled without tail calls too, so that library errors find the script's frame.
+        setup = lua.execute(
+            b"return function(src, name, patch) local f = assert(loadstring(src, name)) "
+            b"return assert(loadstring(patch(string.dump(f)), name)) end"
+        )
+        chunk = setup(_SANDBOX.encode(), b"=ironcache_sandbox", lualibs.no_tail_calls)
         self.api = chunk(lua.table_from(callbacks), functions)
         self.rawget = lua.eval(b"rawget")
         # Lua's own globals (io, os, package...) stay in the state, out of scripts' reach.
@@ -930,18 +951,48 @@ class Engine:
                 return False
             run.timed_out = True
             srv.script_busy = BUSY_EVAL if run.is_eval else BUSY_FUNCTION
+            self._catch_stop_signals(run)
             log.warning(
                 f"Slow script detected: still in execution after "
                 f"{int((now - run.start) * 1000)} milliseconds. You can try killing the script "
                 f"using the {'SCRIPT KILL' if run.is_eval else 'FUNCTION KILL'} command. "
                 f"Script name is: {run.name}."
             )
-        if now - run.last_poll >= 0.002:
+        # Every 10 ms at most: a poll costs about one syscall plus a look at each client.
+        if now - run.last_poll >= 0.01:
             run.last_poll = now
             srv.busy_poll(run.caller)
         if srv.stopping is not None and srv.stopping.is_set():
-            run.killed = True  # SHUTDOWN (NOSAVE) while busy: the script goes first
+            run.killed = True  # SHUTDOWN NOSAVE while busy: the script goes first
+        if not srv.exec_to_ready_ms and not run.dirty:
+            # Before READY: a request resumed after a crash re-runs its script while the state
+            # is taken over, and nobody can SCRIPT KILL it yet. A runaway that has not written
+            # (maybe what crashed the last process) is stopped, so the restart completes.
+            run.killed = True
+        if run.signalled and not run.dirty:
+            # A stop (systemd's SIGTERM, a handover): a script that has not written is
+            # stopped as SCRIPT KILL would; one that wrote runs on, as it would under Redis.
+            run.killed = True
         return run.killed
+
+    def _catch_stop_signals(self, run: Run) -> None:
+        """While busy the event loop (whose handlers stop the server) does not run: note the
+        signal here too. The loop still gets it afterwards, through its wakeup fd."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def noted(signum: int, frame: Any) -> None:
+            run.signalled = True
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError, OSError):
+                run.saved_handlers[sig] = signal.signal(sig, noted)
+
+    @staticmethod
+    def _restore_signals(run: Run) -> None:
+        for sig, handler in run.saved_handlers.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(sig, handler)
 
     def lua_load_hook(self) -> bool:
         return time.monotonic() > self.load_deadline
@@ -1024,6 +1075,7 @@ class Engine:
             srv.script_busy = None
             sc.db = srv.keyspace.dbs[0]
             if run.timed_out:
+                self._restore_signals(run)
                 srv.busy_end()
 
     def _error_reply(self, err: Any, name: str, rawget: Any) -> bytes:
@@ -1795,3 +1847,16 @@ def fcall(c: Client, argv: list[bytes]) -> bytes:
 )
 def fcall_ro(c: Client, argv: list[bytes]) -> bytes:
     return _fcall(c, argv, True)
+
+
+def _numkeys_keys(argv: list[bytes]) -> list[bytes]:
+    """COMMAND GETKEYS of EVAL/FCALL and their variants: the numkeys keys after argv[2]."""
+    try:
+        n = int(argv[2]) if len(argv) > 2 else 0
+    except ValueError:
+        return []
+    return argv[3 : 3 + n] if 0 < n <= len(argv) - 3 else []
+
+
+for _name in (b"eval", b"evalsha", b"eval_ro", b"evalsha_ro", b"fcall", b"fcall_ro"):
+    TABLE[_name].key_finder = _numkeys_keys
