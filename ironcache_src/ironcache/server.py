@@ -414,7 +414,9 @@ class Server:
                 last = None
                 reply = self.execute(c, argv)
                 if c.reply_off:
-                    reply = c.muted(reply)
+                    muted = c.muted(reply)
+                    if reply[:1] != b">":  # RESP3 pushes are sent whatever CLIENT REPLY says
+                        reply = muted
                 append(reply)
                 start = n + 1
                 c.last_active = _monotonic()  # what follows is timed from here
