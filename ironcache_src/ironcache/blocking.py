@@ -147,8 +147,8 @@ def parse_timeout(raw: bytes) -> float:
         raise ValueError("ERR timeout is not a float or out of range") from None
     if secs != secs:
         raise ValueError("ERR timeout is not a float or out of range")
-    if secs * 1000 > 2**63 - 1:
-        raise ValueError("ERR timeout is out of range")
+    if secs * 1000 > 2**63 - 1:  # Redis 7.0's cast to long long wraps negative
+        raise ValueError("ERR timeout is negative")
     if secs < 0:
         raise ValueError("ERR timeout is negative")
     if secs > 0 and secs * 1000 > 2**63 - 1 - time.time() * 1000:
