@@ -180,6 +180,19 @@ class Database:
             self.lfu_touch(key)
         return e
 
+    def peek(self, key: bytes) -> Entry | None:
+        """lookup() without counting an access (Redis's LOOKUP_NOTOUCH: TYPE, TTL, EXISTS,
+        OBJECT), so OBJECT IDLETIME and FREQ report what the other commands did."""
+        e = self.data.get(key)
+        if e is None:
+            return None
+        if self.expires:
+            when = self.expires.get(key)
+            if when is not None and when <= now_ms():
+                self._expire(key)
+                return None
+        return e
+
     def lfu_touch(self, key: bytes) -> None:
         """An access under an -lfu policy (fast paths that inline lookup() call it too)."""
         self.freqs[key] = self.keyspace.lfu_touched(self.freqs.get(key))

@@ -228,7 +228,9 @@ def test_dump_restore_every_type(rb: redis.Redis) -> None:
     rb.sadd("ss", *[b"m%d" % i for i in range(600)])
     rb.hset("h", mapping={"a": "1", "b": "2"})
     rb.hset("H", mapping={b"f%d" % i: b"v" * 100 for i in range(10)})
-    for k in (b"s", b"i", b"big", b"l", b"L", b"si", b"ss", b"h", b"H"):
+    rb.zadd("z", {"a": 1, "b": 2.5})
+    rb.zadd("Z", {b"m%d" % i: i / 3 for i in range(300)})
+    for k in (b"s", b"i", b"big", b"l", b"L", b"si", b"ss", b"h", b"H", b"z", b"Z"):
         payload = rb.dump(k)
         assert payload is not None
         rb.restore(k + b"2", 0, payload)
@@ -237,6 +239,7 @@ def test_dump_restore_every_type(rb: redis.Redis) -> None:
     assert rb.lrange("L2", 0, -1) == rb.lrange("L", 0, -1)
     assert rb.smembers("ss2") == rb.smembers("ss")
     assert rb.hgetall("H2") == rb.hgetall("H")
+    assert rb.zrange("Z2", 0, -1, withscores=True) == rb.zrange("Z", 0, -1, withscores=True)
     assert rb.dump("missing") is None
 
 
@@ -320,6 +323,9 @@ SMALL_AND_LARGE: list[tuple[str, list[list[Any]]]] = [
     ("hash", [["HSET", "k", "f", "v", "n", "12"]]),
     ("bighash", [["HSET", "k", *[x for i in range(600) for x in (b"f%d" % i, b"v%d" % i)]]]),
     ("longfield", [["HSET", "k", "f", "v" * 100]]),
+    ("zset", [["ZADD", "k", "1", "a", "-2.5", "b", "inf", "c", "1e-300", "d"]]),
+    ("bigzset", [["ZADD", "k", *[x for i in range(300) for x in (i * 0.25 - 7, b"m%d" % i)]]]),
+    ("longmember", [["ZADD", "k", "3", "m" * 100]]),
 ]
 
 
@@ -333,6 +339,8 @@ def _read(c: redis.Redis, key: str) -> Any:
         return c.smembers(key)
     if t == b"hash":
         return c.hgetall(key)
+    if t == b"zset":
+        return c.zrange(key, 0, -1, withscores=True)
     return t
 
 

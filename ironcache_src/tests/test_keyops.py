@@ -334,3 +334,19 @@ def test_memory_accounting_follows_key_operations(rb: redis.Redis) -> None:
     rb.execute_command("SELECT", 0)
     rb.flushall()
     assert used() == 0
+
+
+def test_type_ttl_exists_object_leave_the_access_time(make_server: Any) -> None:
+    """Redis's LOOKUP_NOTOUCH: TYPE, TTL, EXISTS and OBJECT do not count as accesses; TOUCH
+    and GET do. Under LFU a read counts once per access (log factor 0: every one)."""
+    srv = make_server({"maxmemory-policy": "allkeys-lfu", "lfu-log-factor": "0"})
+    c = srv.client()
+    c.set("k", "v")
+    for _i in range(3):
+        c.ttl("k"), c.pttl("k"), c.type("k"), c.exists("k"), c.expiretime("k")
+        c.object("encoding", "k"), c.object("freq", "k")
+    assert c.object("freq", "k") == 5
+    c.touch("k")
+    c.get("k")
+    assert c.object("freq", "k") == 7
+    c.close()

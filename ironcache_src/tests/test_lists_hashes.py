@@ -4,7 +4,9 @@ same tests against redis-server)."""
 
 from __future__ import annotations
 
+import os
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import redis
@@ -327,3 +329,54 @@ def test_list_accounting_matches_a_fresh_push(r: redis.Redis, build: str) -> Non
     r.rpush("m", "a", "bbbbbbbbbbbbbbbb", "c", "d")
     assert r.memory_usage("l") == r.memory_usage("m")  # keys of one byte both
     assert r.info("memory")["used_memory"] - before == 2 * grown
+
+
+# -- crash journal ------------------------------------------------------------------------------
+
+@ironcache_only
+def test_list_writes_replay_from_the_crash_journal(tmp_path: Path) -> None:
+    """LINSERT, LMPOP, LMOVE, LTRIM and friends are journaled as they were sent and replayed
+    after a crash to the same lists, each accounted at what keyspace.value_size() gives."""
+    from ironcache import handover, state
+    from ironcache.config import Config
+    from ironcache.keyspace import Keyspace, now_ms, value_size
+    from ironcache.server import Server as IronServer
+
+    snapshot = state.encode({"kind": "checkpoint"}, Keyspace(16), [])
+    t = now_ms()
+    writes = [
+        [b"RPUSH", b"l", b"a", b"b", b"c", b"d", b"e"],
+        [b"LINSERT", b"l", b"BEFORE", b"c", b"inserted"],
+        [b"LMPOP", b"2", b"nokey", b"l", b"RIGHT", b"COUNT", b"2"],
+        [b"LTRIM", b"l", b"1", b"-1"],
+        [b"LMOVE", b"l", b"m", b"LEFT", b"RIGHT"],
+        [b"RPUSHX", b"m", b"z"],
+        [b"RPOPLPUSH", b"l", b"l"],
+        [b"HSET", b"h", b"f", b"1"],
+        [b"HSETNX", b"h", b"g", b"2"],
+        [b"HINCRBYFLOAT", b"h", b"f", b"0.5"],
+    ]
+    journal = state.HEADER.pack(state.MAGIC, state.FORMAT, state.MINOR, 0, 0, 0) + state.record(
+        [(state.OP_WRITE, t, 0, argv) for argv in writes]
+    )
+    fds = {}
+    for name, data in (("state-1", snapshot), ("journal-1", journal)):
+        fd = os.memfd_create(name, os.MFD_CLOEXEC)
+        os.write(fd, data)
+        fds[name] = fd
+    config = Config()
+    config.values["dir"] = str(tmp_path)
+    srv = IronServer(config)
+    srv.handover = handover.Handover(srv, fds)
+    try:
+        assert srv.handover.restore() == []
+        db = srv.keyspace.dbs[0]
+        assert list(db.lookup(b"l").value) == [b"c", b"inserted"]
+        assert list(db.lookup(b"m").value) == [b"b", b"z"]
+        assert db.lookup(b"h").value == {b"f": b"1.5", b"g": b"2"}
+        for key in (b"l", b"m", b"h"):
+            e = db.lookup(key)
+            assert e.size == value_size(e.value), key
+    finally:
+        if srv.handover.journal_fd >= 0:
+            os.close(srv.handover.journal_fd)

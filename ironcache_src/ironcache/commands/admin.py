@@ -431,14 +431,6 @@ def _numkeys(at: int, before: int = 0) -> Callable[[list[bytes]], list[bytes]]:
     return keys
 
 
-def _sort_keys(argv: list[bytes]) -> list[bytes]:
-    keys = [argv[1]]
-    for i in range(2, len(argv) - 1):
-        if argv[i].lower() == b"store":
-            keys = [argv[1], argv[-1]]  # the last STORE wins, as in sortGetKeys()
-    return keys
-
-
 def _streams_keys(argv: list[bytes]) -> list[bytes]:
     for i, a in enumerate(argv):
         if a.lower() == b"streams":
@@ -450,15 +442,13 @@ def _streams_keys(argv: list[bytes]) -> list[bytes]:
 
 
 # Commands whose keys are found by parsing their arguments (Redis's getkeys procedures,
-# flagged `movablekeys`); listed here by name and used when a family registers the command.
+# flagged `movablekeys`), by name; a family may instead give its command `find_keys` (SORT).
 MOVABLE_KEYS: dict[str, Callable[[list[bytes]], list[bytes]]] = {
     **{n: _numkeys(2, 1) for n in ("zunionstore", "zinterstore", "zdiffstore")},
     **{n: _numkeys(1) for n in ("zunion", "zinter", "zdiff", "zintercard", "sintercard")},
     **{n: _numkeys(1) for n in ("lmpop", "zmpop")},
     **{n: _numkeys(2) for n in ("blmpop", "bzmpop")},
     **{n: _numkeys(2) for n in ("eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro")},
-    "sort": _sort_keys,
-    "sort_ro": _sort_keys,
     "xread": _streams_keys,
     "xreadgroup": _streams_keys,
 }
@@ -466,7 +456,7 @@ MOVABLE_KEYS: dict[str, Callable[[list[bytes]], list[bytes]]] = {
 
 def command_flags(cmd: Command) -> list[Status]:
     flags = sorted(cmd.flags)
-    if cmd.name in MOVABLE_KEYS:
+    if cmd.name in MOVABLE_KEYS or cmd.find_keys is not None:
         flags.append("movablekeys")
     return [Status(f) for f in flags]
 
@@ -526,7 +516,7 @@ def command_keys(argv: list[bytes]) -> list[bytes]:
         cmd = cmd.subcommands.get(argv[1].lower(), cmd)
     if cmd is None:
         raise CommandError("ERR Invalid command specified")
-    finder = MOVABLE_KEYS.get(cmd.name)
+    finder = cmd.find_keys or MOVABLE_KEYS.get(cmd.name)
     if finder is None and not cmd.first_key:
         raise CommandError("ERR The command has no key arguments")
     if len(argv) != cmd.arity if cmd.arity > 0 else len(argv) < -cmd.arity:

@@ -15,8 +15,9 @@ from ironcache.commands import (
     subcommand,
     to_int,
 )
-from ironcache.keyspace import Database, Entry, now_ms, value_size
+from ironcache.keyspace import Database, now_ms, value_size
 from ironcache.protocol import OK, ONE, ZERO, bulk, integer, null
+from ironcache.zset import ZSet
 
 if TYPE_CHECKING:
     from ironcache.client import Client
@@ -33,20 +34,20 @@ POLICY_NOTE = (
 )
 
 
-# ---------------------------------------------------------------- sorted sets (to be wired)
-# The sorted-set type lands with its own family. DUMP, RESTORE, COPY, OBJECT ENCODING and
-# SORT reach it only through these three functions, so wiring it is done here alone:
-#   zset_pairs(value)      -> its (member, score) pairs in rank order, or None if not a zset
-#   zset_from_pairs(pairs) -> a new sorted-set value (RESTORE of a ZSET payload)
-# Until then no value is a sorted set and a sorted-set payload is "Bad data format".
+# ---------------------------------------------------------------- sorted sets
+# DUMP, RESTORE, COPY, OBJECT ENCODING and SORT reach the sorted-set type through these two.
 
 
 def zset_pairs(value: Any) -> list[tuple[bytes, float]] | None:
-    return None
+    """A sorted set's (member, score) pairs in rank order; None for any other value."""
+    if type(value) is not ZSet:
+        return None
+    return [(m, s) for s, m in value.index]
 
 
-def zset_from_pairs(pairs: list[tuple[bytes, float]]) -> Any:
-    raise rdb.RdbError("sorted sets are not available")
+def zset_from_pairs(pairs: list[tuple[bytes, float]]) -> ZSet:
+    """RESTORE of a sorted-set payload (rdb.load refused duplicates, NaN and empty sets)."""
+    return ZSet.from_pairs(pairs)
 
 
 # ---------------------------------------------------------------- helpers
@@ -63,22 +64,6 @@ def thresholds(c: Client) -> rdb.Thresholds:
         list_size=cfg["list-max-listpack-size"],
         compression=cfg["rdbcompression"],
     )
-
-
-def peek(db: Database, key: bytes) -> Entry | None:
-    """The live entry without touching its access time (Redis's LOOKUP_NOTOUCH)."""
-    e = db.data.get(key)
-    if e is None:
-        return None
-    lru, freq = e.lru, db.freqs.get(key)
-    if db.lookup(key) is None:  # expired: deleted now
-        return None
-    e.lru = lru
-    if freq is None:
-        db.freqs.pop(key, None)
-    else:
-        db.freqs[key] = freq
-    return e
 
 
 def copy_value(value: Any) -> Any:
@@ -308,7 +293,7 @@ def object_(c: Client, argv: list[bytes]) -> bytes:
     )
     if sub == b"help":
         return simple_lines(OBJECT_HELP)
-    e = peek(c.db, argv[2])  # no access counted: OBJECT must not change what it reports
+    e = c.db.peek(argv[2])  # no access counted: OBJECT must not change what it reports
     if e is None:
         return null(c.resp)
     if sub == b"encoding":
@@ -517,14 +502,14 @@ def sort_keys(argv: list[bytes]) -> list[bytes]:
 
 
 @command(
-    "sort", -2, "write denyoom", K1, "generic", "Sorts a list, set or sorted set.",
+    "sort", -2, "write denyoom movablekeys", K1, "generic", "Sorts a list, set or sorted set.",
     find_keys=sort_keys,
 )
 def sort(c: Client, argv: list[bytes]) -> bytes:
     return _sort(c, argv, False)
 
 
-@command("sort_ro", -2, "readonly", K1, "generic", "Sorts without STORE.", "7.0.0")
+@command("sort_ro", -2, "readonly movablekeys", K1, "generic", "Sorts without STORE.", "7.0.0")
 def sort_ro(c: Client, argv: list[bytes]) -> bytes:
     return _sort(c, argv, True)
 

@@ -55,12 +55,13 @@ def schedule_free(c: Client) -> None:
 @command("exists", -2, "readonly fast", KALL, "generic", "Counts how many of the keys exist.")
 def exists(c: Client, argv: list[bytes]) -> bytes:
     db = c.db
-    return integer(sum(1 for k in argv[1:] if db.lookup(k) is not None))
+    return integer(sum(1 for k in argv[1:] if db.peek(k) is not None))
 
 
 @command("touch", -2, "readonly fast", KALL, "generic", "Updates the last access time of keys.")
 def touch(c: Client, argv: list[bytes]) -> bytes:
-    return exists(c, argv)
+    db = c.db
+    return integer(sum(1 for k in argv[1:] if db.lookup(k) is not None))
 
 
 def _expire(c: Client, argv: list[bytes], unit: int, absolute: bool, name: str) -> bytes:
@@ -123,7 +124,7 @@ def pexpireat(c: Client, argv: list[bytes]) -> bytes:
 
 def _ttl(c: Client, key: bytes, unit: int, absolute: bool) -> bytes:
     db = c.db
-    if db.lookup(key) is None:
+    if db.peek(key) is None:
         return integer(-2)
     when = db.expires.get(key)
     if when is None:
@@ -163,7 +164,7 @@ def persist(c: Client, argv: list[bytes]) -> bytes:
 
 @command("type", 2, "readonly fast", K1, "generic", "Returns the type of a key's value.")
 def type_(c: Client, argv: list[bytes]) -> bytes:
-    e = c.db.lookup(argv[1])
+    e = c.db.peek(argv[1])
     return simple("none" if e is None else type_name(e.value))
 
 
