@@ -88,6 +88,12 @@ class Client(asyncio.Protocol):
         "deferred",
         "obuf_soft_since",
         "reply_off",
+        "channels",
+        "patterns",
+        "schannels",
+        "blocked",
+        "block_deadline",
+        "outbox",
     )
 
     def __init__(self, server: Server, listener: Listener, client_id: int | None = None) -> None:
@@ -128,6 +134,16 @@ class Client(asyncio.Protocol):
         self.obuf_soft_since = 0.0
         # CLIENT REPLY: 0 on, else REPLY_OFF / REPLY_SKIP_NEXT / REPLY_SKIP (see muted()).
         self.reply_off = 0
+        # Pub/sub subscriptions (pubsub.PubSub keeps the other side).
+        self.channels: set[bytes] = set()
+        self.patterns: set[bytes] = set()
+        self.schannels: set[bytes] = set()
+        # The blocking command this client waits in (blocking.Waiter), and the deadline a
+        # handed-over wait keeps (wall clock s, 0 forever; the re-sent command takes it).
+        self.blocked: Any = None
+        self.block_deadline: float | None = None
+        # Pushes to this client while its own command runs: they go before that reply.
+        self.outbox: list[bytes] | None = None
 
     # ------------------------------------------------------------- asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -211,7 +227,7 @@ class Client(asyncio.Protocol):
                 self.check_output()
         if self.closing:
             transport.close()  # type: ignore[union-attr]  # flushes what is queued
-        elif self.deferred:
+        elif self.deferred and self.blocked is None:
             self._defer_reading()
 
     def process(self, data: bytes) -> bytes:
@@ -224,6 +240,11 @@ class Client(asyncio.Protocol):
         srv = self.server
         srv.net_input_bytes += len(data)
         parser = self.parser
+        if self.blocked is not None:  # runs once unblocked (see unblocked())
+            parser.feed(data)
+            self.deferred = True
+            self._check_input()
+            return b""
         if self.authenticated:
             cmds, err = parser.batch(data)  # _run() inlined: once per read
             out = srv.execute_batch(self, cmds) if cmds else []
@@ -250,7 +271,10 @@ class Client(asyncio.Protocol):
     def _settle(self, cmds: list[list[bytes]], out: list[bytes], err: ProtocolError | None) -> None:
         """After a batch: keep the commands not run yet, answer a protocol error, and check
         what the parser holds."""
-        if len(out) < len(cmds) and not self.closing:
+        if self.blocked is not None and not self.closing:
+            self.parser.defer(cmds[len(out) :], err)  # the rest, once unblocked
+            self.deferred = True
+        elif len(out) < len(cmds) and not self.closing:
             self.parser.defer(cmds[len(out) :], err)  # the rest, once these are read
             self.deferred = True
         elif err is not None and not self.closing:
@@ -272,10 +296,35 @@ class Client(asyncio.Protocol):
             )
             self.closing = True
 
+    def push(self, data: bytes) -> None:
+        """Bytes outside a request's reply (a message, a late BLPOP reply): journaled writes
+        first, and counted in `tx` as the kernel counts them, as MONITOR output is."""
+        if self.outbox is not None:  # our own command runs: before its reply
+            self.outbox.append(data)
+            return
+        if self.transport is None or self.closing:
+            return
+        srv = self.server
+        if srv.handover.ops:
+            srv.handover.flush()
+        self.tx += len(data)
+        srv.net_output_bytes += len(data)
+        self.transport.write(data)
+        self.check_output()
+
+    def unblocked(self) -> None:
+        """Served, timed out or unblocked: the requests that arrived meanwhile run now."""
+        if self.deferred and not self.closing and self.server.loop is not None:
+            self.server.loop.call_soon(self._continue)
+
     def check_output(self) -> None:
-        """client-output-buffer-limit (normal class): past the hard limit, or past the soft
-        one for its seconds, the client is disconnected and its pending replies dropped."""
-        hard, soft, secs = self.server.obuf_normal
+        """client-output-buffer-limit (normal class, pubsub for subscribers): past the hard
+        limit, or past the soft one for its seconds, the client is disconnected and its
+        pending replies dropped."""
+        srv = self.server
+        hard, soft, secs = (
+            srv.obuf_pubsub if self.channels or self.patterns or self.schannels else srv.obuf_normal
+        )
         if not (hard or soft) or self.transport is None:
             if self.obuf_soft_since:
                 self.obuf_soft_since = 0.0
@@ -312,7 +361,7 @@ class Client(asyncio.Protocol):
 
     def _continue(self) -> None:
         """Run the commands deferred (resume_writing or call_soon brings us here)."""
-        if not self.deferred or self.closing or self.server.handing_over:
+        if not self.deferred or self.closing or self.server.handing_over or self.blocked:
             return
         self.deferred = False
         self.last_active = _monotonic()
@@ -437,7 +486,7 @@ class Client(asyncio.Protocol):
         if self.closing:
             self._stop_peeking()
             self.transport.close()  # type: ignore[union-attr]
-        elif self.deferred:
+        elif self.deferred and self.blocked is None:
             self._defer_reading()
 
     def _protocol_error(self, e: ProtocolError, out: list[bytes]) -> None:
@@ -517,6 +566,10 @@ class Client(asyncio.Protocol):
         Redis, whose query buffer holds the request while it runs)."""
         now = time.monotonic()
         flags = "O" if self in self.server.monitors else ""
+        if self.blocked is not None:
+            flags += "b"
+        if self.channels or self.patterns or self.schannels:
+            flags += "P"
         if self.multi is not None:
             flags += "x"
         if self.dirty_cas:
@@ -534,8 +587,9 @@ class Client(asyncio.Protocol):
         return (
             f"id={self.id} addr={self.addr} laddr={self.laddr} fd={self._fd()} "
             f"name={self.name.decode(errors='replace')} age={int(now - self.created)} "
-            f"idle={int(now - self.last_active)} flags={flags or 'N'} db={self.db.index} sub=0 "
-            f"psub=0 ssub=0 multi={-1 if self.multi is None else len(self.multi)} qbuf={qbuf} "
+            f"idle={int(now - self.last_active)} flags={flags or 'N'} db={self.db.index} "
+            f"sub={len(self.channels)} psub={len(self.patterns)} ssub={len(self.schannels)} "
+            f"multi={-1 if self.multi is None else len(self.multi)} qbuf={qbuf} "
             f"qbuf-free=0 argv-mem={argv_mem} multi-mem={multi_mem} rbs=0 rbp=0 obl=0 oll=0 "
             f"omem=0 tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={self.resp} "
             f"lib-name={self.lib_name.decode(errors='replace')} "

@@ -15,9 +15,11 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
+    from ironcache.blocking import Blocking
     from ironcache.config import Config
     from ironcache.keyspace import Keyspace
     from ironcache.listener import Listener
+    from ironcache.pubsub import PubSub
     from ironcache.sdnotify import Notifier
 
 C = TypeVar("C")
@@ -54,6 +56,10 @@ class Host(Protocol[C]):
     handing_over: bool  # no connection reads from now on: the next process does
     obuf_soft: set[C]  # connections over the soft output limit: the cron looks at them
     obuf_normal: tuple[int, int, int]  # client-output-buffer-limit normal (config_changed())
+    obuf_pubsub: tuple[int, int, int]  # ... and pubsub, for subscribers
+    pubsub: PubSub  # channels and patterns -> subscribers
+    blocking: Blocking  # keys -> clients waiting in BLPOP & co.
+    depth: int  # commands running (EXEC's run inside it): blocking ones do not block then
     monitors: set[C]  # MONITOR clients
     # Counters a connection bumps (INFO stats).
     connections_received: int

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from ironcache import keyspace as ks_mod
 from ironcache import state
 from ironcache.log import log
+from ironcache.protocol import encode_request
 
 if TYPE_CHECKING:
     from ironcache.client import Client
@@ -242,8 +243,18 @@ def client_record(c: Client, full: bool) -> dict[str, Any]:
         "in_multi": c.multi is not None,
         "watching": bool(c.watched),
     }
+    if c.channels or c.patterns or c.schannels:
+        rec["channels"] = list(c.channels)
+        rec["patterns"] = list(c.patterns)
+        rec["schannels"] = list(c.schannels)
     if full:
         rec["input"] = c.parser.unparsed() or b""
+        w = c.blocked
+        if w is not None:
+            # The next process runs the blocking command again (its keys are still empty,
+            # or it is served at once) with the deadline it had here.
+            rec["input"] = encode_request(w.argv) + rec["input"]
+            rec["block_deadline_ms"] = int(w.deadline * 1000)
         rec["multi"] = c.multi
         rec["multi_error"] = c.multi_error
         rec["watch_touched"] = bool(c.watched) or c.dirty_cas
@@ -300,6 +311,15 @@ def apply_record(c: Client, rec: dict[str, Any]) -> None:
     c.multi_error = bool(rec.get("multi_error", False))
     c.dirty_cas = bool(rec.get("watch_touched", False))
     c.last_command = b"handover"
+    ps = c.server.pubsub
+    for ch in rec.get("channels", ()):
+        ps.subscribe(c, ch)
+    for ch in rec.get("schannels", ()):
+        ps.subscribe(c, ch, True)
+    for p in rec.get("patterns", ()):
+        ps.psubscribe(c, p)
+    if "block_deadline_ms" in rec:
+        c.block_deadline = rec["block_deadline_ms"] / 1000
 
 
 class Handover:

@@ -137,7 +137,7 @@ class Sampler:
 
 class Database:
     __slots__ = (
-        "index", "data", "expires", "keyspace", "sampler", "vsampler", "watchers",
+        "index", "data", "expires", "keyspace", "sampler", "vsampler", "watchers", "blocked",
         "order", "stale", "epoch", "marks", "compacting", "freqs",
     )
 
@@ -149,6 +149,7 @@ class Database:
         self.sampler = Sampler(self.data)
         self.vsampler = Sampler(self.expires)
         self.watchers: dict[bytes, set[Any]] = {}  # key -> clients WATCHing it
+        self.blocked: dict[bytes, Any] = {}  # key -> clients waiting on it (blocking.py)
         # SCAN's key order: every key once, in insertion order, plus stale slots of deleted
         # (or deleted and re-added) keys; `stale` counts deletions since the last compaction.
         self.order: list[bytes] = []
@@ -211,6 +212,8 @@ class Database:
             ks.used += size + len(key) + KEY_OVERHEAD
             self.data[key] = Entry(value, ks.clock, size)
             self.order.append(key)
+            if self.blocked and key in self.blocked:
+                ks.signal_ready(self, key)
         if self.expires and not keep_ttl:
             self.expires.pop(key, None)
         # touched(), inlined: this is the hottest write path.
@@ -342,6 +345,10 @@ class Database:
             mine = getattr(self, name)
             setattr(self, name, getattr(other, name))
             setattr(other, name, mine)
+        for db in (self, other):  # waiters stay with the index: their keys may exist now
+            for key in db.blocked:
+                if key in db.data:
+                    self.keyspace.signal_ready(db, key)
 
     def flush(self, lazy: bool = False) -> None:
         # As Redis's touchAllWatchedKeysInDb(): only watched keys that exist change.
@@ -548,6 +555,9 @@ class Keyspace:
         self.lazy: deque[list[Any]] = deque()
         self.lazy_counted = 0  # jobs of `lazy` counted in `used` (not bare lists or dicts)
         self.member_scans = MemberScans()
+        # Keys with waiting clients that a write created: blocking.Blocking serves them.
+        self.ready: list[tuple[Database, bytes]] = []
+        self.ready_set: set[tuple[int, bytes]] = set()
         self.lazyfreed_objects = 0
         self.free_scheduled = False  # a free_step() is queued on the event loop
         # The event loop's call_soon (the server sets it): free_later() schedules slices.
@@ -561,6 +571,11 @@ class Keyspace:
         self.scripts: dict[bytes, bytes] = {}
         self.libraries: dict[str, bytes] = {}
         self.tick()
+
+    def signal_ready(self, db: Database, key: bytes) -> None:
+        if (db.index, key) not in self.ready_set:
+            self.ready_set.add((db.index, key))
+            self.ready.append((db, key))
 
     def set_policy(self, policy: str, log_factor: int, decay_time: int) -> None:
         self.lfu = policy.endswith("lfu")

@@ -12,7 +12,7 @@ import socket
 import time
 from typing import Any
 
-from ironcache import diskstore, handover
+from ironcache import blocking, diskstore, handover
 from ironcache import listener as listen
 from ironcache._version import __version__
 from ironcache.client import DENIED, Client
@@ -22,6 +22,7 @@ from ironcache.config import Config
 from ironcache.keyspace import Keyspace
 from ironcache.log import log
 from ironcache.protocol import QUEUED, error
+from ironcache.pubsub import PubSub
 from ironcache.sdnotify import Notifier
 
 OOM = "OOM command not allowed when used memory > 'maxmemory'."
@@ -32,6 +33,11 @@ IMMEDIATE_IN_MULTI = frozenset(("exec", "discard", "multi", "watch", "quit", "re
 OOM_EXEMPT_IN_MULTI = frozenset(("exec", "discard", "quit", "reset"))
 ERRORSTATS_MAX = 128
 NOT_MONITORED = frozenset(("admin", "skip_monitor"))  # too dangerous to show, as in Redis
+# What a RESP2 client may run once subscribed (Redis's subscribed-context rule).
+SUBSCRIBED_CONTEXT = frozenset(
+    ("subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe")
+    + ("ping", "quit", "reset")
+)
 _monotonic = time.monotonic
 # Commands other clients may run while a script is busy (Redis's CMD_ALLOW_BUSY); SCRIPT and
 # FUNCTION carry the flag "allow_busy" and refuse their other subcommands themselves.
@@ -138,8 +144,13 @@ class Server:
         self.batches_cut = 0  # batches ended by BATCH_TIME_S (tests read it)
         # client-output-buffer-limit normal, read on every write: set by config_changed()
         self.obuf_normal: tuple[int, int, int] = (0, 0, 0)
+        self.obuf_pubsub: tuple[int, int, int] = (0, 0, 0)
         self.config_changed()
         self.monitors: set[Client] = set()  # MONITOR: every command run is written to them
+        self.pubsub = PubSub()
+        self.blocking = blocking.Blocking(self.keyspace)
+        self.blocking.wrote = lambda db, argv: self.handover.wrote(db, argv)
+        self.depth = 0  # execute() calls in progress (EXEC runs its commands through it)
         self.notifier = Notifier()
         self.run_id = os.urandom(20).hex()
         self.started = time.time()
@@ -195,6 +206,8 @@ class Server:
         """Refresh what the hot paths read of the configuration (CONFIG SET calls it)."""
         hard, soft, seconds = self.config["client-output-buffer-limit"]["normal"]
         self.obuf_normal = (hard, soft, seconds)
+        hard, soft, seconds = self.config["client-output-buffer-limit"]["pubsub"]
+        self.obuf_pubsub = (hard, soft, seconds)
 
     def update_maxmemory(self) -> None:
         configured = self.config["maxmemory"]
@@ -206,6 +219,8 @@ class Server:
 
     def client_closed(self, client: Client) -> None:
         self.monitors.discard(client)
+        self.pubsub.drop(client)
+        self.blocking.drop(client)
         self.handover.client_closed(client)
         if self.stopping is not None and self.stopping.is_set() and not self.clients:
             self._all_closed.set()
@@ -240,6 +255,18 @@ class Server:
                     c, f"ERR wrong number of arguments for '{sub.name}' command", cmd.name, sub
                 )
             st = sub
+        if (
+            c.resp == 2
+            and (c.channels or c.patterns or c.schannels)
+            and cmd.name not in SUBSCRIBED_CONTEXT
+        ):
+            return self._reject(
+                c,
+                f"ERR Can't execute '{st.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING "
+                "/ QUIT / RESET are allowed in this context",
+                cmd.name,
+                st,
+            )
         if c.multi is not None or not c.authenticated or self.script_busy is not None:
             if not c.authenticated and not cmd.noauth:
                 return self._reject(c, "NOAUTH Authentication required.", cmd.name, st, argv=argv)
@@ -266,6 +293,10 @@ class Server:
         if cmd.denyoom and self.keyspace.used > self.maxmemory and not self._make_room():
             return self._reject(c, OOM, cmd.name, st)
         t0 = _monotonic()
+        outer = c.outbox
+        if outer is None:
+            c.outbox = []
+        self.depth += 1
         try:
             reply = cmd.handler(c, argv)
         except CommandError as e:
@@ -275,6 +306,13 @@ class Server:
         except Exception as e:  # a bug must cost one reply, never the server
             st.failed_calls += 1
             reply = self._internal_error(cmd, e)
+        self.depth -= 1
+        if outer is None:
+            if c.outbox:  # messages to itself (a RESP3 subscriber publishing) go first
+                reply = b"".join(c.outbox) + reply
+            c.outbox = None
+        if self.keyspace.ready and not self.depth:
+            self.blocking.handle_ready()  # after the command, EXEC or script that did it
         st.secs += _monotonic() - t0
         st.calls += 1
         # Counted once run, as in Redis: INFO does not count itself, CONFIG RESETSTAT does.
@@ -337,6 +375,7 @@ class Server:
             and not c.reply_off
             and not self.monitors
             and self.script_busy is None
+            and not (c.channels or c.patterns or c.schannels)
         )
         counted = 0  # replies in `out` already counted (execute() counts what it runs)
         last = None  # the last request run here
@@ -369,6 +408,8 @@ class Server:
                 if first is None:
                     first, before = cmd, cmd.calls
                 cmd.calls += 1
+                if ks.ready:
+                    self.blocking.handle_ready()
             else:
                 n = len(out)
                 self.commands_processed += n - counted  # INFO counts what ran before it
@@ -379,11 +420,13 @@ class Server:
                 last = None
                 reply = self.execute(c, argv)
                 if c.reply_off:
-                    reply = c.muted(reply)
+                    muted = c.muted(reply)
+                    if reply[:1] != b">":  # RESP3 pushes are sent whatever CLIENT REPLY says
+                        reply = muted
                 append(reply)
                 start = n + 1
                 c.last_active = _monotonic()  # what follows is timed from here
-                if c.closing:
+                if c.closing or c.blocked is not None:
                     break
                 plain = (
                     c.multi is None
@@ -391,6 +434,7 @@ class Server:
                     and not c.reply_off
                     and not self.monitors
                     and self.script_busy is None
+                    and not (c.channels or c.patterns or c.schannels)
                 )
                 maxmemory = self.maxmemory
             size += len(reply)
@@ -798,6 +842,7 @@ class Server:
         self.loop = asyncio.get_running_loop()
         self.loop.set_exception_handler(_log_loop_error)
         self.keyspace.call_soon = self.loop.call_soon  # lazy free: a slice per loop turn
+        self.blocking.loop = self.loop
         self.keyspace.schedule_free()
         self.stopping = asyncio.Event()
         self._all_closed = asyncio.Event()

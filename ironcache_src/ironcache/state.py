@@ -163,6 +163,10 @@ _CLIENT_FIELDS: dict[str, tuple[type, ...]] = {
     "multi": (list, type(None)),
     "multi_error": (bool,),
     "watch_touched": (bool,),
+    "channels": (list,),
+    "patterns": (list,),
+    "schannels": (list,),
+    "block_deadline_ms": (int,),
 }
 
 
@@ -173,6 +177,8 @@ def _valid_client(rec: Any) -> bool:
         if name in rec and type(rec[name]) not in types:
             return False
     if rec.get("resp", 2) not in (2, 3):
+        return False
+    if not all(_only_bytes(rec.get(k, ())) for k in ("channels", "patterns", "schannels")):
         return False
     multi = rec.get("multi")
     return multi is None or all(isinstance(a, list) and a and _only_bytes(a) for a in multi)

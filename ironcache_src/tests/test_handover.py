@@ -676,10 +676,13 @@ def test_any_damage_to_a_snapshot_is_refused_or_harmless(data) -> None:
 
 
 @pytest.mark.parametrize("rec", [{"id": 1, "db": "0"}, {"id": 1, "resp": 9},
-                                 {"id": 1, "multi": [[b"SET", 1]]}, {"id": 1, "name": "text"}])
+                                 {"id": 1, "multi": [[b"SET", 1]]}, {"id": 1, "name": "text"},
+                                 {"id": 1, "channels": ["text"]}, {"id": 1, "patterns": b"p*"},
+                                 {"id": 1, "block_deadline_ms": 1.5}])
 def test_client_records_of_the_wrong_types_are_refused(rec) -> None:
     with pytest.raises(state.StateError, match="client records"):
         state.decode(_with_body({"meta": {}, "dbs": [], "clients": [rec]}), "state-1")
     # the control: the same record with the right types is read
-    good = {"id": 1, "db": 0, "resp": 3, "multi": [[b"SET", b"k", b"v"]], "name": b"n"}
+    good = {"id": 1, "db": 0, "resp": 3, "multi": [[b"SET", b"k", b"v"]], "name": b"n",
+            "channels": [b"c"], "patterns": [b"p*"], "schannels": [], "block_deadline_ms": 0}
     assert state.decode(_with_body({"meta": {}, "dbs": [], "clients": [good]}), "s")[0]["clients"]

@@ -85,7 +85,7 @@ def section_clients(srv: Server) -> dict[str, Any]:
     return {
         "connected_clients": len(srv.clients),
         "maxclients": srv.config["maxclients"],
-        "blocked_clients": 0,
+        "blocked_clients": srv.blocking.count,
         "tracking_clients": 0,
         "clients_in_timeout_table": 0,
     }
@@ -138,8 +138,8 @@ def section_stats(srv: Server) -> dict[str, Any]:
         "lazyfreed_objects": ks.lazyfreed_objects,
         "keyspace_hits": ks.hits,
         "keyspace_misses": ks.misses,
-        "pubsub_channels": 0,
-        "pubsub_patterns": 0,
+        "pubsub_channels": len(srv.pubsub.channels),
+        "pubsub_patterns": len(srv.pubsub.patterns),
         "migrate_cached_sockets": 0,  # no MIGRATE: never a cached connection
         "total_connections_accepted": sum(x.accepted for x in srv.listeners),
     }

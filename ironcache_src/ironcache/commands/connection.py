@@ -28,6 +28,8 @@ WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
 def ping(c: Client, argv: list[bytes]) -> bytes:
     if len(argv) > 2:
         raise CommandError("ERR wrong number of arguments for 'ping' command")
+    if c.resp == 2 and (c.channels or c.patterns or c.schannels):  # Redis's subscribed form
+        return b"*2\r\n$4\r\npong\r\n" + bulk(argv[1] if len(argv) == 2 else b"")
     return PONG if len(argv) == 1 else bulk(argv[1])
 
 
@@ -144,6 +146,7 @@ def reset(c: Client, argv: list[bytes]) -> bytes:
     c.name = b""
     c.reply_off = 0
     c.server.monitors.discard(c)
+    c.server.pubsub.drop(c)
     if c.server.config["requirepass"]:
         c.authenticated = c.parser.authenticated = False
     return b"+RESET\r\n"
@@ -176,6 +179,8 @@ CLIENT_HELP = [
     "KILL <option> <value> [<option> <value> [...]]",
     "    Kill connections. Options are: ID <client-id>, ADDR <ip:port>, LADDR <ip:port>,",
     "    TYPE (NORMAL|MASTER|REPLICA|PUBSUB), USER <username>, SKIPME (YES|NO).",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
     "REPLY (ON|OFF|SKIP)",
     "    Control the replies sent to the current connection.",
     "NO-EVICT (ON|OFF)",
@@ -216,12 +221,28 @@ def client(c: Client, argv: list[bytes]) -> bytes:
             chosen = [x for x in chosen if x.id in ids]
         elif n == 4 and argv[2].lower() == b"type":
             _client_type(argv[3])
-            chosen = chosen if argv[3].lower() == b"normal" else []
+            kind = argv[3].lower()
+            if kind in (b"normal", b"pubsub"):
+                chosen = [
+                    x
+                    for x in chosen
+                    if bool(x.channels or x.patterns or x.schannels) == (kind == b"pubsub")
+                ]
+            else:
+                chosen = []
         elif n != 2:
             raise CommandError(SYNTAX)
         return bulk("".join(x.info_line(argv if x is c else None) + "\n" for x in chosen).encode())
     if sub == b"kill":
         return _kill(c, argv)
+    if sub == b"unblock":
+        target = srv.clients.get(to_int(argv[2]))
+        how = argv[3].lower() if n == 4 else b"timeout"
+        if how not in (b"timeout", b"error") or n > 4:
+            raise CommandError("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+        if target is None or not srv.blocking.unblock(target, how == b"error"):
+            return integer(0)
+        return integer(1)
     if sub == b"reply":
         mode = argv[2].lower()
         if mode == b"on":
@@ -250,6 +271,7 @@ CLIENT_ARITY = {
     b"info": 2,
     b"list": -2,
     b"kill": -3,
+    b"unblock": -3,
     b"reply": 3,
     b"no-evict": 3,
     b"help": 2,
@@ -265,6 +287,7 @@ subcommands(
         b"info": "noscript loading stale",
         b"list": "admin noscript loading stale",
         b"kill": "admin noscript loading stale",
+        b"unblock": "admin noscript loading stale",
         b"reply": "noscript loading stale",
         b"no-evict": "admin noscript loading stale",
         b"help": "loading stale",

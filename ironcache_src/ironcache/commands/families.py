@@ -21,6 +21,7 @@ def load_all() -> None:
         keys,
         lists,
         memory,
+        pubsub,
         scripting,
         sets,
         strings,

@@ -7,6 +7,7 @@ from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING
 
+from ironcache.blocking import Serve, deadline, parse_timeout, wait
 from ironcache.commands import SYNTAX, WRONGTYPE, CommandError, command, to_int
 from ironcache.keyspace import CONTAINER_OVERHEAD, ELEM_OVERHEAD, Entry
 from ironcache.protocol import (
@@ -401,3 +402,110 @@ def mpop(c: Client, keys: list[bytes], left: bool, count: int) -> bytes | None:
 def lmpop(c: Client, argv: list[bytes]) -> bytes:
     reply = mpop(c, *mpop_args(argv, 1))
     return null_array(c.resp) if reply is None else reply
+
+
+# ------------------------------------------------------------------ blocking forms
+# Each answers at once when it can; else the client waits (ironcache.blocking), and `serve`
+# runs the non-blocking form on the key that became ready, journaling that form.
+
+
+def _timeout(raw: bytes) -> float:
+    try:
+        return parse_timeout(raw)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+
+
+def _serve_pop(left: bool) -> Serve:
+    def serve(c: Client, key: bytes) -> tuple[bytes, list[bytes] | None] | None:
+        try:
+            reply = mpop(c, [key], left, 1)
+        except CommandError:
+            return None  # another type now: keep waiting
+        if reply is None:
+            return None
+        value = reply[len(b"*2\r\n") + len(bulk(key)) + len(b"*1\r\n") :]
+        return b"*2\r\n" + bulk(key) + value, [b"LPOP" if left else b"RPOP", key]
+
+    return serve
+
+
+def _bpop(c: Client, argv: list[bytes], left: bool) -> bytes:
+    secs = _timeout(argv[-1])
+    until = deadline(c, secs)
+    keys = argv[1:-1]
+    for key in keys:
+        found = read_list(c, key)
+        if found is not None:
+            e, lst = found
+            x = lst.popleft() if left else lst.pop()
+            c.db.resized(key, e, -(ELEM_OVERHEAD + len(x)))
+            return b"*2\r\n" + bulk(key) + bulk(x)
+    return wait(c, keys, argv, _serve_pop(left), null_array(c.resp), until)
+
+
+@command("blpop", -3, "write blocking", (1, -2, 1), "list", "Pops the first element, or waits.",
+         since="2.0.0", batched=False)
+def blpop(c: Client, argv: list[bytes]) -> bytes:
+    return _bpop(c, argv, True)
+
+
+@command("brpop", -3, "write blocking", (1, -2, 1), "list", "Pops the last element, or waits.",
+         since="2.0.0", batched=False)
+def brpop(c: Client, argv: list[bytes]) -> bytes:
+    return _bpop(c, argv, False)
+
+
+def _bmove(c: Client, argv: list[bytes], src: bytes, dst: bytes, fl: bool, tl: bool) -> bytes:
+    secs = _timeout(argv[-1])
+    until = deadline(c, secs)
+    if read_list(c, src) is not None:
+        return _move(c, src, dst, fl, tl)
+    side = (b"LEFT" if fl else b"RIGHT", b"LEFT" if tl else b"RIGHT")
+
+    def serve(c: Client, key: bytes) -> tuple[bytes, list[bytes] | None] | None:
+        e = c.db.lookup(key)
+        if e is None or not isinstance(e.value, deque):
+            return None
+        try:
+            return _move(c, src, dst, fl, tl), [b"LMOVE", src, dst, *side]
+        except CommandError as err:  # the destination has another type: Redis's error
+            return b"-" + err.message.encode() + b"\r\n", None
+
+    return wait(c, [src], argv, serve, null(c.resp), until)
+
+
+@command("blmove", 6, "write denyoom blocking", (1, 2, 1), "list",
+         "Moves an element between lists, or waits.", since="6.2.0", batched=False)
+def blmove(c: Client, argv: list[bytes]) -> bytes:
+    fl, tl = _side(argv[3]), _side(argv[4])
+    return _bmove(c, argv, argv[1], argv[2], fl, tl)
+
+
+@command("brpoplpush", 4, "write denyoom blocking", (1, 2, 1), "list",
+         "Moves the last element over, or waits.", since="2.2.0", batched=False)
+def brpoplpush(c: Client, argv: list[bytes]) -> bytes:
+    return _bmove(c, argv, argv[1], argv[2], False, True)
+
+
+@command("blmpop", -5, "write blocking movablekeys", group="list",
+         summary="Pops elements from a list, or waits.", since="7.0.0", batched=False)
+def blmpop(c: Client, argv: list[bytes]) -> bytes:
+    keys, left, count = mpop_args(argv, 2)
+    secs = _timeout(argv[1])
+    until = deadline(c, secs)
+    reply = mpop(c, keys, left, count)
+    if reply is not None:
+        return reply
+    where = b"LEFT" if left else b"RIGHT"
+
+    def serve(c: Client, key: bytes) -> tuple[bytes, list[bytes] | None] | None:
+        try:
+            done = mpop(c, [key], left, count)
+        except CommandError:
+            return None
+        if done is None:
+            return None
+        return done, [b"LMPOP", b"1", key, where, b"COUNT", b"%d" % count]
+
+    return wait(c, keys, argv, serve, null_array(c.resp), until)

@@ -11,6 +11,7 @@ import random
 import re
 from typing import TYPE_CHECKING
 
+from ironcache.blocking import deadline, parse_timeout, wait
 from ironcache.commands import (
     SYNTAX,
     WRONGTYPE,
@@ -914,3 +915,75 @@ def zscan(c: Client, argv: list[bytes]) -> bytes:
         if match(m):
             out += (m, d2string(scores[m]))
     return scan_reply(cursor, out)
+
+
+# ------------------------------------------------------------------ blocking forms
+# Answer at once when a key has members; else the client waits (ironcache.blocking), and
+# `serve` pops from the key that became ready, journaling the non-blocking form.
+
+
+def _timeout(raw: bytes) -> float:
+    try:
+        return parse_timeout(raw)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+
+
+def _bzpop(c: Client, argv: list[bytes], top: bool) -> bytes:
+    secs = _timeout(argv[-1])
+    until = deadline(c, secs)
+    keys = argv[1:-1]
+    found = first_zset(c, keys)
+    if found is not None:
+        key = found[0]
+        (s, m), = pop_from(c, *found, 1, top)
+        return b"*3\r\n" + bulk(key) + bulk(m) + double(c, s)
+
+    def serve(c: Client, key: bytes) -> tuple[bytes, list[bytes] | None] | None:
+        try:
+            got = first_zset(c, [key])
+        except CommandError:
+            return None  # another type now: keep waiting
+        if got is None:
+            return None
+        (s, m), = pop_from(c, *got, 1, top)
+        reply = b"*3\r\n" + bulk(key) + bulk(m) + double(c, s)
+        return reply, [b"ZPOPMAX" if top else b"ZPOPMIN", key]
+
+    return wait(c, keys, argv, serve, null_array(c.resp), until)
+
+
+@command("bzpopmin", -3, "write blocking fast", (1, -2, 1), "sorted_set",
+         "Removes the lowest-scored member, or waits.", since="5.0.0", batched=False)
+def bzpopmin(c: Client, argv: list[bytes]) -> bytes:
+    return _bzpop(c, argv, False)
+
+
+@command("bzpopmax", -3, "write blocking fast", (1, -2, 1), "sorted_set",
+         "Removes the highest-scored member, or waits.", since="5.0.0", batched=False)
+def bzpopmax(c: Client, argv: list[bytes]) -> bytes:
+    return _bzpop(c, argv, True)
+
+
+@command("bzmpop", -5, "write blocking movablekeys", (0, 0, 0), "sorted_set",
+         "Pops from the first non-empty key, or waits.", since="7.0.0", batched=False)
+def bzmpop(c: Client, argv: list[bytes]) -> bytes:
+    keys, top, count = parse_mpop(argv, 2)
+    secs = _timeout(argv[1])
+    until = deadline(c, secs)
+    found = first_zset(c, keys)
+    if found is not None:
+        return mpop_reply(c, found[0], pop_from(c, *found, count, top))
+    side = b"MAX" if top else b"MIN"
+
+    def serve(c: Client, key: bytes) -> tuple[bytes, list[bytes] | None] | None:
+        try:
+            got = first_zset(c, [key])
+        except CommandError:
+            return None
+        if got is None:
+            return None
+        reply = mpop_reply(c, key, pop_from(c, *got, count, top))
+        return reply, [b"ZMPOP", b"1", key, side, b"COUNT", b"%d" % count]
+
+    return wait(c, keys, argv, serve, null_array(c.resp), until)
