@@ -106,3 +106,14 @@ def test_sorted_sets_on_the_deployed_sortedcontainers(host):
     got = ic.redis_cli(host, "ZRANGE", "molecule:z", "0", "-1", "WITHSCORES").split()
     assert got == ["a", "1", "b", "2", "c", "3"], got
     assert ic.redis_cli(host, "TYPE", "molecule:z").strip() == "zset"
+
+
+def test_lua_scripting_on_the_deployed_lupa(host):
+    """lupa (Lua scripting, a server package the role always installs offline) is in the
+    release from its wheel, and EVAL runs through it."""
+    venv_python = "/opt/ironcache/current/venv/bin/python"
+    path = host.check_output(f"{venv_python} -c 'import lupa; print(lupa.__file__)'")
+    assert path.startswith("/opt/ironcache/current/venv/lib/"), path  # the release, not the host
+    got = ic.redis_cli(host, "EVAL", "return redis.call('INCRBY', KEYS[1], ARGV[1])", "1",
+                       "molecule:lua", "5").strip()
+    assert got.isdigit() and int(got) >= 5, got
