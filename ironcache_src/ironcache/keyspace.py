@@ -612,6 +612,12 @@ class Keyspace:
         value is counted again until it is released, so `used` stays what the process holds.
         Returns True when the value was queued.
         """
+        parts = getattr(value, "lazy_parts", None)  # a structure type (ZSet): its containers
+        if parts is not None and len(value) > LAZYFREE_THRESHOLD:
+            first, *rest = parts()
+            for part in rest:  # released after `first`, which carries the whole size
+                self.free_later(part)
+            return self.free_later(first, size)
         if not isinstance(value, (dict, set, deque, list)) or len(value) <= LAZYFREE_THRESHOLD:
             return False
         if size > 0:

@@ -240,6 +240,11 @@ class ZSet:
         z.index = self.index.copy()
         return z
 
+    def lazy_parts(self) -> list[Any]:
+        """The containers the lazy free releases in slices (keyspace.free_later): the member
+        dict first, then the index's sublists (sortedcontainers keeps about 1,000 per list)."""
+        return [self.scores, *self.index._lists]
+
     def size(self) -> int:
         return ZSET_OVERHEAD + sum(ZMEMBER_OVERHEAD + len(m) for m in self.scores)
 

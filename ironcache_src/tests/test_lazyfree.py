@@ -141,6 +141,29 @@ def test_unlink_answers_others_while_freeing(server: Server) -> None:
 
 
 @ironcache_only
+def test_unlink_of_a_big_sorted_set_is_freed_in_slices(server: Server) -> None:
+    r = server.client()
+    try:
+        r.select(9)
+        r.flushdb()
+
+        def fill_zset() -> None:
+            p = r.pipeline(transaction=False)
+            for i in range(0, 200_000, 10_000):
+                p.zadd("bigz", {f"m{j}": j for j in range(i, i + 10_000)})
+            p.execute()
+
+        before = used(r)
+        bystander_sees_pending(server, r, fill_zset, "UNLINK", "bigz")
+        assert r.exists("bigz") == 0
+        poll(lambda: pending(r) == 0, timeout=60, what="the lazy free to finish")
+        assert used(r) <= before + 4096  # released and uncounted once the free ends
+    finally:
+        r.flushdb()
+        r.close()
+
+
+@ironcache_only
 def test_eviction_frees_a_big_value_in_slices(make_server: Any) -> None:
     srv = make_server({"maxmemory-policy": "allkeys-lru"})
     r = srv.client()
