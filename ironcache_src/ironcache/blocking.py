@@ -17,6 +17,7 @@ counted as the handover counts them), `blocked` (the Waiter or None) and `unbloc
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -145,7 +146,7 @@ def parse_timeout(raw: bytes) -> float:
         secs = float(text)
     except ValueError:
         raise ValueError("ERR timeout is not a float or out of range") from None
-    if secs != secs:
+    if math.isnan(secs):
         raise ValueError("ERR timeout is not a float or out of range")
     if secs * 1000 > 2**63 - 1:  # Redis 7.0's cast to long long wraps negative
         raise ValueError("ERR timeout is negative")

@@ -525,6 +525,7 @@ class MemberScans:
             self._drop(snap.id)
         return [snap.members for snap in gone]
 
+
 LFU_INIT_VAL = 5
 
 POLICIES = (

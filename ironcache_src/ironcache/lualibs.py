@@ -98,7 +98,7 @@ def bit_op(name: bytes, *args: Any) -> tuple[Any, ...]:
         n = min(n, 8)
         x = v[0] & 0xFFFFFFFF
         out = []
-        for _ in range(n):
+        for dummy in range(n):
             out.append(digits[x & 15])
             x >>= 4
         return True, "".join(reversed(out)).encode()
@@ -696,7 +696,7 @@ def _mp_array(lua: Any, b: bytes, i: int, n: int) -> tuple[Any, int]:
     if i > len(b):
         raise _Short
     items = []
-    for _ in range(n):
+    for dummy in range(n):
         v, i = _mp_unpack(lua, b, i)
         items.append(v)
     t = lua.table()
@@ -710,7 +710,7 @@ def _mp_map(lua: Any, b: bytes, i: int, n: int) -> tuple[Any, int]:
     if i > len(b):
         raise _Short
     t = lua.table()
-    for _ in range(n):
+    for dummy in range(n):
         k, i = _mp_unpack(lua, b, i)
         v, i = _mp_unpack(lua, b, i)
         if k is not None:
@@ -957,7 +957,7 @@ def no_tail_calls(dump: bytes) -> bytes:
             if ins & 0x3F == OP_TAILCALL:
                 buf[at : at + 4] = ((ins & ~0x3F) | OP_CALL).to_bytes(4, order)
         pos += 4 * count
-        for _ in range(rd(int_size)):  # constants
+        for dummy in range(rd(int_size)):  # constants
             kind = buf[pos]
             pos += 1
             if kind == 1:
@@ -968,14 +968,14 @@ def no_tail_calls(dump: bytes) -> bytes:
                 skip_string()
             elif kind != 0:
                 raise ValueError(f"constant of type {kind}")
-        for _ in range(rd(int_size)):  # nested functions
+        for dummy in range(rd(int_size)):  # nested functions
             function()
         lines = rd(int_size)  # line info
         pos += lines * int_size
-        for _ in range(rd(int_size)):  # local variables
+        for dummy in range(rd(int_size)):  # local variables
             skip_string()
             pos += 2 * int_size
-        for _ in range(rd(int_size)):  # upvalue names
+        for dummy in range(rd(int_size)):  # upvalue names
             skip_string()
 
     try:

@@ -525,7 +525,6 @@ class RequestParser:
         self.at_boundary = True
         return cmds, None
 
-
     def next_batch(self) -> tuple[list[list[bytes]], ProtocolError | None]:
         """Every complete command buffered, and the error that ended them."""
         out = list(self.queue)

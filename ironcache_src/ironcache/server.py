@@ -149,7 +149,11 @@ class Server:
         self.monitors: set[Client] = set()  # MONITOR: every command run is written to them
         self.pubsub = PubSub()
         self.blocking = blocking.Blocking(self.keyspace)
-        self.blocking.wrote = lambda db, argv: self.handover.wrote(db, argv)
+
+        def wrote(db: int, argv: list[bytes]) -> None:  # late-bound: the handover is replaced
+            self.handover.wrote(db, argv)
+
+        self.blocking.wrote = wrote
         self.depth = 0  # execute() calls in progress (EXEC runs its commands through it)
         self.notifier = Notifier()
         self.run_id = os.urandom(20).hex()

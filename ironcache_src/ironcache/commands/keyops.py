@@ -40,7 +40,7 @@ POLICY_NOTE = (
 
 def zset_pairs(value: Any) -> list[tuple[bytes, float]] | None:
     """A sorted set's (member, score) pairs in rank order; None for any other value."""
-    if type(value) is not ZSet:
+    if not isinstance(value, ZSet):
         return None
     return [(m, s) for s, m in value.index]
 
@@ -68,7 +68,7 @@ def thresholds(c: Client) -> rdb.Thresholds:
 
 def copy_value(value: Any) -> Any:
     """An independent copy: strings are immutable, containers are copied one level deep."""
-    return value if type(value) is bytes else value.copy()
+    return value if isinstance(value, bytes) else value.copy()
 
 
 def lfu_policy(c: Client) -> bool:
@@ -301,7 +301,7 @@ def object_(c: Client, argv: list[bytes]) -> bytes:
     if sub == b"refcount":
         v = e.value
         shared = (
-            type(v) is bytes
+            isinstance(v, bytes)
             and rdb.is_intset((v,), 1)
             and 0 <= int(v) < SHARED_INTEGERS
             and not (c.server.config["maxmemory"] and _lru_or_lfu(c))
@@ -346,8 +346,8 @@ def _by_pattern(db: Database, pattern: bytes, subst: bytes) -> bytes | None:
     if e is None:
         return None
     if field is not None:
-        return e.value.get(field) if type(e.value) is dict else None
-    return e.value if type(e.value) is bytes else None
+        return e.value.get(field) if isinstance(e.value, dict) else None
+    return e.value if isinstance(e.value, bytes) else None
 
 
 def _strtod(raw: bytes) -> float | None:
@@ -411,13 +411,13 @@ def _sort(c: Client, argv: list[bytes], readonly: bool) -> bytes:
     pairs = zset_pairs(value)
     if type(value) not in (deque, set) and pairs is None:
         raise CommandError(WRONGTYPE)
-    if dontsort and type(value) is set and store is not None:
+    if dontsort and isinstance(value, set) and store is not None:
         # a set has no order of its own: STORE gets a stable one
         dontsort, alpha, sortby = False, True, None
 
     if pairs is not None:
         items = [m for m, _s in pairs]
-    elif type(value) is set:
+    elif isinstance(value, set):
         items = list(value)
         if rdb.is_intset(value, c.server.config["set-max-intset-entries"]):
             items.sort(key=int)  # an intset iterates in order
@@ -431,7 +431,7 @@ def _sort(c: Client, argv: list[bytes], readonly: bool) -> bytes:
     end = min(end, n - 1)
 
     if dontsort:
-        if type(value) is not set and desc:  # lists and sorted sets: native order, reversed
+        if not isinstance(value, set) and desc:  # lists and sorted sets: native order, reversed
             items.reverse()
     else:
         items = _sorted(db, items, sortby, alpha, desc, store is not None)
@@ -512,4 +512,3 @@ def sort(c: Client, argv: list[bytes]) -> bytes:
 @command("sort_ro", -2, "readonly movablekeys", K1, "generic", "Sorts without STORE.", "7.0.0")
 def sort_ro(c: Client, argv: list[bytes]) -> bytes:
     return _sort(c, argv, True)
-

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import signal
 import struct
 import threading
@@ -615,7 +616,7 @@ class _Reader:
             n = int(self.line())
             t = self.lua.table()
             m = self.lua.table()
-            for _ in range(n):
+            for dummy in range(n):
                 k = self.value()
                 m[k] = self.value()
             t[b"map"] = m
@@ -624,7 +625,7 @@ class _Reader:
             n = int(self.line())
             t = self.lua.table()
             s = self.lua.table()
-            for _ in range(n):
+            for dummy in range(n):
                 s[self.value()] = True
             t[b"set"] = s
             return t
@@ -635,7 +636,7 @@ class _Reader:
 
 
 def _float_text(x: float) -> bytes:
-    if x != x:
+    if math.isnan(x):
         return b"nan"
     if x in (float("inf"), float("-inf")):
         return b"inf" if x > 0 else b"-inf"
@@ -645,7 +646,7 @@ def _float_text(x: float) -> bytes:
 def _to_int(x: Any) -> int:
     if isinstance(x, int):
         return x
-    if x != x or x in (float("inf"), float("-inf")):
+    if math.isnan(x) or x in (float("inf"), float("-inf")):
         return -(2**63)
     n = int(x)
     return n if -(2**63) <= n < 2**63 else -(2**63)
@@ -1681,7 +1682,7 @@ def _crc64_table() -> list[int]:
     table = []
     for i in range(256):
         crc = i
-        for _ in range(8):
+        for dummy in range(8):
             crc = (crc >> 1) ^ poly if crc & 1 else crc >> 1
         table.append(crc)
     return table
@@ -1773,7 +1774,7 @@ def _lzf_decompress(src: bytes, ulen: int) -> bytes:
             i += 1
             if ref < 0:
                 raise ValueError("bad LZF reference")
-            for _ in range(length + 2):
+            for dummy in range(length + 2):
                 out.append(out[ref])
                 ref += 1
     if len(out) != ulen:
