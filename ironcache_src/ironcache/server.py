@@ -278,7 +278,7 @@ class Server:
                 (cmd.name not in ALLOW_BUSY and "allow_busy" not in cmd.flags)
                 or (cmd.name == "shutdown" and b"nosave" not in map(bytes.lower, argv[1:]))
             ):
-                return self._reject(c, self.script_busy, "", st)
+                return self._reject(c, self.script_busy, cmd.name, st, argv=argv)
             if c.multi is not None:
                 if "no_multi" in cmd.flags:  # SAVE, SHUTDOWN: refused, the EXEC aborts
                     return self._reject(c, "ERR Command not allowed inside a transaction", "", st)
