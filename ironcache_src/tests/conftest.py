@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ import pytest
 import redis
 from hypothesis import HealthCheck, settings
 
-from support import IS_REDIS, TARGET, Server, marked_processes
+from support import IS_REDIS, REDIS_SERVER, TARGET, RedisReference, Server, marked_processes
 
 # Default: derandomized, so `make test` gives the same verdict on every run.
 # HYPOTHESIS_PROFILE=explore: fresh random examples, four times as many (to hunt for bugs).
@@ -179,3 +180,15 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 @pytest.fixture
 def target_is_redis() -> bool:
     return IS_REDIS
+
+
+@pytest.fixture(scope="module")
+def ref(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
+    """A client of a redis-server 7.0.15 to compare with, one per test module."""
+    if shutil.which(REDIS_SERVER) is None:
+        pytest.skip("redis-server not installed")
+    srv = RedisReference(tmp_path_factory.mktemp("ref-redis")).start()
+    client = srv.client(decode_responses=False)
+    yield client
+    client.close()
+    srv.stop()

@@ -308,6 +308,15 @@ class Server:
 # Raw RESP over a socket: exact wire bytes, for error wording and protocol-level tests.
 # ------------------------------------------------------------------------------------------
 
+class RedisReference(Server):
+    """A redis-server to compare replies with, whatever the suite's target is."""
+
+    def command(self) -> list[str]:
+        return [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", str(self.workdir)]
+
+
+
 def encode_command(*args: str | bytes | int) -> bytes:
     out = [b"*%d\r\n" % len(args)]
     for a in args:

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from support import IS_REDIS, REDIS_SERVER, RawConn, RespError, Server
+from support import IS_REDIS, REDIS_SERVER, RawConn, RedisReference, RespError, Server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -29,14 +29,6 @@ pytestmark = [
     pytest.mark.skipif(IS_REDIS, reason="compares IronCache with redis-server"),
     pytest.mark.skipif(shutil.which(REDIS_SERVER) is None, reason="redis-server not installed"),
 ]
-
-
-class RedisReference(Server):
-    """A redis-server whatever the suite's target is."""
-
-    def command(self) -> list[str]:
-        return [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self.workdir)]
 
 
 @pytest.fixture(scope="module")

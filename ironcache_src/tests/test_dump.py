@@ -9,7 +9,6 @@ import struct
 import time
 import tracemalloc
 from collections import deque
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,29 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ironcache import rdb
-from support import REDIS_SERVER, Server
+from support import REDIS_SERVER
 
 needs_redis = pytest.mark.skipif(shutil.which(REDIS_SERVER) is None,
                                  reason="redis-server not installed")
-
-
-class _Redis(Server):
-    """A redis-server to compare with, whatever the suite's target is."""
-
-    def command(self) -> list[str]:
-        return [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self.workdir)]
-
-
-@pytest.fixture(scope="module")
-def ref(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
-    if shutil.which(REDIS_SERVER) is None:
-        pytest.skip("redis-server not installed")
-    srv = _Redis(tmp_path_factory.mktemp("ref-redis")).start()
-    client = srv.client(decode_responses=False)
-    yield client
-    client.close()
-    srv.stop()
 
 
 # ------------------------------------------------------------------ the codec alone

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from support import IS_REDIS, REDIS_SERVER, Server, wire_error
+from support import IS_REDIS, REDIS_SERVER, RedisReference, Server, wire_error
 
 NOT_HLL = "WRONGTYPE Key is not a valid HyperLogLog string value."
 INVALID = "INVALIDOBJ Corrupted HLL object detected"
@@ -98,14 +98,6 @@ def test_huge_corrupt_value_costs_no_more_than_a_valid_one(
     assert wire_error(server, "PFCOUNT", "h", "h") == INVALID
     assert wire_error(server, "PFCOUNT", "h") == INVALID
     assert wire_error(server, "PFDEBUG", "GETREG", "h") == INVALID
-
-
-class RedisReference(Server):
-    """A redis-server whatever the suite's target is."""
-
-    def command(self) -> list[str]:
-        return [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self.workdir)]
 
 
 @pytest.fixture(scope="module")

@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
 
 from support import REDIS_SERVER, Server, ironcache_only
-
-
-class _Redis(Server):
-    def command(self) -> list[str]:
-        return [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self.workdir)]
-
-
-@pytest.fixture(scope="module")
-def ref(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
-    if shutil.which(REDIS_SERVER) is None:
-        pytest.skip("redis-server not installed")
-    srv = _Redis(tmp_path_factory.mktemp("ref-redis")).start()
-    client = srv.client(decode_responses=False)
-    yield client
-    client.close()
-    srv.stop()
 
 
 def test_copy(r: redis.Redis) -> None:

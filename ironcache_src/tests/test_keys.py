@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from support import REDIS_SERVER, Server, wire_error
+from support import REDIS_SERVER, RedisReference, Server, wire_error
 
 
 def test_del_unlink_exists(r: redis.Redis) -> None:
@@ -330,14 +330,6 @@ def test_scan_order_stays_bounded_and_survives_flush() -> None:
     assert db.scan_slots(cursor, 10) == (0, [b"new"])  # an old cursor starts over, safely
 
 
-class _Redis(Server):
-    """A redis-server to compare with, whatever the suite's target is."""
-
-    def command(self) -> list[str]:
-        return [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self.workdir)]
-
-
 CURSORS = ["0", "+1", "-1", "01", "-0", "", "abc", "1x", " 1", "1 ", "\t1", "-", "+", "+-1",
            "0x1", "18446744073709551615", "18446744073709551616", "-18446744073709551615",
            "-18446744073709551616", "0" * 30 + "1", "9" * 5000, "\u0661"]
@@ -347,7 +339,7 @@ CURSORS = ["0", "+1", "-1", "01", "-0", "", "abc", "1x", " 1", "1 ", "\t1", "-",
 def test_scan_cursor_parsing_as_redis(server: Server, tmp_path: Path) -> None:
     """Redis 7.0 reads cursors with strtoul: signs, '' and leading zeros pass, spaces and
     trailing bytes do not. SSCAN and HSCAN answer small collections whole, cursor 0."""
-    ref = _Redis(tmp_path / "redis").start()
+    ref = RedisReference(tmp_path / "redis").start()
     try:
         replies = {}
         for srv in (server, ref):
