@@ -192,24 +192,7 @@ class Client(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
-        payload = self.process(data)
-        # _send() inlined: once per read.
-        srv = self.server
-        self.rx += len(data)
-        self.tx += len(payload)
-        if srv.handover.ops:
-            srv.handover.flush()  # journaled before the reply leaves
-        transport = self.transport
-        if payload:
-            srv.net_output_bytes += len(payload)
-            transport.write(payload)  # type: ignore[union-attr]
-            # Nothing left queued (the kernel took it all): under any limit, nothing to do.
-            if self.obuf_soft_since or transport.get_write_buffer_size():  # type: ignore[union-attr]
-                self.check_output()
-        if self.closing:
-            transport.close()  # type: ignore[union-attr]  # flushes what is queued
-        elif self.deferred:
-            self._defer_reading()
+        self._send(len(data), self.process(data))
 
     def _send(self, nread: int, payload: bytes) -> None:
         """Count, journal and write the replies to `nread` bytes of input (transport reads)."""

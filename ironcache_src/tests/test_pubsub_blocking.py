@@ -8,7 +8,7 @@ import time
 
 import redis
 
-from support import RawConn, Server, wire_error
+from support import RawConn, Server, poll, wire_error
 
 
 def _raw(server: Server) -> RawConn:
@@ -190,3 +190,17 @@ def test_a_blocked_clients_pipeline_waits(server: Server, r: redis.Redis) -> Non
         r.rpush("pq", "v")
         assert w.read_reply() == [b"pq", b"v"]
         assert w.read_reply() == "PONG"
+
+
+def test_a_blocked_client_that_hangs_up_with_a_pipeline_is_gone(
+    server: Server, r: redis.Redis
+) -> None:
+    """A blocked client's input is still read, so its close is seen while it waits (its
+    pipelined requests are held, not its socket)."""
+    w = _raw(server)
+    w.send(b"*3\r\n$5\r\nBLPOP\r\n$2\r\nhq\r\n$1\r\n0\r\n*1\r\n$4\r\nPING\r\n")
+    poll(lambda: r.info("clients")["blocked_clients"] == 1, timeout=10, what="BLPOP to block")
+    w.close()
+    poll(lambda: r.info("clients")["blocked_clients"] == 0, timeout=10, what="the close to be seen")
+    r.rpush("hq", "v")
+    assert r.lrange("hq", 0, -1) == ["v"]  # nobody took it: the waiter is gone
