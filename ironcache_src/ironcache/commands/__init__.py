@@ -243,6 +243,33 @@ def subcommand(argv: list[bytes], arities: dict[bytes, int]) -> bytes:
 # ------------------------------------------------------------ SCAN cursors (SCAN, HSCAN, SSCAN)
 
 
+def mpop_args(
+    argv: list[bytes], at: int, first: bytes, second: bytes
+) -> tuple[list[bytes], bool, int]:
+    """[numkeys key... FIRST|SECOND [COUNT n]] from argv[at] (LMPOP, ZMPOP and their blocking
+    forms), with Redis's checks in Redis's order: (keys, whether the side is `first`, count)."""
+    numkeys = to_int(argv[at], "ERR numkeys should be greater than 0")
+    if numkeys < 1:
+        raise CommandError("ERR numkeys should be greater than 0")
+    where = at + numkeys + 1
+    if where >= len(argv):
+        raise CommandError(SYNTAX)
+    side = argv[where].lower()
+    if side not in (first, second):
+        raise CommandError(SYNTAX)
+    count = -1
+    j = where + 1
+    while j < len(argv):
+        if count == -1 and argv[j].lower() == b"count" and j + 1 < len(argv):
+            count = to_int(argv[j + 1], "ERR count should be greater than 0")
+            if count < 1:
+                raise CommandError("ERR count should be greater than 0")
+            j += 2
+        else:
+            raise CommandError(SYNTAX)
+    return argv[at + 1 : where], side == first, max(count, 1)
+
+
 def scan_reply(cursor: int, items: list[bytes]) -> bytes:
     return b"*2\r\n" + bulk(b"%d" % cursor) + bulk_array(items)
 

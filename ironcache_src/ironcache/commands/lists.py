@@ -8,7 +8,7 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from ironcache.blocking import Serve, deadline, parse_timeout, wait
-from ironcache.commands import SYNTAX, WRONGTYPE, CommandError, command, to_int
+from ironcache.commands import SYNTAX, WRONGTYPE, CommandError, command, mpop_args, to_int
 from ironcache.keyspace import CONTAINER_OVERHEAD, ELEM_OVERHEAD, Entry
 from ironcache.protocol import (
     EMPTY_ARRAY,
@@ -360,29 +360,6 @@ def lpos(c: Client, argv: list[bytes]) -> bytes:
     return b"*%d\r\n" % len(out) + b"".join(b":%d\r\n" % i for i in out)
 
 
-def mpop_args(argv: list[bytes], numkeys_idx: int) -> tuple[list[bytes], bool, int]:
-    """The keys, side (True: left) and count of LMPOP (numkeys_idx 1) or BLMPOP (2), with
-    Redis's checks in Redis's order."""
-    numkeys = to_int(argv[numkeys_idx], "ERR numkeys should be greater than 0")
-    if numkeys < 1:
-        raise CommandError("ERR numkeys should be greater than 0")
-    where_idx = numkeys_idx + numkeys + 1
-    if where_idx >= len(argv):
-        raise CommandError(SYNTAX)
-    left = _side(argv[where_idx])
-    count = -1
-    j = where_idx + 1
-    while j < len(argv):
-        if count == -1 and argv[j].lower() == b"count" and j + 1 < len(argv):
-            count = to_int(argv[j + 1], "ERR count should be greater than 0")
-            if count < 1:
-                raise CommandError("ERR count should be greater than 0")
-            j += 2
-        else:
-            raise CommandError(SYNTAX)
-    return argv[numkeys_idx + 1 : where_idx], left, 1 if count == -1 else count
-
-
 def mpop(c: Client, keys: list[bytes], left: bool, count: int) -> bytes | None:
     """Pops up to `count` elements of the first non-empty list of `keys`: the [key, elements]
     reply, or None when every list is empty (a wrong type raises, as in Redis)."""
@@ -400,7 +377,7 @@ def mpop(c: Client, keys: list[bytes], left: bool, count: int) -> bytes | None:
 
 @command("lmpop", -4, "write movablekeys", group="list", summary="Pops elements from a list.")
 def lmpop(c: Client, argv: list[bytes]) -> bytes:
-    reply = mpop(c, *mpop_args(argv, 1))
+    reply = mpop(c, *mpop_args(argv, 1, b"left", b"right"))
     return null_array(c.resp) if reply is None else reply
 
 
@@ -491,7 +468,7 @@ def brpoplpush(c: Client, argv: list[bytes]) -> bytes:
 @command("blmpop", -5, "write blocking movablekeys", group="list",
          summary="Pops elements from a list, or waits.", since="7.0.0", batched=False)
 def blmpop(c: Client, argv: list[bytes]) -> bytes:
-    keys, left, count = mpop_args(argv, 2)
+    keys, left, count = mpop_args(argv, 2, b"left", b"right")
     secs = _timeout(argv[1])
     until = deadline(c, secs)
     reply = mpop(c, keys, left, count)

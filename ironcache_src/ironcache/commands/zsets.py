@@ -17,6 +17,7 @@ from ironcache.commands import (
     WRONGTYPE,
     CommandError,
     command,
+    mpop_args,
     parse_cursor,
     scan_options,
     scan_reply,
@@ -641,37 +642,13 @@ def zpopmax(c: Client, argv: list[bytes]) -> bytes:
     return _zpop(c, argv, True)
 
 
-def parse_mpop(argv: list[bytes], at: int) -> tuple[list[bytes], bool, int]:
-    """ZMPOP's [numkeys key... MIN|MAX [COUNT n]] from argv[at]: (keys, top, count)."""
-    numkeys = to_int(argv[at], "ERR numkeys should be greater than 0")
-    if numkeys < 1:
-        raise CommandError("ERR numkeys should be greater than 0")
-    where = at + numkeys + 1
-    if where >= len(argv):
-        raise CommandError(SYNTAX)
-    side = argv[where].lower()
-    if side not in (b"min", b"max"):
-        raise CommandError(SYNTAX)
-    count = -1
-    j = where + 1
-    while j < len(argv):
-        if count == -1 and argv[j].lower() == b"count" and j + 1 < len(argv):
-            count = to_int(argv[j + 1], "ERR count should be greater than 0")
-            if count < 1:
-                raise CommandError("ERR count should be greater than 0")
-            j += 2
-        else:
-            raise CommandError(SYNTAX)
-    return argv[at + 1 : where], side == b"max", max(count, 1)
-
-
 def mpop_reply(c: Client, key: bytes, items: list[tuple[float, bytes]]) -> bytes:
     return b"*2\r\n" + bulk(key) + pop_reply(c, items, True)
 
 
 @command("zmpop", -4, "write", (0, 0, 0), "sorted_set", "Pops from the first non-empty key.")
 def zmpop(c: Client, argv: list[bytes]) -> bytes:
-    keys, top, count = parse_mpop(argv, 1)
+    keys, top, count = mpop_args(argv, 1, b"max", b"min")
     found = first_zset(c, keys)
     if found is None:
         return null_array(c.resp)
@@ -968,7 +945,7 @@ def bzpopmax(c: Client, argv: list[bytes]) -> bytes:
 @command("bzmpop", -5, "write blocking movablekeys", (0, 0, 0), "sorted_set",
          "Pops from the first non-empty key, or waits.", since="7.0.0", batched=False)
 def bzmpop(c: Client, argv: list[bytes]) -> bytes:
-    keys, top, count = parse_mpop(argv, 2)
+    keys, top, count = mpop_args(argv, 2, b"max", b"min")
     secs = _timeout(argv[1])
     until = deadline(c, secs)
     found = first_zset(c, keys)
