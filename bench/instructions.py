@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from benchlib.common import REPO, BenchError, log, ratio
-from benchlib.lifecycle import cleanup_shielded, kill_all, unwind_on_signals
+from benchlib.lifecycle import kill_all, reported
 from benchlib.redisbench import run_redis_benchmark, smoke_check, verify_counts
 from benchlib.servers import Server, deployed_python, free_port, importable, ironcache_env
 
@@ -342,13 +342,18 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(args.out_dir or REPO / "bench" / "out" / f"instructions-{stamp}")
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    unwind_on_signals()
     servers: list[CallgrindServer] = []
     procs: list[Any] = []
     tmp = Path(tempfile.mkdtemp(prefix="ironcache-instructions-"))
     report: dict[str, Any] = {"python": python, "rounds": args.rounds, "out_dir": str(out_dir)}
-    status = 0
-    try:
+
+    def stop() -> None:
+        kill_all(procs)
+        for s in servers:
+            s.stop(timeout=STOP_TIMEOUT)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    with reported(report, stop) as outcome:
         base = export_rev(args.baseline_rev, tmp) if args.baseline_rev else args.baseline_source
         sources = {"baseline": package_dir(str(base)), "current": package_dir(args.source)}
         for name in NAMES:
@@ -403,26 +408,12 @@ def main(argv: list[str] | None = None) -> int:
                     row["functions"] = function_changes(
                         out_dir, test, pipeline, row["requests"], args.rounds - 1, args.functions
                     )
-    except BenchError as exc:
-        log(f"FAILED: {exc}")
-        report["error"] = str(exc)
-        status = 1
-    except KeyboardInterrupt:
-        log("interrupted: stopping the servers")
-        report["error"] = "interrupted"
-        status = 130
-    finally:
-        with cleanup_shielded():
-            kill_all(procs)
-            for s in servers:
-                s.stop(timeout=STOP_TIMEOUT)
-            shutil.rmtree(tmp, ignore_errors=True)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     if args.json:
         print(json.dumps(report, indent=2))
     elif report.get("results"):
         print(render(report))
-    return status
+    return outcome.status
 
 
 if __name__ == "__main__":

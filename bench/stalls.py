@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from benchlib.common import REPO, BenchError, log
-from benchlib.lifecycle import cleanup_shielded, unwind_on_signals
+from benchlib.lifecycle import reported
 from benchlib.resp import Resp, encode_command, parse_info
 from benchlib.servers import Server, free_port, ironcache_env
 
@@ -298,9 +298,13 @@ def main(argv: list[str] | None = None) -> int:
         "size": n, "server_cpu": args.server_cpu, "nice": args.nice, "cases": cases,
         "servers": [s.name for s in servers], "results": {},
     }  # fmt: skip
-    status = 0
-    unwind_on_signals()
-    try:
+
+    def stop() -> None:
+        for srv in servers:
+            srv.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    with reported(report, stop) as outcome:
         for srv in servers:  # one at a time: each has the core to itself
             srv.start()
             try:
@@ -312,21 +316,8 @@ def main(argv: list[str] | None = None) -> int:
                         f" ({got['pings']} PINGs over {got['seconds']:.2f} s) {got['detail']}")
             finally:
                 srv.stop()
-    except BenchError as exc:
-        log(f"FAILED: {exc}")
-        report["error"] = str(exc)
-        status = 1
-    except KeyboardInterrupt:
-        log("interrupted: stopping the servers")
-        report["error"] = "interrupted"
-        status = 130
-    finally:
-        with cleanup_shielded():
-            for srv in servers:
-                srv.stop()
-            shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(report, indent=2) if args.json else render(report))
-    return status
+    return outcome.status
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from typing import Any
 
 from benchlib.common import REPO, BenchError, geomean, log, ratio
 from benchlib.cpu import CpuMeter, loadavg, process_cpu_seconds, wait_for_quiet_machine
-from benchlib.lifecycle import cleanup_shielded, kill_all, unwind_on_signals
+from benchlib.lifecycle import kill_all, reported, unwind_on_signals
 from benchlib.memory import measure_memory, measure_zset_memory
 from benchlib.profiling import PySpy, summarize_collapsed, summarize_cprofile
 from benchlib.redisbench import (
@@ -551,9 +551,12 @@ def main(argv: list[str] | None = None) -> int:
         "warnings": warnings,
         "out_dir": str(out_dir),
     }
-    status = 0
     profile_files: list[str] = []
-    try:
+
+    def stop() -> None:
+        stop_all(children, servers, report, warnings)
+
+    with reported(report, stop) as outcome:
         start_servers(servers, ic, warnings)
         describe_ironcache(report, ic, python, args.against_redis, warnings)
         report["redis"]["version"] = rd.info.get("redis_version", "?")
@@ -583,17 +586,6 @@ def main(argv: list[str] | None = None) -> int:
             args, tests, ic, rd, client_cpu, nice, out_dir, children, warnings, profile_files
         )
         summarise(args, tests, *measured, report)
-    except BenchError as exc:
-        log(f"FAILED: {exc}")
-        report["error"] = str(exc)
-        status = 1
-    except KeyboardInterrupt:
-        log("interrupted: stopping the servers")
-        report["error"] = "interrupted"
-        status = 130
-    finally:
-        with cleanup_shielded():
-            stop_all(children, servers, report, warnings)
     report["machine"]["load_after"] = loadavg()
     write_profiles(args, out_dir, profile_files, report)
 
@@ -604,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
         print(render_table(report))
     if report.get("error"):
         print("benchmark did not complete (see above)", file=sys.stderr)
-    return status
+    return outcome.status
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import signal
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+from .common import BenchError, log
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 KILL_TIMEOUT = 5.0
@@ -43,3 +45,30 @@ def kill_all(procs: Iterable[Any], timeout: float = KILL_TIMEOUT) -> None:
             p.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=timeout)
+
+
+class Outcome:
+    """A benchmark run's exit status: 0, 1 after a BenchError, 130 when interrupted."""
+
+    status = 0
+
+
+@contextlib.contextmanager
+def reported(report: dict[str, Any], cleanup: Callable[[], None]) -> Iterator[Outcome]:
+    """Run the body: a BenchError or an interruption ends it into report["error"] and the
+    status, and `cleanup` (stopping what the body started) always runs with the signals ignored."""
+    unwind_on_signals()
+    outcome = Outcome()
+    try:
+        yield outcome
+    except BenchError as exc:
+        log(f"FAILED: {exc}")
+        report["error"] = str(exc)
+        outcome.status = 1
+    except KeyboardInterrupt:
+        log("interrupted: stopping the servers")
+        report["error"] = "interrupted"
+        outcome.status = 130
+    finally:
+        with cleanup_shielded():
+            cleanup()
