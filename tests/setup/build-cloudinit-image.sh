@@ -6,7 +6,10 @@
 #     installed from wheels the host downloads, so a container without network can run the
 #     user-data's play: the user-data's "pip" step finds ansible-playbook there and skips,
 #   - ansible.posix (the collection's dependency) in /usr/share/ansible/collections, copied from
-#     the `ansible` package of the host's venv (no Galaxy here).
+#     the `ansible` package of the host's venv (no Galaxy here),
+#   - a wheelhouse for the role's wheel download (the server's packages and the accelerators,
+#     read from the role's vars/main.yml) named by /etc/pip.conf, as on an offline host whose
+#     image carries its wheels: the role's `pip download` finds them there without an index.
 # Idempotent (a label records the recipe and the base image) and serialised with flock.
 #   usage: tests/setup/build-cloudinit-image.sh [NAME]
 set -euo pipefail
@@ -46,8 +49,15 @@ host_python() {
 "$HERE/build-image.sh" "$BASE"
 
 SPEC=$(ansible_core_spec)
+WHEELHOUSE=/var/cache/ironcache/wheelhouse
+PY=$(host_python)
+# what the role's tasks/wheels.yml downloads: pip itself, the server's packages, the accelerators
+WHEEL_PACKAGES=$("$PY" -c 'import sys, yaml
+v = yaml.safe_load(open(sys.argv[1]))
+print(" ".join(["pip"] + v["__ironcache_server_packages"] + v["__ironcache_accelerator_packages"]))' \
+    "$REPO/roles/ironcache/vars/main.yml")
 BASE_ID=$(docker image inspect --format '{{.Id}}' "$BASE")
-RECIPE="c2:${BASE_ID}:${SPEC}"
+RECIPE="c3:${BASE_ID}:${SPEC}:${WHEEL_PACKAGES}"
 
 current_recipe() {
     docker image inspect --format "{{ index .Config.Labels \"$LABEL\" }}" "$NAME" 2>/dev/null || true
@@ -64,7 +74,6 @@ if [ "$(current_recipe)" = "$RECIPE" ]; then
     exit 0
 fi
 
-PY=$(host_python)
 ROOT=$(mktemp -d /var/tmp/ironcache-cloudinit-rootfs.XXXXXX)
 CID=""
 cleanup() {
@@ -120,6 +129,25 @@ rm -f "$ROOT.pip.log"
 in_root python3 -m venv "$VENV_DIR"
 in_root "$VENV_DIR/bin/python" -m pip install -q --disable-pip-version-check --no-index \
     --no-cache-dir --find-links /tmp/wheels "$SPEC"
+
+log "filling $WHEELHOUSE with $WHEEL_PACKAGES"
+mkdir -p "$ROOT$WHEELHOUSE"
+# shellcheck disable=SC2086 # the package names are words
+if ! "$PY" -m pip download -q --disable-pip-version-check --only-binary=:all: \
+        --implementation cp --python-version "$PYVER" --abi "cp${PYVER/./}" \
+        --platform "manylinux_2_28_$ARCH" --platform "manylinux_2_17_$ARCH" \
+        --platform "manylinux2014_$ARCH" --dest "$ROOT$WHEELHOUSE" $WHEEL_PACKAGES >"$ROOT.pip.log" 2>&1; then
+    tail -n 30 "$ROOT.pip.log" >&2
+    rm -f "$ROOT.pip.log"
+    exit 1
+fi
+rm -f "$ROOT.pip.log"
+cat >"$ROOT/etc/pip.conf" <<EOF
+# IronCache test image: no network; pip finds what the role downloads in the image's wheelhouse.
+[global]
+no-index = true
+find-links = $WHEELHOUSE
+EOF
 
 log "copying ansible.posix from the host's ansible package"
 POSIX=$("$PY" -c 'import ansible_collections.ansible.posix as m; print(list(m.__path__)[0])' 2>/dev/null || true)

@@ -206,7 +206,7 @@ variable "requirepass" {
 }
 
 variable "accelerators" {
-  description = "ironcache_accelerators: install uvloop and hiredis wheels (the host downloads them from PyPI)."
+  description = "ironcache_accelerators: also install the uvloop and hiredis wheels (the host downloads them with pip, like the server's own packages)."
   type        = bool
   default     = false
   nullable    = false
