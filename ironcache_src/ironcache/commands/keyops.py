@@ -17,6 +17,7 @@ from ironcache.commands import (
 )
 from ironcache.keyspace import Database, now_ms, value_size
 from ironcache.protocol import OK, ONE, ZERO, bulk, integer, null
+from ironcache.stream import Stream, describe, from_description
 from ironcache.zset import ZSet
 
 if TYPE_CHECKING:
@@ -93,6 +94,8 @@ def db_index(c: Client, raw: bytes) -> Database:
 def encode(c: Client, value: Any) -> bytes:
     pairs = zset_pairs(value)
     th = thresholds(c)
+    if isinstance(value, Stream):
+        return rdb.seal(rdb.encode_stream(describe(value), th))
     if pairs is not None:
         return rdb.seal(rdb.encode_zset(pairs, th))
     return rdb.dump(value, th)
@@ -141,6 +144,8 @@ def restore(c: Client, argv: list[bytes]) -> bytes:
         kind, value = rdb.load(argv[3])
         if kind in rdb.ZSET_TYPES:
             value = zset_from_pairs(value)
+        elif kind in rdb.STREAM_TYPES:
+            value = from_description(value)
     except rdb.RdbError as err:
         if err.version:
             raise CommandError("ERR DUMP payload version or checksum are wrong") from None
@@ -272,6 +277,8 @@ def encoding(value: Any, th: rdb.Thresholds) -> str:
         return "embstr" if len(value) <= 44 else "raw"
     if t is deque:
         return "quicklist"  # every 7.0 list
+    if t is Stream:
+        return "stream"
     if t is set:
         return "intset" if rdb.is_intset(value, th.set_intset) else "hashtable"
     if t is dict:
