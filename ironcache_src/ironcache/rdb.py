@@ -41,9 +41,9 @@ T_ZSET_LISTPACK = 17
 T_LIST_QUICKLIST_2 = 18
 T_STREAM_LISTPACKS = 15
 T_STREAM_LISTPACKS_2 = 19  # what 7.0 writes
-T_STREAM_LISTPACKS_3 = 21  # 7.2's (consumers' active time): read too
 ZSET_TYPES = frozenset((T_ZSET, T_ZSET_2, T_ZSET_ZIPLIST, T_ZSET_LISTPACK))
-STREAM_TYPES = frozenset((T_STREAM_LISTPACKS, T_STREAM_LISTPACKS_2, T_STREAM_LISTPACKS_3))
+# 7.2's RDB_TYPE_STREAM_LISTPACKS_3 (21) comes only with RDB version 11: refused as 7.0 does.
+STREAM_TYPES = frozenset((T_STREAM_LISTPACKS, T_STREAM_LISTPACKS_2))
 STREAM_DELETED = 1  # stream entry flags (t_stream.c)
 STREAM_SAMEFIELDS = 2
 U64 = 2**64
@@ -618,7 +618,7 @@ def _stream(r: Reader, t: int) -> dict[str, Any]:
     for _g in range(r.count(3)):
         name = r.string()
         glast = (r.length()[0], r.length()[0])
-        read = -1
+        read: int | None = None  # legacy: estimated from the entries, as Redis does
         if t >= T_STREAM_LISTPACKS_2:
             read = r.length()[0]
             if read == U64 - 1:
@@ -632,8 +632,6 @@ def _stream(r: Reader, t: int) -> dict[str, Any]:
         for _c in range(r.count(2)):
             cname = r.string()
             seen = struct.unpack("<q", r.take(8))[0]
-            if t >= T_STREAM_LISTPACKS_3:
-                r.take(8)  # active time (7.2)
             for _p in range(r.count(16)):
                 i = _stream_id(r.take(16))
                 if i not in pel or pel[i][2] is not None:

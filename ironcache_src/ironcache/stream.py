@@ -426,7 +426,7 @@ def from_description(desc: dict[str, Any]) -> Stream:
     s.last_id, s.max_deleted = desc["last_id"], desc["max_deleted"]
     s.entries_added = desc["entries_added"]
     for name, glast, read, pel, consumers in desc["groups"]:
-        g = s.groups[name] = Group(glast, read)
+        g = s.groups[name] = Group(glast, s.estimate_read(glast) if read is None else read)
         for cname, seen in consumers:
             g.consumers[cname] = Consumer(cname, seen)
         for i, when, count, owner in pel:

@@ -332,8 +332,8 @@ def xadd(c: Client, argv: list[bytes]) -> bytes:
         if a.seq_given:
             new = a.id
         elif last[0] == a.id[0]:
-            if last[1] == MAX:
-                raise too_small
+            if last[1] == MAX:  # Redis fails here without setting errno: its other message
+                raise CommandError("ERR Elements are too large to be stored")
             new = (last[0], last[1] + 1)
         else:
             new = a.id
@@ -1201,13 +1201,9 @@ def _stream_info(c: Client, s: Stream, opts: list[bytes]) -> bytes:
 
 @command("xinfo", -2, "", (0, 0, 0), "stream", "Returns information about streams.", "5.0.0")
 def xinfo(c: Client, argv: list[bytes]) -> bytes:
-    if argv[1].lower() == b"help":
-        if len(argv) != 2:
-            raise _sub_syntax(argv)
+    sub = subcommand(argv, XINFO_ARITY)
+    if sub == b"help":
         return _help(XINFO_HELP)
-    sub = argv[1].lower()
-    if sub not in XINFO_ARITY or len(argv) < 3:
-        raise _sub_syntax(argv)
     found = read_stream(c, argv[2])
     if found is None:
         raise CommandError("ERR no such key")
