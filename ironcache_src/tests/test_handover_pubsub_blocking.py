@@ -1,5 +1,5 @@
-"""Subscribers and clients blocked in BLPOP and XREAD BLOCK across a handover restart (the test plays
-systemd's part, as test_handover_restart.py does); handover off is the control."""
+"""Subscribers and clients blocked in BLPOP and XREAD BLOCK across a handover restart (the
+test plays systemd's part, as test_handover_restart.py does); handover off is the control."""
 
 from __future__ import annotations
 
