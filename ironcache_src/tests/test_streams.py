@@ -269,3 +269,21 @@ def test_random_ids_and_approximate_trims_are_journaled_as_their_outcome() -> No
     assert argv[:5] == [b"XADD", b"s", b"MAXLEN", b"=", b"1"]
     assert argv[5] != b"*" and b"-" in argv[5] and argv[6:] == [b"f", b"v"]
 
+
+
+@pytest.mark.skipif(IS_REDIS, reason="IronCache's lazy free")
+def test_a_big_stream_is_released_in_slices() -> None:
+    from ironcache.keyspace import Keyspace
+    from ironcache.stream import Stream
+
+    ks = Keyspace(1)
+    db = ks.dbs[0]
+    s = Stream()
+    for i in range(10_000):
+        s.append((1, i + 1), [b"f", b"v" * 10], 100, 4096)
+    db.set(b"s", s)
+    assert db.unlink(b"s")
+    assert len(ks.lazy) == 1 and ks.used > 10_000 * 10  # counted until it is released
+    assert ks.free_step(5000)  # one slice: more to come
+    ks.drain()
+    assert ks.used == 0 and not ks.lazy

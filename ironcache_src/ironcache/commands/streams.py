@@ -701,7 +701,8 @@ def _help(lines: list[str]) -> bytes:
 def _sub_syntax(argv: list[bytes]) -> CommandError:
     return CommandError(
         f"ERR unknown subcommand or wrong number of arguments for "
-        f"'{argv[1].decode(errors='replace')}'. Try {argv[0].decode(errors='replace').upper()}"
+        f"'{argv[1][:128].decode(errors='replace')}'. Try "
+        f"{argv[0].decode(errors='replace').upper()}"
         " HELP."
     )
 
@@ -1130,21 +1131,16 @@ def _read_count(g: Group) -> int | None:
     return None if g.entries_read == INVALID_READ else g.entries_read
 
 
-def _stream_info(c: Client, s: Stream, opts: list[bytes]) -> bytes:
+def _stream_info(c: Client, s: Stream, argv: list[bytes]) -> bytes:
+    opts = argv[3:]
     full = bool(opts)
     count = 10
     if full:
         if len(opts) not in (1, 3) or opts[0].lower() != b"full":
-            raise CommandError(
-                "ERR unknown subcommand or wrong number of arguments for 'STREAM'. "
-                "Try XINFO HELP."
-            )
+            raise _sub_syntax(argv)
         if len(opts) == 3:
             if opts[1].lower() != b"count":
-                raise CommandError(
-                    "ERR unknown subcommand or wrong number of arguments for 'STREAM'. "
-                    "Try XINFO HELP."
-                )
+                raise _sub_syntax(argv)
             count = to_int(opts[2])
             if count < 0:
                 count = 10
@@ -1229,7 +1225,7 @@ def xinfo(c: Client, argv: list[bytes]) -> bytes:
             for name, g in sorted(s.groups.items())
         ], c.resp)
     if sub == b"stream":
-        return _stream_info(c, s, argv[3:])
+        return _stream_info(c, s, argv)
     raise _sub_syntax(argv)
 
 
