@@ -382,7 +382,7 @@ class Stream:
                         cn.pel[i] = nack
             return s
         except (TypeError, ValueError) as e:
-            raise ValueError(f"a stream is malformed: {e}") from None
+            raise ValueError(str(e)) from None
 
     def iter_nodes(self) -> Iterator[tuple[ID, list[tuple[ID, list]]]]:
         """Live entries grouped by node (DUMP writes one listpack per node)."""

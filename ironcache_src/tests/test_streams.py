@@ -229,7 +229,7 @@ def test_state_round_trip_and_journal_replay(tmp_path: Path) -> None:
     loaded = body["dbs"][0][1][0]
     assert isinstance(loaded, Stream) and loaded.dump() == s.dump()
     bad = (s.TAG, ([((1, 1), [b"odd"])], [], (1, 1), (0, 0), 1, []))
-    assert "malformed" in state.check_db(([b"k"], [bad], {}))
+    assert "not pairs" in state.check_db(([b"k"], [bad], {}))
 
     then = now_ms() - 50_000
     ops = [
