@@ -34,7 +34,9 @@ UNBLOCKED = b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
 
 
 class Waiter:
-    __slots__ = ("client", "db", "keys", "argv", "serve", "timeout_reply", "deadline", "timer")
+    __slots__ = (
+        "client", "db", "keys", "argv", "serve", "timeout_reply", "deadline", "timer", "on_gone"
+    )
 
     def __init__(
         self,
@@ -45,6 +47,7 @@ class Waiter:
         serve: Serve,
         timeout_reply: bytes,
         deadline: float,
+        on_gone: bool = False,
     ) -> None:
         self.client = client
         self.db = db
@@ -54,6 +57,8 @@ class Waiter:
         self.timeout_reply = timeout_reply
         self.deadline = deadline  # wall clock, seconds; 0: forever
         self.timer: asyncio.TimerHandle | None = None
+        # Served even when its key is gone or of another type (XREADGROUP answers an error).
+        self.on_gone = on_gone
 
 
 class Blocking:
@@ -126,13 +131,14 @@ class Blocking:
                 for w in list(q):
                     if w.client.blocked is not w:
                         continue
-                    if db.lookup(key) is None:
-                        break
+                    if not w.on_gone and db.lookup(key) is None:
+                        continue
                     done = w.serve(w.client, key)
                     if done is None:
                         continue  # the wrong type: it keeps waiting, as in Redis
                     reply, write = done
-                    self.wrote(db.index, write)
+                    if write is not None:
+                        self.wrote(db.index, write)
                     self._finish(w, reply)
 
 
@@ -174,6 +180,7 @@ def wait(
     serve: Serve,
     timeout_reply: bytes,
     until: float,
+    on_gone: bool = False,
 ) -> bytes:
     """Nothing to serve yet: block the client (no reply now), or answer `timeout_reply` at
     once where it may not block (in MULTI/EXEC, a script, journal replay), as Redis does."""
@@ -182,5 +189,5 @@ def wait(
         return timeout_reply
     if until and until <= time.time():
         return timeout_reply
-    srv.blocking.block(Waiter(c, c.db, keys, argv, serve, timeout_reply, until))
+    srv.blocking.block(Waiter(c, c.db, keys, argv, serve, timeout_reply, until, on_gone))
     return b""

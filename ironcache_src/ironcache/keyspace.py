@@ -208,6 +208,8 @@ class Database:
             old.value = value
             old.size = size
             old.lru = ks.clock
+            if self.blocked and key in self.blocked:  # a new value: waiters look again
+                ks.signal_ready(self, key)
         else:
             ks.used += size + len(key) + KEY_OVERHEAD
             self.data[key] = Entry(value, ks.clock, size)
@@ -239,6 +241,8 @@ class Database:
         if self.freqs:
             self.freqs.pop(key, None)
         self.stale += 1
+        if self.blocked and key in self.blocked:  # XREADGROUP waiters learn it is gone
+            self.keyspace.signal_ready(self, key)
         if self.compacting is not None:
             self.compact_step()
         elif self.stale > 32 and 2 * self.stale > len(self.order):
@@ -345,10 +349,9 @@ class Database:
             mine = getattr(self, name)
             setattr(self, name, getattr(other, name))
             setattr(other, name, mine)
-        for db in (self, other):  # waiters stay with the index: their keys may exist now
+        for db in (self, other):  # waiters stay with the index: their keys may be new or gone
             for key in db.blocked:
-                if key in db.data:
-                    self.keyspace.signal_ready(db, key)
+                self.keyspace.signal_ready(db, key)
 
     def flush(self, lazy: bool = False) -> None:
         # As Redis's touchAllWatchedKeysInDb(): only watched keys that exist change.
@@ -356,6 +359,8 @@ class Database:
         for key in [k for k in self.watchers if k in data]:
             self.touched(key)
         ks = self.keyspace
+        for key in [k for k in self.blocked if k in data]:  # XREADGROUP waiters: gone
+            ks.signal_ready(self, key)
         for members in ks.member_scans.forget_db(self.index):
             ks.free_later(members)
         self.freqs = {}

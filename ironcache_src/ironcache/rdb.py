@@ -39,7 +39,14 @@ T_LIST_QUICKLIST = 14
 T_HASH_LISTPACK = 16
 T_ZSET_LISTPACK = 17
 T_LIST_QUICKLIST_2 = 18
+T_STREAM_LISTPACKS = 15
+T_STREAM_LISTPACKS_2 = 19  # what 7.0 writes
 ZSET_TYPES = frozenset((T_ZSET, T_ZSET_2, T_ZSET_ZIPLIST, T_ZSET_LISTPACK))
+# 7.2's RDB_TYPE_STREAM_LISTPACKS_3 (21) comes only with RDB version 11: refused as 7.0 does.
+STREAM_TYPES = frozenset((T_STREAM_LISTPACKS, T_STREAM_LISTPACKS_2))
+STREAM_DELETED = 1  # stream entry flags (t_stream.c)
+STREAM_SAMEFIELDS = 2
+U64 = 2**64
 
 QUICKLIST_NODE_PLAIN = 1
 QUICKLIST_NODE_PACKED = 2
@@ -508,7 +515,178 @@ def _object(r: Reader, t: int) -> Any:
         blob = r.string()
         items = listpack_items(blob) if t == T_ZSET_LISTPACK else ziplist_items(blob)
         return _zset((m, _score(s)) for m, s in _pairs(items))
+    if t in STREAM_TYPES:
+        return _stream(r, t)
     raise RdbError(f"unsupported object type {t}")
+
+
+# A stream travels as a plain description (ironcache.stream builds the value from it):
+# {"nodes": [(master, live, deleted, last, bytes, [(id, fields)])], "last_id", "max_deleted",
+#  "entries_added", "groups": [(name, last_id, entries_read, [(id, time, count, consumer)],
+#  [(consumer, seen)])]}; IDs are (ms, seq) pairs.
+
+
+def _stream_id(raw: bytes) -> tuple[int, int]:
+    if len(raw) != 16:
+        raise RdbError("bad stream ID")
+    ms, seq = struct.unpack(">QQ", raw)
+    return ms, seq
+
+
+def _lp_int(items: list[bytes], i: int) -> int:
+    if i >= len(items):
+        raise RdbError("truncated stream listpack")
+    v = items[i]
+    if not INT_RE.match(v):
+        raise RdbError("bad stream listpack integer")
+    return int(v)
+
+
+def _stream_node(master: tuple[int, int], blob: bytes) -> tuple[Any, ...]:
+    items = listpack_items(blob)
+    if not items:
+        raise RdbError("empty stream listpack")
+    live, deleted, nmaster = _lp_int(items, 0), _lp_int(items, 1), _lp_int(items, 2)
+    if live < 0 or deleted < 0 or nmaster < 0 or 3 + nmaster >= len(items):
+        raise RdbError("bad stream master entry")
+    mfields = items[3 : 3 + nmaster]
+    p = 3 + nmaster
+    if _lp_int(items, p) != 0:
+        raise RdbError("bad stream master entry")
+    p += 1
+    entries: list[tuple[tuple[int, int], list[bytes]]] = []
+    last = master
+    for _n in range(live + deleted):
+        flags, dms, dseq = _lp_int(items, p), _lp_int(items, p + 1), _lp_int(items, p + 2)
+        p += 3
+        i = ((master[0] + dms) % U64, (master[1] + dseq) % U64)
+        if flags & STREAM_SAMEFIELDS:
+            values = items[p : p + nmaster]
+            if len(values) != nmaster:
+                raise RdbError("truncated stream entry")
+            fields = [x for pair in zip(mfields, values, strict=True) for x in pair]
+            p += nmaster
+        else:
+            n = _lp_int(items, p)
+            p += 1
+            if n < 0 or p + 2 * n > len(items):
+                raise RdbError("truncated stream entry")
+            fields = items[p : p + 2 * n]
+            p += 2 * n
+        if _lp_int(items, p) != (nmaster + 3 if flags & STREAM_SAMEFIELDS else len(fields) + 4):
+            raise RdbError("bad stream entry count")
+        p += 1
+        if i <= last and entries:
+            raise RdbError("stream IDs out of order")
+        last = i
+        if not flags & STREAM_DELETED:
+            if not fields:
+                raise RdbError("a stream entry without fields")
+            entries.append((i, fields))
+    if p != len(items) or len(entries) != live:
+        raise RdbError("bad stream listpack")
+    return (master, live, deleted, last, len(blob), entries)
+
+
+def _stream(r: Reader, t: int) -> dict[str, Any]:
+    nodes = []
+    prev: tuple[int, int] | None = None
+    for _i in range(r.count(2)):
+        master = _stream_id(r.string())
+        if prev is not None and master <= prev:
+            raise RdbError("stream nodes out of order")
+        node = _stream_node(master, r.string())
+        if node[1] == 0:
+            raise RdbError("empty stream node")
+        if nodes and node[5][0][0] <= nodes[-1][5][-1][0]:
+            raise RdbError("stream IDs out of order")
+        nodes.append(node)
+        prev = master
+    length = r.length()[0]
+    last_id = (r.length()[0], r.length()[0])
+    max_deleted = (0, 0)
+    added = length
+    if t >= T_STREAM_LISTPACKS_2:
+        r.length(), r.length()  # first_id: recomputed from the entries
+        max_deleted = (r.length()[0], r.length()[0])
+        added = r.length()[0]
+    if length != sum(n[1] for n in nodes):
+        raise RdbError("stream length mismatch")
+    if nodes and nodes[-1][5][-1][0] > last_id:
+        raise RdbError("stream entry above the last ID")
+    groups = []
+    for _g in range(r.count(3)):
+        name = r.string()
+        glast = (r.length()[0], r.length()[0])
+        read: int | None = None  # legacy: estimated from the entries, as Redis does
+        if t >= T_STREAM_LISTPACKS_2:
+            read = r.length()[0]
+            if read == U64 - 1:
+                read = -1
+        pel: dict[tuple[int, int], list[Any]] = {}
+        for _p in range(r.count(16 + 8 + 1)):
+            i = _stream_id(r.take(16))
+            when = struct.unpack("<q", r.take(8))[0]
+            pel[i] = [when, r.length()[0], None]
+        consumers = []
+        for _c in range(r.count(2)):
+            cname = r.string()
+            seen = struct.unpack("<q", r.take(8))[0]
+            for _p in range(r.count(16)):
+                i = _stream_id(r.take(16))
+                if i not in pel or pel[i][2] is not None:
+                    raise RdbError("a consumer's pending entry is not in its group")
+                pel[i][2] = cname
+            consumers.append((cname, seen))
+        if any(v[2] is None for v in pel.values()):
+            raise RdbError("a pending entry without consumer")
+        groups.append((name, glast, read, [(i, *v) for i, v in pel.items()], consumers))
+    return {"nodes": nodes, "last_id": last_id, "max_deleted": max_deleted,
+            "entries_added": added, "groups": groups}
+
+
+def encode_stream(desc: dict[str, Any], th: Thresholds = DEFAULTS) -> bytes:
+    """Type byte + object for a stream description (as `_stream` returns, `nodes` holding
+    only live entries), as 7.0 writes it: RDB_TYPE_STREAM_LISTPACKS_2."""
+    c = th.compression
+    out = [bytes((T_STREAM_LISTPACKS_2,)), _len(len(desc["nodes"]))]
+    length = 0
+    first = (0, 0)
+    for _m, _live, _deleted, _last, _bytes, entries in desc["nodes"]:
+        master = entries[0][0]
+        if not length:
+            first = master
+        length += len(entries)
+        mfields = entries[0][1][::2]
+        items = [b"%d" % len(entries), b"0", b"%d" % len(mfields), *mfields, b"0"]
+        for i, fields in entries:
+            dms = i[0] - master[0]
+            dseq = (i[1] - master[1]) % U64
+            dseq = dseq - U64 if dseq >= 2**63 else dseq
+            if fields[::2] == mfields:
+                items += [b"%d" % STREAM_SAMEFIELDS, b"%d" % dms, b"%d" % dseq, *fields[1::2],
+                          b"%d" % (len(mfields) + 3)]
+            else:
+                n = len(fields) // 2
+                items += [b"0", b"%d" % dms, b"%d" % dseq, b"%d" % n, *fields,
+                          b"%d" % (2 * n + 4)]
+        out.append(string(struct.pack(">QQ", *master), c))
+        out.append(string(listpack(items), c))
+    last, maxdel = desc["last_id"], desc["max_deleted"]
+    out += [_len(length), _len(last[0]), _len(last[1]), _len(first[0]), _len(first[1]),
+            _len(maxdel[0]), _len(maxdel[1]), _len(desc["entries_added"]),
+            _len(len(desc["groups"]))]
+    for name, glast, read, pel, consumers in desc["groups"]:
+        out += [string(name, c), _len(glast[0]), _len(glast[1]), _len(read % U64),
+                _len(len(pel))]
+        for i, when, count, _owner in pel:
+            out += [struct.pack(">QQ", *i), struct.pack("<q", when), _len(count)]
+        out.append(_len(len(consumers)))
+        for cname, seen in consumers:
+            ids = [i for i, _w, _n, owner in pel if owner == cname]
+            out += [string(cname, c), struct.pack("<q", seen), _len(len(ids))]
+            out += [struct.pack(">QQ", *i) for i in ids]
+    return b"".join(out)
 
 
 def verify(payload: bytes) -> None:
@@ -536,7 +714,7 @@ def load(payload: bytes) -> tuple[int, Any]:
     except (struct.error, ValueError, OverflowError, MemoryError, RecursionError):
         raise RdbError("malformed object") from None
     # Bytes after the object are ignored, as Redis ignores them.
-    if t != T_STRING and not value:
+    if t != T_STRING and t not in STREAM_TYPES and not value:
         raise RdbError("empty container")
     return t, value
 
@@ -678,8 +856,8 @@ def encode_object(value: Any, th: Thresholds = DEFAULTS) -> bytes:
     """Type byte + object for a string, list, set or hash (sorted sets: encode_zset)."""
     c = th.compression
     t = type(value)
-    if t is bytes:
-        return bytes((T_STRING,)) + string(value, c)
+    if t is bytes or t is bytearray:  # a bytearray: a string the bit commands edited
+        return bytes((T_STRING,)) + string(bytes(value), c)
     if t is deque:
         nodes = _list_nodes(value, th.list_size)
         out = [bytes((T_LIST_QUICKLIST_2,)), _len(len(nodes))]

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ironcache._version import __version__
 from ironcache.keyspace import KEY_OVERHEAD, STR_OVERHEAD, Entry, value_size
+from ironcache.stream import Stream
 from ironcache.zset import ZSet
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ MARSHAL_VERSION = 2
 # Value types that are not builtins travel as (tag, payload) tuples: the type's `TAG`, and
 # the marshal-able form its `dump()` gives and its `load()` reads back (ValueError when it
 # cannot). A new structure type is one more entry here.
-TAGGED: dict[str, Any] = {ZSet.TAG: ZSet}
+TAGGED: dict[str, Any] = {ZSet.TAG: ZSet, Stream.TAG: Stream}
 # bytearray: a string the bit commands edit in place; marshal writes it as bytes.
 _BUILTIN = frozenset((bytes, bytearray, dict, set))
 

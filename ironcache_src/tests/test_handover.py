@@ -403,7 +403,7 @@ CORRUPTIONS = {
     ),
     "valid checksum, empty set": (lambda: _with_body(_db([b"s"], [set()])), "empty collection"),
     "valid checksum, an unknown type tag": (
-        lambda: _with_body(_db([b"x"], [("stream", [b"a"])])),
+        lambda: _with_body(_db([b"x"], [("nosuchtype", [b"a"])])),
         "unknown type tag",
     ),
     "valid checksum, a sorted set with a NaN score": (

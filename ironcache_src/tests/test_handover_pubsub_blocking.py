@@ -1,5 +1,5 @@
-"""Subscribers and clients blocked in BLPOP across a handover restart (the test plays
-systemd's part, as test_handover_restart.py does); handover off is the control."""
+"""Subscribers and clients blocked in BLPOP and XREAD BLOCK across a handover restart (the
+test plays systemd's part, as test_handover_restart.py does); handover off is the control."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def test_subscribers_and_blocked_clients_survive_a_restart(tmp_path: Path, hando
         sub3 = RawConn.tcp("127.0.0.1", port)
         waiter = RawConn.tcp("127.0.0.1", port)
         timed = RawConn.tcp("127.0.0.1", port)
-        conns += [sub, sub3, waiter, timed]
+        xwaiter = RawConn.tcp("127.0.0.1", port)
+        conns += [sub, sub3, waiter, timed, xwaiter]
         sub.send_command("SUBSCRIBE", "news")
         assert sub.read_reply() == [b"subscribe", b"news", 1]
         sub.send_command("PSUBSCRIBE", "n*")
@@ -46,9 +47,14 @@ def test_subscribers_and_blocked_clients_survive_a_restart(tmp_path: Path, hando
         waiter.send_command("PING")
         timed.send_command("BLPOP", "other", "3")
         with RawConn.tcp("127.0.0.1", port) as check:
+            check.send_command("XADD", "events", "1-1", "old", "entry")
+            check.read_reply()
+        # `$`: entries after 1-1, the last one when it blocked; the next process keeps that.
+        xwaiter.send_command("XREAD", "BLOCK", "0", "STREAMS", "events", "$")
+        with RawConn.tcp("127.0.0.1", port) as check:
             check.send_command("CLIENT", "LIST")
             listing = check.read_reply().decode()
-        assert listing.count("flags=b") == 2 and listing.count("flags=P") == 2
+        assert listing.count("flags=b") == 3 and listing.count("flags=P") == 2
         started = time.monotonic()
         old = procs[-1]
         old.send_signal(signal.SIGTERM)
@@ -59,9 +65,11 @@ def test_subscribers_and_blocked_clients_survive_a_restart(tmp_path: Path, hando
             receivers = pub.read_reply()
             pub.send_command("RPUSH", "queue", "item")
             pub.read_reply()
+            pub.send_command("XADD", "events", "2-1", "new", "entry")
+            pub.read_reply()
         if handover == "no":  # the control: every connection closed, nothing delivered
             assert receivers == 0
-            for c in (sub, sub3, waiter, timed):
+            for c in (sub, sub3, waiter, timed, xwaiter):
                 c.sock.settimeout(5)
                 with pytest.raises(OSError):
                     c.read_reply()
@@ -73,6 +81,7 @@ def test_subscribers_and_blocked_clients_survive_a_restart(tmp_path: Path, hando
         assert sub3.types[-4] == b">"  # still RESP3: a push
         assert waiter.read_reply() == [b"queue", b"item"]
         assert waiter.read_reply() == "PONG"
+        assert xwaiter.read_reply() == [[b"events", [[b"2-1", [b"new", b"entry"]]]]]
         timed.sock.settimeout(20)
         assert timed.read_reply() is None  # the timeout kept its deadline: it ends, once
         assert time.monotonic() - started >= 2.5

@@ -38,6 +38,8 @@ UNITS = [
     "type/hash",
     "type/set",
     "type/zset",
+    "type/stream",
+    "type/stream-cgroups",
     "keyspace",
     "expire",
     "scan",

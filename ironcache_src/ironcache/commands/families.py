@@ -24,6 +24,7 @@ def load_all() -> None:
         pubsub,
         scripting,
         sets,
+        streams,
         strings,
         transactions,
         zsets,

@@ -13,10 +13,12 @@ from ironcache.commands import (
     CommandError,
     command,
     subcommand,
+    subcommands,
     to_int,
 )
 from ironcache.keyspace import Database, now_ms, value_size
 from ironcache.protocol import OK, ONE, ZERO, bulk, integer, null
+from ironcache.stream import Stream, describe, from_description
 from ironcache.zset import ZSet
 
 if TYPE_CHECKING:
@@ -93,6 +95,8 @@ def db_index(c: Client, raw: bytes) -> Database:
 def encode(c: Client, value: Any) -> bytes:
     pairs = zset_pairs(value)
     th = thresholds(c)
+    if isinstance(value, Stream):
+        return rdb.seal(rdb.encode_stream(describe(value), th))
     if pairs is not None:
         return rdb.seal(rdb.encode_zset(pairs, th))
     return rdb.dump(value, th)
@@ -141,6 +145,8 @@ def restore(c: Client, argv: list[bytes]) -> bytes:
         kind, value = rdb.load(argv[3])
         if kind in rdb.ZSET_TYPES:
             value = zset_from_pairs(value)
+        elif kind in rdb.STREAM_TYPES:
+            value = from_description(value)
     except rdb.RdbError as err:
         if err.version:
             raise CommandError("ERR DUMP payload version or checksum are wrong") from None
@@ -272,6 +278,8 @@ def encoding(value: Any, th: rdb.Thresholds) -> str:
         return "embstr" if len(value) <= 44 else "raw"
     if t is deque:
         return "quicklist"  # every 7.0 list
+    if t is Stream:
+        return "stream"
     if t is set:
         return "intset" if rdb.is_intset(value, th.set_intset) else "hashtable"
     if t is dict:
@@ -286,11 +294,12 @@ def simple_lines(lines: list[str]) -> bytes:
     return b"*%d\r\n" % len(lines) + b"".join(b"+" + s.encode() + b"\r\n" for s in lines)
 
 
+OBJECT_ARITY = {b"help": 2, b"encoding": 3, b"freq": 3, b"idletime": 3, b"refcount": 3}
+
+
 @command("object", -2, "readonly", (2, 2, 1), "generic", "Inspects a key's internals.", "2.2.3")
 def object_(c: Client, argv: list[bytes]) -> bytes:
-    sub = subcommand(
-        argv, {b"help": 2, b"encoding": 3, b"freq": 3, b"idletime": 3, b"refcount": 3}
-    )
+    sub = subcommand(argv, OBJECT_ARITY)
     if sub == b"help":
         return simple_lines(OBJECT_HELP)
     e = c.db.peek(argv[2])  # no access counted: OBJECT must not change what it reports
@@ -319,6 +328,10 @@ def object_(c: Client, argv: list[bytes]) -> bytes:
             + POLICY_NOTE
         )
     return integer(c.server.keyspace.lfu_counter(c.db.freqs.get(argv[2])))
+
+
+# Subcommand arities checked before MULTI queues them, as Redis does.
+subcommands("object", OBJECT_ARITY, {b"help": "loading stale"})
 
 
 def _lru_or_lfu(c: Client) -> bool:

@@ -147,6 +147,8 @@ def set_(c: Client, argv: list[bytes]) -> bytes:
             e.lru = ks.clock
             if ks.lfu:
                 db.lfu_touch(key)
+            if db.blocked and key in db.blocked:  # a stream replaced: XREADGROUP waiters
+                ks.signal_ready(db, key)
         else:
             ks.used += size + len(key) + KEY_OVERHEAD
             db.data[key] = Entry(value, ks.clock, size)
