@@ -148,6 +148,7 @@ class Server:
         self.config_changed()
         self.monitors: set[Client] = set()  # MONITOR: every command run is written to them
         self.pubsub = PubSub()
+        self.keyspace.publish = self.pubsub.publish  # keyspace notifications go out here
         self.blocking = blocking.Blocking(self.keyspace)
 
         def wrote(db: int, argv: list[bytes]) -> None:  # late-bound: the handover is replaced
@@ -212,6 +213,7 @@ class Server:
         self.obuf_normal = (hard, soft, seconds)
         hard, soft, seconds = self.config["client-output-buffer-limit"]["pubsub"]
         self.obuf_pubsub = (hard, soft, seconds)
+        self.keyspace.set_events(self.config["notify-keyspace-events"])
 
     def update_maxmemory(self) -> None:
         configured = self.config["maxmemory"]
