@@ -16,7 +16,14 @@ from ironcache import blocking, diskstore, handover
 from ironcache import listener as listen
 from ironcache._version import __version__
 from ironcache.client import DENIED, Client
-from ironcache.commands import ALIASES, TABLE, Command, CommandError, reset_command_stats
+from ironcache.commands import (
+    ALIASES,
+    NOT_MONITORED,
+    TABLE,
+    Command,
+    CommandError,
+    reset_command_stats,
+)
 from ironcache.commands.families import load_all
 from ironcache.config import Config
 from ironcache.keyspace import Keyspace
@@ -32,7 +39,6 @@ IMMEDIATE_IN_MULTI = frozenset(("exec", "discard", "multi", "watch", "quit", "re
 # Run in MULTI even over maxmemory (EXEC unless it holds a command that may grow memory).
 OOM_EXEMPT_IN_MULTI = frozenset(("exec", "discard", "quit", "reset"))
 ERRORSTATS_MAX = 128
-NOT_MONITORED = frozenset(("admin", "skip_monitor"))  # too dangerous to show, as in Redis
 # What a RESP2 client may run once subscribed (Redis's subscribed-context rule).
 SUBSCRIBED_CONTEXT = frozenset(
     ("subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe")
@@ -327,8 +333,9 @@ class Server:
             self.feed_monitors(c, argv)
         return reply
 
-    def feed_monitors(self, c: Client, argv: list[bytes]) -> None:
-        """MONITOR: one status line per command run, as Redis's replicationFeedMonitors()."""
+    def feed_monitors(self, c: Client, argv: list[bytes], script: bool = False) -> None:
+        """MONITOR: one status line per command run, as Redis's replicationFeedMonitors();
+        a command a script runs is shown as from "lua"."""
         name = argv[0].lower()
         if name == b"auth":
             argv = argv[:1] + [b"(redacted)"] * (len(argv) - 1)
@@ -338,7 +345,12 @@ class Server:
                 if argv[i].lower() == b"auth":
                     argv[i + 1] = argv[i + 2] = b"(redacted)"
         t = time.time_ns() // 1000
-        where = f"unix:{c.listener.address}" if c.listener.kind == "unix" else c.addr
+        if script:
+            where = "lua"
+        elif c.listener.kind == "unix":
+            where = f"unix:{c.listener.address}"
+        else:
+            where = c.addr
         line = b"+%d.%06d [%d %s] %s\r\n" % (
             t // 1_000_000,
             t % 1_000_000,

@@ -4,6 +4,7 @@ events, MULTI and scripts, the setting's forms, and a subscriber across a live r
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import time
@@ -135,10 +136,8 @@ def _collect(client: redis.Redis, commands: list[tuple[str, ...]], flags: str) -
         for dummy in range(2):
             assert sub.get_message(timeout=5) is not None
         for cmd in commands:
-            try:
+            with contextlib.suppress(redis.ResponseError):
                 client.execute_command(*cmd)
-            except redis.ResponseError:
-                pass
         client.publish(END, b"done")
         got = []
         while True:
@@ -355,3 +354,33 @@ def test_a_keyevent_subscriber_keeps_receiving_across_a_restart(
                 srv.wait()
         store.close()
         listener.close()
+
+
+def _monitor_lines(port: int, client: redis.Redis) -> list[bytes]:
+    """What MONITOR shows of an EVAL and an FCALL, timestamps and addresses cut off."""
+    client.function_load(
+        "#!lua name=notifylib\n"
+        "redis.register_function('notifyfn', function() return redis.call('set', 'f', 'v') end)",
+        replace=True,
+    )
+    with RawConn.tcp("127.0.0.1", port) as mon:
+        mon.send_command("MONITOR")
+        assert mon.read_reply() == "OK"
+        client.eval("redis.call('set', KEYS[1], ARGV[1]); return redis.call('get', KEYS[1])",
+                    1, "k", "v")
+        client.fcall("notifyfn", 0)
+        client.ping()
+        lines = []
+        while not lines or b'"ping"' not in lines[-1].lower():
+            line = str(mon.read_reply()).encode()
+            lines.append(line.split(b" ", 1)[1])  # the time differs
+    client.function_delete("notifylib")
+    return [line.split(b"]", 1)[1] if b" lua]" not in line else line for line in lines]
+
+
+def test_monitor_shows_the_commands_scripts_run(server: Server, rb: redis.Redis,
+                                                ref: redis.Redis) -> None:
+    ref_port = ref.connection_pool.connection_kwargs["port"]
+    mine = _monitor_lines(server.port, rb)
+    assert b'[0 lua] "set" "k" "v"' in mine
+    assert mine == _monitor_lines(ref_port, ref)

@@ -46,6 +46,7 @@ UNITS = [
     "info-command",
     "quit",
     "pubsub",
+    "pubsubshard",
     "introspection",
     "introspection-2",
     "bitops",
