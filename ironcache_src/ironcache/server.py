@@ -32,6 +32,9 @@ from ironcache.protocol import QUEUED, error
 from ironcache.pubsub import PubSub
 from ironcache.sdnotify import Notifier
 
+SUBSCRIPTIONS = frozenset(
+    (b"subscribe", b"psubscribe", b"ssubscribe", b"unsubscribe", b"punsubscribe", b"sunsubscribe")
+)
 OOM = "OOM command not allowed when used memory > 'maxmemory'."
 NOAUTH = error("NOAUTH Authentication required.")
 # Commands a client in MULTI runs at once instead of queueing.
@@ -439,7 +442,9 @@ class Server:
                 reply = self.execute(c, argv)
                 if c.reply_off:
                     muted = c.muted(reply)
-                    if reply[:1] != b">":  # RESP3 pushes are sent whatever CLIENT REPLY says
+                    # RESP3 pushes, and (un)subscribe confirmations in RESP2 too, are sent
+                    # whatever CLIENT REPLY says (Redis's CLIENT_PUSHING)
+                    if reply[:1] != b">" and argv[0].lower() not in SUBSCRIPTIONS:
                         reply = muted
                 append(reply)
                 start = n + 1

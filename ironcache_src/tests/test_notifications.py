@@ -384,3 +384,19 @@ def test_monitor_shows_the_commands_scripts_run(server: Server, rb: redis.Redis,
     mine = _monitor_lines(server.port, rb)
     assert b'[0 lua] "set" "k" "v"' in mine
     assert mine == _monitor_lines(ref_port, ref)
+
+
+def _subscribe_with_replies_off(port: int) -> list:
+    with RawConn.tcp("127.0.0.1", port) as c:
+        c.send_command("CLIENT", "REPLY", "OFF")
+        c.send_command("PSUBSCRIBE", "p*")
+        c.send_command("SUBSCRIBE", "a")
+        c.send_command("UNSUBSCRIBE", "a")
+        return [c.read_reply() for dummy in range(3)]
+
+
+def test_subscribe_confirmations_ignore_client_reply_off(server: Server, ref: redis.Redis) -> None:
+    """As Redis (CLIENT_PUSHING): a subscriber with replies off still learns it subscribed."""
+    mine = _subscribe_with_replies_off(server.port)
+    assert mine == _subscribe_with_replies_off(ref.connection_pool.connection_kwargs["port"])
+    assert mine[0] == [b"psubscribe", b"p*", 1]
