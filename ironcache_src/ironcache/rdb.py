@@ -678,8 +678,8 @@ def encode_object(value: Any, th: Thresholds = DEFAULTS) -> bytes:
     """Type byte + object for a string, list, set or hash (sorted sets: encode_zset)."""
     c = th.compression
     t = type(value)
-    if t is bytes:
-        return bytes((T_STRING,)) + string(value, c)
+    if t is bytes or t is bytearray:  # a bytearray: a string the bit commands or PFADD edit
+        return bytes((T_STRING,)) + string(bytes(value), c)
     if t is deque:
         nodes = _list_nodes(value, th.list_size)
         out = [bytes((T_LIST_QUICKLIST_2,)), _len(len(nodes))]
