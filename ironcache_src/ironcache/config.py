@@ -260,10 +260,8 @@ def _replicaof(args: list[str]) -> str:
 
 
 def _keyspace_events(args: list[str]) -> int:
-    # An empty value is allowed: notifications off (Redis's default).
-    if len(args) > 1:
-        raise ValueError("wrong number of arguments")
-    return events_from_string(args[0] if args else "")
+    # An empty value ("") is allowed: notifications off (Redis's default).
+    return events_from_string(_one(args))
 
 
 def _compat_int(name: str, default: int, lo: int = 0, hi: int = _INT_MAX) -> Directive:
