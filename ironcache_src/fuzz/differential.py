@@ -9,7 +9,11 @@ line, shell quoting). Each sequence starts with FLUSHALL on a fresh connection o
   HSCAN items, HGETALL pairs) are sorted; a cursor is compared as zero / not zero only
   (fuzz/normalize.py, shared with tests/test_differential.py);
 - TTL, PTTL, EXPIRETIME, PEXPIRETIME are reduced to their sign (they depend on the clock);
-- errors are compared word for word, except the kept differences of known.KEPT.
+- errors are compared word for word, except the kept differences of known.KEPT;
+- keyspace notifications: every sequence runs with notify-keyspace-events AKEn (unless it
+  changes it) and a subscriber to every __keyspace/__keyevent channel; the messages it got
+  are compared once all replies matched ("expired" ones left out: when a key with a TTL of a
+  few ms is found expired depends on the clock).
 
 The first difference in a sequence ends the comparison of that sequence (the datasets may have
 diverged). A difference is either kept (known.KEPT), an unfixed defect (known.DIFF_UNFIXED, by
@@ -21,6 +25,7 @@ the regression id of known.UNFIXED), or new: a new one fails the run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -155,6 +160,7 @@ TEMPLATES: dict[bytes, list[list[str]]] = {
               ["K", "ALPHA", "DESC", "LIMIT", "I", "I", "GET", "SORTGET"], ["K", "V"]],
     b"SORT_RO": [["K", "ALPHA"], ["K", "STORE", "K"]],
     b"CONFIG": [["SET", "maxmemory-policy", "POL"], ["SET", "maxmemory-clients", "MMC"],
+                ["SET", "notify-keyspace-events", "NKE"], ["GET", "notify-keyspace-events"],
                 ["GET", "maxmemory-clients"], ["GET", "repl-backlog-size"],
                 ["GET", "key-load-delay"], ["SET", "replicaof", "V"]],
     # Blocking forms with short timeouts only (BT): never a forever wait in the fuzzer.
@@ -302,6 +308,7 @@ def command(rnd: random.Random) -> list[bytes]:
             "CUSER": [b"default", b"nobody"], "YESISH": [b"yes", b"YES", b"maybe"],
             "MMC": [b"0", b"10%", b"100%", b"200%", b"1mb", b"x", b"-1", b"5%x"],
             "LUA": SCRIPTS,
+            "NKE": [b"KEA", b"AKEn", b"gKE", b"$lshzxeKE", b"Kl", b"En", b"tdm", b"", b"KEq"],
             "SHA": [hashlib.sha1(x).hexdigest().encode() for x in SCRIPTS[:6]] + [b"0" * 40],
         }.get(kind)
         if pick is not None:
@@ -341,8 +348,9 @@ class Conn:
         self.buf = b""
 
     def call(self, argv: list[bytes]) -> Any:
-        self.sock.sendall(b"*%d\r\n" % len(argv)
-                          + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in argv))
+        if argv:
+            self.sock.sendall(b"*%d\r\n" % len(argv)
+                              + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in argv))
         while True:
             try:
                 reply, pos = parse_reply(self.buf)
@@ -384,10 +392,33 @@ def normalize(cmd: list[bytes], reply: Any, in_exec: bool = False) -> Any:
     return normalize_reply(cmd, reply, RespError)
 
 
+END = b"differential-end"
+
+
+def notifications(port: int, sub: Conn) -> list[Any]:
+    """The keyspace notifications `sub` received, up to the end marker published now."""
+    with contextlib.closing(Conn(port)) as pub:
+        pub.call([b"PUBLISH", END, b"x"])
+    got = []
+    while True:
+        try:
+            msg = sub.call([])  # reads the next message (nothing is sent)
+        except (ConnectionError, OSError):  # CLIENT KILL TYPE pubsub in the sequence
+            return [*got, "subscriber disconnected"]
+        if msg[-2] == END:
+            return got
+        if not msg[2].endswith(b":expired") and msg[3] != b"expired":
+            got.append(msg[2:])
+
+
 def run_sequence(port: int, protocol: int, seq: list[list[bytes]]) -> list[Any]:
     conn = Conn(port)
+    sub = Conn(port)
     try:
         conn.call([b"FLUSHALL"])
+        conn.call([b"CONFIG", b"SET", b"notify-keyspace-events", b"AKEn"])
+        sub.call([b"PSUBSCRIBE", b"__key*__:*"])
+        sub.call([b"SUBSCRIBE", END])
         if protocol == 3:
             conn.call([b"HELLO", b"3"])
         out = []
@@ -413,9 +444,11 @@ def run_sequence(port: int, protocol: int, seq: list[list[bytes]]) -> list[Any]:
             else:
                 reply = normalize(cmd, reply)
             out.append(reply)
+        out.append(("notifications", notifications(port, sub)))
         return out
     finally:
         conn.close()
+        sub.close()
 
 
 def classify(cmd: list[bytes], ours: Any, redis: Any) -> tuple[str, str]:
@@ -509,7 +542,7 @@ def main() -> int:
             ours = run_sequence(ic_port, protocol, seq)
             theirs = run_sequence(redis_port, protocol, seq)
             commands += len(seq)
-            for cmd, mine, ref in zip(seq, ours, theirs, strict=False):
+            for cmd, mine, ref in zip([*seq, [b"(notifications)"]], ours, theirs, strict=False):
                 if mine != ref:
                     verdict, kid = classify(cmd, mine, ref)
                     counts[f"{verdict}:{kid}"] += 1

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ironcache.glob import matcher
-from ironcache.keyspace import POLICIES
+from ironcache.keyspace import POLICIES, events_from_string, events_to_string
 
 
 class ConfigError(Exception):
@@ -259,6 +259,11 @@ def _replicaof(args: list[str]) -> str:
     return ""
 
 
+def _keyspace_events(args: list[str]) -> int:
+    # An empty value ("") is allowed: notifications off (Redis's default).
+    return events_from_string(_one(args))
+
+
 def _compat_int(name: str, default: int, lo: int = 0, hi: int = _INT_MAX) -> Directive:
     return Directive(name, _int(lo, hi), default, no_effect=True)
 
@@ -366,6 +371,8 @@ DIRECTIVES: dict[str, Directive] = {
             merge=_merge_obuf,
         ),
         Directive("hz", _int(1, 500), 10),
+        # Keyspace notifications published to __keyspace@<db>__:* and __keyevent@<db>__:*.
+        Directive("notify-keyspace-events", _keyspace_events, 0, render=events_to_string),
         Directive("daemonize", _daemonize, False, mutable=False, render=_render_bool),
         *REDIS_COMPAT,
     ]

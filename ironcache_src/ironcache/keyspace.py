@@ -36,6 +36,54 @@ DATABASE = -1  # the size of a lazy-free job that is a flushed database's dict o
 TYPE_NAMES = {bytes: "string", bytearray: "string", dict: "hash", deque: "list", set: "set"}
 
 
+# Keyspace notifications (notify-keyspace-events): Redis's event classes and flag letters.
+NOTIFY_KEYSPACE = 1 << 0  # K
+NOTIFY_KEYEVENT = 1 << 1  # E
+NOTIFY_GENERIC = 1 << 2  # g
+NOTIFY_STRING = 1 << 3  # $
+NOTIFY_LIST = 1 << 4  # l
+NOTIFY_SET = 1 << 5  # s
+NOTIFY_HASH = 1 << 6  # h
+NOTIFY_ZSET = 1 << 7  # z
+NOTIFY_EXPIRED = 1 << 8  # x
+NOTIFY_EVICTED = 1 << 9  # e
+NOTIFY_STREAM = 1 << 10  # t
+NOTIFY_KEY_MISS = 1 << 11  # m (not part of A)
+NOTIFY_MODULE = 1 << 13  # d
+NOTIFY_NEW = 1 << 14  # n (not part of A)
+NOTIFY_ALL = (
+    NOTIFY_GENERIC | NOTIFY_STRING | NOTIFY_LIST | NOTIFY_SET | NOTIFY_HASH | NOTIFY_ZSET
+    | NOTIFY_EXPIRED | NOTIFY_EVICTED | NOTIFY_STREAM | NOTIFY_MODULE
+)
+NOTIFY_LETTERS = {
+    "A": NOTIFY_ALL, "g": NOTIFY_GENERIC, "$": NOTIFY_STRING, "l": NOTIFY_LIST,
+    "s": NOTIFY_SET, "h": NOTIFY_HASH, "z": NOTIFY_ZSET, "x": NOTIFY_EXPIRED,
+    "e": NOTIFY_EVICTED, "K": NOTIFY_KEYSPACE, "E": NOTIFY_KEYEVENT, "t": NOTIFY_STREAM,
+    "m": NOTIFY_KEY_MISS, "d": NOTIFY_MODULE, "n": NOTIFY_NEW,
+}
+# CONFIG GET's order (Redis's keyspaceEventsFlagsToString): classes, or A for all of them.
+_CLASS_ORDER = "g$lshzxetdn"
+
+
+def events_from_string(classes: str) -> int:
+    """notify-keyspace-events' letters as flags (ValueError on an unknown letter)."""
+    flags = 0
+    for ch in classes:
+        flag = NOTIFY_LETTERS.get(ch)
+        if flag is None:
+            raise ValueError("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
+        flags |= flag
+    return flags
+
+
+def events_to_string(flags: int) -> str:
+    if flags & NOTIFY_ALL == NOTIFY_ALL:
+        out = "A"  # as Redis 7.0.15: "n" is not shown next to "A" (though it is on)
+    else:
+        out = "".join(ch for ch in _CLASS_ORDER if flags & NOTIFY_LETTERS[ch])
+    return out + "".join(ch for ch in "KEm" if flags & NOTIFY_LETTERS[ch])
+
+
 def type_name(value: Any) -> str:
     """TYPE's answer: builtin types by TYPE_NAMES, structure types by their TAG."""
     return TYPE_NAMES.get(type(value)) or value.TAG
@@ -164,6 +212,22 @@ class Database:
         # A key not in it was not accessed since it was written: LFU_INIT_VAL.
         self.freqs: dict[bytes, int] = {}
 
+    def notify(self, flag: int, event: bytes, key: bytes) -> None:
+        """A keyspace notification (Redis's notifyKeyspaceEvent), if its class is on."""
+        ks = self.keyspace
+        if ks.events & flag:
+            ks.publish_event(event, key, self.index)
+
+    def notify_emptied(self, flag: int, event: bytes, key: bytes) -> None:
+        """The event of a command that removed elements, then "del" if that emptied the key
+        (resized() deleted it), as Redis announces both."""
+        ks = self.keyspace
+        if ks.events:
+            if ks.events & flag:
+                ks.publish_event(event, key, self.index)
+            if ks.events & NOTIFY_GENERIC and key not in self.data:
+                ks.publish_event(b"del", key, self.index)
+
     # ----------------------------------------------------------- lookups
     def lookup(self, key: bytes) -> Entry | None:
         """The live entry for `key`, expiring it first if its time has passed."""
@@ -216,6 +280,8 @@ class Database:
             self.order.append(key)
             if self.blocked and key in self.blocked:
                 ks.signal_ready(self, key)
+            if ks.events & NOTIFY_NEW:
+                ks.publish_event(b"new", key, self.index)
         if self.expires and not keep_ttl:
             self.expires.pop(key, None)
         # touched(), inlined: this is the hottest write path.
@@ -403,11 +469,15 @@ class Database:
     def _expire(self, key: bytes) -> None:
         # As Redis with lazyfree-lazy-expire: an expired big value never stalls a request.
         self.unlink(key)
-        self.keyspace.expired_keys += 1
+        ks = self.keyspace
+        ks.expired_keys += 1
+        if ks.events & NOTIFY_EXPIRED:
+            ks.publish_event(b"expired", key, self.index)
 
     def expire_now(self, key: bytes) -> None:
-        """A key given a time in the past (EXPIRE 0, SET EX ... in the past)."""
-        self._expire(key)
+        """A key given a time in the past (EXPIRE 0): the command announces a "del" itself."""
+        self.unlink(key)
+        self.keyspace.expired_keys += 1
 
     def live_keys(self) -> Iterator[bytes]:
         """Live keys (expired ones are skipped, not deleted, so iteration stays safe)."""
@@ -576,7 +646,30 @@ class Keyspace:
         # name), kept here so the handover and the snapshot carry it with the dataset.
         self.scripts: dict[bytes, bytes] = {}
         self.libraries: dict[str, bytes] = {}
+        # Keyspace notifications: the notify-keyspace-events flags, 0 when nothing would be
+        # published (no class, or neither K nor E), so a write tests one int when they are
+        # off. `publish` (channel, message) is given by the server: pub/sub lives above.
+        self.events = 0
+        self.publish: Callable[[bytes, bytes], Any] | None = None
         self.tick()
+
+    def set_events(self, flags: int) -> None:
+        on = flags & (NOTIFY_KEYSPACE | NOTIFY_KEYEVENT) and flags & ~(
+            NOTIFY_KEYSPACE | NOTIFY_KEYEVENT
+        )
+        self.events = flags if on else 0
+
+    def publish_event(self, event: bytes, key: bytes, db: int) -> None:
+        """Publish one event whose class is on: __keyspace@<db>__:<key> <event> (K) and
+        __keyevent@<db>__:<event> <key> (E). None while a journal is replayed: those writes
+        were announced when they first ran."""
+        publish = self.publish
+        if publish is None or FROZEN_MS:
+            return
+        if self.events & NOTIFY_KEYSPACE:
+            publish(b"__keyspace@%d__:%s" % (db, key), event)
+        if self.events & NOTIFY_KEYEVENT:
+            publish(b"__keyevent@%d__:%s" % (db, event), key)
 
     def signal_ready(self, db: Database, key: bytes) -> None:
         if (db.index, key) not in self.ready_set:
@@ -736,6 +829,8 @@ class Keyspace:
             db, k = best
             if db.unlink(k):  # as Redis with lazyfree-lazy-eviction: a big value in slices
                 self.evicted_keys += 1
+                if self.events & NOTIFY_EVICTED:
+                    self.publish_event(b"evicted", k, db.index)
                 if self.lazy_counted:
                     self.free_step(EVICT_FREE_SLICE)
                     if self.lazy_counted:

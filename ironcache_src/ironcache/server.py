@@ -16,7 +16,14 @@ from ironcache import blocking, diskstore, handover
 from ironcache import listener as listen
 from ironcache._version import __version__
 from ironcache.client import DENIED, Client
-from ironcache.commands import ALIASES, TABLE, Command, CommandError, reset_command_stats
+from ironcache.commands import (
+    ALIASES,
+    NOT_MONITORED,
+    TABLE,
+    Command,
+    CommandError,
+    reset_command_stats,
+)
 from ironcache.commands.families import load_all
 from ironcache.config import Config
 from ironcache.keyspace import Keyspace
@@ -25,6 +32,9 @@ from ironcache.protocol import QUEUED, error
 from ironcache.pubsub import PubSub
 from ironcache.sdnotify import Notifier
 
+SUBSCRIPTIONS = frozenset(
+    (b"subscribe", b"psubscribe", b"ssubscribe", b"unsubscribe", b"punsubscribe", b"sunsubscribe")
+)
 OOM = "OOM command not allowed when used memory > 'maxmemory'."
 NOAUTH = error("NOAUTH Authentication required.")
 # Commands a client in MULTI runs at once instead of queueing.
@@ -32,7 +42,6 @@ IMMEDIATE_IN_MULTI = frozenset(("exec", "discard", "multi", "watch", "quit", "re
 # Run in MULTI even over maxmemory (EXEC unless it holds a command that may grow memory).
 OOM_EXEMPT_IN_MULTI = frozenset(("exec", "discard", "quit", "reset"))
 ERRORSTATS_MAX = 128
-NOT_MONITORED = frozenset(("admin", "skip_monitor"))  # too dangerous to show, as in Redis
 # What a RESP2 client may run once subscribed (Redis's subscribed-context rule).
 SUBSCRIBED_CONTEXT = frozenset(
     ("subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe")
@@ -148,6 +157,7 @@ class Server:
         self.config_changed()
         self.monitors: set[Client] = set()  # MONITOR: every command run is written to them
         self.pubsub = PubSub()
+        self.keyspace.publish = self.pubsub.publish  # keyspace notifications go out here
         self.blocking = blocking.Blocking(self.keyspace)
 
         def wrote(db: int, argv: list[bytes]) -> None:  # late-bound: the handover is replaced
@@ -212,6 +222,7 @@ class Server:
         self.obuf_normal = (hard, soft, seconds)
         hard, soft, seconds = self.config["client-output-buffer-limit"]["pubsub"]
         self.obuf_pubsub = (hard, soft, seconds)
+        self.keyspace.set_events(self.config["notify-keyspace-events"])
 
     def update_maxmemory(self) -> None:
         configured = self.config["maxmemory"]
@@ -325,8 +336,9 @@ class Server:
             self.feed_monitors(c, argv)
         return reply
 
-    def feed_monitors(self, c: Client, argv: list[bytes]) -> None:
-        """MONITOR: one status line per command run, as Redis's replicationFeedMonitors()."""
+    def feed_monitors(self, c: Client, argv: list[bytes], script: bool = False) -> None:
+        """MONITOR: one status line per command run, as Redis's replicationFeedMonitors();
+        a command a script runs is shown as from "lua"."""
         name = argv[0].lower()
         if name == b"auth":
             argv = argv[:1] + [b"(redacted)"] * (len(argv) - 1)
@@ -336,7 +348,12 @@ class Server:
                 if argv[i].lower() == b"auth":
                     argv[i + 1] = argv[i + 2] = b"(redacted)"
         t = time.time_ns() // 1000
-        where = f"unix:{c.listener.address}" if c.listener.kind == "unix" else c.addr
+        if script:
+            where = "lua"
+        elif c.listener.kind == "unix":
+            where = f"unix:{c.listener.address}"
+        else:
+            where = c.addr
         line = b"+%d.%06d [%d %s] %s\r\n" % (
             t // 1_000_000,
             t % 1_000_000,
@@ -425,7 +442,9 @@ class Server:
                 reply = self.execute(c, argv)
                 if c.reply_off:
                     muted = c.muted(reply)
-                    if reply[:1] != b">":  # RESP3 pushes are sent whatever CLIENT REPLY says
+                    # RESP3 pushes, and (un)subscribe confirmations in RESP2 too, are sent
+                    # whatever CLIENT REPLY says (Redis's CLIENT_PUSHING)
+                    if reply[:1] != b">" and argv[0].lower() not in SUBSCRIPTIONS:
                         reply = muted
                 append(reply)
                 start = n + 1

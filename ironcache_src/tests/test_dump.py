@@ -357,3 +357,15 @@ def test_zset_payloads_move_both_ways_with_redis(ref: redis.Redis, n: int) -> No
     ref.restore("mine", 0, rdb.seal(rdb.encode_zset(pairs)))
     assert ref.zrange("mine", 0, -1, withscores=True) == ref.zrange("z", 0, -1, withscores=True)
     assert ref.object("encoding", "mine") == ref.object("encoding", "z")
+
+
+def test_dump_of_strings_the_bit_commands_and_pfmerge_edited(rb: redis.Redis) -> None:
+    """Such strings are bytearrays in the keyspace: DUMP writes them as strings (it failed with
+    an internal error before)."""
+    rb.setbit("bits", 9, 1)
+    rb.pfmerge("hll", "nosuch")
+    for key in ("bits", "hll"):
+        payload = rb.dump(key)
+        assert payload is not None
+        rb.restore(key + "-copy", 0, payload)
+        assert rb.get(key + "-copy") == rb.get(key)

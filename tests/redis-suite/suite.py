@@ -48,6 +48,7 @@ UNITS = [
     "info-command",
     "quit",
     "pubsub",
+    "pubsubshard",
     "introspection",
     "introspection-2",
     "bitops",

@@ -87,6 +87,9 @@ NOT_BATCHED = frozenset(
     + ("config", "info")
 )
 
+# Flags of commands MONITOR does not show (too dangerous, or shown by the command itself).
+NOT_MONITORED = frozenset(("admin", "skip_monitor"))
+
 TABLE: dict[bytes, Command] = {}  # by lower-case name: what COMMAND lists
 # Lookup table with upper-case names too: clients send GET or get, rarely Get.
 ALIASES: dict[bytes, Command] = {}

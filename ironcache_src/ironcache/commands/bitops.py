@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ironcache.commands import SYNTAX, WRONGTYPE, CommandError, command
-from ironcache.keyspace import STR_OVERHEAD, Entry
+from ironcache.keyspace import NOTIFY_GENERIC, NOTIFY_STRING, STR_OVERHEAD, Entry
 from ironcache.protocol import ONE, ZERO, integer, null
 
 if TYPE_CHECKING:
@@ -106,6 +106,8 @@ def setbit(c: Client, argv: list[bytes]) -> bytes:
         buf[byte] ^= mask
         if not dirty:
             c.db.touched(argv[1])
+    if dirty or bool(old) != on:
+        c.db.notify(NOTIFY_STRING, b"setbit", argv[1])
     return ONE if old else ZERO
 
 
@@ -242,7 +244,8 @@ def bitop(c: Client, argv: list[bytes]) -> bytes:
     size = max(map(len, srcs))
     db, dst = c.db, argv[2]
     if not size:
-        db.delete(dst)
+        if db.delete(dst):
+            db.notify(NOTIFY_GENERIC, b"del", dst)
         return ZERO
     out: bytes | bytearray
     if op == b"not":
@@ -265,6 +268,7 @@ def bitop(c: Client, argv: list[bytes]) -> bytes:
             parts.append(acc.to_bytes(n, "big"))
         out = b"".join(parts)
     db.set(dst, out, STR_OVERHEAD + size)
+    db.notify(NOTIFY_STRING, b"set", dst)
     return integer(size)
 
 
@@ -388,6 +392,8 @@ def _bitfield(c: Client, argv: list[bytes], read_only: bool) -> bytes:
             changes += 1
     if changes and not dirty:
         c.db.touched(argv[1])
+    if changes:
+        c.db.notify(NOTIFY_STRING, b"setbit", argv[1])
     return b"".join(out)
 
 

@@ -17,7 +17,7 @@ from ironcache.commands import (
     scan_reply,
     to_int,
 )
-from ironcache.keyspace import CONTAINER_OVERHEAD, FIELD_OVERHEAD, SCAN_WHOLE, Entry
+from ironcache.keyspace import CONTAINER_OVERHEAD, FIELD_OVERHEAD, NOTIFY_HASH, SCAN_WHOLE, Entry
 from ironcache.protocol import EMPTY_ARRAY, ONE, ZERO, bulk, bulk_array, encode, integer, null
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def write_hash(c: Client, key: bytes) -> Entry:
     return e
 
 
-def _set_fields(c: Client, argv: list[bytes], name: str) -> int:
+def _set_fields(c: Client, argv: list[bytes], name: str, event: bytes = b"hset") -> int:
     if len(argv) % 2 != 0 or len(argv) < 4:
         raise CommandError(f"ERR wrong number of arguments for '{name}' command")
     e = write_hash(c, argv[1])
@@ -62,6 +62,7 @@ def _set_fields(c: Client, argv: list[bytes], name: str) -> int:
             delta += len(v) - len(old)
         h[f] = v
     c.db.resized(argv[1], e, delta)
+    c.db.notify(NOTIFY_HASH, event, argv[1])
     return added
 
 
@@ -92,6 +93,8 @@ def hset(c: Client, argv: list[bytes]) -> bytes:
         db.touched(key)
     else:
         ks.dirty += 1
+    if ks.events:
+        db.notify(NOTIFY_HASH, b"hset", key)
     return ONE if old is None else ZERO
 
 
@@ -137,6 +140,7 @@ def hdel(c: Client, argv: list[bytes]) -> bytes:
             delta -= FIELD_OVERHEAD + len(f) + len(v)
     if n:
         c.db.resized(argv[1], e, delta)
+        c.db.notify_emptied(NOTIFY_HASH, b"hdel", argv[1])
     return integer(n)
 
 
@@ -181,7 +185,7 @@ def hincrby(c: Client, argv: list[bytes]) -> bytes:
     n += delta
     if not -(2**63) <= n < 2**63:
         raise CommandError("ERR increment or decrement would overflow")
-    _set_fields(c, [argv[0], argv[1], argv[2], b"%d" % n], "hincrby")
+    _set_fields(c, [argv[0], argv[1], argv[2], b"%d" % n], "hincrby", b"hincrby")
     return integer(n)
 
 
@@ -190,7 +194,7 @@ def hincrbyfloat(c: Client, argv: list[bytes]) -> bytes:
     add_floats(None, argv[3], finite_incr=True)  # the increment is checked before the key
     h = read_hash(c, argv[1]) or {}
     out = add_floats(h.get(argv[2]), argv[3], "ERR hash value is not a float", finite_incr=True)
-    _set_fields(c, [argv[0], argv[1], argv[2], out], "hincrbyfloat")
+    _set_fields(c, [argv[0], argv[1], argv[2], out], "hincrbyfloat", b"hincrbyfloat")
     return bulk(out)
 
 

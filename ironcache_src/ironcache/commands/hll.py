@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ironcache import hll
 from ironcache.commands import WRONGTYPE, CommandError, command
-from ironcache.keyspace import STR_OVERHEAD, Entry
+from ironcache.keyspace import NOTIFY_STRING, STR_OVERHEAD, Entry
 from ironcache.protocol import OK, ONE, ZERO, bulk, integer
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ def pfadd(c: Client, argv: list[bytes]) -> bytes:
         hll.invalidate(v)
         if not created:
             db.touched(key)
+        db.notify(NOTIFY_STRING, b"pfadd", key)
     return ONE if updated or created else ZERO
 
 
@@ -129,6 +130,7 @@ def pfmerge(c: Client, argv: list[bytes]) -> bytes:
     hll.invalidate(v)
     _resized(c, target, before)
     db.touched(dst)
+    db.notify(NOTIFY_STRING, b"pfadd", dst)
     return OK
 
 

@@ -16,7 +16,7 @@ from ironcache.commands import (
     subcommands,
     to_int,
 )
-from ironcache.keyspace import Database, now_ms, value_size
+from ironcache.keyspace import NOTIFY_GENERIC, NOTIFY_LIST, Database, now_ms, value_size
 from ironcache.protocol import OK, ONE, ZERO, bulk, integer, null
 from ironcache.stream import Stream, describe, from_description
 from ironcache.zset import ZSet
@@ -158,12 +158,14 @@ def restore(c: Client, argv: list[bytes]) -> bytes:
     if ttl and ttl <= now_ms():  # already expired: only the old value goes
         if replace and db.lookup(key) is not None:
             db.delete(key)
+            db.notify(NOTIFY_GENERIC, b"del", key)
         return OK
     if replace:
         db.delete(key)
     db.set(key, value, value_size(value))
     if ttl:
         db.set_expire(key, ttl)
+    db.notify(NOTIFY_GENERIC, b"restore", key)
     entry = db.data[key]
     if lfu_policy(c):
         if freq >= 0:
@@ -205,6 +207,7 @@ def copy(c: Client, argv: list[bytes]) -> bytes:
     dst_db.set(dst, copy_value(e.value), e.size)
     if when is not None:
         dst_db.set_expire(dst, when)
+    dst_db.notify(NOTIFY_GENERIC, b"copy_to", dst)
     return ONE
 
 
@@ -226,6 +229,8 @@ def move(c: Client, argv: list[bytes]) -> bytes:
         dst_db.set_expire(key, when)
     if freq is not None:
         dst_db.freqs[key] = freq
+    src_db.notify(NOTIFY_GENERIC, b"move_from", key)
+    dst_db.notify(NOTIFY_GENERIC, b"move_to", key)
     return ONE
 
 
@@ -470,8 +475,10 @@ def _sort(c: Client, argv: list[bytes], readonly: bool) -> bytes:
             stored.extend(_by_pattern(db, g, el) or b"" for g in gets)
     if stored:
         db.set(store, stored, value_size(stored))
+        db.notify(NOTIFY_LIST, b"sortstore", store)
     elif db.lookup(store) is not None:
         db.delete(store)
+        db.notify(NOTIFY_GENERIC, b"del", store)
     return integer(len(stored))
 
 

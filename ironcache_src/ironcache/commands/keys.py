@@ -14,7 +14,7 @@ from ironcache.commands import (
     scan_reply,
     to_int,
 )
-from ironcache.keyspace import Database, now_ms, type_name
+from ironcache.keyspace import NOTIFY_GENERIC, Database, now_ms, type_name
 from ironcache.protocol import OK, ONE, ZERO, bulk, bulk_array, integer, null, simple
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ def del_(c: Client, argv: list[bytes]) -> bytes:
     for k in argv[1:]:
         if db.lookup(k) is not None and db.delete(k):
             n += 1
+            db.notify(NOTIFY_GENERIC, b"del", k)
     return integer(n)
 
 
@@ -41,6 +42,7 @@ def unlink(c: Client, argv: list[bytes]) -> bytes:
     for k in argv[1:]:
         if db.lookup(k) is not None and db.unlink(k):
             n += 1
+            db.notify(NOTIFY_GENERIC, b"del", k)
     schedule_free(c)
     return integer(n)
 
@@ -97,8 +99,10 @@ def _expire(c: Client, argv: list[bytes], unit: int, absolute: bool, name: str) 
         return ZERO
     if when <= now_ms():
         db.expire_now(key)
+        db.notify(NOTIFY_GENERIC, b"del", key)
     else:
         db.set_expire(key, when)
+        db.notify(NOTIFY_GENERIC, b"expire", key)
     return ONE
 
 
@@ -159,7 +163,10 @@ def pexpiretime(c: Client, argv: list[bytes]) -> bytes:
 def persist(c: Client, argv: list[bytes]) -> bytes:
     if c.db.lookup(argv[1]) is None:
         return ZERO
-    return ONE if c.db.persist(argv[1]) else ZERO
+    if not c.db.persist(argv[1]):
+        return ZERO
+    c.db.notify(NOTIFY_GENERIC, b"persist", argv[1])
+    return ONE
 
 
 @command("type", 2, "readonly fast", K1, "generic", "Returns the type of a key's value.")
@@ -210,6 +217,8 @@ def _rename(c: Client, argv: list[bytes], nx: bool) -> bytes:
     db.set(dst, value, size)
     if when is not None:
         db.set_expire(dst, when)
+    db.notify(NOTIFY_GENERIC, b"rename_from", src)
+    db.notify(NOTIFY_GENERIC, b"rename_to", dst)
     return ONE if nx else OK
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ironcache.blocking import Serve, deadline, parse_timeout, wait
 from ironcache.commands import SYNTAX, WRONGTYPE, CommandError, command, mpop_args, to_int
-from ironcache.keyspace import CONTAINER_OVERHEAD, ELEM_OVERHEAD, Entry
+from ironcache.keyspace import CONTAINER_OVERHEAD, ELEM_OVERHEAD, NOTIFY_LIST, Entry
 from ironcache.protocol import (
     EMPTY_ARRAY,
     OK,
@@ -76,6 +76,8 @@ def _push(left: bool, only_existing: bool, c: Client, argv: list[bytes]) -> byte
         db.touched(key)
     else:
         ks.dirty += 1
+    if ks.events:
+        db.notify(NOTIFY_LIST, b"lpush" if left else b"rpush", key)
     return b":%d\r\n" % len(lst)
 
 
@@ -111,6 +113,7 @@ def _pop(c: Client, argv: list[bytes], left: bool) -> bytes:
     popped = [lst.popleft() if left else lst.pop() for dummy in range(n)]
     if popped:
         c.db.resized(argv[1], e, -sum(ELEM_OVERHEAD + len(x) for x in popped))
+        c.db.notify_emptied(NOTIFY_LIST, b"lpop" if left else b"rpop", argv[1])
     if count is None:
         return bulk(popped[0])
     return bulk_array(popped)
@@ -190,6 +193,7 @@ def lset(c: Client, argv: list[bytes]) -> bytes:
     old = lst[i]
     lst[i] = argv[3]
     c.db.resized(argv[1], e, len(argv[3]) - len(old))
+    c.db.notify(NOTIFY_LIST, b"lset", argv[1])
     return OK
 
 
@@ -216,6 +220,7 @@ def lrem(c: Client, argv: list[bytes]) -> bytes:
         lst.clear()
         lst.extend(kept)
         c.db.resized(argv[1], e, -removed * (ELEM_OVERHEAD + len(value)))
+        c.db.notify_emptied(NOTIFY_LIST, b"lrem", argv[1])
     return integer(removed)
 
 
@@ -237,6 +242,7 @@ def ltrim(c: Client, argv: list[bytes]) -> bytes:
         for dummy in range(rtrim_n):
             freed += ELEM_OVERHEAD + len(lst.pop())
         c.db.resized(argv[1], e, -freed)
+    c.db.notify_emptied(NOTIFY_LIST, b"ltrim", argv[1])
     return OK
 
 
@@ -253,9 +259,12 @@ def _move(c: Client, src: bytes, dst: bytes, from_left: bool, to_left: bool) -> 
         else:
             lst.append(x)
         c.db.resized(src, e, 0)
+        c.db.notify(NOTIFY_LIST, b"lpush" if to_left else b"rpush", dst)
+        c.db.notify(NOTIFY_LIST, b"lpop" if from_left else b"rpop", src)
         return bulk(x)
     c.db.resized(src, e, -(ELEM_OVERHEAD + len(x)))
-    _push(to_left, False, c, [b"", dst, x])
+    _push(to_left, False, c, [b"", dst, x])  # announces the push
+    c.db.notify_emptied(NOTIFY_LIST, b"lpop" if from_left else b"rpop", src)
     return bulk(x)
 
 
@@ -291,6 +300,7 @@ def linsert(c: Client, argv: list[bytes]) -> bytes:
         return integer(-1)
     lst.insert(i if where == b"before" else i + 1, argv[4])
     c.db.resized(argv[1], e, ELEM_OVERHEAD + len(argv[4]))
+    c.db.notify(NOTIFY_LIST, b"linsert", argv[1])
     return integer(len(lst))
 
 
@@ -371,6 +381,7 @@ def mpop(c: Client, keys: list[bytes], left: bool, count: int) -> bytes | None:
         n = min(count, len(lst))
         popped = [lst.popleft() if left else lst.pop() for dummy in range(n)]
         c.db.resized(key, e, -sum(ELEM_OVERHEAD + len(x) for x in popped))
+        c.db.notify_emptied(NOTIFY_LIST, b"lpop" if left else b"rpop", key)
         return b"*2\r\n" + bulk(key) + bulk_array(popped)
     return None
 
@@ -417,6 +428,7 @@ def _bpop(c: Client, argv: list[bytes], left: bool) -> bytes:
             e, lst = found
             x = lst.popleft() if left else lst.pop()
             c.db.resized(key, e, -(ELEM_OVERHEAD + len(x)))
+            c.db.notify_emptied(NOTIFY_LIST, b"lpop" if left else b"rpop", key)
             return b"*2\r\n" + bulk(key) + bulk(x)
     return wait(c, keys, argv, _serve_pop(left), null_array(c.resp), until)
 

@@ -38,7 +38,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ironcache import lualibs
-from ironcache.commands import ALIASES, TABLE, CommandError, command, subcommand, to_int
+from ironcache.commands import (
+    ALIASES,
+    NOT_MONITORED,
+    TABLE,
+    CommandError,
+    command,
+    subcommand,
+    to_int,
+)
 from ironcache.glob import matcher
 from ironcache.log import log
 from ironcache.lualibs import lua51
@@ -916,6 +924,8 @@ class Engine:
             srv.error_replies += 1
             reply = error(f"ERR internal error in '{cmd.name}' command")
         srv.commands_processed += 1
+        if srv.monitors and not cmd.flags & NOT_MONITORED:
+            srv.feed_monitors(sc, argv, script=True)  # "[<db> lua]", as Redis shows them
         if reply[:1] == b"-":
             t = rt.lua.table()
             t[b"err"] = reply[1:].rstrip(b"\r\n")
@@ -1315,6 +1325,8 @@ def _numkeys(raw: bytes, argc: int, fcall: bool = False) -> int:
 
 
 def _eval(c: Client, argv: list[bytes], sha_given: bool, ro: bool) -> bytes:
+    if c.server.monitors:  # before the commands it runs, as Redis (the flag skip_monitor)
+        c.server.feed_monitors(c, argv)
     eng = engine_of(c)
     n = _numkeys(argv[2], len(argv))
     if sha_given:
@@ -1825,6 +1837,8 @@ def restore_libraries(eng: Engine, data: bytes, policy: bytes) -> None:
 
 
 def _fcall(c: Client, argv: list[bytes], ro: bool) -> bytes:
+    if c.server.monitors:  # before the commands it runs, as Redis (the flag skip_monitor)
+        c.server.feed_monitors(c, argv)
     eng = engine_of(c)
     fn = eng.functions.get(argv[1].decode("utf-8", "replace").lower())
     if fn is None:

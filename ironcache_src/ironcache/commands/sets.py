@@ -15,7 +15,14 @@ from ironcache.commands import (
     scan_reply,
     to_int,
 )
-from ironcache.keyspace import CONTAINER_OVERHEAD, MEMBER_OVERHEAD, SCAN_WHOLE, Entry
+from ironcache.keyspace import (
+    CONTAINER_OVERHEAD,
+    MEMBER_OVERHEAD,
+    NOTIFY_GENERIC,
+    NOTIFY_SET,
+    SCAN_WHOLE,
+    Entry,
+)
 from ironcache.protocol import EMPTY_ARRAY, ONE, ZERO, bulk, bulk_array, integer, null
 
 if TYPE_CHECKING:
@@ -46,6 +53,7 @@ def sadd(c: Client, argv: list[bytes]) -> bytes:
     if e is None:
         new = set(argv[2:])
         db.set(key, new, CONTAINER_OVERHEAD + _size(list(new)))
+        db.notify(NOTIFY_SET, b"sadd", key)
         return integer(len(new))
     s = e.value
     if s.__class__ is not set:
@@ -57,12 +65,14 @@ def sadd(c: Client, argv: list[bytes]) -> bytes:
             return ZERO
         s.add(m)
         db.resized(key, e, MEMBER_OVERHEAD + len(m))
+        db.notify(NOTIFY_SET, b"sadd", key)
         return ONE
     added = [m for m in dict.fromkeys(argv[2:]) if m not in s]
     if not added:  # nothing changed: WATCHers are not told, as in Redis
         return ZERO
     s.update(added)
     db.resized(key, e, _size(added))
+    db.notify(NOTIFY_SET, b"sadd", key)
     return integer(len(added))
 
 
@@ -76,6 +86,7 @@ def srem(c: Client, argv: list[bytes]) -> bytes:
     if gone:
         s.difference_update(gone)
         c.db.resized(argv[1], e, -_size(gone))
+        c.db.notify_emptied(NOTIFY_SET, b"srem", argv[1])
     return integer(len(gone))
 
 
@@ -142,6 +153,8 @@ def spop(c: Client, argv: list[bytes]) -> bytes:
     picked = random.sample(list(s), min(1 if count is None else count, len(s)))
     s.difference_update(picked)
     c.db.resized(argv[1], e, -_size(picked))
+    if picked:
+        c.db.notify_emptied(NOTIFY_SET, b"spop", argv[1])
     return bulk(picked[0]) if count is None else bulk_array(picked)
 
 
@@ -255,12 +268,13 @@ def _set_reply(members: set[bytes], resp: int) -> bytes:
     return head + b"\r\n".join(parts) + b"\r\n"
 
 
-def _store(c: Client, dst: bytes, result: set[bytes]) -> bytes:
+def _store(c: Client, dst: bytes, result: set[bytes], event: bytes) -> bytes:
     """*STORE: the result replaces dst whatever it held; an empty result deletes dst."""
     if result:
         c.db.set(dst, result, CONTAINER_OVERHEAD + _size(list(result)))
-    else:
-        c.db.delete(dst)
+        c.db.notify(NOTIFY_SET, event, dst)
+    elif c.db.delete(dst):
+        c.db.notify(NOTIFY_GENERIC, b"del", dst)
     return integer(len(result))
 
 
@@ -274,7 +288,7 @@ def sinter(c: Client, argv: list[bytes]) -> bytes:
 
 @command("sinterstore", -3, "write denyoom", KALL, "set", "Stores the intersect of sets.")
 def sinterstore(c: Client, argv: list[bytes]) -> bytes:
-    return _store(c, argv[1], _inter(_read_sets(c, argv[2:])))
+    return _store(c, argv[1], _inter(_read_sets(c, argv[2:])), b"sinterstore")
 
 
 @command("sunion", -2, "readonly", KALL, "set", "Returns the union of multiple sets.")
@@ -284,7 +298,7 @@ def sunion(c: Client, argv: list[bytes]) -> bytes:
 
 @command("sunionstore", -3, "write denyoom", KALL, "set", "Stores the union of sets.")
 def sunionstore(c: Client, argv: list[bytes]) -> bytes:
-    return _store(c, argv[1], _union(_read_sets(c, argv[2:])))
+    return _store(c, argv[1], _union(_read_sets(c, argv[2:])), b"sunionstore")
 
 
 @command("sdiff", -2, "readonly", KALL, "set", "Returns the difference of multiple sets.")
@@ -294,7 +308,7 @@ def sdiff(c: Client, argv: list[bytes]) -> bytes:
 
 @command("sdiffstore", -3, "write denyoom", KALL, "set", "Stores the difference of sets.")
 def sdiffstore(c: Client, argv: list[bytes]) -> bytes:
-    return _store(c, argv[1], _diff(_read_sets(c, argv[2:])))
+    return _store(c, argv[1], _diff(_read_sets(c, argv[2:])), b"sdiffstore")
 
 
 @command(
@@ -350,9 +364,12 @@ def smove(c: Client, argv: list[bytes]) -> bytes:
         return ZERO
     s.discard(member)
     db.resized(src, e, -_size([member]))
+    db.notify_emptied(NOTIFY_SET, b"srem", src)
     if dst_e is None:
         db.set(dst, {member}, CONTAINER_OVERHEAD + _size([member]))
+        db.notify(NOTIFY_SET, b"sadd", dst)
     elif member not in dst_e.value:
         dst_e.value.add(member)
         db.resized(dst, dst_e, _size([member]))  # WATCHers of dst wake only when it changed
+        db.notify(NOTIFY_SET, b"sadd", dst)
     return ONE

@@ -14,7 +14,16 @@ from ironcache.commands import (
     command,
     to_int,
 )
-from ironcache.keyspace import KEY_OVERHEAD, STR_OVERHEAD, Database, Entry, now_ms
+from ironcache.keyspace import (
+    KEY_OVERHEAD,
+    NOTIFY_GENERIC,
+    NOTIFY_NEW,
+    NOTIFY_STRING,
+    STR_OVERHEAD,
+    Database,
+    Entry,
+    now_ms,
+)
 from ironcache.protocol import (
     NULL_BULK,
     OK,
@@ -153,11 +162,15 @@ def set_(c: Client, argv: list[bytes]) -> bytes:
             ks.used += size + len(key) + KEY_OVERHEAD
             db.data[key] = Entry(value, ks.clock, size)
             db.order.append(key)
+            if ks.events:
+                db.notify(NOTIFY_NEW, b"new", key)
         if db.expires:
             db.expires.pop(key, None)
         ks.dirty += 1
         if db.watchers:
             db.touched(key)
+        if ks.events:
+            db.notify(NOTIFY_STRING, b"set", key)
         return OK
     opts = parse_options(argv, 3, (*EXPIRY, b"nx", b"xx", b"keepttl", b"get"))
     when = expiry_of(opts, "set")
@@ -171,8 +184,10 @@ def set_(c: Client, argv: list[bytes]) -> bytes:
     if (b"nx" in opts and e is not None) or (b"xx" in opts and e is None):
         return bulk(old) if old is not None else null(c.resp)
     put_str(db, key, value, keep_ttl=b"keepttl" in opts)
+    db.notify(NOTIFY_STRING, b"set", key)
     if when is not None:
         db.set_expire(key, when)
+        db.notify(NOTIFY_GENERIC, b"expire", key)
     if get_old:
         return bulk(old) if old is not None else null(c.resp)
     return OK
@@ -183,13 +198,16 @@ def setnx(c: Client, argv: list[bytes]) -> bytes:
     if c.db.lookup(argv[1]) is not None:
         return ZERO
     put_str(c.db, argv[1], argv[2])
+    c.db.notify(NOTIFY_STRING, b"set", argv[1])
     return ONE
 
 
 def _setex(c: Client, argv: list[bytes], unit: int, name: str) -> bytes:
     when = expire_arg(b"ex" if unit == 1000 else b"px", argv[2], name)
     put_str(c.db, argv[1], argv[3])
+    c.db.notify(NOTIFY_STRING, b"set", argv[1])
     c.db.set_expire(argv[1], when)
+    c.db.notify(NOTIFY_GENERIC, b"expire", argv[1])
     return OK
 
 
@@ -229,6 +247,7 @@ def _pairs(argv: list[bytes], name: str) -> list[tuple[bytes, bytes]]:
 def mset(c: Client, argv: list[bytes]) -> bytes:
     for k, v in _pairs(argv, "mset"):
         put_str(c.db, k, v)
+        c.db.notify(NOTIFY_STRING, b"set", k)
     return OK
 
 
@@ -239,6 +258,7 @@ def msetnx(c: Client, argv: list[bytes]) -> bytes:
         return ZERO
     for k, v in pairs:
         put_str(c.db, k, v)
+        c.db.notify(NOTIFY_STRING, b"set", k)
     return ONE
 
 
@@ -246,6 +266,7 @@ def msetnx(c: Client, argv: list[bytes]) -> bytes:
 def getset(c: Client, argv: list[bytes]) -> bytes:
     old = get_str(c.db, argv[1])
     put_str(c.db, argv[1], argv[2])
+    c.db.notify(NOTIFY_STRING, b"set", argv[1])
     return null(c.resp) if old is None else bulk(old)
 
 
@@ -255,6 +276,7 @@ def getdel(c: Client, argv: list[bytes]) -> bytes:
     if old is None:
         return null(c.resp)
     c.db.delete(argv[1])
+    c.db.notify(NOTIFY_GENERIC, b"del", argv[1])
     return bulk(old)
 
 
@@ -269,10 +291,12 @@ def getex(c: Client, argv: list[bytes]) -> bytes:
     if when is not None:
         if when <= now_ms():
             db.delete(key)
+            db.notify(NOTIFY_GENERIC, b"del", key)
         else:
             db.set_expire(key, when)
-    elif b"persist" in opts:
-        db.persist(key)
+            db.notify(NOTIFY_GENERIC, b"expire", key)
+    elif b"persist" in opts and db.persist(key):
+        db.notify(NOTIFY_GENERIC, b"persist", key)
     return bulk(v)
 
 
@@ -284,9 +308,11 @@ def append(c: Client, argv: list[bytes]) -> bytes:
     if old.__class__ is bytearray:  # edited in place already: extend it, no copy
         _grow_in_place(c.db, argv[1], len(argv[2]))
         old.extend(argv[2])
+        c.db.notify(NOTIFY_STRING, b"append", argv[1])
         return integer(len(old))
     new = old + argv[2]
     put_str(c.db, argv[1], new, keep_ttl=True)
+    c.db.notify(NOTIFY_STRING, b"append", argv[1])
     return integer(len(new))
 
 
@@ -333,6 +359,7 @@ def _incr(delta: int, c: Client, argv: list[bytes]) -> bytes:
     _LAST_INCR[1] = n
     if e is None:
         put_str(db, key, value)
+        db.notify(NOTIFY_STRING, b"incrby", key)
         return reply
     # In place: the TTL stays, as in Redis.
     ks = db.keyspace
@@ -345,6 +372,8 @@ def _incr(delta: int, c: Client, argv: list[bytes]) -> bytes:
     ks.dirty += 1
     if db.watchers:
         db.touched(key)
+    if ks.events:
+        db.notify(NOTIFY_STRING, b"incrby", key)
     return reply
 
 
@@ -384,6 +413,7 @@ def incrbyfloat(c: Client, argv: list[bytes]) -> bytes:
     old = get_str(c.db, argv[1])
     out = add_floats(None if old is None else bytes(old), argv[2])
     put_str(c.db, argv[1], out, keep_ttl=True)
+    c.db.notify(NOTIFY_STRING, b"incrbyfloat", argv[1])
     return bulk(out)
 
 
@@ -433,6 +463,7 @@ def setrange(c: Client, argv: list[bytes]) -> bytes:
     buf[offset : offset + len(value)] = value
     if old.__class__ is not bytearray:
         put_str(c.db, argv[1], bytes(buf), keep_ttl=True)
+    c.db.notify(NOTIFY_STRING, b"setrange", argv[1])
     return integer(len(buf))
 
 

@@ -23,7 +23,7 @@ from ironcache.commands import (
     scan_reply,
     to_int,
 )
-from ironcache.keyspace import SCAN_WHOLE, Entry
+from ironcache.keyspace import NOTIFY_GENERIC, NOTIFY_ZSET, SCAN_WHOLE, Entry
 from ironcache.protocol import EMPTY_ARRAY, ONE, ZERO, bulk, integer, null, null_array
 from ironcache.zset import ZMEMBER_OVERHEAD, ZSET_OVERHEAD, LexBound, ZSet
 
@@ -167,13 +167,15 @@ def read_zset(c: Client, key: bytes) -> tuple[Entry, ZSet] | None:
     return e, e.value
 
 
-def store(c: Client, key: bytes, z: ZSet) -> bytes:
+def store(c: Client, key: bytes, z: ZSet, event: bytes) -> bytes:
     """Write a computed zset to `key` (TTL dropped), or delete `key` when it is empty."""
     if z:
         c.db.set(key, z, z.size())
+        c.db.notify(NOTIFY_ZSET, event, key)
         return integer(len(z))
     if c.db.lookup(key) is not None:
         c.db.delete(key)
+        c.db.notify(NOTIFY_GENERIC, b"del", key)
     return ZERO
 
 
@@ -258,6 +260,8 @@ def _zadd(c: Client, argv: list[bytes], i: int, incr: bool) -> bytes:
     finally:
         if added or updated or not z:
             db.resized(key, e, grown)
+        if added or updated:
+            db.notify(NOTIFY_ZSET, b"zincr" if incr else b"zadd", key)
     if incr:
         return double(c, score) if processed else null(c.resp)
     return integer(added + updated if ch else added)
@@ -289,10 +293,13 @@ def zadd(c: Client, argv: list[bytes]) -> bytes:
         e.size += grown
         db.keyspace.used += grown
         db.touched(key)
+        if db.keyspace.events:
+            db.notify(NOTIFY_ZSET, b"zadd", key)
         return ONE
     if old != score:
         z.add(member, score)
         db.touched(key)
+        db.notify(NOTIFY_ZSET, b"zadd", key)
     return ZERO
 
 
@@ -462,7 +469,7 @@ def zrange_generic(
     found = read_zset(c, argv[at])
     items = [] if found is None else select(found[1], kind, rev, rng, offset, limit)
     if dest is not None:
-        return store(c, dest, ZSet.from_pairs((m, s) for s, m in items))
+        return store(c, dest, ZSet.from_pairs((m, s) for s, m in items), b"zrangestore")
     return pairs_reply(c, items, withscores)
 
 
@@ -519,9 +526,10 @@ def zrevrangebylex(c: Client, argv: list[bytes]) -> bytes:
 # ------------------------------------------------------------------ removal
 
 
-def _shrink(c: Client, key: bytes, e: Entry, gone: list[bytes]) -> bytes:
+def _shrink(c: Client, key: bytes, e: Entry, gone: list[bytes], event: bytes) -> bytes:
     if gone:
         c.db.resized(key, e, -sum(ZMEMBER_OVERHEAD + len(m) for m in gone))
+        c.db.notify_emptied(NOTIFY_ZSET, event, key)
     return integer(len(gone))
 
 
@@ -532,7 +540,7 @@ def zrem(c: Client, argv: list[bytes]) -> bytes:
         return ZERO
     e, z = found
     gone = [m for m in dict.fromkeys(argv[2:]) if z.discard(m)]
-    return _shrink(c, argv[1], e, gone)
+    return _shrink(c, argv[1], e, gone, b"zrem")
 
 
 def _remrange(c: Client, argv: list[bytes], kind: int) -> bytes:
@@ -562,7 +570,8 @@ def _remrange(c: Client, argv: list[bytes], kind: int) -> bytes:
         lo, hi = z.score_span(*rng)
     else:
         lo, hi = z.lex_span(*rng)
-    return _shrink(c, argv[1], e, [m for _s, m in z.delete_slice(lo, hi)])
+    event = {RANK: b"zremrangebyrank", SCORE: b"zremrangebyscore"}.get(kind, b"zremrangebylex")
+    return _shrink(c, argv[1], e, [m for _s, m in z.delete_slice(lo, hi)], event)
 
 
 @command("zremrangebyrank", 4, "write", K1, "sorted_set", "Removes members by rank.")
@@ -600,7 +609,7 @@ def pop_from(c: Client, key: bytes, e: Entry, z: ZSet, count: int, top: bool) ->
         items.reverse()
     else:
         items = z.delete_slice(0, n)
-    _shrink(c, key, e, [m for _s, m in items])
+    _shrink(c, key, e, [m for _s, m in items], b"zpopmax" if top else b"zpopmin")
     return items
 
 
@@ -826,7 +835,8 @@ def _setop_command(c: Client, argv: list[bytes], op: int) -> bytes:
 def _setop_store(c: Client, argv: list[bytes], op: int) -> bytes:
     z, _ws = setop(c, argv, 2, op, True)
     assert isinstance(z, ZSet)
-    return store(c, argv[1], z)
+    event = {UNION: b"zunionstore", INTER: b"zinterstore"}.get(op, b"zdiffstore")
+    return store(c, argv[1], z, event)
 
 
 @command("zunion", -3, "readonly", (0, 0, 0), "sorted_set", "Returns the union of sorted sets.")
