@@ -327,8 +327,9 @@ class Server:
             self.feed_monitors(c, argv)
         return reply
 
-    def feed_monitors(self, c: Client, argv: list[bytes]) -> None:
-        """MONITOR: one status line per command run, as Redis's replicationFeedMonitors()."""
+    def feed_monitors(self, c: Client, argv: list[bytes], script: bool = False) -> None:
+        """MONITOR: one status line per command run, as Redis's replicationFeedMonitors();
+        `script`: run by a script, shown as [db lua]."""
         name = argv[0].lower()
         if name == b"auth":
             argv = argv[:1] + [b"(redacted)"] * (len(argv) - 1)
@@ -338,7 +339,12 @@ class Server:
                 if argv[i].lower() == b"auth":
                     argv[i + 1] = argv[i + 2] = b"(redacted)"
         t = time.time_ns() // 1000
-        where = f"unix:{c.listener.address}" if c.listener.kind == "unix" else c.addr
+        if script:
+            where = "lua"
+        elif c.listener.kind == "unix":
+            where = f"unix:{c.listener.address}"
+        else:
+            where = c.addr
         line = b"+%d.%06d [%d %s] %s\r\n" % (
             t // 1_000_000,
             t % 1_000_000,

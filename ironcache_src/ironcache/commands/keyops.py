@@ -13,6 +13,7 @@ from ironcache.commands import (
     CommandError,
     command,
     subcommand,
+    subcommands,
     to_int,
 )
 from ironcache.keyspace import Database, now_ms, value_size
@@ -286,11 +287,12 @@ def simple_lines(lines: list[str]) -> bytes:
     return b"*%d\r\n" % len(lines) + b"".join(b"+" + s.encode() + b"\r\n" for s in lines)
 
 
+OBJECT_ARITY = {b"help": 2, b"encoding": 3, b"freq": 3, b"idletime": 3, b"refcount": 3}
+
+
 @command("object", -2, "readonly", (2, 2, 1), "generic", "Inspects a key's internals.", "2.2.3")
 def object_(c: Client, argv: list[bytes]) -> bytes:
-    sub = subcommand(
-        argv, {b"help": 2, b"encoding": 3, b"freq": 3, b"idletime": 3, b"refcount": 3}
-    )
+    sub = subcommand(argv, OBJECT_ARITY)
     if sub == b"help":
         return simple_lines(OBJECT_HELP)
     e = c.db.peek(argv[2])  # no access counted: OBJECT must not change what it reports
@@ -319,6 +321,9 @@ def object_(c: Client, argv: list[bytes]) -> bytes:
             + POLICY_NOTE
         )
     return integer(c.server.keyspace.lfu_counter(c.db.freqs.get(argv[2])))
+
+
+subcommands("object", OBJECT_ARITY)
 
 
 def _lru_or_lfu(c: Client) -> bool:

@@ -38,7 +38,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ironcache import lualibs
-from ironcache.commands import ALIASES, TABLE, CommandError, command, subcommand, to_int
+from ironcache.commands import (
+    ALIASES,
+    TABLE,
+    CommandError,
+    command,
+    subcommand,
+    subcommands,
+    to_int,
+)
 from ironcache.glob import matcher
 from ironcache.log import log
 from ironcache.lualibs import lua51
@@ -816,6 +824,9 @@ class Runtime:
         return self.lua.table_from(items)
 
 
+NOT_MONITORED = frozenset(("admin", "skip_monitor"))  # as Server.execute
+
+
 class Engine:
     """Scripts (EVAL's cache), function libraries, and the run in progress."""
 
@@ -882,8 +893,11 @@ class Engine:
         assert sc is not None
         srv = self.server
         cmd = ALIASES.get(argv[0]) or TABLE.get(argv[0].lower())
+        st = cmd  # what the stats name: a container's subcommand (lookupCommand's answer)
+        if cmd is not None and cmd.subcommands is not None and len(argv) > 1:
+            st = cmd.subcommands.get(argv[1].lower())
         why = ""
-        if cmd is None:
+        if cmd is None or st is None:
             # Redis has every command of NOSCRIPT, IronCache maybe not yet: same answer.
             noscript = argv[0].lower().decode("latin-1") in NOSCRIPT
             why = (
@@ -891,7 +905,7 @@ class Engine:
                 if noscript
                 else "ERR Unknown Redis command called from script"
             )
-        elif len(argv) != cmd.arity if cmd.arity > 0 else len(argv) < -cmd.arity:
+        elif len(argv) != st.arity if st.arity > 0 else len(argv) < -st.arity:
             why = "ERR Wrong number of args calling Redis command from script"
         elif cmd.name in NOSCRIPT or "noscript" in cmd.flags:
             why = "ERR This Redis command is not allowed from script"
@@ -903,18 +917,25 @@ class Engine:
             srv.error_replies += 1
             t = _err_table(rt, why)
             return True, t
-        assert cmd is not None
+        assert cmd is not None and st is not None
         if "write" in cmd.flags:
             run.dirty = True
+        if srv.monitors and not st.flags & NOT_MONITORED:
+            srv.feed_monitors(sc, argv, script=True)
+        t0 = time.monotonic()
         try:
             reply = cmd.handler(sc, argv)
         except CommandError as e:
             srv.error_replies += 1
+            st.failed_calls += 1
             reply = error(e.message)
         except Exception as e:  # a bug costs the call, never the server
             log.warning(f"internal error in {cmd.name.upper()} from a script: {e!r}")
             srv.error_replies += 1
+            st.failed_calls += 1
             reply = error(f"ERR internal error in '{cmd.name}' command")
+        st.secs += time.monotonic() - t0
+        st.calls += 1  # INFO commandstats counts the commands scripts run, as Redis does
         srv.commands_processed += 1
         if reply[:1] == b"-":
             t = rt.lua.table()
@@ -1315,6 +1336,8 @@ def _numkeys(raw: bytes, argc: int, fcall: bool = False) -> int:
 
 
 def _eval(c: Client, argv: list[bytes], sha_given: bool, ro: bool) -> bytes:
+    if c.server.monitors:  # before the commands it runs (skip_monitor: not again after)
+        c.server.feed_monitors(c, argv)
     eng = engine_of(c)
     n = _numkeys(argv[2], len(argv))
     if sha_given:
@@ -1825,6 +1848,8 @@ def restore_libraries(eng: Engine, data: bytes, policy: bytes) -> None:
 
 
 def _fcall(c: Client, argv: list[bytes], ro: bool) -> bytes:
+    if c.server.monitors:  # before the commands it runs, as _eval
+        c.server.feed_monitors(c, argv)
     eng = engine_of(c)
     fn = eng.functions.get(argv[1].decode("utf-8", "replace").lower())
     if fn is None:
@@ -1861,3 +1886,7 @@ def _numkeys_keys(argv: list[bytes]) -> list[bytes]:
 
 for _name in (b"eval", b"evalsha", b"eval_ro", b"evalsha_ro", b"fcall", b"fcall_ro"):
     TABLE[_name].key_finder = _numkeys_keys
+
+
+subcommands("script", SCRIPT_ARITY)
+subcommands("function", FUNCTION_ARITY)
