@@ -15,7 +15,7 @@ import random
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
-from itertools import repeat, starmap
+from itertools import islice, repeat, starmap
 from typing import Any
 
 # Rough CPython costs (bytes object header, dict slot, Entry), measured with tracemalloc.
@@ -133,6 +133,37 @@ class Sampler:
     def refresh(self) -> None:
         self.keys = list(self.source)
         self.misses = 0
+
+
+# HRANDFIELD / SRANDMEMBER without a count: a snapshot of a big hash's or set's elements,
+# by the container's id, reused while its size is unchanged (every pick is checked against
+# the container, so a stale or foreign snapshot costs retries, never a wrong answer).
+_SNAPSHOT_MIN = 64  # smaller ones are walked (at most 63 steps)
+_SNAPSHOTS_MAX = 32
+_snapshots: OrderedDict[int, list[Any]] = OrderedDict()
+
+
+def random_element(container: dict[Any, Any] | set[Any]) -> Any:
+    """A random field of a hash or member of a set, in O(1) amortised: a copy of the
+    elements is taken once and reused until the size changes (as Redis's dictGetFairRandomKey
+    it is near, not exactly, uniform: an element replacing another at equal size waits
+    for the next copy to be picked)."""
+    n = len(container)
+    if n < _SNAPSHOT_MIN:
+        return next(islice(container, random.randrange(n), None))
+    key = id(container)
+    snap = _snapshots.get(key)
+    if snap is not None and len(snap) == n:
+        _snapshots.move_to_end(key)
+        for dummy in range(8):
+            x = snap[random.randrange(n)]
+            if x in container:
+                return x
+    snap = list(container)
+    _snapshots[key] = snap
+    if len(_snapshots) > _SNAPSHOTS_MAX:
+        _snapshots.popitem(last=False)
+    return snap[random.randrange(n)]
 
 
 class Database:
