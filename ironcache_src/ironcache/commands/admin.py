@@ -630,6 +630,16 @@ def command_keys_and_flags(argv: list[bytes]) -> list[tuple[bytes, tuple[str, ..
     gives the keys at a key spec's position that spec's flags, the others those of its
     last spec that cannot say where its keys are (as Redis's getkeys procedures do)."""
     cmd = _command_of(argv)
+    try:
+        return _keys_and_flags(cmd, argv)
+    except CommandError:
+        # no keys found: an empty answer for a command whose keys are optional (EVAL)
+        if "no_mandatory_keys" in cmd.flags:
+            return []
+        raise
+
+
+def _keys_and_flags(cmd: Command, argv: list[bytes]) -> list[tuple[bytes, tuple[str, ...]]]:
     finder = cmd.find_keys or MOVABLE_KEYS.get(cmd.name)
     specs = KEY_SPECS.get(cmd.name, ())
     if finder is None:
