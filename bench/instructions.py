@@ -34,7 +34,13 @@ from typing import Any
 
 from benchlib.common import REPO, BenchError, log, ratio
 from benchlib.lifecycle import kill_all, reported
-from benchlib.redisbench import run_redis_benchmark, smoke_check, verify_counts
+from benchlib.redisbench import (
+    bench_args,
+    prepare,
+    run_redis_benchmark,
+    smoke_check,
+    verify_counts,
+)
 from benchlib.servers import Server, deployed_python, free_port, importable, ironcache_env
 
 DEFAULT_TESTS = "set,get,incr,lpush,hset"
@@ -184,12 +190,13 @@ class CallgrindServer(Server):
 def run_bench(
     args: argparse.Namespace, srv: Server, test: str, pipeline: int, n: int, procs: list[Any]
 ) -> None:
+    prepare(srv, test)  # what a test reads (throughput.py's custom tests: ZRANGEBYSCORE...)
     cmd = [
-        args.redis_benchmark, "-h", "127.0.0.1", "-p", str(srv.port), "-t", test,
-        "-c", "1", "-P", str(pipeline), "-n", str(n), "--csv",
+        args.redis_benchmark, "-h", "127.0.0.1", "-p", str(srv.port),
+        "-c", "1", "-P", str(pipeline), "-n", str(n), "--csv", *bench_args(test),
     ]  # fmt: skip
     run_redis_benchmark(cmd, args.timeout, procs)
-    srv.check_alive(f"after redis-benchmark -t {test} -P {pipeline} -n {n}")
+    srv.check_alive(f"after redis-benchmark {test} -P {pipeline} -n {n}")
     if problems := verify_counts(srv, [test], n):
         raise BenchError(f"{srv.name} -P {pipeline}: {'; '.join(problems)}")
 

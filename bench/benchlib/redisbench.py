@@ -120,7 +120,8 @@ def verify_counts(srv: Server, tests: list[str], requests: int) -> list[str]:
         problems.append("SET left no key:__rand_int__")
     if "hset" in tests and srv.call("HLEN", "myhash") != 1:
         problems.append("HSET left no myhash field")
-    if "zadd" in tests and srv.call("ZCARD", ZSET_KEY) < min(requests, 1000):
+    # random members of 100,000: a few picks repeat (about 1 in 400 of 500 requests)
+    if "zadd" in tests and srv.call("ZCARD", ZSET_KEY) < min(requests, 1000) * 9 // 10:
         problems.append(f"ZADD left {srv.call('ZCARD', ZSET_KEY)} members in {ZSET_KEY}")
     if "zrangebyscore" in tests and srv.call("ZCARD", ZSET_KEY) != ZSET_LOADED:
         problems.append(f"{ZSET_KEY} lost members during ZRANGEBYSCORE")

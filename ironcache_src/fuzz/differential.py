@@ -74,6 +74,10 @@ RANGES = [b"-inf", b"+inf", b"(1", b"0", b"1", b"(0", b"x", b"(", b"1.5", b"(inf
           b"nan", b"2", b"(-inf", b" 1"]
 LEXES = [b"-", b"+", b"[a", b"(a", b"[1", b"(x y", b"a", b"[", b"(", b"[abc", b"+x"]
 ZOPTS = [b"NX", b"XX", b"GT", b"LT", b"CH", b"INCR"]
+# GEO: coordinates in and out of range, and distance units
+LONS = [b"13.361389", b"-180", b"180", b"180.1", b"0", b"x", b"-73.9", b"inf", b"1e2"]
+LATS = [b"38.115556", b"85.05112878", b"-85.05112879", b"0", b"x", b"40.7", b"-33.5"]
+UNITS = [b"m", b"KM", b"ft", b"mi", b"yd"]
 # RESTORE payloads: valid ones of each type (as Redis writes them), then refused ones.
 _GOOD = [rdb.dump(v) for v in (b"v", b"12", b"x" * 40, deque([b"a", b"1"]),
                                {b"1", b"2"}, {b"m", b"1"}, {b"f": b"v"})]
@@ -153,7 +157,13 @@ TEMPLATES: dict[bytes, list[list[str]]] = {
     b"RESTORE": [["K", "RTTL", "PAYLOAD"], ["K", "RTTL", "PAYLOAD", "REPLACE"],
                  ["K", "RTTL", "PAYLOAD", "ABSTTL"], ["K", "0", "PAYLOAD", "IDLETIME", "I"],
                  ["K", "0", "PAYLOAD", "FREQ", "I"], ["K", "0", "PAYLOAD", "REPLACE", "V"]],
-    b"OBJECT": [["ENCODING", "K"], ["NOSUCH", "K"], ["ENCODING"]],
+    b"OBJECT": [["ENCODING", "K"], ["NOSUCH", "K"], ["ENCODING"], ["FREQ"], ["HELP", "x"]],
+    b"MEMORY": [["USAGE"], ["NOSUCH"]],
+    b"CLUSTER": [["INFO"], ["HELP"], ["NOSUCH"], ["KEYSLOT"]],
+    b"GEOADD": [["K", "LON", "LAT", "V"], ["K", "ZOPT", "LON", "LAT", "V"],
+                ["K", "LON", "LAT", "V", "LON", "LAT", "V"], ["K", "LON", "LAT"]],
+    b"GEOPOS": [["K", "V", "V"], ["K"]], b"GEOHASH": [["K", "V", "V"], ["K"]],
+    b"GEODIST": [["K", "V", "V"], ["K", "V", "V", "UNIT"], ["K", "V", "V", "UNIT", "x"]],
     b"SORT": [["K"], ["K", "ALPHA"], ["K", "DESC"], ["K", "LIMIT", "I", "I"],
               ["K", "BY", "SORTBY"], ["K", "GET", "SORTGET"], ["K", "ALPHA", "STORE", "K"],
               ["K", "BY", "SORTBY", "GET", "#", "GET", "SORTGET"], ["K", "STORE", "K"],
@@ -183,6 +193,12 @@ TEMPLATES: dict[bytes, list[list[str]]] = {
     b"COMMAND": [["GETKEYS", "SET", "K", "V"], ["GETKEYS", "MSET", "K", "V", "K", "V"],
                  ["GETKEYS", "GET"], ["GETKEYS", "PING"], ["GETKEYS", "NOSUCH", "K"],
                  ["GETKEYS", "LMOVE", "K", "K", "LEFT", "RIGHT"], ["LIST", "x", "y"],
+                 ["GETKEYSANDFLAGS", "SET", "K", "V", "SETOPT"],
+                 ["GETKEYSANDFLAGS", "SORT", "K", "STORE", "K"],
+                 ["GETKEYSANDFLAGS", "ZUNIONSTORE", "K", "NUMKEYS", "K", "K"],
+                 ["GETKEYSANDFLAGS", "EVAL", "LUA", "NUMKEYS", "K"],
+                 ["GETKEYSANDFLAGS", "BITFIELD", "K", "GET", "u8", "0"],
+                 ["GETKEYS", "MEMORY", "USAGE", "K"], ["GETKEYSANDFLAGS", "GET"],
                  ["LIST", "FILTERBY", "BOGUS", "x"], ["LIST", "FILTERBY", "ACLCAT", "nosuch"],
                  ["LIST", "FILTERBY", "PATTERN", "nosuch*"], ["LIST", "FILTERBY", "MODULE", "m"],
                  ["INFO", "nosuch", "get|key"], ["INFO", "config|get|x", "x"],
@@ -297,6 +313,7 @@ def command(rnd: random.Random) -> list[bytes]:
             "POL": [b"noeviction", b"allkeys-lru", b"allkeys-lfu", b"bogus"],
             "BT": [b"0.01", b"0.001", b"-1", b"x", b"nan", b"1e400", b"0.02"],
             "SC": SCORES, "RS": RANGES, "LX": LEXES, "ZOPT": ZOPTS,
+            "LON": LONS, "LAT": LATS, "UNIT": UNITS,
             "AGG": [b"SUM", b"MIN", b"max", b"bogus"], "MINMAX": [b"MIN", b"max", b"x"],
             "PAYLOAD": PAYLOADS, "SORTBY": SORTBY, "SORTGET": SORTGET,
             "RTTL": [b"0", b"100000", b"-1", b"x", b"9223372036854775807"],

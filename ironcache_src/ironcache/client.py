@@ -19,6 +19,8 @@ from ironcache.protocol import ProtocolError, error, make_parser
 
 _monotonic = time.monotonic
 QBUF_LIMIT_MIN = 1024 * 1024  # client-query-buffer-limit's lowest accepted value
+QBUF_IOBUF_LEN = 16 * 1024  # Redis's PROTO_IOBUF_LEN: a read's room in the query buffer
+QBUF_RESIZE_THRESHOLD = 32 * 1024  # Redis's PROTO_RESIZE_THRESHOLD
 
 if TYPE_CHECKING:
     from ironcache.context import Host
@@ -94,6 +96,8 @@ class Client(asyncio.Protocol):
         "blocked",
         "block_deadline",
         "outbox",
+        "qbuf_alloc",
+        "qbuf_peak",
     )
 
     def __init__(self, server: Server, listener: Listener, client_id: int | None = None) -> None:
@@ -144,6 +148,11 @@ class Client(asyncio.Protocol):
         self.block_deadline: float | None = None
         # Pushes to this client while its own command runs: they go before that reply.
         self.outbox: list[bytes] | None = None
+        # The query buffer Redis would hold for this connection (CLIENT LIST qbuf-free): it
+        # grows to the largest read or partial request (the peak) and the cron shrinks it
+        # (resize_query_buffer), as Redis's clientsCronResizeQueryBuffer does.
+        self.qbuf_alloc = 0
+        self.qbuf_peak = 0
 
     # ------------------------------------------------------------- asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -221,7 +230,10 @@ class Client(asyncio.Protocol):
         """
         self.last_active = _monotonic()
         srv = self.server
-        srv.net_input_bytes += len(data)
+        n = len(data)
+        srv.net_input_bytes += n
+        if n > self.qbuf_peak:
+            self.qbuf_peak = n
         parser = self.parser
         if self.blocked is not None:  # runs once unblocked (see unblocked())
             parser.feed(data)
@@ -268,9 +280,12 @@ class Client(asyncio.Protocol):
     def _check_input(self) -> None:
         """Close a client whose unparsed input costs more than client-query-buffer-limit."""
         # The limit is at least QBUF_LIMIT_MIN: the configured value is read only past that.
+        held = self.parser.memory()
+        if held > self.qbuf_peak:
+            self.qbuf_peak = held
         if (
             not self.closing
-            and (held := self.parser.memory()) > QBUF_LIMIT_MIN
+            and held > QBUF_LIMIT_MIN
             and held > self.server.config.values["client-query-buffer-limit"]
         ):
             log.warning(
@@ -539,6 +554,24 @@ class Client(asyncio.Protocol):
             self.reply_off = 0
         return b""
 
+    def query_buffer(self) -> int:
+        """The query buffer's size: at least PROTO_IOBUF_LEN once something was read."""
+        peak = self.qbuf_peak
+        return max(self.qbuf_alloc, peak, QBUF_IOBUF_LEN if peak else 0)
+
+    def resize_query_buffer(self, now: float) -> None:
+        """Redis's clientsCronResizeQueryBuffer: free the room of a client idle for over
+        2 s, trim one much larger than its recent peak; then a new peak period starts."""
+        used = self.parser.pending()
+        size = self.query_buffer()
+        if size - used > 4096:
+            if now - self.last_active > 2:
+                size = used
+            elif size > QBUF_RESIZE_THRESHOLD and size // 2 > self.qbuf_peak:
+                size = max(used, self.qbuf_peak)
+        self.qbuf_alloc = size
+        self.qbuf_peak = used
+
     def close(self) -> None:
         self.closing = True
         if self.transport is not None:
@@ -560,11 +593,13 @@ class Client(asyncio.Protocol):
         if self.listener.kind == "unix":
             flags += "U"
         qbuf = self.parser.pending()
+        qbuf_size = self.query_buffer()
         argv_mem = 0
         if argv is not None:
             argv_mem = sum(len(a) for a in argv)
             qbuf += len(b"*%d\r\n" % len(argv)) + sum(len(b"$%d\r\n\r\n" % len(a)) for a in argv)
             qbuf += argv_mem
+        qbuf_free = max(0, qbuf_size - qbuf)
         multi_mem = sum(len(a) for q in self.multi for a in q) if self.multi else 0
         cmd = self.last_command.decode(errors="replace").lower()
         return (
@@ -573,7 +608,8 @@ class Client(asyncio.Protocol):
             f"idle={int(now - self.last_active)} flags={flags or 'N'} db={self.db.index} "
             f"sub={len(self.channels)} psub={len(self.patterns)} ssub={len(self.schannels)} "
             f"multi={-1 if self.multi is None else len(self.multi)} qbuf={qbuf} "
-            f"qbuf-free=0 argv-mem={argv_mem} multi-mem={multi_mem} rbs=0 rbp=0 obl=0 oll=0 "
+            f"qbuf-free={qbuf_free} argv-mem={argv_mem} multi-mem={multi_mem} "
+            "rbs=0 rbp=0 obl=0 oll=0 "
             f"omem=0 tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={self.resp} "
             f"lib-name={self.lib_name.decode(errors='replace')} "
             f"lib-ver={self.lib_ver.decode(errors='replace')}"

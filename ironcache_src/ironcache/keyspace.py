@@ -15,7 +15,7 @@ import random
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
-from itertools import repeat, starmap
+from itertools import islice, repeat, starmap
 from typing import Any
 
 # Rough CPython costs (bytes object header, dict slot, Entry), measured with tracemalloc.
@@ -181,6 +181,36 @@ class Sampler:
     def refresh(self) -> None:
         self.keys = list(self.source)
         self.misses = 0
+
+
+# HRANDFIELD / SRANDMEMBER without a count: a snapshot of a big hash's or set's elements,
+# by the container's id, reused while its size is unchanged and its picks are still there
+# (every pick is checked, so a stale or foreign snapshot is retaken, never answered from).
+_SNAPSHOT_MIN = 64  # smaller ones are walked (at most 63 steps)
+_SNAPSHOTS_MAX = 32
+_snapshots: OrderedDict[int, list[Any]] = OrderedDict()
+
+
+def random_element(container: dict[Any, Any] | set[Any]) -> Any:
+    """A random field of a hash or member of a set, in O(1) amortised: a copy of the
+    elements is taken once and reused until the size changes or a pick was deleted (as
+    Redis's dictGetFairRandomKey it is near, not exactly, uniform: an element that replaced
+    another at equal size is picked once the deleted one was drawn and the copy retaken)."""
+    n = len(container)
+    if n < _SNAPSHOT_MIN:
+        return next(islice(container, random.randrange(n), None))
+    key = id(container)
+    snap = _snapshots.get(key)
+    if snap is not None and len(snap) == n:
+        x = snap[random.randrange(n)]
+        if x in container:
+            _snapshots.move_to_end(key)
+            return x
+    snap = list(container)
+    _snapshots[key] = snap
+    if len(_snapshots) > _SNAPSHOTS_MAX:
+        _snapshots.popitem(last=False)
+    return snap[random.randrange(n)]
 
 
 class Database:

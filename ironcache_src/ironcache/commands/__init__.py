@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from ironcache import longdouble
 from ironcache.glob import matcher
 from ironcache.protocol import bulk, bulk_array
+from ironcache.redis_table import SUBCOMMANDS
 
 if TYPE_CHECKING:
     from ironcache.client import Client
@@ -131,20 +132,33 @@ def command(
     return register
 
 
-def subcommands(container: str, arities: dict[bytes, int], flags: dict[bytes, str]) -> None:
-    """Register the subcommands of a container command (after its @command)."""
+def subcommands(
+    container: str, arities: dict[bytes, int], flags: dict[bytes, str] | None = None
+) -> None:
+    """Register the subcommands of a container command (after its @command): Server.execute
+    checks their arity before running or queueing them, COMMAND lists them. Flags and key
+    positions are Redis's (redis_table) unless `flags` names them."""
     parent = TABLE[container.encode()]
     parent.subcommands = {}
+    parent.batched = False  # execute() checks the subcommand and names it in the stats
+    known = SUBCOMMANDS.get(container, {})
     for sub, arity in arities.items():
-        fl = frozenset(flags.get(sub, " ".join(sorted(parent.flags))).split())
+        redis = known.get(sub.decode())
+        if flags and sub in flags:
+            fl = frozenset(flags[sub].split())
+        elif redis is not None:
+            fl = frozenset(redis[1])
+        else:
+            fl = parent.flags
+        first, last, step = redis[2] if redis is not None else (0, 0, 0)
         parent.subcommands[sub] = Command(
             f"{container}|{sub.decode()}",
             parent.handler,
             arity,
             fl,
-            0,
-            0,
-            0,
+            first,
+            last,
+            step,
             parent.group,
             parent.summary,
             parent.since,

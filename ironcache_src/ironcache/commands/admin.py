@@ -26,7 +26,8 @@ from ironcache.config import DIRECTIVES
 from ironcache.glob import matcher
 from ironcache.keyspace import now_ms
 from ironcache.log import log
-from ironcache.protocol import OK, Status, bulk, bulk_array, encode, integer
+from ironcache.protocol import OK, Status, bulk, bulk_array, encode, integer, string2ll
+from ironcache.redis_table import KEY_SPECS, SUBCOMMANDS
 
 if TYPE_CHECKING:
     from ironcache.client import Client
@@ -473,7 +474,7 @@ def command_info(cmd: Command | None) -> list[Any] | None:
         cmd.step,
         [Status(f"@{x}") for x in categories(cmd)],
         [],
-        [],
+        [_spec_info(x) for x in KEY_SPECS.get(cmd.name, ())],
         [command_info(x) for x in (cmd.subcommands or {}).values()],
     ]
 
@@ -509,19 +510,154 @@ def all_commands() -> list[Command]:
     return out
 
 
-def command_keys(argv: list[bytes]) -> list[bytes]:
-    """COMMAND GETKEYS: the keys of a full command, as Redis's getKeysSubcommandImpl()."""
+def _spec_info(spec: tuple[Any, ...]) -> dict[str, Any]:
+    """A key specification as COMMAND INFO shows it (Redis's addReplyCommandKeySpecs)."""
+    flags, begin, find = spec
+    if begin[0] == "index":
+        bs: dict[str, Any] = {"type": "index", "spec": {"index": begin[1]}}
+    elif begin[0] == "keyword":
+        bs = {"type": "keyword", "spec": {"keyword": begin[1], "startfrom": begin[2]}}
+    else:
+        bs = {"type": "unknown", "spec": {}}
+    if find[0] == "range":
+        fk: dict[str, Any] = {
+            "type": "range",
+            "spec": {"lastkey": find[1], "keystep": find[2], "limit": find[3]},
+        }
+    elif find[0] == "keynum":
+        spec = {"keynumidx": find[1], "firstkey": find[2], "keystep": find[3]}
+        fk = {"type": "keynum", "spec": spec}
+    else:
+        fk = {"type": "unknown", "spec": {}}
+    return {"flags": [Status(f) for f in flags], "begin_search": bs, "find_keys": fk}
+
+
+def spec_keys(name: str, argv: list[bytes]) -> list[tuple[int, tuple[str, ...]]] | None:
+    """(position, flags) of the keys Redis's key specs find (getKeysUsingKeySpecs); None
+    when a spec cannot be followed (a syntax error in the command)."""
+    argc = len(argv)
+    out: list[tuple[int, tuple[str, ...]]] = []
+    for flags, begin, find in KEY_SPECS.get(name, ()):
+        if begin[0] == "index":
+            first = begin[1]
+        elif begin[0] == "keyword":
+            kw, start = begin[1].encode().lower(), begin[2]
+            stop, step = (argc, 1) if start > 0 else (0, -1)
+            first = 0
+            for i in range(start if start > 0 else argc + start, stop, step):
+                if argv[i].lower() == kw:
+                    first = i + 1
+                    break
+            if not first:
+                continue
+        else:
+            continue
+        if find[0] == "range":
+            step = find[2]
+            if find[1] >= 0:
+                last = first + find[1]
+            elif not find[3]:
+                last = argc + find[1]
+            else:
+                last = first + ((argc - first) // find[3] + find[1])
+        elif find[0] == "keynum":
+            if find[1] >= argc - first:
+                return None
+            numkeys = string2ll(argv[first + find[1]])
+            if numkeys is None or numkeys < 0:
+                return None
+            step = find[3]
+            first += find[2]
+            last = first + numkeys - 1
+        else:
+            continue
+        if last >= argc or last < first or first >= argc:
+            return None
+        out += [(i, flags) for i in range(first, last + 1, step)]
+    return out
+
+
+def _set_key_flags(argv: list[bytes]) -> tuple[str, ...]:
+    """setGetKeys: SET overwrites its key, unless GET reads it first."""
+    if any(a.lower() == b"get" for a in argv[3:]):
+        return ("RW", "access", "update")
+    return ("OW", "update")
+
+
+def _bitfield_key_flags(argv: list[bytes]) -> tuple[str, ...]:
+    """bitfieldGetKeys: read-only when only GET and OVERFLOW operations are given whole."""
+    i, argc = 2, len(argv)
+    while i < argc:
+        op, rest = argv[i].lower(), argc - i - 1
+        if op == b"get" and rest >= 2:
+            i += 3
+        elif op == b"overflow" and rest >= 1:
+            i += 2
+        else:  # SET, INCRBY or a syntax error: not read-only
+            return ("RW", "access", "update")
+    return ("RO", "access")
+
+
+# Key specs flagged variable_flags: their getkeys procedures say the flags of a command.
+VARIABLE_FLAGS: dict[str, Callable[[list[bytes]], tuple[str, ...]]] = {
+    "set": _set_key_flags,
+    "bitfield": _bitfield_key_flags,
+}
+
+
+def _command_of(argv: list[bytes]) -> Command:
+    """The command (or subcommand) of a full command, checked as getKeysSubcommandImpl()."""
     cmd = TABLE.get(argv[0].lower())
     if cmd is not None and cmd.subcommands and len(argv) > 1:
         cmd = cmd.subcommands.get(argv[1].lower(), cmd)
     if cmd is None:
         raise CommandError("ERR Invalid command specified")
     finder = cmd.find_keys or MOVABLE_KEYS.get(cmd.name)
-    if finder is None and not cmd.first_key:
+    if finder is None and not cmd.first_key and cmd.name not in KEY_SPECS:
         raise CommandError("ERR The command has no key arguments")
     if len(argv) != cmd.arity if cmd.arity > 0 else len(argv) < -cmd.arity:
         raise CommandError("ERR Invalid number of arguments specified for command")
-    return finder(argv) if finder is not None else cmd.keys(argv)
+    return cmd
+
+
+def command_keys(argv: list[bytes]) -> list[bytes]:
+    """COMMAND GETKEYS: the keys of a full command, as Redis's getKeysSubcommandImpl()."""
+    return [k for k, _flags in command_keys_and_flags(argv)]
+
+
+def command_keys_and_flags(argv: list[bytes]) -> list[tuple[bytes, tuple[str, ...]]]:
+    """COMMAND GETKEYSANDFLAGS. A command whose keys its own finder reads (SORT's STORE)
+    gives the keys at a key spec's position that spec's flags, the others those of its
+    last spec that cannot say where its keys are (as Redis's getkeys procedures do)."""
+    cmd = _command_of(argv)
+    try:
+        return _keys_and_flags(cmd, argv)
+    except CommandError:
+        # no keys found: an empty answer for a command whose keys are optional (EVAL)
+        if "no_mandatory_keys" in cmd.flags:
+            return []
+        raise
+
+
+def _keys_and_flags(cmd: Command, argv: list[bytes]) -> list[tuple[bytes, tuple[str, ...]]]:
+    finder = cmd.find_keys or MOVABLE_KEYS.get(cmd.name)
+    specs = KEY_SPECS.get(cmd.name, ())
+    if finder is None:
+        found = spec_keys(cmd.name, argv) if specs else None
+        if found is None and not specs:
+            return [(k, ()) for k in cmd.keys(argv)]
+        if not found:
+            raise CommandError("ERR Invalid arguments specified for command")
+        vary = VARIABLE_FLAGS.get(cmd.name)
+        return [(argv[i], vary(argv) if vary else flags) for i, flags in found]
+    keys = finder(argv)
+    by_key = {argv[i]: flags for i, flags in spec_keys(cmd.name, argv) or []}
+    rest = [f for f, b, _k in specs if b[0] == "unknown"] or [f for f, _b, _k in specs[-1:]]
+    fallback = rest[-1] if rest else ()
+    out = []
+    for k in keys:
+        out.append((k, by_key.pop(k, fallback)))
+    return out
 
 
 @command("command", -1, "loading stale", group="server", summary="Returns details about commands.")
@@ -544,6 +680,11 @@ def command_(c: Client, argv: list[bytes]) -> bytes:
         return bulk_array([x.name.encode() for x in _command_list(argv)])
     if sub == b"getkeys":
         return bulk_array(command_keys(argv[2:]))
+    if sub == b"getkeysandflags":
+        return encode(
+            [[k, [Status(f) for f in flags]] for k, flags in command_keys_and_flags(argv[2:])],
+            c.resp,
+        )
     return encode([Status(line) for line in COMMAND_HELP], c.resp)
 
 
@@ -573,6 +714,7 @@ COMMAND_ARITY = {
     b"docs": -2,
     b"list": -2,
     b"getkeys": -4,
+    b"getkeysandflags": -4,
     b"help": 2,
 }
 COMMAND_HELP = [
@@ -593,10 +735,21 @@ COMMAND_HELP = [
     "    commands are returned.",
     "GETKEYS <full-command>",
     "    Return the keys from a full command.",
+    "GETKEYSANDFLAGS <full-command>",
+    "    Return the keys and the access flags from a full command.",
     "HELP",
     "    Print this help.",
 ]
 subcommands("command", COMMAND_ARITY, {})
+
+
+@command("cluster", -2, "", group="cluster", summary="A container for Redis Cluster commands.")
+def cluster(c: Client, argv: list[bytes]) -> bytes:
+    """IronCache is never a cluster node: Redis's answer when cluster-enabled is no."""
+    raise CommandError("ERR This instance has cluster support disabled")
+
+
+subcommands("cluster", {k.encode(): v[0] for k, v in SUBCOMMANDS["cluster"].items()})
 subcommands("config", CONFIG_ARITY, {b"help": "loading stale"})
 
 

@@ -15,6 +15,7 @@ def load_all() -> None:
         admin,
         bitops,
         connection,
+        geo,
         hashes,
         hll,
         keyops,

@@ -17,7 +17,14 @@ from ironcache.commands import (
     scan_reply,
     to_int,
 )
-from ironcache.keyspace import CONTAINER_OVERHEAD, FIELD_OVERHEAD, NOTIFY_HASH, SCAN_WHOLE, Entry
+from ironcache.keyspace import (
+    CONTAINER_OVERHEAD,
+    FIELD_OVERHEAD,
+    NOTIFY_HASH,
+    SCAN_WHOLE,
+    Entry,
+    random_element,
+)
 from ironcache.protocol import EMPTY_ARRAY, ONE, ZERO, bulk, bulk_array, encode, integer, null
 
 if TYPE_CHECKING:
@@ -246,8 +253,7 @@ def hrandfield(c: Client, argv: list[bytes]) -> bytes:
         h = read_hash(c, argv[1])
         if h is None:
             return null(c.resp)
-        # a walk to a random position: O(n) like a copy, without the copy
-        return bulk(next(islice(h, random.randrange(len(h)), None)))
+        return bulk(random_element(h))
     count = to_int(argv[2])
     if not -LONG_MAX <= count <= LONG_MAX:  # getRangeLongFromObjectOrReply(), as in Redis
         raise CommandError(

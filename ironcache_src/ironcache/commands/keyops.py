@@ -335,8 +335,7 @@ def object_(c: Client, argv: list[bytes]) -> bytes:
     return integer(c.server.keyspace.lfu_counter(c.db.freqs.get(argv[2])))
 
 
-# Subcommand arities checked before MULTI queues them, as Redis does.
-subcommands("object", OBJECT_ARITY, {b"help": "loading stale"})
+subcommands("object", OBJECT_ARITY)
 
 
 def _lru_or_lfu(c: Client) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ironcache.commands import SYNTAX, CommandError, command, subcommand, to_int
+from ironcache.commands import SYNTAX, CommandError, command, subcommand, subcommands, to_int
 from ironcache.keyspace import KEY_OVERHEAD
 from ironcache.protocol import Status, encode, integer, null
 
@@ -38,3 +38,6 @@ def memory(c: Client, argv: list[bytes]) -> bytes:
     if e is None:
         return null(c.resp)
     return integer(e.size + len(argv[2]) + KEY_OVERHEAD)
+
+
+subcommands("memory", MEMORY_ARITY)

@@ -45,6 +45,7 @@ from ironcache.commands import (
     CommandError,
     command,
     subcommand,
+    subcommands,
     to_int,
 )
 from ironcache.glob import matcher
@@ -824,6 +825,8 @@ class Runtime:
         return self.lua.table_from(items)
 
 
+
+
 class Engine:
     """Scripts (EVAL's cache), function libraries, and the run in progress."""
 
@@ -890,8 +893,11 @@ class Engine:
         assert sc is not None
         srv = self.server
         cmd = ALIASES.get(argv[0]) or TABLE.get(argv[0].lower())
+        st = cmd  # what the stats name: a container's subcommand (lookupCommand's answer)
+        if cmd is not None and cmd.subcommands is not None and len(argv) > 1:
+            st = cmd.subcommands.get(argv[1].lower())
         why = ""
-        if cmd is None:
+        if cmd is None or st is None:
             # Redis has every command of NOSCRIPT, IronCache maybe not yet: same answer.
             noscript = argv[0].lower().decode("latin-1") in NOSCRIPT
             why = (
@@ -899,7 +905,7 @@ class Engine:
                 if noscript
                 else "ERR Unknown Redis command called from script"
             )
-        elif len(argv) != cmd.arity if cmd.arity > 0 else len(argv) < -cmd.arity:
+        elif len(argv) != st.arity if st.arity > 0 else len(argv) < -st.arity:
             why = "ERR Wrong number of args calling Redis command from script"
         elif cmd.name in NOSCRIPT or "noscript" in cmd.flags:
             why = "ERR This Redis command is not allowed from script"
@@ -911,18 +917,23 @@ class Engine:
             srv.error_replies += 1
             t = _err_table(rt, why)
             return True, t
-        assert cmd is not None
+        assert cmd is not None and st is not None
         if "write" in cmd.flags:
             run.dirty = True
+        t0 = time.monotonic()
         try:
             reply = cmd.handler(sc, argv)
         except CommandError as e:
             srv.error_replies += 1
+            st.failed_calls += 1
             reply = error(e.message)
         except Exception as e:  # a bug costs the call, never the server
             log.warning(f"internal error in {cmd.name.upper()} from a script: {e!r}")
             srv.error_replies += 1
+            st.failed_calls += 1
             reply = error(f"ERR internal error in '{cmd.name}' command")
+        st.secs += time.monotonic() - t0
+        st.calls += 1  # INFO commandstats counts the commands scripts run, as Redis does
         srv.commands_processed += 1
         if srv.monitors and not cmd.flags & NOT_MONITORED:
             srv.feed_monitors(sc, argv, script=True)  # "[<db> lua]", as Redis shows them
@@ -1875,3 +1886,7 @@ def _numkeys_keys(argv: list[bytes]) -> list[bytes]:
 
 for _name in (b"eval", b"evalsha", b"eval_ro", b"evalsha_ro", b"fcall", b"fcall_ro"):
     TABLE[_name].key_finder = _numkeys_keys
+
+
+subcommands("script", SCRIPT_ARITY)
+subcommands("function", FUNCTION_ARITY)

@@ -22,6 +22,7 @@ from ironcache.keyspace import (
     NOTIFY_SET,
     SCAN_WHOLE,
     Entry,
+    random_element,
 )
 from ironcache.protocol import EMPTY_ARRAY, ONE, ZERO, bulk, bulk_array, integer, null
 
@@ -179,9 +180,9 @@ def srandmember(c: Client, argv: list[bytes]) -> bytes:
     found = read_set(c, argv[1])
     if found is None:
         return null(c.resp) if count is None else EMPTY_ARRAY
-    members = list(found[1])
     if count is None:
-        return bulk(random.choice(members))
+        return bulk(random_element(found[1]))
+    members = list(found[1])
     if count >= 0:
         return bulk_array(random.sample(members, min(count, len(members))))
     count = -count

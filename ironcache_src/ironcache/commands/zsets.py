@@ -25,7 +25,7 @@ from ironcache.commands import (
 )
 from ironcache.keyspace import NOTIFY_GENERIC, NOTIFY_ZSET, SCAN_WHOLE, Entry
 from ironcache.protocol import EMPTY_ARRAY, ONE, ZERO, bulk, integer, null, null_array
-from ironcache.zset import ZMEMBER_OVERHEAD, ZSET_OVERHEAD, LexBound, ZSet
+from ironcache.zset import ZMEMBER_OVERHEAD, ZSET_OVERHEAD, LexBound, ZSet, index_add
 
 if TYPE_CHECKING:
     from ironcache.client import Client
@@ -253,7 +253,7 @@ def _zadd(c: Client, argv: list[bytes], i: int, incr: bool) -> bytes:
             elif not xx:
                 stored = score + 0.0  # -0 is stored as 0 (ZSet.add), replied as -0
                 cur[member] = stored
-                z.index.add((stored, member))
+                index_add(z.index, (stored, member))
                 grown += ZMEMBER_OVERHEAD + len(member)
                 added += 1
                 processed += 1
@@ -288,7 +288,7 @@ def zadd(c: Client, argv: list[bytes]) -> bytes:
     old = cur.get(member)
     if old is None:
         cur[member] = score
-        z.index.add((score, member))
+        index_add(z.index, (score, member))
         grown = ZMEMBER_OVERHEAD + len(member)
         e.size += grown
         db.keyspace.used += grown
