@@ -1,5 +1,5 @@
 """Celery tasks for test_apps.py: a worker process imports this module (`celery -A`).
-Each run is logged (apps_log); results go through the Redis result backend."""
+Each run is logged (apps_support.ran); results go through the Redis result backend."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 from celery import Celery
 
-from apps_log import ran
+from apps_support import ran
 
 
 def make_app(url: str) -> Celery:

@@ -1,11 +1,11 @@
 """RQ jobs for test_apps.py: the `rq worker` process imports them by name; each run is
-logged (apps_log)."""
+logged (apps_support.ran)."""
 
 from __future__ import annotations
 
 import time
 
-from apps_log import ran
+from apps_support import ran
 
 
 def square(i: int) -> int:

@@ -9,37 +9,38 @@ process with both, as ironcache.socket + FileDescriptorStoreMax= do), and a rest
 unit's: SIGTERM, the handover, the next process. molecule/handover runs that same protocol
 under real systemd; the applications are what is new here, and they see only the socket.
 
-Each run of a job or task appends a line to a file (apps_log), so the count of runs does not
-depend on the dataset the restart is about. handover no (the control, no snapshot on disk
+Each run of a job or task appends a line to a file (apps_support.ran), so the count of runs
+does not depend on the dataset the restart is about. handover no (the control, no snapshot on disk
 either): the restart loses the queued work, which never runs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import os
 import signal
 import socket
-import subprocess
-import sys
-import time
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis
 
-from support import IS_REDIS, TESTS_DIR, Server, free_port, poll
+from apps_support import (
+    JOBS,
+    SCHEDULED_IN_S,
+    WORK_TIMEOUT_S,
+    App,
+    celery_worker,
+    exactly_once,
+    rq_worker,
+    runs,
+    wait_quiet,
+)
+from support import IS_REDIS, Server, free_port, poll
 from test_handover_restart import FdStore, start_process
 
 pytestmark = pytest.mark.skipif(IS_REDIS, reason="IronCache-specific: the fd store handover")
 
-JOBS = 20  # ~50 ms each
-SCHEDULED_IN_S = 4  # after the restart, which comes once a few jobs have run
-WORK_TIMEOUT_S = 90.0  # a bound, never reached when all goes well
-QUIET_S = 3.0  # the control: no run for this long after the restart means none will come
 # The unit's restart and kill -9 with the handover; the control restarts without it.
 RESTARTS = [("yes", "restart"), ("yes", "crash"), ("no", "restart")]
 
@@ -81,56 +82,6 @@ class Deployed:
         self.listener.close()
 
 
-class App:
-    """A worker process (its own process group: RQ forks a child per job and a scheduler)."""
-
-    def __init__(self, argv: list[str], url: str, log: Path, out: Path) -> None:
-        env = dict(os.environ)
-        env.update(APPS_REDIS_URL=url, APPS_LOG=str(log), PYTHONUNBUFFERED="1",
-                   PYTHONPATH=str(TESTS_DIR) + os.pathsep + env.get("PYTHONPATH", ""))
-        self.out = out
-        with open(out, "ab") as fh:
-            self.proc = subprocess.Popen(argv, cwd=TESTS_DIR, env=env, stdout=fh,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
-
-    def output(self) -> str:
-        return self.out.read_text(errors="replace")[-6000:]
-
-    def stop(self) -> None:
-        """A warm shutdown (SIGTERM), then whatever is left of the group is killed."""
-        pgid = self.proc.pid
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)  # a job's child or the scheduler, if still there
-
-
-def runs(log: Path) -> list[str]:
-    return log.read_text().splitlines() if log.exists() else []
-
-
-def wait_quiet(log: Path) -> list[str]:
-    """The runs once none has come for QUIET_S (bounded by WORK_TIMEOUT_S)."""
-    deadline = time.monotonic() + WORK_TIMEOUT_S
-    seen, since = runs(log), time.monotonic()
-    while time.monotonic() - since < QUIET_S and time.monotonic() < deadline:
-        time.sleep(0.1)
-        now = runs(log)
-        if now != seen:
-            seen, since = now, time.monotonic()
-    return seen
-
-
-def exactly_once(lines: list[str]) -> dict[str, int]:
-    return {k: n for k, n in Counter(lines).items() if n != 1}
-
-
 # ------------------------------------------------------------------ RQ
 
 
@@ -152,9 +103,7 @@ def test_rq_worker_and_scheduler_across_a_restart(
         queue = rq.Queue("apps", connection=r)
         from apps_rq_jobs import scheduled, square
 
-        worker = App([str(Path(sys.executable).parent / "rq"), "worker", "--url", server.url,
-                      "--with-scheduler", "--path", str(TESTS_DIR), "apps"],
-                     server.url, log, tmp_path / "worker.out")
+        worker = App(rq_worker(server.url), server.url, log, tmp_path / "worker.out")
         jobs = [queue.enqueue(square, i) for i in range(JOBS)]
         later = [
             queue.enqueue_in(timedelta(seconds=SCHEDULED_IN_S), scheduled, "in"),
@@ -202,10 +151,8 @@ def test_celery_worker_group_and_chain_across_a_restart(
     squares = chained = None  # dropped while the server runs: they unsubscribe then
     try:
         server.start()
-        worker = App([sys.executable, "-m", "celery", "-A", "apps_celery_tasks", "worker",
-                      "--pool=solo", "--loglevel=INFO", "--without-mingle", "--without-gossip",
-                      "-Q", "apps", "-n", f"apps{handover}@%h"],
-                     server.url, log, tmp_path / "worker.out")
+        worker = App(celery_worker(f"apps{handover}{how}"), server.url, log,
+                     tmp_path / "worker.out")
         app = make_app(server.url)
         square, add = app.tasks["apps.square"], app.tasks["apps.add"]
         squares = celery.group(square.s(i) for i in range(JOBS)).apply_async()
