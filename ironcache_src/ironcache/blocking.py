@@ -67,6 +67,8 @@ class Blocking:
         self.loop: asyncio.AbstractEventLoop | None = None
         # A served pop is a write the journal must hold (the server points this at it).
         self.wrote: Callable[[int, list[bytes]], None] = lambda db, argv: None
+        # A client began or stopped waiting: the crash journal records it (the server sets it).
+        self.changed: Callable[[Any], None] = lambda c: None
         self.count = 0  # clients blocked (INFO blocked_clients)
 
     def block(self, w: Waiter) -> None:
@@ -74,6 +76,7 @@ class Blocking:
             w.db.blocked.setdefault(key, deque()).append(w)
         w.client.blocked = w
         self.count += 1
+        self.changed(w.client)
         if w.deadline and self.loop is not None:
             delay = max(w.deadline - time.time(), 0.0)
             w.timer = self.loop.call_later(delay, self._timed_out, w)
@@ -97,6 +100,7 @@ class Blocking:
     def _finish(self, w: Waiter, reply: bytes) -> None:
         self._forget(w)
         c = w.client
+        self.changed(c)  # journaled with the reply (push flushes the journal first)
         c.push(reply)
         c.unblocked()
 

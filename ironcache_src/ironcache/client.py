@@ -306,6 +306,8 @@ class Client(asyncio.Protocol):
         if srv.handover.ops:
             srv.handover.flush()
         self.tx += len(data)
+        if self.slot >= 0:
+            srv.handover.pushed(self, self.tx - len(data))
         srv.net_output_bytes += len(data)
         self.transport.write(data)
         self.check_output()

@@ -42,6 +42,7 @@ class Journal(Protocol[C]):
     def flush_batch(self, c: C, rx0: int, tx0: int, replies: bytes, held: bytes) -> None: ...
     def info(self) -> dict[str, Any]: ...  # INFO handover
     def wrote(self, db: int, argv: list[bytes]) -> None: ...  # a write outside the handlers
+    def pushed(self, c: C, tx0: int) -> None: ...  # bytes outside a reply about to leave
 
 
 class Host(Protocol[C]):

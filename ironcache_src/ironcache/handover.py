@@ -148,6 +148,9 @@ class Slots:
     def note_batch(self, c: Client, rx0: int, tx0: int, flags: int) -> None:
         self._put(c.slot, c.id, rx0, tx0, c.rx, c.tx, flags)
 
+    def note_push(self, c: Client, tx0: int, flags: int) -> None:
+        self._put(c.slot, c.id, c.rx, tx0, c.rx, c.tx, flags)
+
     def _put(self, slot: int, *fields: int) -> None:
         at = slot * SLOT_SIZE
         SLOT.pack_into(self.map, at, *fields)
@@ -258,6 +261,11 @@ def client_record(c: Client, full: bool) -> dict[str, Any]:
         rec["multi"] = c.multi
         rec["multi_error"] = c.multi_error
         rec["watch_touched"] = bool(c.watched) or c.dirty_cas
+    elif c.blocked is not None:
+        # A crash restart runs the blocking command again, with this deadline (journaled
+        # when the wait begins and again when it ends).
+        rec["block_argv"] = [bytes(a) for a in c.blocked.argv]
+        rec["block_deadline_ms"] = int(c.blocked.deadline * 1000)
     return rec
 
 
@@ -441,6 +449,11 @@ class Handover:
                 rec["resend"] = resume[1]
                 rec["counters"] = resume[2]
                 rec["input"] = resume[3]
+                argv = rec.pop("block_argv", None)
+                if argv:  # it was waiting: it waits again, before what it sent meanwhile
+                    rec["input"] = encode_request(argv) + resume[3]
+                else:
+                    rec.pop("block_deadline_ms", None)
                 resumed += resume[0] > 0 or bool(resume[1])
             out.append((sock, rec))
             srv.client_ids = max(srv.client_ids, cid)
@@ -678,6 +691,16 @@ class Handover:
         the start of a command it has not finished sending."""
         self.ops.append((state.OP_BATCH, c.id, rx0, tx0, c.rx, c.tx, replies, held))
         self.flush()
+
+    def pushed(self, c: Client, tx0: int) -> None:
+        """Bytes outside a reply (a message, a served BLPOP) are about to be written: the
+        slot moves past them, flagged journaled, so after a crash the kernel's count of them
+        tells the next process they left (all of them: resume; none or part: close)."""
+        if c.slot >= 0 and self.slots is not None:
+            flags = JOURNALED
+            if c.parser.held():  # its start is journaled with the last batch only
+                flags |= HELD
+            self.slots.note_push(c, tx0, flags)
 
     def client_closed(self, c: Client) -> None:
         if self.slots is not None:

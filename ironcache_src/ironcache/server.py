@@ -166,6 +166,7 @@ class Server:
             self.handover.wrote(db, argv)
 
         self.blocking.wrote = wrote
+        self.blocking.changed = lambda c: self.handover.client_changed(c)
         self.depth = 0  # execute() calls in progress (EXEC runs its commands through it)
         self.notifier = Notifier()
         self.run_id = os.urandom(20).hex()

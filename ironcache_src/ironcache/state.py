@@ -168,6 +168,7 @@ _CLIENT_FIELDS: dict[str, tuple[type, ...]] = {
     "patterns": (list,),
     "schannels": (list,),
     "block_deadline_ms": (int,),
+    "block_argv": (list,),
 }
 
 
@@ -179,7 +180,9 @@ def _valid_client(rec: Any) -> bool:
             return False
     if rec.get("resp", 2) not in (2, 3):
         return False
-    if not all(_only_bytes(rec.get(k, ())) for k in ("channels", "patterns", "schannels")):
+    if not all(
+        _only_bytes(rec.get(k, ())) for k in ("channels", "patterns", "schannels", "block_argv")
+    ):
         return False
     multi = rec.get("multi")
     return multi is None or all(isinstance(a, list) and a and _only_bytes(a) for a in multi)

@@ -525,6 +525,7 @@ def test_scripts_and_libraries_survive_handover_and_crash(
         c.function_load(LIB)
         c.set("marker", "1")
         c.eval("redis.call('set', 'by-script', 'yes')", 0)  # journaled command by command
+        assert c.eval("return 'cached by EVAL'", 0) == "cached by EVAL"
         old = procs[-1]
         old.send_signal(signal.SIGTERM if how == "handover" else signal.SIGKILL)
         old.wait()
@@ -533,6 +534,7 @@ def test_scripts_and_libraries_survive_handover_and_crash(
         if handover == "yes":
             assert c.get("marker") == "1" and c.get("by-script") == "yes"
             assert c.evalsha(digest, 0) == "kept"
+            assert c.evalsha(sha("return 'cached by EVAL'"), 0) == "cached by EVAL"
             assert c.fcall("myset", 1, "k", "v") == "OK"
             info = c.info("handover")
             assert info["handover_source"] == ("restart" if how == "handover" else "crash")
@@ -540,6 +542,8 @@ def test_scripts_and_libraries_survive_handover_and_crash(
             assert c.get("marker") is None and c.get("by-script") is None
             with pytest.raises(redis.exceptions.NoScriptError):
                 c.evalsha(digest, 0)
+            with pytest.raises(redis.exceptions.NoScriptError):
+                c.evalsha(sha("return 'cached by EVAL'"), 0)
             with pytest.raises(redis.ResponseError, match="Function not found"):
                 c.fcall("myset", 1, "k", "v")
     finally:

@@ -1345,8 +1345,12 @@ def _eval(c: Client, argv: list[bytes], sha_given: bool, ro: bool) -> bytes:
         if sha is None:
             raise CommandError(NOSCRIPT_ERR)
     else:
-        # EVAL's effects are journaled command by command: the body itself need not be.
+        # EVAL's effects are journaled command by command; a body new to the cache is
+        # journaled as SCRIPT LOAD, so EVALSHA finds it after a crash restart too.
+        known = len(eng.scripts)
         sha = eng.create_script(argv[1])
+        if len(eng.scripts) > known:
+            _journal(c, [b"SCRIPT", b"LOAD", argv[1]])
     fn = eng.compiled[sha]
     keys, args = argv[3 : 3 + n], argv[3 + n :]
     return eng.execute(c, sha.decode(), fn, eng.flags[sha], ro, True, keys, args, argv)
