@@ -57,6 +57,8 @@ UNITS = [
     "other",
     "functions",
     "scripting",
+    "acl",
+    "acl-v2",
 ]
 # The flags of the issue: no DEBUG, replication, HyperLogLog internals or latency monitor (Redis
 # internals a cache server does not have), encodings and digests are Redis internals too.

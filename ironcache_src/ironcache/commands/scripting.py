@@ -899,6 +899,8 @@ class Engine:
             why = "ERR Write commands are not allowed from read-only scripts."
         elif cmd.denyoom and not run.allow_oom and not run.dirty and run.oom_at_start:
             why = OOM_ERR
+        elif not run.caller.user.unrestricted:  # the caller's ACL user, as in Redis
+            why = srv.acl_script_denied(run.caller, cmd, argv)
         if why:
             srv.error_replies += 1
             t = _err_table(rt, why)
