@@ -117,7 +117,7 @@ def acl_source(config: Config) -> str:
     handover keeps the previous process's users (runtime changes included) only when it is
     the same, so a deployment that changes users gets them."""
     h = hashlib.sha256(repr(config["user"]).encode("utf-8", "surrogateescape"))
-    path = config["aclfile"]
+    path = acl_commands.aclfile_path(config)
     if path:
         h.update(path.encode("utf-8", "surrogateescape"))
         with contextlib.suppress(OSError), open(path, "rb") as f:

@@ -214,7 +214,7 @@ def acl(c: Client, argv: list[bytes]) -> bytes:
     if sub in (b"load", b"save") and not srv.config["aclfile"]:
         raise CommandError(NO_ACLFILE)
     if sub == b"load":
-        path = srv.config["aclfile"]
+        path = aclfile_path(srv.config)
         try:
             users = reg.load_lines(read_aclfile(path), path)
         except (rules.AclError, OSError) as e:
@@ -226,7 +226,7 @@ def acl(c: Client, argv: list[bytes]) -> bytes:
         return OK
     if sub == b"save":
         try:
-            save_aclfile(srv.config["aclfile"], reg.list_lines())
+            save_aclfile(aclfile_path(srv.config), reg.list_lines())
         except OSError as e:
             log.warning(f"ACL SAVE: {e}")
             raise CommandError(
@@ -389,6 +389,12 @@ def journal(c: Client, argv: list[bytes]) -> None:
 
 
 # ------------------------------------------------------------------ the ACL file
+def aclfile_path(config: Config) -> str:
+    """`aclfile`, a relative path being in `dir` (Redis reads it after chdir to `dir`)."""
+    path = config["aclfile"]
+    return os.path.join(config["dir"], path) if path else ""
+
+
 ACLFILE_MAX = 16 * 1024 * 1024
 
 
@@ -443,7 +449,7 @@ def from_config(config: Config) -> rules.Acl:
     reg.log_max = config["acllog-max-len"]
     reg.set_password(config["requirepass"])
     entries = [[a.encode("utf-8", "surrogateescape") for a in x] for x in config["user"]]
-    path = config["aclfile"]
+    path = aclfile_path(config)
     if path and entries:
         raise ConfigError(
             "users defined in the configuration ('user' lines) and an ACL file ('aclfile') at "
