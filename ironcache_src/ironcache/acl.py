@@ -420,7 +420,9 @@ class User:
         self.name = name
         self.enabled = False
         self.nopass = False
-        self.sanitize = True  # sanitize-payload (RESTORE checks payloads whatever it says)
+        # sanitize-payload / skip-sanitize-payload / neither given (RESTORE checks payloads
+        # whatever it says)
+        self.sanitize: bool | None = None
         self.passwords: list[str] = []
         self.selectors = [Selector(True, allchannels)]
         self.unrestricted = False
@@ -501,7 +503,8 @@ class User:
         out = ["on" if self.enabled else "off"]
         if self.nopass:
             out.append("nopass")
-        out.append("sanitize-payload" if self.sanitize else "skip-sanitize-payload")
+        if self.sanitize is not None:
+            out.append("sanitize-payload" if self.sanitize else "skip-sanitize-payload")
         return out
 
     def describe(self, catalog: Catalog) -> str:
@@ -703,8 +706,15 @@ class Acl:
 
     def load_config_users(self, entries: list[list[bytes]]) -> None:
         """`user` directives of the configuration (ACLLoadConfiguredUsers)."""
+        seen: set[bytes] = set()
         for argv in entries:
             name = argv[0]
+            if name in seen:
+                raise AclError(
+                    f"'{name.decode('latin-1')}': Duplicate user found. A user can only be "
+                    "defined once in config files"
+                )
+            seen.add(name)
             if _has_spaces(name):
                 raise AclError("Spaces not allowed in ACL usernames")
             user = self.users.get(name)

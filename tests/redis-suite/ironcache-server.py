@@ -35,8 +35,9 @@ def translate(path: str) -> str:
 
 
 def main() -> int:
-    config = translate(sys.argv[1])
-    extra = [a for a in sys.argv[2:]]
+    args = sys.argv[1:]
+    if args and not args[0].startswith("--"):
+        args = [translate(args[0]), *args[1:]]
     os.dup2(1, 2)  # the log (stderr) goes where Redis's does with `logfile ""`
     print(f"ironcache-server: PID: {os.getpid()}", flush=True)
     ready = sdnotify.Notifier.ready
@@ -46,7 +47,7 @@ def main() -> int:
         print("Ready to accept connections", flush=True)
 
     sdnotify.Notifier.ready = announce  # type: ignore[method-assign]
-    return cli.main(["serve", config, *extra])
+    return cli.main(["serve", *args])
 
 
 if __name__ == "__main__":

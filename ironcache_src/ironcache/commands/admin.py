@@ -521,8 +521,34 @@ KEY_ACCESS = {
 _ACCESS_BITS = {"R": 1, "W": 2, "RW": 3, "-": 0}
 
 
+def _set_access(argv: list[bytes]) -> list[tuple[bytes, int]]:
+    """SET reads the key only with GET (Redis's VARIABLE_FLAGS spec)."""
+    return [(argv[1], 3 if any(a.lower() == b"get" for a in argv[3:]) else 2)]
+
+
+def _bitfield_access(argv: list[bytes]) -> list[tuple[bytes, int]]:
+    """BITFIELD writes only with SET or INCRBY."""
+    writes = any(a.lower() in (b"set", b"incrby") for a in argv[2:])
+    return [(argv[1], 3 if writes else 1)]
+
+
+def _second_arg(argv: list[bytes]) -> list[tuple[bytes, int]]:
+    return [(argv[2], 0)] if len(argv) > 2 else []
+
+
+# Keys whose permission depends on the arguments, or of subcommands (MEMORY USAGE key).
+ACCESS_FINDERS: dict[str, Callable[[list[bytes]], list[tuple[bytes, int]]]] = {
+    "set": _set_access,
+    "bitfield": _bitfield_access,
+    "memory|usage": _second_arg,
+    **{f"object|{x}": _second_arg for x in ("encoding", "freq", "idletime", "refcount")},
+}
+
+
 def key_access(cmd: Command) -> Callable[[list[bytes]], list[tuple[bytes, int]]] | None:
     """What ACL checks of a command's keys: (key, 1 read | 2 write) for each, or None."""
+    if cmd.name in ACCESS_FINDERS:
+        return ACCESS_FINDERS[cmd.name]
     finder = cmd.find_keys or cmd.key_finder or MOVABLE_KEYS.get(cmd.name)
     if finder is None and not cmd.first_key:
         return None
