@@ -541,6 +541,7 @@ ACCESS_FINDERS: dict[str, Callable[[list[bytes]], list[tuple[bytes, int]]]] = {
     "set": _set_access,
     "bitfield": _bitfield_access,
     "memory|usage": _second_arg,
+    "memory": lambda argv: _second_arg(argv) if argv[1].lower() == b"usage" else [],
     **{f"object|{x}": _second_arg for x in ("encoding", "freq", "idletime", "refcount")},
 }
 

@@ -38,7 +38,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ironcache import lualibs
-from ironcache.commands import ALIASES, TABLE, CommandError, command, subcommand, to_int
+from ironcache.commands import (
+    ALIASES,
+    TABLE,
+    CommandError,
+    command,
+    subcommand,
+    subcommands,
+    to_int,
+)
 from ironcache.glob import matcher
 from ironcache.log import log
 from ironcache.lualibs import lua51
@@ -1863,3 +1871,22 @@ def _numkeys_keys(argv: list[bytes]) -> list[bytes]:
 
 for _name in (b"eval", b"evalsha", b"eval_ro", b"evalsha_ro", b"fcall", b"fcall_ro"):
     TABLE[_name].key_finder = _numkeys_keys
+
+# SCRIPT and FUNCTION subcommands by name (ACL rules such as -function|delete, COMMAND INFO),
+# with Redis's flags.
+subcommands("script", SCRIPT_ARITY, {b"help": "loading stale", b"kill": "noscript allow_busy"})
+subcommands(
+    "function",
+    FUNCTION_ARITY,
+    {
+        b"help": "loading stale",
+        b"load": "write denyoom noscript",
+        b"delete": "write noscript",
+        b"flush": "write noscript",
+        b"restore": "write denyoom noscript",
+        b"list": "noscript",
+        b"dump": "noscript",
+        b"stats": "noscript allow_busy",
+        b"kill": "noscript allow_busy",
+    },
+)
