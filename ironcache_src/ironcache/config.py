@@ -131,13 +131,21 @@ def _addresses(args: list[str]) -> list[str]:
     return out
 
 
+def _words(args: list[str]) -> list[str]:
+    """One directive's arguments as Redis splits them, given whole on the command line too
+    (`--user "app on >pw ~app:* +get"`)."""
+    return [w for a in args for w in (tokenize(a) if " " in a or "'" in a or '"' in a else [a])]
+
+
 def _user(args: list[str]) -> list[list[str]]:
+    args = _words(args)
     if not args or not args[0]:
         raise ValueError("a user needs a name")
     return [args]
 
 
 def _rename(args: list[str]) -> list[tuple[str, str]]:
+    args = _words(args)
     if len(args) != 2 or not args[0]:
         raise ValueError('rename-command needs a command name and its new name ("" disables it)')
     return [(args[0].lower(), args[1])]
