@@ -137,8 +137,8 @@ def _check_app_user(host):
     assert "NOPERM" in _as_app(host, "SET", "other", "x")
     assert "NOPERM" in _as_app(host, "FLUSHALL")  # -@dangerous
     assert "NOPERM" in _as_app(host, "CONFIG", "GET", "port")  # not in @read/@write
-    assert "WRONGPASS" in host.run(
-        "redis-cli --no-auth-warning -h 127.0.0.1 --user app --pass wrong PING").stdout
+    wrong = host.run("redis-cli --no-auth-warning -h 127.0.0.1 --user app --pass wrong PING")
+    assert "WRONGPASS" in wrong.stdout + wrong.stderr
 
 
 def test_acl_users_file_and_restricted_user(host):
