@@ -257,6 +257,18 @@ TEMPLATES.update({
                     ["K", "GRP", "CONS", "0", "SID", "COUNT", "I", "JUSTID"]],
     b"XINFO": [["GROUPS", "K"], ["NOSUCH", "K"], ["HELP", "x"]],
 })
+# ACL (issue 17): rule errors, DRYRUN verdicts and their wording; no GETUSER of a user with
+# single-command rules (their order follows each server's command table).
+TEMPLATES.update({
+    b"ACL": [["WHOAMI"], ["CAT"], ["CAT", "nosuch"], ["DRYRUN", "default", "GET", "K"],
+             ["DRYRUN", "fz", "GET", "K"], ["DRYRUN", "fz", "SET", "K", "V"],
+             ["DRYRUN", "fz", "SET", "K", "V", "GET"], ["DRYRUN", "fz", "COPY", "K", "K"],
+             ["DRYRUN", "nosuch", "GET", "K"], ["DRYRUN", "fz", "NOSUCH"],
+             ["DRYRUN", "fz", "GET"], ["SETUSER", "fz", "ACLRULE"],
+             ["SETUSER", "fz", "ACLRULE", "ACLRULE", "ACLRULE"], ["GETUSER", "nosuch"],
+             ["DELUSER", "default"], ["DELUSER", "nosuchuser"], ["NOSUCH"], ["GENPASS", "x"],
+             ["GENPASS", "0"], ["LOG", "x"], ["LOG", "0"], ["USERS", "x"], ["WHOAMI", "x"]],
+})
 EXTRA_KINDS: dict[str, list[bytes]] = {
     "SID": [b"1-1", b"1-*", b"2", b"0-1", b"0-0", b"5-0", b"3-18446744073709551615", b"x",
             b"-", b"+", b"$", b">", b"(1-1", b"0", b"18446744073709551615-18446744073709551615",
@@ -265,6 +277,10 @@ EXTRA_KINDS: dict[str, list[bytes]] = {
              b"MAXLEN -1", b"MINID x"],
     "XBT": [b"1", b"5", b"-1", b"x"],
     "GRP": [b"g", b"h"], "CONS": [b"alice", b"bob"],
+    "ACLRULE": [b"on", b"off", b"+get", b"-get", b"+set", b"+@read", b"+@write", b"-@all",
+                b"+@all", b"~k*", b"%R~k*", b"%W~*", b"%RW~k*", b"%X~k", b"resetkeys", b"allkeys",
+                b"+@nosuch", b"bogus", b"&c*", b"reset", b">pw", b"<nopw", b"+config|get",
+                b"+select|0", b"+get|x", b"#abc", b"nopass", b"+copy"],
     "NK": [b"1", b"2", b"3", b"0", b"x"],
     "BIT": [b"0", b"1", b"7", b"8", b"15", b"100", b"-1", b"x", b"4294967296", b"#1"],
     "BITV": [b"0", b"1", b"2", b"x"],

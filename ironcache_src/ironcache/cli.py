@@ -9,8 +9,12 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from ironcache._version import __version__
+
+if TYPE_CHECKING:
+    from ironcache.config import Config
 
 USAGE = """\
 usage: ironcache serve [CONFIG] [--directive value ...]
@@ -27,6 +31,16 @@ def _split(args: list[str]) -> tuple[str | None, list[str]]:
     return None, args
 
 
+def check_users(config: Config) -> None:
+    """What the server checks at start beyond the values: ACL users, rename-command."""
+    from ironcache.commands import acl
+    from ironcache.commands.families import load_all, rename_commands
+
+    load_all()
+    rename_commands(config["rename-command"], apply=False)
+    acl.from_config(config)
+
+
 def check_config(args: list[str]) -> int:
     from ironcache.config import ConfigError, load, probe_addresses
 
@@ -36,7 +50,9 @@ def check_config(args: list[str]) -> int:
         return 2
     try:
         # What serve would find at start: the file and values, then the addresses.
-        probe_addresses(load(path, overrides))
+        config = load(path, overrides)
+        probe_addresses(config)
+        check_users(config)
     except ConfigError as e:
         where = e.where or path
         print(f"ironcache: {where}: {e.message}", file=sys.stderr)
@@ -72,7 +88,11 @@ def serve(args: list[str], exec_time: float) -> int:
     from ironcache.listener import ListenError
     from ironcache.server import Server
 
-    server = Server(config)
+    try:
+        server = Server(config)  # the ACL users and rename-command are checked here
+    except ConfigError as e:
+        log.warning(f"cannot start: {e}")
+        return 1
     try:
         server.open_listeners()
     except ListenError as e:

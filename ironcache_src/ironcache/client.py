@@ -72,6 +72,7 @@ class Client(asyncio.Protocol):
         "lib_ver",
         "resp",
         "authenticated",
+        "user",
         "multi",
         "multi_error",
         "watched",
@@ -112,7 +113,9 @@ class Client(asyncio.Protocol):
         self.lib_name = b""
         self.lib_ver = b""
         self.resp = 2
-        self.authenticated = not cfg["requirepass"]
+        # The ACL user (ironcache.acl.User): the default one until AUTH, as in Redis.
+        self.user = server.acl.default
+        self.authenticated = self.user.nopass and self.user.enabled
         self.parser.authenticated = self.authenticated
         self.multi: list[list[bytes]] | None = None  # queued commands inside MULTI
         self.multi_error = False
@@ -524,7 +527,9 @@ class Client(asyncio.Protocol):
             self._resume_reading()
 
     # ------------------------------------------------------------- state helpers
-    def authenticate(self) -> None:
+    def authenticate(self, user: Any = None) -> None:
+        if user is not None:
+            self.user = user
         self.authenticated = True
         self.parser.authenticated = True
 
@@ -612,7 +617,8 @@ class Client(asyncio.Protocol):
             f"multi={-1 if self.multi is None else len(self.multi)} qbuf={qbuf} "
             f"qbuf-free={qbuf_free} argv-mem={argv_mem} multi-mem={multi_mem} "
             "rbs=0 rbp=0 obl=0 oll=0 "
-            f"omem=0 tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={self.resp} "
+            f"omem=0 tot-mem=0 events=r cmd={cmd} user={self.user.name.decode('latin-1')} "
+            f"redir=-1 resp={self.resp} "
             f"lib-name={self.lib_name.decode(errors='replace')} "
             f"lib-ver={self.lib_ver.decode(errors='replace')}"
         )

@@ -131,6 +131,30 @@ def _addresses(args: list[str]) -> list[str]:
     return out
 
 
+def _words(args: list[str]) -> list[str]:
+    """One directive's arguments as Redis splits them, given whole on the command line too
+    (`--user "app on >pw ~app:* +get"`)."""
+    return [w for a in args for w in (tokenize(a) if " " in a or "'" in a or '"' in a else [a])]
+
+
+def _user(args: list[str]) -> list[list[str]]:
+    args = _words(args)
+    if not args or not args[0]:
+        raise ValueError("a user needs a name")
+    return [args]
+
+
+def _rename(args: list[str]) -> list[tuple[str, str]]:
+    args = _words(args)
+    if len(args) != 2 or not args[0]:
+        raise ValueError('rename-command needs a command name and its new name ("" disables it)')
+    return [(args[0].lower(), args[1])]
+
+
+def _append(old: list[Any], new: list[Any]) -> list[Any]:
+    return [*old, *new]
+
+
 def _daemonize(args: list[str]) -> bool:
     if _bool(args):
         raise ValueError("daemonize yes is not supported: run IronCache under systemd")
@@ -373,6 +397,30 @@ DIRECTIVES: dict[str, Directive] = {
         Directive("hz", _int(1, 500), 10),
         # Keyspace notifications published to __keyspace@<db>__:* and __keyevent@<db>__:*.
         Directive("notify-keyspace-events", _keyspace_events, 0, render=events_to_string),
+        # ACL users: `user` lines (rules as ACL SETUSER), or an ACL file (ACL LOAD / SAVE).
+        Directive(
+            "user",
+            _user,
+            [],
+            mutable=False,
+            render=lambda v: "",
+            secret=True,
+            merge=_append,
+            hidden=True,
+        ),
+        Directive("aclfile", _string, "", mutable=False),
+        Directive("acllog-max-len", _int(0, _LONG_MAX), 128),
+        Directive("acl-pubsub-default", _enum("resetchannels", "allchannels"), "resetchannels"),
+        # `rename-command NAME NEW` (NEW "" disables NAME), as in redis.conf.
+        Directive(
+            "rename-command",
+            _rename,
+            [],
+            mutable=False,
+            render=lambda v: "",
+            merge=_append,
+            hidden=True,
+        ),
         Directive("daemonize", _daemonize, False, mutable=False, render=_render_bool),
         *REDIS_COMPAT,
     ]

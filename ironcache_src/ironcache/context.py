@@ -15,6 +15,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
+    from ironcache.acl import Acl
     from ironcache.blocking import Blocking
     from ironcache.config import Config
     from ironcache.keyspace import Keyspace
@@ -72,11 +73,13 @@ class Host(Protocol[C]):
     error_replies: int
     # Scripting (commands/scripting.py): its engine, and the -BUSY reply while one runs long.
     lua: Any
+    acl: Acl  # users and the ACL log (commands/acl.py)
     script_busy: str | None
     stopping: asyncio.Event | None
 
     def busy_poll(self, running: C) -> None: ...
     def busy_end(self) -> None: ...
+    def acl_script_denied(self, caller: C, cmd: Any, argv: list[bytes]) -> str: ...
     def next_client_id(self) -> int: ...
     def client_closed(self, c: C) -> None: ...
     def execute(self, c: C, argv: list[bytes]) -> bytes: ...
@@ -111,5 +114,6 @@ class HandoverHost(Host[C], Protocol[C]):
 
     notifier: Notifier
     client_ids: int  # the highest id given out: restored connections keep theirs
+    acl_source: str  # digest of the configured users (server.acl_source)
 
     def replay_client(self) -> C: ...

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from ironcache import keyspace as ks_mod
 from ironcache import state
+from ironcache.acl import AclError
 from ironcache.log import log
 from ironcache.protocol import encode_request
 
@@ -240,6 +241,7 @@ def client_record(c: Client, full: bool) -> dict[str, Any]:
         "lib_ver": c.lib_ver,
         "resp": c.resp,
         "auth": c.authenticated,
+        "user": c.user.name,
         "listener": c.listener.describe(),
         "created_ms": int((time.time() - (time.monotonic() - c.created)) * 1000),
         # A crash loses a transaction in progress; such a client is closed, not misled.
@@ -302,6 +304,24 @@ def _strip_handover_fields(clients: dict[int, dict[str, Any] | None]) -> None:
                 rec.pop(k, None)
 
 
+def restore_acl(srv: Server, meta: dict[str, Any]) -> None:
+    """The previous process's users (ACL SETUSER since its start included), unless the
+    configured users changed: then the configuration wins, as a restart of Redis would."""
+    lines = meta.get("acl")
+    if meta.get("acl_source") != srv.acl_source:
+        if lines is not None:
+            log.notice("ACL users: the configured users changed, the previous ones are dropped")
+        return
+    if not isinstance(lines, list) or not all(isinstance(x, bytes) for x in lines):
+        return
+    try:
+        users = srv.acl.load_lines(lines, "(handover)")
+    except AclError as e:
+        log.warning(f"ACL users of the previous process not taken over: {e.message}")
+        return
+    srv.acl.replace_users(users)
+
+
 def apply_record(c: Client, rec: dict[str, Any]) -> None:
     """Give a rebuilt connection the state recorded for it (missing fields keep defaults)."""
     dbs = c.server.keyspace.dbs
@@ -311,8 +331,11 @@ def apply_record(c: Client, rec: dict[str, Any]) -> None:
     c.lib_name = rec.get("lib_name", b"")
     c.lib_ver = rec.get("lib_ver", b"")
     c.resp = rec.get("resp", 2)
-    if rec.get("auth") or not c.server.config["requirepass"]:
-        c.authenticate()
+    user = c.server.acl.users.get(rec.get("user", b"default"))
+    if user is None:  # deleted meanwhile, or not in the new configuration: as ACL DELUSER
+        c.user = c.server.acl.default
+    elif rec.get("auth") or (user.nopass and user.enabled):
+        c.authenticate(user)
     if "created_ms" in rec:
         c.created -= max(time.time() - rec["created_ms"] / 1000, 0.0)
     c.multi = rec.get("multi")
@@ -484,6 +507,7 @@ class Handover:
             log.warning(f"cannot take over the previous process's state: {e}")
             return False
         meta = body.get("meta", {})
+        restore_acl(srv, meta)
         self.previous_version = str(meta.get("ironcache_version", ""))
         started = meta.get("handover_started_ms", 0)
         self.handover_started_ms = started if isinstance(started, int) else 0
@@ -592,7 +616,8 @@ class Handover:
         self, gen: int, kind: str, clients: list[dict[str, Any]], meta: dict[str, Any] | None = None
     ) -> int:
         t0 = time.perf_counter()
-        blob = state.encode({"kind": kind, **(meta or {})}, self.server.keyspace, clients)
+        acl = {"acl": self.server.acl.list_lines(), "acl_source": self.server.acl_source}
+        blob = state.encode({"kind": kind, **acl, **(meta or {})}, self.server.keyspace, clients)
         fd = os.memfd_create(f"ironcache-state-{gen}", os.MFD_CLOEXEC)
         view = memoryview(blob)
         while view:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hashlib
 import ipaddress
 import itertools
 import os
@@ -25,7 +26,8 @@ from ironcache.commands import (
     CommandError,
     reset_command_stats,
 )
-from ironcache.commands.families import load_all
+from ironcache.commands import acl as acl_commands
+from ironcache.commands.families import load_all, rename_commands
 from ironcache.config import Config
 from ironcache.keyspace import Keyspace
 from ironcache.log import log
@@ -120,6 +122,19 @@ def _grows(c: Client) -> bool:
     return False
 
 
+def acl_source(config: Config) -> str:
+    """A digest of where the users come from (`user` lines, the ACL file's content): a
+    handover keeps the previous process's users (runtime changes included) only when it is
+    the same, so a deployment that changes users gets them."""
+    h = hashlib.sha256(repr(config["user"]).encode("utf-8", "surrogateescape"))
+    path = acl_commands.aclfile_path(config)
+    if path:
+        h.update(path.encode("utf-8", "surrogateescape"))
+        with contextlib.suppress(OSError), open(path, "rb") as f:
+            h.update(f.read(16 * 1024 * 1024))
+    return h.hexdigest()
+
+
 def auto_maxmemory() -> int:
     """Half of the memory this process may use (cgroup limit, else RAM)."""
     limit = 0
@@ -141,7 +156,10 @@ def auto_maxmemory() -> int:
 class Server:
     def __init__(self, config: Config) -> None:
         load_all()
+        rename_commands(config["rename-command"], apply=True)
         self.config = config
+        self.acl = acl_commands.from_config(config)  # raises ConfigError for bad users
+        self.acl_source = acl_source(config)
         self.keyspace = Keyspace(config["databases"])
         self.clients: dict[int, Client] = {}
         # Accepted sockets whose Client is still being set up (a handover waits for them).
@@ -226,6 +244,10 @@ class Server:
         hard, soft, seconds = self.config["client-output-buffer-limit"]["pubsub"]
         self.obuf_pubsub = (hard, soft, seconds)
         self.keyspace.set_events(self.config["notify-keyspace-events"])
+        if hasattr(self, "acl"):
+            self.acl.log_max = self.config["acllog-max-len"]
+            del self.acl.log[self.acl.log_max :]
+            self.acl.pubsub_default_all = self.config["acl-pubsub-default"] == "allchannels"
 
     def update_maxmemory(self) -> None:
         configured = self.config["maxmemory"]
@@ -285,9 +307,18 @@ class Server:
                 cmd.name,
                 st,
             )
-        if c.multi is not None or not c.authenticated or self.script_busy is not None:
+        if (
+            c.multi is not None
+            or not c.authenticated
+            or self.script_busy is not None
+            or not c.user.unrestricted
+        ):
             if not c.authenticated and not cmd.noauth:
                 return self._reject(c, "NOAUTH Authentication required.", cmd.name, st, argv=argv)
+            if not c.user.unrestricted:
+                denied = self._acl_denied(c, st, argv)
+                if denied:
+                    return self._reject(c, denied, cmd.name, st, argv=argv)
             if self.script_busy is not None and (
                 (cmd.name not in ALLOW_BUSY and "allow_busy" not in cmd.flags)
                 or (cmd.name == "shutdown" and b"nosave" not in map(bytes.lower, argv[1:]))
@@ -338,6 +369,31 @@ class Server:
         if self.monitors and not st.flags & NOT_MONITORED:
             self.feed_monitors(c, argv)
         return reply
+
+    def _acl_denied(self, c: Client, cmd: Command, argv: list[bytes]) -> str:
+        """The NOPERM reply for a request its user may not run, or "" (see commands/acl.py).
+        Inside EXEC (a command queued before the rules changed) Redis words it otherwise."""
+        in_exec = self.depth > 0  # only EXEC runs commands through execute() from a command
+        context = "multi" if c.multi is not None or in_exec else "toplevel"
+        result, name = acl_commands.check(c, cmd, argv, context)
+        if not result:
+            return ""
+        if in_exec:
+            return (
+                "NOPERM ACLs rules changed between the moment the transaction was accumulated "
+                "and the EXEC call. This command is no longer allowed for the following "
+                f"reason: {acl_commands.EXEC_REASON[result]}"
+            )
+        return acl_commands.denied_reply(result, name)
+
+    def acl_script_denied(self, caller: Client, cmd: Command, argv: list[bytes]) -> str:
+        """redis.call() as a user that may not run it: the script's error, or ""."""
+        if cmd.subcommands is not None and len(argv) > 1:
+            cmd = cmd.subcommands.get(argv[1].lower(), cmd)
+        result, dummy = acl_commands.check(caller, cmd, argv, "lua")
+        if not result:
+            return ""
+        return f"NOPERM The user executing the script {acl_commands.DENIED_REASON[result]}"
 
     def feed_monitors(self, c: Client, argv: list[bytes], script: bool = False) -> None:
         """MONITOR: one status line per command run, as Redis's replicationFeedMonitors();
@@ -396,6 +452,7 @@ class Server:
         plain = (
             c.multi is None
             and c.authenticated
+            and c.user.unrestricted
             and not c.reply_off
             and not self.monitors
             and self.script_busy is None
@@ -457,6 +514,7 @@ class Server:
                 plain = (
                     c.multi is None
                     and c.authenticated
+                    and c.user.unrestricted
                     and not c.reply_off
                     and not self.monitors
                     and self.script_busy is None
@@ -751,7 +809,7 @@ class Server:
     def replay_client(self) -> Client:
         """A connection-less client that journal replay runs writes as."""
         c = Client(self, listen.Listener("unix", "(journal)"), 0)
-        c.authenticate()
+        c.authenticate(self.acl.superuser)
         return c
 
     def rebind(self, kind: str, bind: list[str], port: int, unixsocket: str) -> None:

@@ -156,6 +156,7 @@ _CLIENT_FIELDS: dict[str, tuple[type, ...]] = {
     "lib_ver": (bytes,),
     "resp": (int,),
     "auth": (bool,),
+    "user": (bytes,),
     "listener": (str,),
     "created_ms": (int,),
     "in_multi": (bool,),

@@ -102,7 +102,7 @@ class Prober:
 
     def __init__(self, host="127.0.0.1", port=6379, unix_path=None, password=None,
                  connect_timeout=3.0, max_seconds=60.0, max_attempts=200000, pause=0.0,
-                 keep_samples=False):
+                 keep_samples=False, username=None):
         self.host = host
         self.port = int(port)
         self.unix_path = unix_path or None
@@ -121,8 +121,9 @@ class Prober:
         self.longest_gap = 0.0
         self.started_at = None
         self.request = encode_command("PING")
-        if self.password:
-            self.request = encode_command("AUTH", self.password) + self.request
+        if self.password:  # AUTH [username] password (an ACL user when a username is given)
+            auth = [username, self.password] if username else [self.password]
+            self.request = encode_command("AUTH", *auth) + self.request
 
     # one attempt ---------------------------------------------------------------------------
     def connect(self):
@@ -239,6 +240,7 @@ def main(argv=None):
     parser.add_argument("--unix", default=None, help="unix socket path instead of TCP")
     parser.add_argument("--password", default=os.environ.get("IRONCACHE_PROBE_PASSWORD"),
                         help="AUTH password (default: $IRONCACHE_PROBE_PASSWORD)")
+    parser.add_argument("--user", default=None, help="ACL user to AUTH as (with --password)")
     parser.add_argument("--seconds", type=float, default=60.0, help="stop after this many seconds")
     parser.add_argument("--max-attempts", type=int, default=200000)
     parser.add_argument("--until-file", default=None, help="stop as soon as this file exists")
@@ -250,6 +252,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     prober = Prober(host=args.host, port=args.port, unix_path=args.unix, password=args.password,
+                    username=args.user,
                     connect_timeout=args.connect_timeout, max_seconds=args.seconds,
                     max_attempts=args.max_attempts, pause=args.pause, keep_samples=args.samples)
 

@@ -120,8 +120,9 @@ def resp_query(host, port, unix_path, password, commands, timeout=2.0):
         raise RespError("cannot connect: %s" % e) from e
     try:
         s.settimeout(timeout)
-        if password:
-            commands = [["AUTH", password]] + list(commands)
+        if password:  # a password, or [username, password] for an ACL user
+            auth = list(password) if isinstance(password, (list, tuple)) else [password]
+            commands = [["AUTH"] + auth] + list(commands)
         s.sendall(b"".join(_encode(c) for c in commands))
         reader = _Reader(s)
         replies = [reader.reply() for dummy in commands]
@@ -320,6 +321,9 @@ class RollingRestart:
         self.port = params.get("port") or 6379
         self.unix_path = params.get("unix_path") or None
         self.password = params.get("password") or None
+        self.username = params.get("username") or None
+        if self.username and self.password:  # AUTH username password (an ACL user)
+            self.password = [self.username, self.password]
         self.timeout = float(params.get("timeout") or 30)
         self.wallclock = wallclock
         self.warnings = []
@@ -585,7 +589,9 @@ class RollingRestart:
         if self.p.get("probe", True) and self.prober_factory is not None:
             prober = self.prober_factory(
                 host=self.host, port=self.port, unix_path=self.unix_path,
-                password=self.password, max_seconds=float(self.p.get("probe_max_seconds") or 60))
+                password=self.p.get("password") or None,
+                max_seconds=float(self.p.get("probe_max_seconds") or 60),
+                **({"username": self.username} if self.username else {}))
             prober.start()
             self.sleep(float(self.p.get("probe_lead_seconds", 0.2)))
         result = {"changed": True, "old_pid": old["pid"], "old_version": old["version"],

@@ -94,7 +94,14 @@ options:
     description: Connect to this unix socket instead of TCP.
     type: path
   password:
-    description: The server's C(requirepass); sent with C(AUTH) on every connection.
+    description:
+      - The server's C(requirepass), or the password of O(username); sent with C(AUTH) on
+        every connection.
+    type: str
+  username:
+    description:
+      - An ACL user to authenticate as (C(AUTH username password)) instead of the default
+        user; it needs C(PING) and C(INFO). Used only with O(password).
     type: str
   expected_version:
     description:
@@ -363,6 +370,7 @@ def main():
             port=dict(type="int", default=6379),
             unix_path=dict(type="path"),
             password=dict(type="str", no_log=True),
+            username=dict(type="str", no_log=True),
             expected_version=dict(type="str"),
             config=dict(type="path", default="/etc/ironcache/ironcache.conf"),
             ironcache_bin=dict(type="path"),

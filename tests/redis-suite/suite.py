@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -60,7 +61,14 @@ UNITS = [
     "other",
     "functions",
     "scripting",
+    "acl",
+    "acl-v2",
 ]
+# Units whose tests start servers of their own (tagged external:skip: they restart with other
+# configurations, an `aclfile`, `user` lines): runtest runs them without --host, starting each
+# lane's src/redis-server (redis-server itself, or ironcache-server.py for IronCache).
+SPAWNED = frozenset(("acl", "acl-v2"))
+SPAWN_PORTS = 8  # runtest --portcount: ports from the lane's baseport, clear of the other lane
 # The flags of the issue: no DEBUG, replication, HyperLogLog internals or latency monitor (Redis
 # internals a cache server does not have), encodings and digests are Redis internals too.
 RUNTEST_FLAGS = [
@@ -96,6 +104,7 @@ class Target:
     tree: Path  # the patched copy of redis's tests/ + runtest
     work: Path
     argv_for: object = None  # callable(dir) -> argv of the server
+    spawn_script: str = ""  # src/redis-server for the SPAWNED units
     skipfile: Path | None = None  # runtest --skipfile
     env: dict[str, str] = field(default_factory=dict)
     results: dict[str, Result] = field(default_factory=dict)
@@ -166,6 +175,8 @@ def run_unit(t: Target, unit: str, args: argparse.Namespace, attempt: int = 1) -
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)
     res.log = str(d / "runtest.log")
+    if unit in SPAWNED:
+        return run_spawned(t, unit, args, res, d)
     if ping(t.port, time.monotonic()):
         # another process holds the port: its answers must not count as this server's
         res.status = "not run"
@@ -232,6 +243,58 @@ def run_unit(t: Target, unit: str, args: argparse.Namespace, attempt: int = 1) -
         res.seconds = time.monotonic() - start
         stop(server)
         server_log.close()
+    return res
+
+
+def run_spawned(t: Target, unit: str, args: argparse.Namespace, res: Result, d: Path) -> Result:
+    """A unit whose tests start their servers: src/redis-server exists for its run only (the
+    other units keep an empty src/, see run.sh)."""
+    binary = t.tree / "src" / "redis-server"
+    binary.write_text(t.spawn_script)
+    binary.chmod(0o755)
+    start = time.monotonic()
+    cmd = [
+        "./runtest",
+        "--single",
+        f"unit/{unit}",
+        "--baseport",
+        str(t.baseport),
+        "--portcount",
+        str(SPAWN_PORTS),
+        "--timeout",
+        str(args.progress_timeout),
+        *RUNTEST_FLAGS,
+    ]
+    if t.skipfile:
+        cmd += ["--skipfile", str(t.skipfile)]
+    try:
+        with open(res.log, "wb") as out:
+            rt = subprocess.Popen(
+                cmd,
+                cwd=t.tree,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "TERM": "dumb"},
+                start_new_session=True,
+            )
+            LIVE.add(rt.pid)
+            try:
+                rt.wait(args.unit_timeout)
+                hard_timeout = False
+            except subprocess.TimeoutExpired:
+                hard_timeout = True
+            stop(rt, grace=2)
+        parse(Path(res.log).read_text(errors="replace"), res)
+        if hard_timeout:
+            res.status = "hung"
+            res.detail = f"killed after {args.unit_timeout} s"
+    finally:
+        binary.unlink()
+        # the servers the unit started live in its own directory tree (tests/tmp)
+        with contextlib.suppress(OSError, shutil.Error):
+            shutil.copytree(t.tree / "tests" / "tmp", d / "servers", dirs_exist_ok=True)
+        res.seconds = time.monotonic() - start
     return res
 
 
@@ -353,6 +416,11 @@ def main() -> int:
         "--dir",
         str(d),
     ]
+    ironcache.spawn_script = (
+        f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(args.src.resolve()))} exec "
+        f"{shlex.quote(str(args.python))} {shlex.quote(str(Path(__file__).parent.resolve()))}"
+        '/ironcache-server.py "$@"\n'
+    )
     redis = Target(
         "redis",
         args.port + 1,
@@ -360,6 +428,7 @@ def main() -> int:
         args.tree_redis,
         args.work / "redis",
     )
+    redis.spawn_script = f'#!/bin/sh\nexec {shlex.quote(str(args.redis_server))} "$@"\n'
     redis.argv_for = lambda d: [  # type: ignore[assignment]
         args.redis_server,
         "--bind",

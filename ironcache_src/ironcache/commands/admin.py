@@ -350,6 +350,8 @@ def config_set(srv: Server, args: list[bytes], c: Client) -> None:
         srv.update_maxmemory()
         ks = srv.keyspace
         ks.evict(srv.maxmemory, cfg["maxmemory-policy"], cfg["maxmemory-samples"])
+    if "requirepass" in parsed:
+        srv.acl.set_password(cfg["requirepass"])  # the default user's, as in Redis
     if "loglevel" in parsed:
         log.configure(cfg["loglevel"], "")
     if "proto-max-bulk-len" in parsed:
@@ -399,7 +401,48 @@ ACL_CATEGORIES = frozenset(
 )
 
 
+# Where Redis's command table gives other categories than the group and flags imply: "+cat"
+# adds, "-cat" removes; "name|*" is every subcommand of name.
+CATEGORY_CHANGES = {
+    "info": "+dangerous",
+    "config": "-admin -dangerous",
+    "command": "+connection",
+    "command|*": "+connection",
+    "lastsave": "+admin +dangerous",
+    "role": "+admin +dangerous",
+    "client": "-connection",
+    "restore": "+dangerous",
+    "swapdb": "+keyspace +dangerous",
+    "object": "-keyspace -read",
+    "sort": "-keyspace +set +sortedset +list +dangerous",
+    "sort_ro": "-keyspace +set +sortedset +list +dangerous",
+    "keys": "+dangerous",
+    "dbsize": "+keyspace",
+    "flushdb": "+keyspace +dangerous",
+    "flushall": "+keyspace +dangerous",
+    "pubsub": "-pubsub",
+    "pubsub|help": "-pubsub",
+    "eval_ro": "-read",
+    "evalsha_ro": "-read",
+    "fcall_ro": "-read",
+    "script": "-scripting",
+    "function": "-scripting",
+}
+
+
 def categories(cmd: Command) -> list[str]:
+    out = _categories(cmd)
+    parent = cmd.parent.name + "|*" if cmd.parent is not None else ""
+    changes = f"{CATEGORY_CHANGES.get(cmd.name, '')} {CATEGORY_CHANGES.get(parent, '')}"
+    for change in changes.split():
+        if change[0] == "+" and change[1:] not in out:
+            out.append(change[1:])
+        elif change[0] == "-" and change[1:] in out:
+            out.remove(change[1:])
+    return out
+
+
+def _categories(cmd: Command) -> list[str]:
     fl = cmd.flags
     out = []
     group = GROUP_CATEGORY.get(cmd.group)
@@ -453,6 +496,77 @@ MOVABLE_KEYS: dict[str, Callable[[list[bytes]], list[bytes]]] = {
     "xread": _streams_keys,
     "xreadgroup": _streams_keys,
 }
+
+
+# The key permissions a command needs, as Redis's key specs give them (R: the spec's ACCESS
+# flag, W: INSERT, DELETE or UPDATE, RW both, "-" neither): one word per spec, the last for
+# every further key; "" for keys that are not keys (shard channels). Commands not named need R
+# when read-only, W when they write.
+KEY_ACCESS = {
+    **dict.fromkeys(("hlen", "hstrlen", "hexists", "exists", "touch", "type", "llen"), "-"),
+    **dict.fromkeys(("sismember", "scard", "strlen", "zcard", "watch"), "-"),
+    **dict.fromkeys(("ssubscribe", "sunsubscribe", "spublish"), ""),
+    **dict.fromkeys(("setbit", "bitfield", "hincrby", "hincrbyfloat", "move", "set"), "RW"),
+    **dict.fromkeys(("lpop", "rpop", "lmpop", "blpop", "brpop", "blmpop", "spop"), "RW"),
+    **dict.fromkeys(("eval", "evalsha", "fcall", "getset", "getdel", "getex"), "RW"),
+    **dict.fromkeys(("incr", "decr", "incrby", "decrby", "incrbyfloat", "zincrby"), "RW"),
+    **dict.fromkeys(("zpopmin", "zpopmax", "zmpop", "bzpopmin", "bzpopmax", "bzmpop"), "RW"),
+    **dict.fromkeys(("bitop", "sinterstore", "sunionstore", "sdiffstore", "zrangestore"), "W R"),
+    **dict.fromkeys(("zunionstore", "zinterstore", "zdiffstore"), "W R"),
+    **dict.fromkeys(("rename", "renamenx", "lmove", "rpoplpush", "blmove", "brpoplpush"), "RW W"),
+    "smove": "RW W",
+    "pfmerge": "RW R",
+    "copy": "R W",
+    "sort": "R W",
+}
+_ACCESS_BITS = {"R": 1, "W": 2, "RW": 3, "-": 0}
+
+
+def _set_access(argv: list[bytes]) -> list[tuple[bytes, int]]:
+    """SET reads the key only with GET (Redis's VARIABLE_FLAGS spec)."""
+    return [(argv[1], 3 if any(a.lower() == b"get" for a in argv[3:]) else 2)]
+
+
+def _bitfield_access(argv: list[bytes]) -> list[tuple[bytes, int]]:
+    """BITFIELD writes only with SET or INCRBY."""
+    writes = any(a.lower() in (b"set", b"incrby") for a in argv[2:])
+    return [(argv[1], 3 if writes else 1)]
+
+
+def _second_arg(argv: list[bytes]) -> list[tuple[bytes, int]]:
+    return [(argv[2], 0)] if len(argv) > 2 else []
+
+
+# Keys whose permission depends on the arguments, or of subcommands (MEMORY USAGE key).
+ACCESS_FINDERS: dict[str, Callable[[list[bytes]], list[tuple[bytes, int]]]] = {
+    "set": _set_access,
+    "bitfield": _bitfield_access,
+    "memory|usage": _second_arg,
+    "memory": lambda argv: _second_arg(argv) if argv[1].lower() == b"usage" else [],
+    **{f"object|{x}": _second_arg for x in ("encoding", "freq", "idletime", "refcount")},
+}
+
+
+def key_access(cmd: Command) -> Callable[[list[bytes]], list[tuple[bytes, int]]] | None:
+    """What ACL checks of a command's keys: (key, 1 read | 2 write) for each, or None."""
+    if cmd.name in ACCESS_FINDERS:
+        return ACCESS_FINDERS[cmd.name]
+    finder = cmd.find_keys or cmd.key_finder or MOVABLE_KEYS.get(cmd.name)
+    if finder is None and not cmd.first_key:
+        return None
+    words = KEY_ACCESS.get(cmd.name)
+    if words == "":
+        return None
+    if words is None:
+        words = "R" if "readonly" in cmd.flags else "W" if "write" in cmd.flags else "-"
+    need = [_ACCESS_BITS[w] for w in words.split()]
+    last = len(need) - 1
+    find = finder if finder is not None else cmd.keys
+
+    def keys(argv: list[bytes]) -> list[tuple[bytes, int]]:
+        return [(k, need[min(i, last)]) for i, k in enumerate(find(argv))]
+
+    return keys
 
 
 def command_flags(cmd: Command) -> list[Status]:

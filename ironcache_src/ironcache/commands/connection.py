@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import TYPE_CHECKING
 
 from ironcache._version import __version__
+from ironcache.acl import DENIED_AUTH
 from ironcache.client import REPLY_OFF, REPLY_SKIP_NEXT
 from ironcache.commands import (
     REDIS_COMPAT_VERSION,
@@ -58,17 +58,14 @@ def select(c: Client, argv: list[bytes]) -> bytes:
     return OK
 
 
-def check_password(c: Client, username: bytes, password: bytes) -> None:
-    expected = c.server.config["requirepass"]
-    if username.lower() != b"default":
+def check_password(c: Client, username: bytes, password: bytes, argv: list[bytes]) -> None:
+    """ACLAuthenticateUser(): the connection becomes `username`'s, or WRONGPASS (logged)."""
+    user = c.server.acl.users.get(username)
+    if user is None or not user.check_password(password):
+        context = "multi" if c.multi is not None else "toplevel"
+        c.server.acl.add_log(DENIED_AUTH, context, argv[0], username, c.info_line())
         raise CommandError(WRONGPASS)
-    if not expected:
-        # No password configured: the default user accepts any password (as in Redis).
-        c.authenticate()
-        return
-    if not hmac.compare_digest(password, expected.encode()):
-        raise CommandError(WRONGPASS)
-    c.authenticate()
+    c.authenticate(user)
 
 
 @command(
@@ -77,13 +74,13 @@ def check_password(c: Client, username: bytes, password: bytes) -> None:
 def auth(c: Client, argv: list[bytes]) -> bytes:
     if len(argv) > 3:
         raise CommandError(SYNTAX)
-    if len(argv) == 2 and not c.server.config["requirepass"]:
+    if len(argv) == 2 and c.server.acl.default.nopass:
         raise CommandError(
             "ERR AUTH <password> called without any password configured for the default user. "
             "Are you sure your configuration is correct?"
         )
     user, password = (b"default", argv[1]) if len(argv) == 2 else (argv[1], argv[2])
-    check_password(c, user, password)
+    check_password(c, user, password, argv)
     return OK
 
 
@@ -105,7 +102,7 @@ def hello(c: Client, argv: list[bytes]) -> bytes:
     while i < len(argv):
         opt = argv[i].lower()
         if opt == b"auth" and i + 2 < len(argv):
-            check_password(c, argv[i + 1], argv[i + 2])
+            check_password(c, argv[i + 1], argv[i + 2], argv)
             i += 3
         elif opt == b"setname" and i + 1 < len(argv):
             name = _valid_name(argv[i + 1])
@@ -147,8 +144,9 @@ def reset(c: Client, argv: list[bytes]) -> bytes:
     c.reply_off = 0
     c.server.monitors.discard(c)
     c.server.pubsub.drop(c)
-    if c.server.config["requirepass"]:
-        c.authenticated = c.parser.authenticated = False
+    default = c.server.acl.default  # clientSetDefaultAuth(), as Redis's RESET
+    c.user = default
+    c.authenticated = c.parser.authenticated = default.nopass and default.enabled
     return b"+RESET\r\n"
 
 
@@ -330,8 +328,10 @@ def _kill(c: Client, argv: list[bytes]) -> bytes:
         elif opt == b"type":
             victims = victims if _client_type(val) == b"normal" else []
         elif opt == b"user":
-            if val != b"default":  # the only user
+            user = c.server.acl.users.get(val)
+            if user is None:
                 raise CommandError(f"ERR No such user '{val.decode(errors='replace')}'")
+            victims = [x for x in victims if x.user is user]
         elif opt == b"skipme":
             if val.lower() not in (b"yes", b"no"):
                 raise CommandError(SYNTAX)

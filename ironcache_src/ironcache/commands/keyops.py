@@ -281,6 +281,8 @@ def encoding(value: Any, th: rdb.Thresholds) -> str:
         if rdb.is_intset((value,), 1) and len(value) <= 20:
             return "int"
         return "embstr" if len(value) <= 44 else "raw"
+    if t is bytearray:  # edited in place (SETBIT, PFADD, PFMERGE): Redis's are raw strings
+        return "raw"
     if t is deque:
         return "quicklist"  # every 7.0 list
     if t is Stream:

@@ -913,6 +913,8 @@ class Engine:
             why = "ERR Write commands are not allowed from read-only scripts."
         elif cmd.denyoom and not run.allow_oom and not run.dirty and run.oom_at_start:
             why = OOM_ERR
+        elif not run.caller.user.unrestricted:  # the caller's ACL user, as in Redis
+            why = srv.acl_script_denied(run.caller, cmd, argv)
         if why:
             srv.error_replies += 1
             t = _err_table(rt, why)
@@ -1891,6 +1893,21 @@ def _numkeys_keys(argv: list[bytes]) -> list[bytes]:
 for _name in (b"eval", b"evalsha", b"eval_ro", b"evalsha_ro", b"fcall", b"fcall_ro"):
     TABLE[_name].key_finder = _numkeys_keys
 
-
-subcommands("script", SCRIPT_ARITY)
-subcommands("function", FUNCTION_ARITY)
+# SCRIPT and FUNCTION subcommands by name (ACL rules such as -function|delete, COMMAND INFO),
+# with Redis's flags.
+subcommands("script", SCRIPT_ARITY, {b"help": "loading stale", b"kill": "noscript allow_busy"})
+subcommands(
+    "function",
+    FUNCTION_ARITY,
+    {
+        b"help": "loading stale",
+        b"load": "write denyoom noscript",
+        b"delete": "write noscript",
+        b"flush": "write noscript",
+        b"restore": "write denyoom noscript",
+        b"list": "noscript",
+        b"dump": "noscript",
+        b"stats": "noscript allow_busy",
+        b"kill": "noscript allow_busy",
+    },
+)

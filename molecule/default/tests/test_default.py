@@ -1,5 +1,7 @@
 """Socket-activated IronCache: the listener belongs to systemd and a restart refuses nobody."""
 
+import shlex
+
 import ironcache_checks as ic
 
 
@@ -117,3 +119,59 @@ def test_lua_scripting_on_the_deployed_lupa(host):
     got = ic.redis_cli(host, "EVAL", "return redis.call('INCRBY', KEYS[1], ARGV[1])", "1",
                        "molecule:lua", "5").strip()
     assert got.isdigit() and int(got) >= 5, got
+
+
+def _as_app(host, *args: str) -> str:
+    """A command as the restricted ACL user `app` (molecule.yml): its reply or error line."""
+    quoted = " ".join(shlex.quote(a) for a in args)
+    out = host.run(f"REDISCLI_AUTH=app-secret-molecule redis-cli --no-auth-warning -h 127.0.0.1 "
+                   f"--user app {quoted}")
+    return (out.stdout + out.stderr).strip()
+
+
+def _check_app_user(host):
+    assert _as_app(host, "ACL", "WHOAMI") == "app"
+    assert _as_app(host, "SET", "app:acl", "v") == "OK"
+    assert _as_app(host, "GET", "app:acl") == "v"
+    assert "NOPERM" in _as_app(host, "GET", "molecule:key")  # a key outside ~app:*
+    assert "NOPERM" in _as_app(host, "SET", "other", "x")
+    assert "NOPERM" in _as_app(host, "FLUSHALL")  # -@dangerous
+    assert "NOPERM" in _as_app(host, "CONFIG", "GET", "port")  # not in @read/@write
+    wrong = host.run("redis-cli --no-auth-warning -h 127.0.0.1 --user app --pass wrong PING")
+    assert "WRONGPASS" in wrong.stdout + wrong.stderr
+
+
+def test_acl_users_file_and_restricted_user(host):
+    acl = host.file("/etc/ironcache/users.acl")
+    assert acl.is_file and acl.mode == 0o600
+    assert acl.user == "ironcache" and acl.group == "ironcache"
+    assert "app-secret-molecule" not in acl.content_string  # hashes only
+    assert ic.redis_cli(host, "ACL", "USERS").split() == ["app", "default", "prober"]
+    _check_app_user(host)
+
+
+# One connection authenticated as `app` across a restart of the service (the handover keeps
+# it): same identity and rules after, on the same socket.
+KEPT_CONNECTION = r"""
+import socket, subprocess
+s = socket.create_connection(("127.0.0.1", 6379), timeout=30)
+f = s.makefile("rb")
+def call(*args):
+    s.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+    line = f.readline().strip()
+    return f.readline().strip() if line.startswith(b"$") and line != b"$-1" else line
+print(call(b"AUTH", b"app", b"app-secret-molecule").decode())
+subprocess.run(["systemctl", "restart", "ironcache.service"], check=True)
+print(call(b"ACL", b"WHOAMI").decode())
+print(call(b"GET", b"app:acl").decode())
+print(call(b"GET", b"molecule:key").decode()[:6])
+"""
+
+
+def test_restricted_user_across_a_restart(host):
+    old = ic.main_pid(host)
+    out = host.check_output(f"python3 -c {shlex.quote(KEPT_CONNECTION)}").split()
+    assert out == ["+OK", "app", "v", "-NOPER"], out
+    ic.wait_replaced(host, old)
+    ic.wait_serving(host)
+    _check_app_user(host)

@@ -297,6 +297,42 @@ def test_prober_targets_the_service_address(tmp_path):
     assert (kw["host"], kw["port"], kw["password"]) == ("127.0.0.1", 6380, "s3cret")
 
 
+def test_prober_and_queries_authenticate_as_the_acl_user(tmp_path):
+    restart, host = build(tmp_path, password="s3cret", username="prober")
+    restart.run()
+    kw = FakeProber.instances[0].kwargs
+    assert (kw["username"], kw["password"]) == ("prober", "s3cret")
+    assert restart.password == ["prober", "s3cret"]  # resp_query sends AUTH prober s3cret
+
+
+def test_resp_query_sends_auth_with_the_username():
+    """A real socket: the first command on the connection is AUTH user pass."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    seen = []
+
+    def serve():
+        conn, dummy = server.accept()
+        data = b""
+        while data.count(b"\r\n") < 9:  # AUTH user pass (7 lines) + PING (2 lines)
+            data += conn.recv(4096)
+        seen.append(data)
+        conn.sendall(b"+OK\r\n+PONG\r\n")
+        conn.close()
+
+    t = threading.Thread(target=serve)
+    t.start()
+    try:
+        replies = rr.resp_query("127.0.0.1", server.getsockname()[1], None, ["app", "pw"],
+                                [["PING"]])
+    finally:
+        t.join(5)
+        server.close()
+    assert replies == ["PONG"]
+    assert seen[0].startswith(b"*3\r\n$4\r\nAUTH\r\n$3\r\napp\r\n$2\r\npw\r\n")
+
+
 def test_refused_connections_fail_with_counts(tmp_path):
     restart, host = build(tmp_path, figures={"refused": 37, "reset": 2, "attempts": 900,
                                              "first_error": "ConnectionRefusedError"})
