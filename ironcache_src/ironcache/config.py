@@ -132,6 +132,12 @@ def _addresses(args: list[str]) -> list[str]:
     return out
 
 
+def _addresses_or_none(args: list[str]) -> list[str]:
+    if not args or args == [""]:
+        return []
+    return _addresses(args)
+
+
 def _daemonize(args: list[str]) -> bool:
     if _bool(args):
         raise ValueError("daemonize yes is not supported: run IronCache under systemd")
@@ -327,6 +333,9 @@ def _protocols(args: list[str]) -> str:
 # TLS as Redis 6+ reads it (tls.py builds the context). tls-port 0: no TLS listener.
 TLS_DIRECTIVES = [
     Directive("tls-port", _int(0, 65535), 0),
+    # IronCache's own: the addresses of tls-port when they differ from `bind` (e.g. plain TCP
+    # on loopback only, TLS on every address); empty: `bind`'s.
+    Directive("tls-bind", _addresses_or_none, [], render=" ".join, mutable=False),
     Directive("tls-cert-file", _string, ""),
     Directive("tls-key-file", _string, ""),
     Directive("tls-key-file-pass", _string, "", secret=True),
@@ -582,9 +591,9 @@ def probe_addresses(config: Config) -> None:
     A bind to port 0 on the address tells without touching the configured port, which the
     running server may hold.
     """
-    if not config["port"]:
+    if not config["port"] and not config["tls-port"]:
         return
-    for raw in config["bind"]:
+    for raw in config["bind"] + config["tls-bind"]:
         if raw.startswith("-") or raw in ("*", "::*"):
             continue
         family = socket.AF_INET6 if ":" in raw else socket.AF_INET

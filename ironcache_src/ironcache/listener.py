@@ -52,17 +52,24 @@ class Listener:
         return f"{host}:{self.port}"
 
 
-def configured(bind: list[str], port: int, unixsocket: str, tls_port: int = 0) -> list[Listener]:
-    """Every `bind` address on `port`, the same on `tls_port` (TLS), and `unixsocket`.
+def configured(
+    bind: list[str],
+    port: int,
+    unixsocket: str,
+    tls_port: int = 0,
+    tls_bind: list[str] | None = None,
+) -> list[Listener]:
+    """Every `bind` address on `port`, the `tls_bind` ones (default: `bind`'s) on `tls_port`
+    (TLS), and `unixsocket`.
 
     An inherited socket is matched by address and port, so a TLS `ListenStream=` (its own
     .socket unit and `FileDescriptorName=`) is adopted as the TLS listener by its port.
     """
     out: list[Listener] = []
-    for p, is_tls in ((port, False), (tls_port, True)):
+    for p, is_tls, addresses in ((port, False, bind), (tls_port, True, tls_bind or bind)):
         if not p:
             continue
-        for raw in bind:
+        for raw in addresses:
             optional = raw.startswith("-")
             addr = raw[1:] if optional else raw
             addr = {"*": "0.0.0.0", "::*": "::"}.get(addr, addr)

@@ -646,7 +646,9 @@ class Server:
     # ------------------------------------------------------------- listeners
     def open_listeners(self) -> None:
         cfg = self.config
-        wanted = listen.configured(cfg["bind"], cfg["port"], cfg["unixsocket"], cfg["tls-port"])
+        wanted = listen.configured(
+            cfg["bind"], cfg["port"], cfg["unixsocket"], cfg["tls-port"], cfg["tls-bind"]
+        )
         if cfg["tls-port"]:
             try:
                 self.tls_ctx = tls.make_context(cfg.values)
@@ -798,8 +800,8 @@ class Server:
             )
         cfg = self.config
         args = (cfg["tcp-backlog"], cfg["unixsocketperm"], cfg["reuseport"])
-        tls_port = cfg["tls-port"]
-        wanted = [x for x in listen.configured(bind, port, unixsocket, tls_port) if x.group == kind]
+        every = listen.configured(bind, port, unixsocket, cfg["tls-port"], cfg["tls-bind"])
+        wanted = [x for x in every if x.group == kind]
         wanted_keys = {x.describe() for x in wanted}
         old_keys = {x.describe() for x in old}
         going = [x for x in old if x.describe() not in wanted_keys]

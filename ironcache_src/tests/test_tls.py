@@ -457,3 +457,28 @@ def test_tls_client_across_handover_restarts(certs: Path, tmp_path: Path, retrie
         assert counter.errors == []
     else:
         assert len(counter.errors) >= restarts, counter.errors
+
+
+@ironcache_only
+def test_tls_bind_keeps_plain_tcp_on_loopback(make_server: Callable[..., Server],
+                                              certs: Path) -> None:
+    """tls-bind: TLS on every address while plain TCP stays on loopback."""
+    from support import host_address
+
+    other = host_address()
+    if other is None:
+        pytest.skip("no non-loopback address on this host")
+    srv = make_server(tls_directives(certs, tls_bind=["127.0.0.1", other],
+                                     tls_auth_clients="no", protected_mode="no"))
+    port, tls_port = srv.port, srv.directives["tls-port"]
+    s = socket.create_connection((other, tls_port), timeout=5)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_verify_locations(certs / "ca.crt")
+    with ctx.wrap_socket(s) as t:
+        t.sendall(b"PING\r\n")
+        assert t.recv(100) == b"+PONG\r\n"
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((other, port), timeout=5)  # plain: loopback only
+    assert srv.client().config_get("tls-bind") == {"tls-bind": f"127.0.0.1 {other}"}
+    assert srv.client().config_set("tls-bind", f"127.0.0.1 {other}")  # unchanged: accepted

@@ -295,12 +295,12 @@ REBIND_FAILED = {
 # IronCache's own start-time settings: Redis has none of them, so a client that sets every
 # setting CONFIG GET lists to the value it read (Redis's suite does) is answered OK when the
 # value does not change; any other value is refused as immutable.
-OWN_IMMUTABLE = frozenset(("reuseport", "handover"))
+OWN_IMMUTABLE = frozenset(("reuseport", "handover", "tls-bind"))
 
 
 def _unchanged(srv: Server, d: Any, raw: str) -> bool:
     try:
-        return bool(d.parse([raw]) == srv.config[d.name])
+        return bool(d.parse(raw.split() if d.name == "tls-bind" else [raw]) == srv.config[d.name])
     except ValueError:
         return False
 
@@ -331,7 +331,7 @@ def config_set(srv: Server, args: list[bytes], c: Client) -> None:
         if d.protected and (allow == "no" or (allow == "local" and not c.is_local())):
             raise set_failed(name, "can't set protected config")
         try:
-            parsed[name] = d.parse(raw.split() if name == "bind" else [raw])
+            parsed[name] = d.parse(raw.split() if name in ("bind", "tls-bind") else [raw])
         except ValueError as e:
             raise set_failed(name, str(e)) from None
         if d.merge is not None:
