@@ -1028,6 +1028,10 @@ class Server:
             # over as clients once connected (left half set up, a later close of ours could
             # drop them from the store and reset them).
             await asyncio.wait(set(self.connecting), timeout=handover.DRAIN_TIMEOUT_S)
+        # TLS connections cannot be handed over (their session lives in this process's
+        # OpenSSL): served a moment more like a plain shutdown, then closed; their clients
+        # reconnect into the listener.
+        await self._close_tls_clients()
         clients = list(self.clients.values())
         for c in clients:  # commands already received have run; read no more
             if c.transport is not None and not c.closing:
@@ -1035,9 +1039,6 @@ class Server:
         deadline = time.monotonic() + handover.DRAIN_TIMEOUT_S
         while time.monotonic() < deadline and any(_unflushed(c) for c in clients):
             await asyncio.sleep(0.002)
-        # TLS connections cannot be handed over: their replies are flushed, now they close
-        # (close_notify after the last reply) and their clients reconnect into the listener.
-        await self._close_tls_clients()
         keep = []
         for c in list(self.clients.values()):
             if c.closing or _unflushed(c) or c.parser.unparsed() is None:
@@ -1057,18 +1058,23 @@ class Server:
 
 
     async def _close_tls_clients(self) -> None:
-        """Close every TLS connection once its replies left: close_notify follows the last
-        reply. Peers that answer it are gone at once; the others are cut after a moment (an
-        idle client reads nothing until its next request, which then meets the closed
-        connection and reconnects)."""
+        """Close every TLS connection, as a plain shutdown closes every connection: requests
+        already sent (bytes in the kernel, a client that just connected) are read and answered
+        first, for at most TLS_CLOSE_WAIT_S; then close() writes the replies still queued and
+        close_notify after them. Peers that answer it are gone at once; the others are cut
+        after a moment (an idle client reads nothing until its next request, which then meets
+        the closed connection and reconnects)."""
         tls_clients = [c for c in self.clients.values() if c.listener.tls]
         if not tls_clients:
             return
         deadline = time.monotonic() + TLS_CLOSE_WAIT_S
-        while time.monotonic() < deadline and any(_unflushed(c) for c in tls_clients):
-            await asyncio.sleep(0.002)
+        while time.monotonic() < deadline and any(
+            _unread(c) or _just_connected(c) for c in tls_clients
+        ):
+            await asyncio.sleep(0.005)
         for c in tls_clients:
             c.close()
+        deadline = time.monotonic() + TLS_CLOSE_WAIT_S
         while time.monotonic() < deadline and any(c.id in self.clients for c in tls_clients):
             await asyncio.sleep(0.005)
         for c in tls_clients:
