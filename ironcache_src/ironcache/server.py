@@ -1056,7 +1056,6 @@ class Server:
         self._save_on_shutdown()
         log.notice("IronCache is now ready to exit, bye bye...")
 
-
     async def _close_tls_clients(self) -> None:
         """Close every TLS connection, as a plain shutdown closes every connection: requests
         already sent (bytes in the kernel, a client that just connected) are read and answered

@@ -168,8 +168,8 @@ def make_context(values: Mapping[str, Any]) -> ssl.SSLContext:
             raise TLSError(f"{what}: '{path[:200]}' is not a readable file")
     password = values["tls-key-file-pass"]
     try:
-        # A fixed callable: OpenSSL never prompts on the terminal for an encrypted key.
-        ctx.load_cert_chain(cert, key, password=lambda: password.encode())
+        # Always a password (even empty): OpenSSL never prompts on the terminal for one.
+        ctx.load_cert_chain(cert, key, password=password.encode())
     except ssl.SSLError as e:
         hint = ""
         if _encrypted(key):

@@ -98,7 +98,7 @@ options:
     type: str
   tls:
     description:
-      - Connect with TLS (O(port) is then the server's C(tls-port)): the probe and the health
+      - Connect with TLS (O(port) is then the server's C(tls-port)). The probe and the health
         checks handshake on every connection.
       - The server's certificate is verified against O(tls_ca_file) (the system's CAs when not
         set); its host name is not checked, as the probe connects to an address.
@@ -196,6 +196,14 @@ EXAMPLES = r"""
     config: /etc/ironcache/ironcache.conf
     rollback: true
     timeout: 20
+
+- name: Restart while probing the TLS port with a client certificate
+  ironcache.ironcache.rolling_restart:
+    port: 6380
+    tls: true
+    tls_ca_file: /etc/ironcache/tls/ca.crt
+    tls_cert_file: /etc/ironcache/tls/ironcache.crt
+    tls_key_file: /etc/ironcache/tls/ironcache.key
 
 - name: Measure a self-bound server (expects refused connections, so only report them)
   ironcache.ironcache.rolling_restart:
