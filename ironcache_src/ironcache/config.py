@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ironcache import tls
 from ironcache.glob import matcher
 from ironcache.keyspace import POLICIES
 
@@ -325,6 +324,8 @@ ALIASES = {
 
 
 def _protocols(args: list[str]) -> str:
+    from ironcache import tls  # ssl is imported only when TLS is configured (start-up time)
+
     text = " ".join(args)
     tls.parse_protocols(text)
     return text
@@ -342,7 +343,7 @@ TLS_DIRECTIVES = [
     Directive("tls-ca-cert-file", _string, ""),
     Directive("tls-ca-cert-dir", _string, ""),
     Directive("tls-dh-params-file", _string, ""),
-    Directive("tls-auth-clients", _enum(*tls.AUTH_CLIENTS), "yes"),
+    Directive("tls-auth-clients", _enum("no", "optional", "yes"), "yes"),
     Directive("tls-protocols", _protocols, ""),
     Directive("tls-ciphers", _string, ""),
     Directive("tls-ciphersuites", _string, ""),
@@ -553,6 +554,8 @@ def validate(config: Config) -> None:
     if config["port"] == 0 and not config["unixsocket"] and not config["tls-port"]:
         raise ConfigError("no listener: port and tls-port are 0 and unixsocket is not set")
     if config["tls-port"]:
+        from ironcache import tls
+
         if config["tls-port"] == config["port"]:
             raise ConfigError(f"'tls-port': {config['tls-port']} is also the plain TCP port")
         try:

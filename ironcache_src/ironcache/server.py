@@ -9,11 +9,10 @@ import ipaddress
 import os
 import signal
 import socket
-import ssl
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ironcache import blocking, diskstore, handover, tls
+from ironcache import blocking, diskstore, handover
 from ironcache import listener as listen
 from ironcache._version import __version__
 from ironcache.client import DENIED, Client
@@ -25,6 +24,9 @@ from ironcache.log import log
 from ironcache.protocol import QUEUED, error
 from ironcache.pubsub import PubSub
 from ironcache.sdnotify import Notifier
+
+if TYPE_CHECKING:
+    import ssl
 
 OOM = "OOM command not allowed when used memory > 'maxmemory'."
 NOAUTH = error("NOAUTH Authentication required.")
@@ -650,6 +652,8 @@ class Server:
             cfg["bind"], cfg["port"], cfg["unixsocket"], cfg["tls-port"], cfg["tls-bind"]
         )
         if cfg["tls-port"]:
+            from ironcache import tls  # ssl only when TLS is configured (start-up time)
+
             try:
                 self.tls_ctx = tls.make_context(cfg.values)
             except tls.TLSError as e:
@@ -745,14 +749,18 @@ class Server:
         if not self.config["tls-port"]:
             self.tls_ctx = None
             return
+        from ironcache import tls
+
         self.tls_ctx = tls.make_context(self.config.values)
         log.notice(f"TLS configuration loaded: {tls.certificate_summary(self.config.values)}")
 
     def _sighup(self) -> None:
         """SIGHUP (systemctl reload): read the certificate, key and CA files again."""
+        from ironcache.tls import TLSError
+
         try:
             self.reload_tls()
-        except tls.TLSError as e:
+        except TLSError as e:
             log.warning(f"SIGHUP: TLS configuration not reloaded, the previous one stays: {e}")
 
     async def _adopt(self, conn: socket.socket, rec: dict[str, Any]) -> Client | None:

@@ -8,7 +8,6 @@ that the pointer found is that SSL_CTX (its options and verify mode read back eq
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import ssl
 from collections.abc import Mapping
@@ -55,6 +54,7 @@ def enabled(values: Mapping[str, Any]) -> bool:
 
 def _libssl() -> Any:
     import _ssl  # the module linked to the very OpenSSL `ssl` uses
+    import ctypes.util
 
     for name in (_ssl.__file__, ctypes.util.find_library("ssl")):
         if not name:

@@ -28,7 +28,6 @@ from ironcache.glob import matcher
 from ironcache.keyspace import now_ms
 from ironcache.log import log
 from ironcache.protocol import OK, Status, bulk, bulk_array, encode, integer
-from ironcache.tls import TLSError
 
 if TYPE_CHECKING:
     from ironcache.client import Client
@@ -347,6 +346,8 @@ def config_set(srv: Server, args: list[bytes], c: Client) -> None:
     # certificate, key and CA files again; new connections get them.
     tls_set = [n for n in parsed if n in TLS_NAMES and not DIRECTIVES[n].no_effect]
     if tls_set:
+        from ironcache.tls import TLSError  # ssl only when TLS is configured (start-up time)
+
         try:
             srv.reload_tls()
         except TLSError as e:
@@ -364,7 +365,7 @@ def config_set(srv: Server, args: list[bytes], c: Client) -> None:
             cfg.values = before
             name = next(n for n in changed if kind in LISTENER_DIRECTIVES[n])
             if tls_set:
-                with contextlib.suppress(TLSError):
+                with contextlib.suppress(Exception):  # tls.TLSError: keep the current one
                     srv.reload_tls()  # back to the context of the settings restored
             why = e.message.removeprefix("ERR ")
             raise set_failed(name, f"{REBIND_FAILED[name]} ({why})") from None
