@@ -108,6 +108,8 @@ def _set_ciphersuites(ctx: ssl.SSLContext, suites: str) -> None:
 
 
 def _set_session_cache(ctx: ssl.SSLContext, on: bool, size: int, timeout: int) -> None:
+    if on and _ssl_ctx(ctx) is None:
+        return  # caching stays on with OpenSSL's own size and timeout: nothing to refuse
     lib, ptr = _native(ctx, "tls-session-caching")
     lib.SSL_CTX_ctrl.restype = ctypes.c_long
     lib.SSL_CTX_ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
