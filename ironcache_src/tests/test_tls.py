@@ -525,3 +525,63 @@ def test_tls_bind_keeps_plain_tcp_on_loopback(make_server: Callable[..., Server]
         socket.create_connection((other, port), timeout=5)  # plain: loopback only
     assert srv.client().config_get("tls-bind") == {"tls-bind": f"127.0.0.1 {other}"}
     assert srv.client().config_set("tls-bind", f"127.0.0.1 {other}")  # unchanged: accepted
+
+
+@ironcache_only
+def test_crash_restart_with_tls_clients(certs: Path, tmp_path: Path) -> None:
+    """kill -9 with a TLS client connected (its state journaled like any client's, its socket
+    never stored): the next process starts from the fd store and the journal, keeps the
+    acknowledged writes, and the TLS client reconnects."""
+    import sys
+
+    from redis.backoff import ConstantBackoff
+    from redis.retry import Retry
+
+    from support import TESTS_DIR
+    from test_handover_restart import FdStore
+
+    plain_port, tls_port = free_port(), free_port()
+    socks = []
+    for p in (plain_port, tls_port):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", p))
+        s.listen(128)
+        socks.append(s)
+    store = FdStore(tmp_path / "notify.sock")
+    directives = tls_directives(certs, tls_port=tls_port, handover="yes")
+    procs: list[Server] = []
+
+    def start(i: int) -> Server:
+        stored = store.stored()
+        fds = [s.fileno() for s in socks] + [fd for _n, fd in stored]
+        names = ":".join(["ironcache", "ironcache"] + [n for n, _fd in stored])
+        store.ready.clear()
+        prefix = [sys.executable, str(TESTS_DIR / "launcher.py"), ",".join(map(str, fds)),
+                  "self", names, "--"]
+        srv = Server(tmp_path / f"p{i}", port=plain_port, directives=directives, prefix=prefix,
+                     pass_fds=fds, env={"NOTIFY_SOCKET": store.path})
+        srv.start(wait=False)
+        assert store.ready.wait(30), srv.log_text()
+        return srv
+
+    try:
+        procs.append(start(0))
+        # The crash ends the TLS connection abruptly (redis-py: ConnectionResetError).
+        c = tls_client(procs[0], certs, retry_on_error=[redis.ConnectionError, OSError],
+                       retry=Retry(ConstantBackoff(0.05), 50))
+        assert c.execute_command("CLIENT", "SETNAME", "tls-one")
+        assert c.set("k", "before")
+        procs[0].kill()  # SIGKILL: no handover, the journal and the fd store are what is left
+        procs.append(start(1))
+        assert c.get("k") == "before"  # reconnected (retry), the write kept
+        assert c.client_getname() is None  # a new connection: TLS sessions are not stored
+        assert "handover (crash)" in procs[1].log_text()
+        assert "Traceback" not in procs[1].log_text()
+    finally:
+        for srv in procs:
+            if srv.alive():
+                srv.stop()
+        store.close()
+        for s in socks:
+            s.close()
