@@ -585,3 +585,15 @@ def test_crash_restart_with_tls_clients(certs: Path, tmp_path: Path) -> None:
         store.close()
         for s in socks:
             s.close()
+
+
+@ironcache_only
+def test_tls_settings_as_redis_reports_them(server: Server, ref: redis.Redis) -> None:
+    """CONFIG GET tls*: Redis 7.0's names and defaults (tls-bind is IronCache's own)."""
+    ours = server.client().config_get("tls*")
+    assert ours.pop("tls-bind") == ""
+    def text(x: str | bytes) -> str:
+        return x.decode() if isinstance(x, bytes) else x
+
+    theirs = {text(k): text(v) for k, v in ref.config_get("tls*").items()}
+    assert ours == theirs
