@@ -4,7 +4,8 @@
 One run starts both servers, pins each server to one core and redis-benchmark to
 another (``taskset -c``), runs redis-benchmark with identical parameters against
 both (``-t set,get,incr,lpush,hset,sadd`` plus ``SINTER`` of two sets, ``-c 50 -P 16`` and
-``-c 1 -P 1``, ``--csv``),
+``-c 1 -P 1``, ``--csv``), then the ``--tls-tests`` over TLS (both servers' ``tls-port``,
+``redis-benchmark --tls``, same parameters),
 loads a fixed set of keys to compare memory, and prints a table of ops/s, the
 ratio IronCache/Redis and whether the targets are met.
 
@@ -54,19 +55,27 @@ from benchlib.servers import (
     importable,
     ironcache_env,
 )
+from benchlib.tlscerts import self_signed, server_args
 from throughput_report import render_table
 
 DEFAULT_TESTS = "set,get,incr,lpush,hset,sadd,sinter,zadd,zrangebyscore"
-# (label, clients, pipeline); the request count comes from the options.
-CONFIGS = (("pipelined", 50, 16), ("single", 1, 1))
-TARGETS = {16: 0.5, 1: 0.85}  # pipeline depth -> minimum IronCache/Redis ratio (issue 3)
+DEFAULT_TLS_TESTS = "set,get"
+# (label, clients, pipeline, tls); the request count comes from the options.
+CONFIGS = (
+    ("pipelined", 50, 16, False),
+    ("single", 1, 1, False),
+    ("tls-pipelined", 50, 16, True),
+    ("tls-single", 1, 1, True),
+)
+# configuration -> minimum IronCache/Redis ratio (issue 3); the TLS rows report a ratio only
+TARGETS = {"pipelined": 0.5, "single": 0.85}
 NAMES = ("IronCache", "Redis")
 
-# samples[(pipeline, server)][TEST] -> ops/s of each round; the best round counts
+# samples[(config label, server)][TEST] -> ops/s of each round; the best round counts
 # (other engineers share this machine: their load only ever lowers a figure).
-Samples = dict[tuple[int, str], dict[str, list[float]]]
-# per[(pipeline, server, TEST)] -> one figure per run (background cores, server CPU us/request)
-PerRun = dict[tuple[int, str, str], list[float]]
+Samples = dict[tuple[str, str], dict[str, list[float]]]
+# per[(config label, server, TEST)] -> one figure per run (background cores, server CPU us/request)
+PerRun = dict[tuple[str, str, str], list[float]]
 
 
 # ---------------------------------------------------------------------------
@@ -93,6 +102,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--redis-server", default="redis-server")
     p.add_argument("--redis-benchmark", default="redis-benchmark")
     p.add_argument("--tests", default=DEFAULT_TESTS, help=f"default: {DEFAULT_TESTS}")
+    p.add_argument(
+        "--tls-tests",
+        default=DEFAULT_TLS_TESTS,
+        help=f"tests run again over TLS, both servers' tls-port and redis-benchmark --tls "
+        f"(default: {DEFAULT_TLS_TESTS}; empty: none)",
+    )
     p.add_argument(
         "-n",
         "--requests",
@@ -313,9 +328,16 @@ def stop_all(
 # ---------------------------------------------------------------------------
 
 
+def configs(tests: list[str], tls_tests: list[str]) -> list[tuple[str, int, int, bool, list[str]]]:
+    """The configurations to run, each with its tests (the TLS ones only with --tls-tests)."""
+    return [(*c, tls_tests if c[3] else tests) for c in CONFIGS if not c[3] or tls_tests]
+
+
 def measure(
     args: argparse.Namespace,
     tests: list[str],
+    tls_tests: list[str],
+    tls: dict[str, Any],
     ic: Server,
     rd: Server,
     client_cpu: str,
@@ -339,11 +361,11 @@ def measure(
     # whatever else runs on the machine.
     server_us: PerRun = collections.defaultdict(list)
     for rnd in range(args.rounds):
-        for label, clients, pipeline in CONFIGS:
+        for label, clients, pipeline, over_tls, run_tests in configs(tests, tls_tests):
             n = args.requests if pipeline > 1 else args.requests_single
             log(
                 f"round {rnd + 1}/{args.rounds}: -c {clients} -P {pipeline} -n {n}"
-                f"  (load {loadavg()})"
+                f"{' over TLS' if over_tls else ''}  (load {loadavg()})"
             )
             spy = None
             if args.profile == "py-spy" and rnd == 0 and not args.against_redis:
@@ -355,14 +377,18 @@ def measure(
                     spy = PySpy(exe, ic.pid, pf, client_cpu, children)
                     profile_files.append(str(pf))
             try:
-                for i, test in enumerate(tests):
+                for i, test in enumerate(run_tests):
                     order = [rd, ic] if (rnd + i) % 2 else [ic, rd]
                     for s in order:
                         s.call("FLUSHALL")
                         prepare(s, test)
+                        where = ["-p", str(s.port)]
+                        if over_tls:  # the same server, its TLS port; the certificate trusted
+                            where = ["-p", str(tls["ports"][s.name]), "--tls",
+                                     "--cacert", str(tls["cert"])]  # fmt: skip
                         cmd = [
                             *nice, "taskset", "-c", client_cpu, args.redis_benchmark,
-                            "-h", "127.0.0.1", "-p", str(s.port),
+                            "-h", "127.0.0.1", *where,
                             "-c", str(clients), "-P", str(pipeline), "-n", str(n), "--csv",
                             *bench_args(test),
                         ]  # fmt: skip
@@ -370,15 +396,15 @@ def measure(
                         cpu0 = process_cpu_seconds(s.pid)
                         got = run_redis_benchmark(cmd, args.timeout, children)
                         cpu1 = process_cpu_seconds(s.pid)
-                        foreign[(pipeline, s.name, test.upper())].append(meter.foreign_cores())
+                        foreign[(label, s.name, test.upper())].append(meter.foreign_cores())
                         if cpu0 is not None and cpu1 is not None:
-                            server_us[(pipeline, s.name, test.upper())].append(
+                            server_us[(label, s.name, test.upper())].append(
                                 (cpu1 - cpu0) * 1e6 / n
                             )
                         if test.upper() not in got:
                             raise BenchError(f"{s.name}: no {test.upper()} row from {cmd}")
                         for t, value in got.items():
-                            samples[(pipeline, s.name)][t].append(value)
+                            samples[(label, s.name)][t].append(value)
                         s.check_alive(f"after redis-benchmark -t {test} -P {pipeline}")
                         for pr in verify_counts(s, [test], n):
                             warnings.append(f"{s.name} -P {pipeline}: {pr}")
@@ -391,67 +417,69 @@ def measure(
 def summarise(
     args: argparse.Namespace,
     tests: list[str],
+    tls_tests: list[str],
     samples: Samples,
     foreign: PerRun,
     server_us: PerRun,
     report: dict[str, Any],
 ) -> None:
     """The best round of each test, its ratio and CPU figures, and the targets, into the report."""
-    for _label, clients, pipeline in CONFIGS:
+    for label, clients, pipeline, over_tls, run_tests in configs(tests, tls_tests):
         n = args.requests if pipeline > 1 else args.requests_single
-        rps = {name: {t: max(v) for t, v in samples[(pipeline, name)].items()} for name in NAMES}
+        rps = {name: {t: max(v) for t, v in samples[(label, name)].items()} for name in NAMES}
         ratios = []
-        for t in tests:
+        for t in run_tests:
             key = t.upper()
             a = rps["IronCache"].get(key)
             b = rps["Redis"].get(key)
             r = ratio(a, b)
             if r is not None:
                 ratios.append((r, key))
-            us = {name: min(server_us.get((pipeline, name, key), []) or [0.0]) for name in NAMES}
+            us = {name: min(server_us.get((label, name, key), []) or [0.0]) for name in NAMES}
             ic_us, rd_us = us["IronCache"] or None, us["Redis"] or None
             # other processes' CPU during the two runs that count (the best of each)
             bg = []
             for name in NAMES:
-                runs = samples[(pipeline, name)].get(key, [])
-                fg = foreign.get((pipeline, name, key), [])
+                runs = samples[(label, name)].get(key, [])
+                fg = foreign.get((label, name, key), [])
                 if runs and len(fg) == len(runs):
                     bg.append(fg[runs.index(max(runs))])
             report["results"].append(
                 {
                     "test": key,
+                    "tls": over_tls,
                     "pipeline": pipeline,
                     "clients": clients,
                     "requests": n,
                     "ironcache_rps": a or 0.0,
                     "redis_rps": b or 0.0,
                     "ratio": r,
-                    "target": TARGETS[pipeline],
-                    "ironcache_rounds": samples[(pipeline, "IronCache")].get(key, []),
-                    "redis_rounds": samples[(pipeline, "Redis")].get(key, []),
+                    "target": TARGETS.get(label),
+                    "ironcache_rounds": samples[(label, "IronCache")].get(key, []),
+                    "redis_rounds": samples[(label, "Redis")].get(key, []),
                     "background_cores": max(bg) if bg else None,
                     "ironcache_cpu_us_per_request": ic_us,
                     "redis_cpu_us_per_request": rd_us,
                     "cpu_capacity_ratio": ratio(rd_us, ic_us),
                     "cpu_us_rounds": {
-                        name: server_us.get((pipeline, name, key), []) for name in NAMES
+                        name: server_us.get((label, name, key), []) for name in NAMES
                     },
                     "background_cores_rounds": {
-                        name: foreign.get((pipeline, name, key), []) for name in NAMES
+                        name: foreign.get((label, name, key), []) for name in NAMES
                     },
                 }
             )
-        if ratios:
+        if ratios and label in TARGETS:
             lo = min(ratios)
             report["targets"].append(
                 {
                     "pipeline": pipeline,
                     "clients": clients,
-                    "target": TARGETS[pipeline],
+                    "target": TARGETS[label],
                     "min_ratio": lo[0],
                     "min_test": lo[1],
                     "geomean_ratio": geomean([r for r, _ in ratios]),
-                    "met": lo[0] >= TARGETS[pipeline],
+                    "met": lo[0] >= TARGETS[label],
                 }
             )
 
@@ -481,6 +509,7 @@ def write_profiles(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     tests = [t.strip().lower() for t in args.tests.split(",") if t.strip()]
+    tls_tests = [t.strip().lower() for t in args.tls_tests.split(",") if t.strip()]
     for tool in (args.redis_server, args.redis_benchmark, "taskset"):
         if shutil.which(tool) is None:
             log(f"{tool} not found (apt-get install redis-server redis-tools util-linux)")
@@ -501,6 +530,16 @@ def main(argv: list[str] | None = None) -> int:
     while rd_port == ic_port:
         rd_port = free_port()
 
+    # TLS: each server gets a tls-port beside its plain one (setup and checks stay plain).
+    tls: dict[str, Any] = {"ports": {}}
+    if tls_tests:
+        tls["cert"], tls["key"] = self_signed(out_dir)
+        for name in NAMES:
+            port = free_port()
+            while port in (ic_port, rd_port, *tls["ports"].values()):
+                port = free_port()
+            tls["ports"][name] = port
+
     has_uvloop = importable(python, "uvloop")
     has_hiredis = importable(python, "hiredis")
     ic_cmd, ic_env = ironcache_command(args, python, ic_port, out_dir, args.source, True)
@@ -509,6 +548,9 @@ def main(argv: list[str] | None = None) -> int:
         rd_cmd, rd_env = ironcache_command(
             args, python, rd_port, out_dir, args.baseline_source, False
         )
+    if tls_tests:
+        ic_cmd += server_args(tls["ports"]["IronCache"], tls["cert"], tls["key"])
+        rd_cmd += server_args(tls["ports"]["Redis"], tls["cert"], tls["key"])
     nice = ["nice", "-n", str(args.nice)] if args.nice else []
     ic = Server(
         "IronCache",
@@ -539,7 +581,11 @@ def main(argv: list[str] | None = None) -> int:
             "tests": tests,
             "requests_pipelined": args.requests,
             "requests_single": args.requests_single,
-            "configs": [{"clients": c, "pipeline": p} for _, c, p in CONFIGS],
+            "configs": [
+                {"clients": c, "pipeline": p, "tls": t}
+                for _, c, p, t, _ in configs(tests, tls_tests)
+            ],
+            "tls_tests": tls_tests,
             "quick": args.quick,
             "rounds": args.rounds,
             "nice": args.nice,
@@ -583,9 +629,10 @@ def main(argv: list[str] | None = None) -> int:
                 s.check_alive("after the memory load")
 
         measured = measure(
-            args, tests, ic, rd, client_cpu, nice, out_dir, children, warnings, profile_files
+            args, tests, tls_tests, tls, ic, rd, client_cpu, nice, out_dir, children, warnings,
+            profile_files,
         )
-        summarise(args, tests, *measured, report)
+        summarise(args, tests, tls_tests, *measured, report)
     report["machine"]["load_after"] = loadavg()
     write_profiles(args, out_dir, profile_files, report)
 

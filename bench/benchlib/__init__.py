@@ -9,6 +9,7 @@
     profiling   py-spy and cProfile summaries
     samples     a tight-loop client's samples: blackout around a restart, kill to first reply
     lifecycle   signals unwind to the script's cleanup, which runs shielded from them
+    tlscerts    a self-signed certificate and the tls-* options of both servers
 
 A script in bench/ imports them as `from benchlib.resp import Resp` (its directory is first
 on sys.path when run as `python3 bench/SCRIPT.py`).

@@ -178,7 +178,7 @@ class Client(asyncio.Protocol):
             return
         srv.clients[self.id] = self
         srv.connections_received += 1
-        if srv.handing_over:
+        if srv.handing_over and not self.listener.tls:  # (TLS: served until closed)
             # Connected after the handover began: the next process reads its requests.
             transport.pause_reading()  # type: ignore[attr-defined]
         else:

@@ -155,6 +155,12 @@ def _append(old: list[Any], new: list[Any]) -> list[Any]:
     return [*old, *new]
 
 
+def _addresses_or_none(args: list[str]) -> list[str]:
+    if not args or args == [""]:
+        return []
+    return _addresses(args)
+
+
 def _daemonize(args: list[str]) -> bool:
     if _bool(args):
         raise ValueError("daemonize yes is not supported: run IronCache under systemd")
@@ -346,6 +352,44 @@ ALIASES = {
 # ---- end of the Redis compatibility settings ------------------------------------------------
 
 
+def _protocols(args: list[str]) -> str:
+    from ironcache import tls  # ssl is imported only when TLS is configured (start-up time)
+
+    text = " ".join(args)
+    tls.parse_protocols(text)
+    return text
+
+
+# TLS as Redis 6+ reads it (tls.py builds the context). tls-port 0: no TLS listener.
+TLS_DIRECTIVES = [
+    Directive("tls-port", _int(0, 65535), 0),
+    # IronCache's own: the addresses of tls-port when they differ from `bind` (e.g. plain TCP
+    # on loopback only, TLS on every address); empty: `bind`'s.
+    Directive("tls-bind", _addresses_or_none, [], render=" ".join, mutable=False),
+    Directive("tls-cert-file", _string, ""),
+    Directive("tls-key-file", _string, ""),
+    Directive("tls-key-file-pass", _string, "", secret=True),
+    Directive("tls-ca-cert-file", _string, ""),
+    Directive("tls-ca-cert-dir", _string, ""),
+    Directive("tls-dh-params-file", _string, ""),
+    Directive("tls-auth-clients", _enum("no", "optional", "yes"), "yes"),
+    Directive("tls-protocols", _protocols, ""),
+    Directive("tls-ciphers", _string, ""),
+    Directive("tls-ciphersuites", _string, ""),
+    Directive("tls-prefer-server-ciphers", _bool, False, render=_render_bool),
+    Directive("tls-session-caching", _bool, True, render=_render_bool),
+    Directive("tls-session-cache-size", _int(0, _INT_MAX), 20 * 1024),
+    Directive("tls-session-cache-timeout", _int(0, _INT_MAX), 300),
+    # Outgoing TLS (replication, cluster bus): IronCache makes no outgoing connections.
+    Directive("tls-client-cert-file", _string, "", no_effect=True),
+    Directive("tls-client-key-file", _string, "", no_effect=True),
+    Directive("tls-client-key-file-pass", _string, "", secret=True, no_effect=True),
+    _compat_bool("tls-replication", False),
+    _compat_bool("tls-cluster", False),
+]
+TLS_NAMES = frozenset(d.name for d in TLS_DIRECTIVES)
+
+
 DIRECTIVES: dict[str, Directive] = {
     d.name: d
     for d in [
@@ -423,6 +467,7 @@ DIRECTIVES: dict[str, Directive] = {
         ),
         Directive("daemonize", _daemonize, False, mutable=False, render=_render_bool),
         *REDIS_COMPAT,
+        *TLS_DIRECTIVES,
     ]
 }
 # Old names Redis 7 still accepts: same setting, both names answer CONFIG GET.
@@ -561,8 +606,17 @@ def apply_overrides(config: Config, argv: list[str]) -> None:
 
 def validate(config: Config) -> None:
     """Cross-directive checks that a single value cannot make (run by check-config too)."""
-    if config["port"] == 0 and not config["unixsocket"]:
-        raise ConfigError("no listener: port is 0 and unixsocket is not set")
+    if config["port"] == 0 and not config["unixsocket"] and not config["tls-port"]:
+        raise ConfigError("no listener: port and tls-port are 0 and unixsocket is not set")
+    if config["tls-port"]:
+        from ironcache import tls
+
+        if config["tls-port"] == config["port"]:
+            raise ConfigError(f"'tls-port': {config['tls-port']} is also the plain TCP port")
+        try:
+            tls.make_context(config.values)
+        except tls.TLSError as e:
+            raise ConfigError(f"TLS: {e}") from None
     d = config["dir"]
     if not os.path.isdir(d):
         raise ConfigError(f"'dir': '{d}' is not a directory")
@@ -595,9 +649,9 @@ def probe_addresses(config: Config) -> None:
     A bind to port 0 on the address tells without touching the configured port, which the
     running server may hold.
     """
-    if not config["port"]:
+    if not config["port"] and not config["tls-port"]:
         return
-    for raw in config["bind"]:
+    for raw in config["bind"] + config["tls-bind"]:
         if raw.startswith("-") or raw in ("*", "::*"):
             continue
         family = socket.AF_INET6 if ":" in raw else socket.AF_INET

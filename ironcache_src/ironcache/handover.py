@@ -702,7 +702,12 @@ class Handover:
             self.notifier.remove_fd(client_fd_name(client_id))
 
     def client_connected(self, c: Client) -> None:
-        if self.slots is not None and c.listener.kind == "tcp" and self.server.loop is not None:
+        if (
+            self.slots is not None
+            and c.listener.kind == "tcp"
+            and not c.listener.tls  # TLS records cannot be peeked: no crash-safe reading
+            and self.server.loop is not None
+        ):
             # After the transport has set itself up to read (asyncio registers its reader in
             # a callback queued after connection_made), so that pausing it sticks.
             self.server.loop.call_soon(self._begin_peeking, c)
@@ -728,6 +733,8 @@ class Handover:
             self.slots.note_push(c, tx0, flags)
 
     def client_closed(self, c: Client) -> None:
+        if c.listener.tls:  # never stored nor journaled
+            return
         if self.slots is not None:
             self.slots.detach(c)
         if self.enabled and not self.sealed:

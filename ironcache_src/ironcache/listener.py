@@ -38,6 +38,12 @@ class Listener:
     accepted: int = field(default=0)
     # (st_dev, st_ino) of a unix socket file we bound: only that file is removed at close.
     bound_file: tuple[int, int] | None = None
+    tls: bool = False  # tls-port: connections are TLS (the server's current SSLContext)
+
+    @property
+    def group(self) -> str:
+        """What CONFIG SET re-binds together: "tcp" (port), "tls" (tls-port) or "unix"."""
+        return "tls" if self.tls else self.kind
 
     def describe(self) -> str:
         if self.kind == "unix":
@@ -46,14 +52,28 @@ class Listener:
         return f"{host}:{self.port}"
 
 
-def configured(bind: list[str], port: int, unixsocket: str) -> list[Listener]:
+def configured(
+    bind: list[str],
+    port: int,
+    unixsocket: str,
+    tls_port: int = 0,
+    tls_bind: list[str] | None = None,
+) -> list[Listener]:
+    """Every `bind` address on `port`, the `tls_bind` ones (default: `bind`'s) on `tls_port`
+    (TLS), and `unixsocket`.
+
+    An inherited socket is matched by address and port, so a TLS `ListenStream=` (its own
+    .socket unit and `FileDescriptorName=`) is adopted as the TLS listener by its port.
+    """
     out: list[Listener] = []
-    if port:
-        for raw in bind:
+    for p, is_tls, addresses in ((port, False, bind), (tls_port, True, tls_bind or bind)):
+        if not p:
+            continue
+        for raw in addresses:
             optional = raw.startswith("-")
             addr = raw[1:] if optional else raw
             addr = {"*": "0.0.0.0", "::*": "::"}.get(addr, addr)
-            out.append(Listener("tcp", str(ipaddress.ip_address(addr)), port, optional))
+            out.append(Listener("tcp", str(ipaddress.ip_address(addr)), p, optional, tls=is_tls))
     if unixsocket:
         out.append(Listener("unix", os.path.abspath(unixsocket)))
     return out

@@ -12,7 +12,7 @@ import os
 import signal
 import socket
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ironcache import blocking, diskstore, handover
 from ironcache import listener as listen
@@ -34,6 +34,9 @@ from ironcache.log import log
 from ironcache.protocol import QUEUED, error
 from ironcache.pubsub import PubSub
 from ironcache.sdnotify import Notifier
+
+if TYPE_CHECKING:
+    import ssl
 
 SUBSCRIPTIONS = frozenset(
     (b"subscribe", b"psubscribe", b"ssubscribe", b"unsubscribe", b"punsubscribe", b"sunsubscribe")
@@ -207,6 +210,8 @@ class Server:
         # While a script runs past busy-reply-threshold: the -BUSY reply the others get.
         self.script_busy: str | None = None
         self.busy_conns: dict[int, tuple[socket.socket, Client]] = {}  # accepted meanwhile
+        # tls-port's context: new connections take the current one (reload_tls replaces it).
+        self.tls_ctx: ssl.SSLContext | None = None
 
     # ------------------------------------------------------------- bookkeeping
     def next_client_id(self) -> int:
@@ -593,6 +598,8 @@ class Server:
         for c in self.clients.values():
             if c is running or c.closing or c.paused or c.deferred or c.transport is None:
                 continue
+            if c.listener.tls:  # its bytes are TLS records: served once the script ends
+                continue
             sock = c.peek_sock if c.peek_sock is not None else c.transport.get_extra_info("socket")
             if sock is None:
                 continue
@@ -600,7 +607,9 @@ class Server:
                 socks[sock.fileno()] = c
             except (OSError, ValueError):
                 continue
-        listeners = {x.sock.fileno(): x for x in self.listeners if x.sock is not None}
+        listeners = {
+            x.sock.fileno(): x for x in self.listeners if x.sock is not None and not x.tls
+        }
         poller = select.poll()  # not select(): it stops at fd 1024
         for fd in (*socks, *self.busy_conns, *listeners):
             poller.register(fd, select.POLLIN)
@@ -719,7 +728,17 @@ class Server:
     # ------------------------------------------------------------- listeners
     def open_listeners(self) -> None:
         cfg = self.config
-        wanted = listen.configured(cfg["bind"], cfg["port"], cfg["unixsocket"])
+        wanted = listen.configured(
+            cfg["bind"], cfg["port"], cfg["unixsocket"], cfg["tls-port"], cfg["tls-bind"]
+        )
+        if cfg["tls-port"]:
+            from ironcache import tls  # ssl only when TLS is configured (start-up time)
+
+            try:
+                self.tls_ctx = tls.make_context(cfg.values)
+            except tls.TLSError as e:
+                raise listen.ListenError(f"TLS: {e}") from None
+            log.notice(f"TLS certificate: {tls.certificate_summary(cfg.values)}")
         inherited, stored = handover.split_fds(listen.listen_fds())
         self.handover = handover.Handover(self, stored)
         try:
@@ -733,8 +752,8 @@ class Server:
         if not self.listeners:
             raise listen.ListenError("no listener could be opened")
         self._warn_exposure()
-        adopted = [x.describe() for x in self.listeners if x.inherited]
-        bound = [x.describe() for x in self.listeners if not x.inherited]
+        adopted = [_label(x) for x in self.listeners if x.inherited]
+        bound = [_label(x) for x in self.listeners if not x.inherited]
         log.notice(
             "listeners: inherited from systemd: "
             f"{', '.join(adopted) or 'none'}; bound by IronCache: {', '.join(bound) or 'none'}"
@@ -767,6 +786,11 @@ class Server:
             conn.setblocking(False)
             lst.accepted += 1
             client_id = self.next_client_id()
+            if lst.tls:  # a TLS session cannot move to another process: never stored
+                task = self.loop.create_task(self._connect_tls(conn, lst, client_id))
+                self.connecting.add(task)
+                task.add_done_callback(self.connecting.discard)
+                continue
             # In the fd store from the start: a crash from now on keeps the connection.
             self.handover.client_accepted(client_id, conn)
             task = self.loop.create_task(self._connect(conn, lst, client_id))
@@ -781,6 +805,43 @@ class Server:
             log.verbose(f"dropping a connection on {lst.describe()}: {e}")
             conn.close()
             self.handover.client_gone(client_id)
+
+    async def _connect_tls(self, conn: socket.socket, lst: listen.Listener, client_id: int) -> None:
+        assert self.loop is not None
+        ctx = self.tls_ctx
+        if ctx is None:
+            conn.close()
+            return
+        try:
+            await self.loop.connect_accepted_socket(
+                lambda: Client(self, lst, client_id),
+                sock=conn,
+                ssl=ctx,
+                ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S,
+            )
+        except (OSError, TimeoutError, ConnectionError) as e:  # ssl.SSLError is an OSError
+            log.verbose(f"TLS handshake failed on {lst.describe()}: {type(e).__name__}: {e}")
+            conn.close()
+
+    def reload_tls(self) -> None:
+        """Build the TLS context from the current settings (files read again); new
+        connections get it, established ones keep theirs. TLSError: nothing changed."""
+        if not self.config["tls-port"]:
+            self.tls_ctx = None
+            return
+        from ironcache import tls
+
+        self.tls_ctx = tls.make_context(self.config.values)
+        log.notice(f"TLS configuration loaded: {tls.certificate_summary(self.config.values)}")
+
+    def _sighup(self) -> None:
+        """SIGHUP (systemctl reload): read the certificate, key and CA files again."""
+        from ironcache.tls import TLSError
+
+        try:
+            self.reload_tls()
+        except TLSError as e:
+            log.warning(f"SIGHUP: TLS configuration not reloaded, the previous one stays: {e}")
 
     async def _adopt(self, conn: socket.socket, rec: dict[str, Any]) -> Client | None:
         """Rebuild a connection the previous process handed over, with its state and input."""
@@ -819,7 +880,7 @@ class Server:
         the listeners that go away are closed first (a new wildcard address may need their
         port), and re-opened when a new one cannot be bound.
         """
-        old = [x for x in self.listeners if x.kind == kind]
+        old = [x for x in self.listeners if x.group == kind]
         if any(x.inherited for x in old):
             raise CommandError(
                 "ERR the listener is socket-activated (inherited from systemd): change "
@@ -827,7 +888,8 @@ class Server:
             )
         cfg = self.config
         args = (cfg["tcp-backlog"], cfg["unixsocketperm"], cfg["reuseport"])
-        wanted = [x for x in listen.configured(bind, port, unixsocket) if x.kind == kind]
+        every = listen.configured(bind, port, unixsocket, cfg["tls-port"], cfg["tls-bind"])
+        wanted = [x for x in every if x.group == kind]
         wanted_keys = {x.describe() for x in wanted}
         old_keys = {x.describe() for x in old}
         going = [x for x in old if x.describe() not in wanted_keys]
@@ -857,7 +919,7 @@ class Server:
         for lst in opened:
             self.listeners.append(lst)
             self.start_accepting(lst)
-        log.notice(f"listeners now: {', '.join(x.describe() for x in self.listeners)}")
+        log.notice(f"listeners now: {', '.join(_label(x) for x in self.listeners)}")
 
     def _warn_exposure(self) -> None:
         """Say at start when a listener serves other hosts without a password."""
@@ -950,6 +1012,7 @@ class Server:
         self._all_closed = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
+        self.loop.add_signal_handler(signal.SIGHUP, self._sighup)
         try:
             await self._take_over()
         except diskstore.SnapshotError as e:
@@ -964,7 +1027,7 @@ class Server:
             self._watchdog()
         self.exec_to_ready_ms = (time.time() - exec_time) * 1000
         status = (
-            f"Serving on {', '.join(x.describe() for x in self.listeners)} "
+            f"Serving on {', '.join(_label(x) for x in self.listeners)} "
             f"({'socket-activated' if self.socket_activated else 'self-bound'})"
         )
         self.notifier.ready(status)
@@ -1034,6 +1097,7 @@ class Server:
             _unread(c) or _just_connected(c) for c in self.clients.values()
         ):
             await asyncio.sleep(0.005)
+        await self._close_tls_clients()
         for c in list(self.clients.values()):
             c.close()  # the transport flushes queued replies before it closes
         if self.clients:
@@ -1070,6 +1134,10 @@ class Server:
             # over as clients once connected (left half set up, a later close of ours could
             # drop them from the store and reset them).
             await asyncio.wait(set(self.connecting), timeout=handover.DRAIN_TIMEOUT_S)
+        # TLS connections cannot be handed over (their session lives in this process's
+        # OpenSSL): served a moment more like a plain shutdown, then closed; their clients
+        # reconnect into the listener.
+        await self._close_tls_clients()
         clients = list(self.clients.values())
         for c in clients:  # commands already received have run; read no more
             if c.transport is not None and not c.closing:
@@ -1093,6 +1161,39 @@ class Server:
         )
         self._save_on_shutdown()
         log.notice("IronCache is now ready to exit, bye bye...")
+
+    async def _close_tls_clients(self) -> None:
+        """Close every TLS connection, as a plain shutdown closes every connection: requests
+        already sent (bytes in the kernel, a client that just connected) are read and answered
+        first, for at most TLS_CLOSE_WAIT_S; then close() writes the replies still queued and
+        close_notify after them. Peers that answer it are gone at once; the others are cut
+        after a moment (an idle client reads nothing until its next request, which then meets
+        the closed connection and reconnects)."""
+        tls_clients = [c for c in self.clients.values() if c.listener.tls]
+        if not tls_clients:
+            return
+        deadline = time.monotonic() + TLS_CLOSE_WAIT_S
+        while time.monotonic() < deadline and any(
+            _unread(c) or _just_connected(c) for c in tls_clients
+        ):
+            await asyncio.sleep(0.005)
+        for c in tls_clients:
+            c.close()
+        deadline = time.monotonic() + TLS_CLOSE_WAIT_S
+        while time.monotonic() < deadline and any(c.id in self.clients for c in tls_clients):
+            await asyncio.sleep(0.005)
+        for c in tls_clients:
+            if c.id in self.clients and c.transport is not None:
+                c.transport.abort()
+        log.notice(f"closed {len(tls_clients)} TLS connections (their clients reconnect)")
+
+
+def _label(lst: listen.Listener) -> str:
+    return f"{lst.describe()} (TLS)" if lst.tls else lst.describe()
+
+
+TLS_HANDSHAKE_TIMEOUT_S = 10.0
+TLS_CLOSE_WAIT_S = 0.5
 
 
 def _log_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -40,6 +40,20 @@ def redis_cli(host, *args: str, port: int = 6379) -> str:
     return host.check_output(f"redis-cli -h 127.0.0.1 -p {port} {quoted}")
 
 
+# What the role installs for TLS (ironcache_tls_dir); the verifier presents the server's own
+# certificate as its client certificate (the test CA signs it with no usage restriction).
+TLS_DIR = "/etc/ironcache/tls"
+TLS_CLIENT = (f"--tls --cacert {TLS_DIR}/ca.crt --cert {TLS_DIR}/ironcache.crt "
+              f"--key {TLS_DIR}/ironcache.key")
+
+
+def redis_cli_tls(host, *args: str, port: int = 6380, client_cert: bool = True):
+    """redis-cli --tls (Debian's redis-tools is built with TLS); the command's result."""
+    quoted = " ".join(shlex.quote(a) for a in args)
+    opts = TLS_CLIENT if client_cert else f"--tls --cacert {TLS_DIR}/ca.crt"
+    return host.run(f"redis-cli -h 127.0.0.1 -p {port} {opts} {quoted}")
+
+
 def info_server(host, port: int = 6379) -> dict[str, str]:
     text = redis_cli(host, "INFO", "server", port=port)
     out = {}
@@ -98,7 +112,8 @@ def install_probe(host) -> None:
 
 
 def restart_under_probe(host, port: int = 6379, restarts: int = 3,
-                        max_seconds: float = 60.0) -> dict[str, Any]:
+                        max_seconds: float = 60.0, probe_args: str = "",
+                        serving_port: int | None = None) -> dict[str, Any]:
     """Restart ironcache.service `restarts` times while the probe connects in a tight loop.
 
     The probe runs inside the instance in the background (nohup, bounded by --seconds and
@@ -111,13 +126,13 @@ def restart_under_probe(host, port: int = 6379, restarts: int = 3,
     host.check_output(
         f"nohup timeout {int(max_seconds) + 15} python3 {PROBE_PATH} --host 127.0.0.1"
         f" --port {port} --seconds {max_seconds} --max-attempts 150000 --connect-timeout 3"
-        f" --until-file {stop_file} --json >{out_file} 2>/root/probe.err </dev/null &"
+        f" --until-file {stop_file} --json {probe_args} >{out_file} 2>/root/probe.err </dev/null &"
     )
     pids = [main_pid(host)]
     time.sleep(0.5)  # the probe is warm before the first restart
     for _ in range(restarts):
         host.check_output(f"systemctl restart {SERVICE}")
-        wait_serving(host, port)
+        wait_serving(host, serving_port or port)  # (a TLS probe: the plain port answers)
         pids.append(main_pid(host))
         time.sleep(0.3)
     host.check_output(f"touch {stop_file}")

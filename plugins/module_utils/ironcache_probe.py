@@ -31,6 +31,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -89,6 +90,36 @@ def read_line(sock):
     return buf[:-2]
 
 
+def tls_context(ca_file=None, cert_file=None, key_file=None):
+    """A client context for a TLS port: the server's certificate is verified against
+    ``ca_file`` (its host name is not: probes connect to an address); ``cert_file`` and
+    ``key_file`` are the client certificate a server with tls-auth-clients asks for.
+    Raises ProbeError saying which file is wrong."""
+    if bool(cert_file) != bool(key_file):
+        raise ProbeError("tls_cert_file and tls_key_file go together: give both or neither")
+    for what, path in (("tls_ca_file", ca_file), ("tls_cert_file", cert_file),
+                       ("tls_key_file", key_file)):
+        if path and not os.access(path, os.R_OK):
+            raise ProbeError("%s %s is missing or not readable" % (what, path))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    if ca_file:
+        try:
+            ctx.load_verify_locations(cafile=ca_file)
+        except (ssl.SSLError, ValueError) as exc:
+            raise ProbeError(
+                "tls_ca_file %s holds no usable CA certificate: %s" % (ca_file, exc)) from None
+    else:
+        ctx.load_default_certs()
+    if cert_file:
+        try:
+            ctx.load_cert_chain(cert_file, key_file)
+        except ssl.SSLError as exc:
+            raise ProbeError("tls_cert_file %s with tls_key_file %s cannot be used: %s"
+                             % (cert_file, key_file, exc)) from None
+    return ctx
+
+
 def percentile(sorted_values, fraction):
     """Nearest-rank percentile of an ascending list; None when empty."""
     if not sorted_values:
@@ -102,7 +133,7 @@ class Prober:
 
     def __init__(self, host="127.0.0.1", port=6379, unix_path=None, password=None,
                  connect_timeout=3.0, max_seconds=60.0, max_attempts=200000, pause=0.0,
-                 keep_samples=False, username=None):
+                 keep_samples=False, username=None, tls=None):
         self.host = host
         self.port = int(port)
         self.unix_path = unix_path or None
@@ -112,6 +143,7 @@ class Prober:
         self.max_attempts = int(max_attempts)
         self.pause = float(pause)
         self.keep_samples = bool(keep_samples)
+        self.tls = tls  # an ssl.SSLContext (tls_context()): every attempt handshakes first
         self.stop_event = threading.Event()
         self.thread = None
         self.counts = dict((name, 0) for name in OUTCOMES)
@@ -138,6 +170,12 @@ class Prober:
             return sock
         sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            try:
+                sock = self.tls.wrap_socket(sock)
+            except BaseException:
+                sock.close()
+                raise
         return sock
 
     def attempt(self):
@@ -247,14 +285,25 @@ def main(argv=None):
     parser.add_argument("--connect-timeout", type=float, default=3.0)
     parser.add_argument("--pause", type=float, default=0.0, help="seconds between attempts")
     parser.add_argument("--samples", action="store_true", help="include per-attempt samples")
+    parser.add_argument("--tls", action="store_true", help="connect with TLS")
+    parser.add_argument("--tls-ca-file", default=None)
+    parser.add_argument("--tls-cert-file", default=None)
+    parser.add_argument("--tls-key-file", default=None)
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (the default output format)")
     args = parser.parse_args(argv)
+    tls = None
+    if args.tls:
+        try:
+            tls = tls_context(args.tls_ca_file, args.tls_cert_file, args.tls_key_file)
+        except ProbeError as exc:
+            parser.error(str(exc))
 
     prober = Prober(host=args.host, port=args.port, unix_path=args.unix, password=args.password,
                     username=args.user,
                     connect_timeout=args.connect_timeout, max_seconds=args.seconds,
-                    max_attempts=args.max_attempts, pause=args.pause, keep_samples=args.samples)
+                    max_attempts=args.max_attempts, pause=args.pause, keep_samples=args.samples,
+                    tls=tls)
 
     def on_signal(signum, frame):
         prober.stop_event.set()

@@ -19,6 +19,7 @@ __metaclass__ = type
 import os
 import re
 import socket
+import ssl
 import time
 
 DEFAULT_INSTALL_DIR = "/opt/ironcache"
@@ -98,8 +99,9 @@ class _Reader:
         raise RespError("unexpected reply %r" % line[:40])
 
 
-def connect_address(host, port, unix_path, timeout):
-    """Open a connection to the server (unix socket when given, else TCP)."""
+def connect_address(host, port, unix_path, timeout, tls=None):
+    """Open a connection to the server (unix socket when given, else TCP; TLS with the
+    ssl.SSLContext ``tls``)."""
     if unix_path:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(timeout)
@@ -109,13 +111,24 @@ def connect_address(host, port, unix_path, timeout):
             s.close()
             raise
         return s
-    return socket.create_connection((host, port), timeout=timeout)
+    s = socket.create_connection((host, port), timeout=timeout)
+    if tls is None:
+        return s
+    try:
+        return tls.wrap_socket(s)
+    except ssl.SSLError as e:
+        s.close()
+        why = getattr(e, "verify_message", None) or e.reason or str(e)
+        raise RespError("TLS handshake with %s:%s failed: %s" % (host, port, why)) from e
+    except BaseException:
+        s.close()
+        raise
 
 
-def resp_query(host, port, unix_path, password, commands, timeout=2.0):
+def resp_query(host, port, unix_path, password, commands, timeout=2.0, tls=None):
     """Send each command (a list of args) on one connection; return the replies."""
     try:
-        s = connect_address(host, port, unix_path, timeout)
+        s = connect_address(host, port, unix_path, timeout, tls)
     except OSError as e:
         raise RespError("cannot connect: %s" % e) from e
     try:
@@ -308,7 +321,7 @@ class RollingRestart:
 
     def __init__(self, params, run_command, prober_factory=None, query=None,
                  clock=time.monotonic, sleep=time.sleep, releases=None,
-                 wallclock=time.time):
+                 wallclock=time.time, tls=None):
         self.p = params
         self.run_command = run_command
         self.prober_factory = prober_factory
@@ -327,6 +340,8 @@ class RollingRestart:
         self.timeout = float(params.get("timeout") or 30)
         self.wallclock = wallclock
         self.warnings = []
+        # an ssl.SSLContext: the probe and the health checks connect with TLS
+        self.tls_kw = {"tls": tls} if tls is not None else {}
 
     # ---- helpers
 
@@ -345,7 +360,8 @@ class RollingRestart:
     def info(self, timeout=2.0):
         """INFO server and INFO handover, merged (a release without handover adds nothing)."""
         replies = self.query(self.host, self.port, self.unix_path, self.password,
-                             [["INFO", "server"], ["INFO", "handover"]], timeout=timeout)
+                             [["INFO", "server"], ["INFO", "handover"]], timeout=timeout,
+                             **self.tls_kw)
         merged = {}
         for reply in replies:
             merged.update(parse_info(reply))
@@ -353,7 +369,7 @@ class RollingRestart:
 
     def ping(self, timeout=2.0):
         (reply,) = self.query(self.host, self.port, self.unix_path, self.password,
-                              [["PING"]], timeout=timeout)
+                              [["PING"]], timeout=timeout, **self.tls_kw)
         return reply
 
     def journal_tail(self, lines=3):
@@ -591,7 +607,7 @@ class RollingRestart:
                 host=self.host, port=self.port, unix_path=self.unix_path,
                 password=self.p.get("password") or None,
                 max_seconds=float(self.p.get("probe_max_seconds") or 60),
-                **({"username": self.username} if self.username else {}))
+                **({"username": self.username} if self.username else {}), **self.tls_kw)
             prober.start()
             self.sleep(float(self.p.get("probe_lead_seconds", 0.2)))
         result = {"changed": True, "old_pid": old["pid"], "old_version": old["version"],

@@ -103,6 +103,25 @@ options:
       - An ACL user to authenticate as (C(AUTH username password)) instead of the default
         user; it needs C(PING) and C(INFO). Used only with O(password).
     type: str
+  tls:
+    description:
+      - Connect with TLS (O(port) is then the server's C(tls-port)). The probe and the health
+        checks handshake on every connection.
+      - The server's certificate is verified against O(tls_ca_file) (the system's CAs when not
+        set); its host name is not checked, as the probe connects to an address.
+    type: bool
+    default: false
+  tls_ca_file:
+    description: CA certificate (PEM) on the managed host that signed the server's certificate.
+    type: path
+  tls_cert_file:
+    description:
+      - Client certificate (PEM) on the managed host, for a server with C(tls-auth-clients yes).
+      - Goes with O(tls_key_file).
+    type: path
+  tls_key_file:
+    description: Private key of O(tls_cert_file) on the managed host.
+    type: path
   expected_version:
     description:
       - Version the new process must report as C(ironcache_version) in C(INFO server).
@@ -184,6 +203,14 @@ EXAMPLES = r"""
     config: /etc/ironcache/ironcache.conf
     rollback: true
     timeout: 20
+
+- name: Restart while probing the TLS port with a client certificate
+  ironcache.ironcache.rolling_restart:
+    port: 6380
+    tls: true
+    tls_ca_file: /etc/ironcache/tls/ca.crt
+    tls_cert_file: /etc/ironcache/tls/ironcache.crt
+    tls_key_file: /etc/ironcache/tls/ironcache.key
 
 - name: Measure a self-bound server (expects refused connections, so only report them)
   ironcache.ironcache.rolling_restart:
@@ -352,11 +379,13 @@ from ansible_collections.ironcache.ironcache.plugins.module_utils.ironcache_roll
 
 try:
     from ansible_collections.ironcache.ironcache.plugins.module_utils.ironcache_probe import (
+        ProbeError,
         Prober,
+        tls_context,
     )
     PROBE_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - the probe ships with the collection
-    Prober = None
+    Prober = ProbeError = tls_context = None
     PROBE_IMPORT_ERROR = exc
 
 
@@ -371,6 +400,10 @@ def main():
             unix_path=dict(type="path"),
             password=dict(type="str", no_log=True),
             username=dict(type="str", no_log=True),
+            tls=dict(type="bool", default=False),
+            tls_ca_file=dict(type="path"),
+            tls_cert_file=dict(type="path"),
+            tls_key_file=dict(type="path", no_log=False),
             expected_version=dict(type="str"),
             config=dict(type="path", default="/etc/ironcache/ironcache.conf"),
             ironcache_bin=dict(type="path"),
@@ -401,7 +434,22 @@ def main():
             argv = [journalctl] + list(argv[1:])
         return module.run_command(argv)
 
-    restart = RollingRestart(module.params, run_command, prober_factory=Prober)
+    tls = None
+    if module.params["tls"]:
+        if tls_context is None:
+            module.fail_json(msg="cannot import the ironcache_probe module_utils: %s"
+                             % PROBE_IMPORT_ERROR)
+        if module.params["unix_path"]:
+            module.fail_json(msg="tls and unix_path exclude each other: TLS listens on a TCP port")
+        try:
+            tls = tls_context(module.params["tls_ca_file"], module.params["tls_cert_file"],
+                              module.params["tls_key_file"])
+        except ProbeError as e:
+            module.fail_json(msg="cannot probe over TLS: %s" % e)
+    elif module.params["tls_ca_file"] or module.params["tls_cert_file"]:
+        module.fail_json(msg="tls_ca_file and tls_cert_file need tls=true")
+
+    restart = RollingRestart(module.params, run_command, prober_factory=Prober, tls=tls)
     try:
         failed, result = restart.run(check_mode=module.check_mode)
     except RollingError as e:

@@ -75,6 +75,9 @@ mkdir -p "$WORK"
 for target in ironcache redis; do
     mkdir -p "$WORK/tree-$target/src"
     cp -a "$TREE/tests" "$TREE/runtest" "$WORK/tree-$target/"
+    # the certificates of the --tls units (suite.py runs it)
+    mkdir -p "$WORK/tree-$target/utils"
+    cp -a "$TREE/utils/gen-test-certs.sh" "$WORK/tree-$target/utils/"
     patch -d "$WORK/tree-$target" -p1 --forward --quiet <"$HERE/harness.patch"
 done
 

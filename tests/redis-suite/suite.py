@@ -63,7 +63,11 @@ UNITS = [
     "scripting",
     "acl",
     "acl-v2",
+    # TLS mode (runtest --tls; both servers listen with TLS only): a lean row of issue 17.
+    "tls:type/string",
+    "tls:tls",
 ]
+TLS_PREFIX = "tls:"
 # Units whose tests start servers of their own (tagged external:skip: they restart with other
 # configurations, an `aclfile`, `user` lines): runtest runs them without --host, starting each
 # lane's src/redis-server (redis-server itself, or ironcache-server.py for IronCache).
@@ -110,11 +114,20 @@ class Target:
     results: dict[str, Result] = field(default_factory=dict)
 
 
-def ping(port: int, deadline: float) -> bool:
-    """PING answered before `deadline` (tried once when it has passed)."""
+def ping(port: int, deadline: float, tls_dir: Path | None = None) -> bool:
+    """PING answered before `deadline` (tried once when it has passed); over TLS with the
+    suite's client certificate when `tls_dir` is given."""
     while True:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as raw:
+                s = raw
+                if tls_dir is not None:
+                    import ssl
+
+                    ctx = ssl.create_default_context(cafile=str(tls_dir / "ca.crt"))
+                    ctx.check_hostname = False
+                    ctx.load_cert_chain(tls_dir / "client.crt", tls_dir / "client.key")
+                    s = ctx.wrap_socket(raw)
                 s.sendall(b"PING\r\n")
                 if s.recv(64).startswith(b"+PONG"):
                     return True
@@ -170,7 +183,9 @@ def parse(text: str, res: Result) -> None:
 
 def run_unit(t: Target, unit: str, args: argparse.Namespace, attempt: int = 1) -> Result:
     res = Result(unit)
-    slug = unit.replace("/", "_") + ("" if attempt == 1 else f".{attempt}")
+    tls = unit.startswith(TLS_PREFIX)
+    tls_dir = t.tree / "tests" / "tls" if tls else None
+    slug = unit.replace("/", "_").replace(":", "-") + ("" if attempt == 1 else f".{attempt}")
     d = t.work / slug
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)
@@ -183,8 +198,13 @@ def run_unit(t: Target, unit: str, args: argparse.Namespace, attempt: int = 1) -
         res.detail = f"port {t.port} is busy before {t.name} started"
         return res
     server_log = open(d / "server.log", "wb")  # noqa: SIM115 - closed in finally
+    argv = t.argv_for(d)  # type: ignore[operator]
+    if tls_dir is not None:  # the TLS port only, with the certificates of the suite's own mode
+        argv += ["--port", "0", "--tls-port", str(t.port)]
+        for name, f in (("cert", "redis.crt"), ("key", "redis.key"), ("ca-cert", "ca.crt")):
+            argv += [f"--tls-{name}-file", str(tls_dir / f)]
     server = subprocess.Popen(
-        t.argv_for(d),  # type: ignore[operator]
+        argv,
         cwd=d,
         stdin=subprocess.DEVNULL,
         stdout=server_log,
@@ -195,7 +215,7 @@ def run_unit(t: Target, unit: str, args: argparse.Namespace, attempt: int = 1) -
     LIVE.add(server.pid)
     start = time.monotonic()
     try:
-        if not ping(t.port, time.monotonic() + 30):
+        if not ping(t.port, time.monotonic() + 30, tls_dir):
             res.status = "crashed" if server.poll() is not None else "hung"
             res.detail = f"{t.name} did not answer PING (exit {server.poll()})"
             return res
@@ -206,7 +226,7 @@ def run_unit(t: Target, unit: str, args: argparse.Namespace, attempt: int = 1) -
             "--port",
             str(t.port),
             "--single",
-            f"unit/{unit}",
+            f"unit/{unit.removeprefix(TLS_PREFIX)}",
             "--baseport",
             str(t.baseport),
             "--timeout",
@@ -215,6 +235,8 @@ def run_unit(t: Target, unit: str, args: argparse.Namespace, attempt: int = 1) -
         ]
         if t.skipfile:
             cmd += ["--skipfile", str(t.skipfile)]
+        if tls:
+            cmd.append("--tls")
         with open(res.log, "wb") as out:
             rt = subprocess.Popen(
                 cmd,
@@ -296,6 +318,21 @@ def run_spawned(t: Target, unit: str, args: argparse.Namespace, res: Result, d: 
             shutil.copytree(t.tree / "tests" / "tmp", d / "servers", dirs_exist_ok=True)
         res.seconds = time.monotonic() - start
     return res
+
+
+def make_certs(tree: Path, trees: list[Path]) -> None:
+    """tests/tls of the suite's --tls mode: Redis's utils/gen-test-certs.sh, with DH parameters
+    made the fast way first (DSA-style; the script would search for a safe prime for minutes)."""
+    tls_dir = tree / "tests" / "tls"
+    tls_dir.mkdir(parents=True, exist_ok=True)
+    run = {"cwd": tree, "check": True, "capture_output": True, "timeout": 300}
+    subprocess.run(  # noqa: PLW1510 - check is in `run`
+        ["openssl", "dhparam", "-dsaparam", "-out", str(tls_dir / "redis.dh"), "2048"], **run
+    )
+    subprocess.run(["bash", "utils/gen-test-certs.sh"], **run)  # noqa: PLW1510
+    for other in trees:
+        if other != tree:
+            shutil.copytree(tls_dir, other / "tests" / "tls", dirs_exist_ok=True)
 
 
 def lane(t: Target, units: list[str], args: argparse.Namespace) -> None:
@@ -453,6 +490,8 @@ def main() -> int:
     for t in targets:
         shutil.rmtree(t.work, ignore_errors=True)
         t.work.mkdir(parents=True)
+    if any(u.startswith(TLS_PREFIX) for u in units):
+        make_certs(args.tree_ironcache, [t.tree for t in targets])
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     start = time.monotonic()

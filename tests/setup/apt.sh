@@ -22,6 +22,12 @@ need python3 python3
 need tclsh8.6 tcl
 need dpkg-source dpkg-dev
 need patch patch
+# ... and its --tls mode (tests/redis-suite's tls: units): Tcl's TLS package
+if command -v tclsh8.6 >/dev/null 2>&1; then
+    echo 'package require tls' | tclsh8.6 >/dev/null 2>&1 || missing+=(tcl-tls)
+else
+    missing+=(tcl-tls)
+fi
 # bsdtar: make matrix and make galaxy-test run the role with it as `tar` (a controller without GNU tar)
 need bsdtar libarchive-tools
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then

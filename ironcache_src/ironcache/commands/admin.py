@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import platform
@@ -22,7 +23,7 @@ from ironcache.commands import (
     subcommand,
     subcommands,
 )
-from ironcache.config import DIRECTIVES
+from ironcache.config import DIRECTIVES, TLS_NAMES
 from ironcache.glob import matcher
 from ironcache.keyspace import now_ms
 from ironcache.log import log
@@ -278,22 +279,28 @@ def config(c: Client, argv: list[bytes]) -> bytes:
 CONFIG_ARITY = {b"get": -3, b"set": -4, b"resetstat": 2, b"rewrite": 2, b"help": 2}
 
 
-LISTENER_DIRECTIVES = {"port": "tcp", "bind": "tcp", "unixsocket": "unix"}
+LISTENER_DIRECTIVES = {
+    "port": ("tcp",),
+    "bind": ("tcp", "tls"),
+    "unixsocket": ("unix",),
+    "tls-port": ("tls",),
+}
 # Redis's words when a listener cannot be re-opened (IronCache's reason follows in brackets).
 REBIND_FAILED = {
     "port": "Unable to listen on this port. Check server logs.",
     "bind": "Failed to bind to specified addresses.",
     "unixsocket": "Unable to listen on this unix socket.",
+    "tls-port": "Unable to listen on this port. Check server logs.",
 }
 # IronCache's own start-time settings: Redis has none of them, so a client that sets every
 # setting CONFIG GET lists to the value it read (Redis's suite does) is answered OK when the
 # value does not change; any other value is refused as immutable.
-OWN_IMMUTABLE = frozenset(("reuseport", "handover"))
+OWN_IMMUTABLE = frozenset(("reuseport", "handover", "tls-bind"))
 
 
 def _unchanged(srv: Server, d: Any, raw: str) -> bool:
     try:
-        return bool(d.parse([raw]) == srv.config[d.name])
+        return bool(d.parse(raw.split() if d.name == "tls-bind" else [raw]) == srv.config[d.name])
     except ValueError:
         return False
 
@@ -324,7 +331,7 @@ def config_set(srv: Server, args: list[bytes], c: Client) -> None:
         if d.protected and (allow == "no" or (allow == "local" and not c.is_local())):
             raise set_failed(name, "can't set protected config")
         try:
-            parsed[name] = d.parse(raw.split() if name == "bind" else [raw])
+            parsed[name] = d.parse(raw.split() if name in ("bind", "tls-bind") else [raw])
         except ValueError as e:
             raise set_failed(name, str(e)) from None
         if d.merge is not None:
@@ -336,13 +343,31 @@ def config_set(srv: Server, args: list[bytes], c: Client) -> None:
     cfg = srv.config
     before = dict(cfg.values)
     cfg.values.update(parsed)
+    # Any TLS setting set (even to its value: a renewed file at the same path) reads the
+    # certificate, key and CA files again; new connections get them.
+    tls_set = [n for n in parsed if n in TLS_NAMES and not DIRECTIVES[n].no_effect]
+    if tls_set:
+        from ironcache.tls import TLSError  # ssl only when TLS is configured (start-up time)
+
+        try:
+            srv.reload_tls()
+        except TLSError as e:
+            cfg.values = before
+            log.warning(f"CONFIG SET {', '.join(tls_set)}: TLS configuration refused: {e}")
+            raise set_failed(
+                tls_set[0], f"Unable to update TLS configuration. Check server logs. ({e})"
+            ) from None
     changed = {n for n in parsed if n in LISTENER_DIRECTIVES and parsed[n] != before[n]}
-    for kind in sorted({LISTENER_DIRECTIVES[n] for n in changed}):
+    kinds = {kind for n in changed for kind in LISTENER_DIRECTIVES[n]}
+    for kind in sorted(kinds):
         try:
             srv.rebind(kind, cfg["bind"], cfg["port"], cfg["unixsocket"])
         except CommandError as e:
             cfg.values = before
-            name = next(n for n in changed if LISTENER_DIRECTIVES[n] == kind)
+            name = next(n for n in changed if kind in LISTENER_DIRECTIVES[n])
+            if tls_set:
+                with contextlib.suppress(Exception):  # tls.TLSError: keep the current one
+                    srv.reload_tls()  # back to the context of the settings restored
             why = e.message.removeprefix("ERR ")
             raise set_failed(name, f"{REBIND_FAILED[name]} ({why})") from None
     srv.config_changed()

@@ -175,3 +175,52 @@ def test_restricted_user_across_a_restart(host):
     ic.wait_replaced(host, old)
     ic.wait_serving(host)
     _check_app_user(host)
+
+
+def test_tls_listener_held_by_systemd(host):
+    """The TLS port is a second ListenStream= of ironcache.socket, adopted as the TLS listener."""
+    lines = ic.listen_lines(host, port=6380)
+    assert lines, "nothing listens on 6380"
+    for line in lines:
+        assert '("systemd",pid=1,' in line, line
+    log = host.check_output("journalctl -u ironcache.service -n 200 --no-pager -o cat")
+    assert "127.0.0.1:6380 (TLS)" in log
+
+
+def test_tls_files_modes(host):
+    for name, mode in (("ironcache.crt", 0o644), ("ca.crt", 0o644), ("ironcache.key", 0o640)):
+        f = host.file(f"{ic.TLS_DIR}/{name}")
+        assert f.is_file, name
+        assert (f.mode, f.user, f.group) == (mode, "root", "ironcache"), name
+    assert "BEGIN PRIVATE KEY" in host.file(f"{ic.TLS_DIR}/ironcache.key").content_string
+
+
+def test_redis_cli_tls(host):
+    """redis-cli --tls with a client certificate of the CA is served; without one it is
+    refused (tls-auth-clients yes); the plain port serves the same data."""
+    done = ic.redis_cli_tls(host, "SET", "molecule:tls", "over-tls")
+    assert done.stdout.strip() == "OK", done.stdout + done.stderr
+    assert ic.redis_cli(host, "GET", "molecule:tls").strip() == "over-tls"
+    refused = ic.redis_cli_tls(host, "PING", client_cert=False)
+    assert "PONG" not in refused.stdout, refused.stdout
+    plain_on_tls = host.run("redis-cli -h 127.0.0.1 -p 6380 PING")
+    assert "PONG" not in plain_on_tls.stdout
+
+
+def test_tls_clients_across_restarts(host):
+    """The TLS probe (connect, handshake, PING, close in a tight loop) through two restarts:
+    the queued TLS listener refuses nobody; a counter written over TLS survives them."""
+    ic.redis_cli_tls(host, "SET", "molecule:tls-counter", "0")
+    for _ in range(5):
+        ic.redis_cli_tls(host, "INCR", "molecule:tls-counter")
+    figures = ic.restart_under_probe(
+        host, port=6380, restarts=2, serving_port=6379,
+        probe_args=f"--tls --tls-ca-file {ic.TLS_DIR}/ca.crt --tls-cert-file "
+                   f"{ic.TLS_DIR}/ironcache.crt --tls-key-file {ic.TLS_DIR}/ironcache.key")
+    ic.record("molecule-default-tls-restart", figures)
+    assert figures["ok"] > 0, figures
+    assert figures["refused"] == 0, figures
+    assert figures["reset"] == 0, figures
+    assert figures["other_errors"] == 0, figures
+    got = ic.redis_cli_tls(host, "INCR", "molecule:tls-counter").stdout.strip()
+    assert got == "6", got
