@@ -588,11 +588,11 @@ class Handover:
         while view:
             view = view[os.write(fd, view) :]
         self.notifier.store_fd(fd, f"state-{gen}")
-        os.close(fd)
-        self.base_size = len(blob)
         if kind == "handover":
             self.handed_blob = blob  # the disk snapshot on the way out reuses it
             self.handed_fd = os.dup(fd)  # a reload's fallback passes it on itself (reload.py)
+        os.close(fd)
+        self.base_size = len(blob)
         self.last_dump_ms = (time.perf_counter() - t0) * 1000
         return len(blob)
 

@@ -602,6 +602,8 @@ class Reloader:
                 "version": hello.get("version"),
                 "blackout_ms": round(blackout_ms, 1),
                 "load_ms": loaded.get("load_ms"),
+                "load_started_ms": loaded.get("load_started_ms"),
+                "loaded_ms": loaded.get("loaded_ms"),
                 "fork_ms": round(fork_ms, 1),
                 "snapshot_bytes": snap_size,
                 "journal_bytes": end,
@@ -658,6 +660,7 @@ class Reloader:
                 "handover (handover yes, under systemd): restart the service instead"
             )
         t_stop = time.monotonic()
+        stopped_at_ms = int(time.time() * 1000)
         for lst in srv.listeners:
             srv.stop_accepting(lst)
         keep = await srv._quiesce()
@@ -719,6 +722,7 @@ class Reloader:
                 "connections": len(keep),
                 "snapshot_bytes": size,
                 "stopped_ms": round((time.monotonic() - t_stop) * 1000, 1),
+                "stopped_at_ms": stopped_at_ms,
             }
         finally:
             chan.close()
@@ -784,6 +788,7 @@ class Target:
         """Snapshot, journal, then the old process's clients (blocking: we serve nobody yet)."""
         ho = srv.handover
         msg, _ = self.chan.recv(LOAD_TIMEOUT_S, "waiting for the snapshot")
+        started_ms = int(time.time() * 1000)
         t0 = time.perf_counter()
         blob = handover.read_memfd(self.state_fd)
         try:
@@ -803,7 +808,14 @@ class Target:
         keys = sum(len(db.data) for db in srv.keyspace.dbs)
         send_msg(
             self.chan.sock,
-            {"kind": "caught_up", "offset": offset, "keys": keys, "load_ms": round(self.load_ms)},
+            {
+                "kind": "caught_up",
+                "offset": offset,
+                "keys": keys,
+                "load_ms": round(self.load_ms),
+                "load_started_ms": started_ms,  # wall clock: the window the old one served in
+                "loaded_ms": int(time.time() * 1000),
+            },
         )
         final, _ = self.chan.recv(CUTOVER_TIMEOUT_S, "waiting for the cutover")
         adopted: list[tuple[socket.socket, dict[str, Any]]] = []
