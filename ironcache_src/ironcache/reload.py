@@ -320,6 +320,8 @@ def fork_snapshot(srv: Server, fd: int) -> int:
     code = 1
     try:  # the child: no event loop, no handler, nothing but the encoding
         gc.disable()
+        with contextlib.suppress(OSError):
+            os.nice(10)  # the serving parent comes first on a busy machine
         blob = state.encode({"kind": "checkpoint", "reload": True}, srv.keyspace, [])
         view = memoryview(blob)
         while view:
