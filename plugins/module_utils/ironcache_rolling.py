@@ -485,10 +485,19 @@ class RollingRestart:
             self.warnings.append("systemctl reset-failed %s failed (rc=%d): %s"
                                  % (service, rc, (err or out).strip()))
         t0 = self.clock()
-        rc, out, err = self.systemctl("restart", "--no-block", service)
-        if rc != 0:
-            raise RollingError("systemctl restart %s failed (rc=%d): %s"
-                               % (service, rc, (err or out).strip()))
+        if self.p.get("method") == "reload":
+            # ExecReload= (ironcache reload): the new release loads beside the old process and
+            # takes over; systemctl returns once it serves, or fails and the old one serves on.
+            rc, out, err = self.systemctl("reload", service)
+            if rc != 0:
+                raise RollingError("systemctl reload %s failed (rc=%d), the old process serves "
+                                   "on: %s%s" % (service, rc, (err or out).strip(),
+                                                 self.journal_tail()))
+        else:
+            rc, out, err = self.systemctl("restart", "--no-block", service)
+            if rc != 0:
+                raise RollingError("systemctl restart %s failed (rc=%d): %s"
+                                   % (service, rc, (err or out).strip()))
         new_pid, info = self.wait_healthy(old_pid, t0, expected_version)
         return new_pid, info, (self.clock() - t0) * 1000.0
 
@@ -591,7 +600,7 @@ class RollingRestart:
         result = {"changed": True, "old_pid": old["pid"], "old_version": old["version"],
                   "new_pid": None, "new_version": None, "restart_ms": None, "startup_ms": None,
                   "rolled_back": False, "rollback": None, "probe": None, "handover": None,
-                  "daemon_reloaded": reloaded, "start_failed": False}
+                  "daemon_reloaded": reloaded, "start_failed": False, "path": None}
         error = None
         try:
             new_pid, info, ms = self.restart_and_wait(old["pid"], expected)
@@ -599,6 +608,10 @@ class RollingRestart:
                           restart_ms=round(ms, 1),
                           startup_ms=to_int(info.get("startup_ms"), None),
                           handover=handover_figures(info))
+            # What the new process says it took over from: a reload short of memory falls
+            # back to the stop-start handover (source "restart").
+            source = (result["handover"] or {}).get("source")
+            result["path"] = "reload" if source == "reload" else "restart"
         except RollingError as e:
             error = str(e)
             result["start_failed"] = e.start_failed
@@ -624,8 +637,9 @@ class RollingRestart:
             bad.append("%d refused" % to_int(fig.get("refused")))
         if to_int(fig.get("reset")):
             bad.append("%d reset" % to_int(fig.get("reset")))
-        summary = ("restarted %s: pid %s (%s) -> pid %s (%s) in %.0f ms"
-                   % (self.p["service"], old["pid"] or "none", old["version"] or "unknown",
+        summary = ("%s %s: pid %s (%s) -> pid %s (%s) in %.0f ms"
+                   % ("reloaded" if result["path"] == "reload" else "restarted",
+                      self.p["service"], old["pid"] or "none", old["version"] or "unknown",
                       result["new_pid"], result["new_version"],
                       float(result["restart_ms"] or 0.0)))
         if bad and self.p.get("fail_on_refused", True):
