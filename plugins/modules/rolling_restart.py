@@ -146,12 +146,12 @@ options:
   method:
     description:
       - V(restart) runs C(systemctl restart) (the stop-start handover).
-      - V(reload) runs C(systemctl reload) (the unit's C(ExecReload=), C(ironcache reload)): the
+      - "V(reload) runs C(systemctl reload) (the unit's C(ExecReload=), C(ironcache reload)): the
         new release loads beside the running process, which serves meanwhile, and takes its
         clients over; clients wait milliseconds whatever the dataset size. A new release that
         fails to load leaves the old process serving and the module fails with the reason. Short
         of memory for two copies of the dataset the server falls back to the stop-start
-        handover; RV(path) says which one ran.
+        handover; RV(path) says which one ran."
     type: str
     choices: [restart, reload]
     default: restart
