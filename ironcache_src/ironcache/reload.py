@@ -540,7 +540,7 @@ class Reloader:
             theirs.close()
             proc = Process(loop, pid)
             mine.settimeout(CUTOVER_TIMEOUT_S)
-            hello, _ = await self._until(chan.arecv(loop), proc, LOAD_TIMEOUT_S, "starting")
+            hello, dummy = await self._until(chan.arecv(loop), proc, LOAD_TIMEOUT_S, "starting")
             if hello.get("version") != expect:
                 raise ReloadError(
                     f"the new process reports version {hello.get('version')}, expected {expect}"
@@ -552,7 +552,7 @@ class Reloader:
                 raise ReloadError(f"the snapshot child failed ({_describe_status(status)})")
             snap_size = os.fstat(snap).st_size
             send_msg(mine, {"kind": "snapshot"})
-            loaded, _ = await self._until(chan.arecv(loop), proc, LOAD_TIMEOUT_S, "loading")
+            loaded, dummy = await self._until(chan.arecv(loop), proc, LOAD_TIMEOUT_S, "loading")
             if loaded.get("kind") != "caught_up":
                 raise ReloadError(f"unexpected message from the new process: {loaded!r}")
             # Cut over: from here on no request runs here.
@@ -583,7 +583,9 @@ class Reloader:
                     {"kind": "clients", "records": records[i : i + MAX_FDS]},
                     socks[i : i + MAX_FDS],
                 )
-            done, _ = await self._until(chan.arecv(loop), proc, CUTOVER_TIMEOUT_S, "taking over")
+            done, dummy = await self._until(
+                chan.arecv(loop), proc, CUTOVER_TIMEOUT_S, "taking over"
+            )
             if done.get("kind") != "serving":
                 raise ReloadError(f"unexpected message from the new process: {done!r}")
             blackout_ms = (time.monotonic() - t_stop) * 1000
@@ -698,7 +700,7 @@ class Reloader:
             proc = Process(loop, pid)
             mine.settimeout(CUTOVER_TIMEOUT_S)
             try:
-                hello, _ = await self._until(chan.arecv(loop), proc, LOAD_TIMEOUT_S, "starting")
+                hello, dummy = await self._until(chan.arecv(loop), proc, LOAD_TIMEOUT_S, "starting")
             except ReloadError as e:
                 # Not main yet: the state is in the fd store, as after a SIGTERM; exiting
                 # hands it to systemd's restart, so stay only without one.
@@ -789,7 +791,7 @@ class Target:
     def load(self, srv: Server) -> list[tuple[socket.socket, dict[str, Any]]]:
         """Snapshot, journal, then the old process's clients (blocking: we serve nobody yet)."""
         ho = srv.handover
-        msg, _ = self.chan.recv(LOAD_TIMEOUT_S, "waiting for the snapshot")
+        msg, dummy = self.chan.recv(LOAD_TIMEOUT_S, "waiting for the snapshot")
         started_ms = int(time.time() * 1000)
         t0 = time.perf_counter()
         blob = handover.read_memfd(self.state_fd)
@@ -819,7 +821,7 @@ class Target:
                 "loaded_ms": int(time.time() * 1000),
             },
         )
-        final, _ = self.chan.recv(CUTOVER_TIMEOUT_S, "waiting for the cutover")
+        final, dummy = self.chan.recv(CUTOVER_TIMEOUT_S, "waiting for the cutover")
         adopted: list[tuple[socket.socket, dict[str, Any]]] = []
         while len(adopted) < final["count"]:
             msg, fds = self.chan.recv(CUTOVER_TIMEOUT_S, "receiving the connections")
