@@ -326,6 +326,8 @@ class RollingRestart:
 
     # ---- helpers
 
+    unit_changed = False
+
     def systemctl(self, *args):
         return self.run_command(["systemctl"] + list(args))
 
@@ -485,7 +487,7 @@ class RollingRestart:
             self.warnings.append("systemctl reset-failed %s failed (rc=%d): %s"
                                  % (service, rc, (err or out).strip()))
         t0 = self.clock()
-        if self.p.get("method") == "reload":
+        if self.p.get("method") == "reload" and not self.unit_changed:
             # ExecReload= (ironcache reload): the new release loads beside the old process and
             # takes over; systemctl returns once it serves, or fails and the old one serves on.
             rc, out, err = self.systemctl("reload", service)
@@ -590,6 +592,11 @@ class RollingRestart:
             if rc != 0:
                 raise RollingError("systemctl daemon-reload failed (rc=%d): %s" % (rc, err.strip()))
             reloaded = True
+            # A reload's new process runs in the old one's execution environment (sandbox,
+            # limits): a changed unit takes effect only through a restart.
+            self.unit_changed = True
+            if self.p.get("method") == "reload":
+                self.warnings.append("the unit file changed: restarting instead of reloading")
         prober = None
         if self.p.get("probe", True) and self.prober_factory is not None:
             prober = self.prober_factory(

@@ -151,7 +151,8 @@ options:
         clients over; clients wait milliseconds whatever the dataset size. A new release that
         fails to load leaves the old process serving and the module fails with the reason. Short
         of memory for two copies of the dataset the server falls back to the stop-start
-        handover; RV(path) says which one ran."
+        handover; RV(path) says which one ran. When the unit file changed (a daemon-reload was
+        needed) the module restarts instead: a reloaded process keeps the old unit's sandbox."
     type: str
     choices: [restart, reload]
     default: restart

@@ -637,3 +637,14 @@ def test_failed_reload_leaves_the_old_process(tmp_path):
     assert "systemctl reload ironcache.service failed" in res["msg"]
     assert "the old process serves on" in res["msg"]
     assert host.pid == 100 and host.restarts() == []
+
+
+def test_reload_method_restarts_when_the_unit_changed(tmp_path):
+    restart, host = build(tmp_path, method="reload")
+    host.need_reload = "yes"
+    failed, res = restart.run()
+    assert not failed, res["msg"]
+    assert res["path"] == "restart" and res["daemon_reloaded"]
+    assert len(host.restarts()) == 1
+    assert not any(c[:2] == ["systemctl", "reload"] for c in host.calls)
+    assert any("restarting instead of reloading" in w for w in restart.warnings)
