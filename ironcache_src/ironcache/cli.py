@@ -137,6 +137,7 @@ def reload(args: list[str]) -> int:
         "isolated": bool(sys.flags.isolated),
         "pythonpath": "" if sys.flags.isolated else os.environ.get("PYTHONPATH", ""),
         "path": "restart" if "--restart" in opts else "reload",
+        "timeout": max(timeout - 5, 1.0),  # the server gives up first, and says why
     }
     try:
         result = request(int(pid), req, timeout)

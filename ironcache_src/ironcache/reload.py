@@ -361,6 +361,7 @@ class Reloader:
         self.successor = 0  # the pid that took over: the server exits without more ado
         self.last: dict[str, Any] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.timeout = LOAD_TIMEOUT_S
 
     def listen(self) -> None:
         srv = self.server
@@ -451,6 +452,9 @@ class Reloader:
         if srv.script_busy is not None:
             return {"ok": False, "error": "a script is running (BUSY): try again"}
         self.busy = True
+        # The caller's patience (the unit's timeout): past it the new process is killed and
+        # this one serves on, rather than finish a reload nobody waits for.
+        self.timeout = min(float(req.get("timeout") or LOAD_TIMEOUT_S), LOAD_TIMEOUT_S)
         t0 = time.monotonic()
         expect = str(req.get("version") or __version__)
         argv, env = self.command(req)
@@ -540,19 +544,17 @@ class Reloader:
             theirs.close()
             proc = Process(loop, pid)
             mine.settimeout(CUTOVER_TIMEOUT_S)
-            hello, dummy = await self._until(chan.arecv(loop), proc, LOAD_TIMEOUT_S, "starting")
+            hello, dummy = await self._until(chan.arecv(loop), proc, self.timeout, "starting")
             if hello.get("version") != expect:
                 raise ReloadError(
                     f"the new process reports version {hello.get('version')}, expected {expect}"
                 )
-            status = await self._until(
-                child.exited, proc, LOAD_TIMEOUT_S, "waiting for the snapshot"
-            )
+            status = await self._until(child.exited, proc, self.timeout, "waiting for the snapshot")
             if status != 0:
                 raise ReloadError(f"the snapshot child failed ({_describe_status(status)})")
             snap_size = os.fstat(snap).st_size
             send_msg(mine, {"kind": "snapshot"})
-            loaded, dummy = await self._until(chan.arecv(loop), proc, LOAD_TIMEOUT_S, "loading")
+            loaded, dummy = await self._until(chan.arecv(loop), proc, self.timeout, "loading")
             if loaded.get("kind") != "caught_up":
                 raise ReloadError(f"unexpected message from the new process: {loaded!r}")
             # Cut over: from here on no request runs here.
@@ -669,6 +671,27 @@ class Reloader:
             srv.stop_accepting(lst)
         keep = await srv._quiesce()
         size, _ms = ho.hand_over(keep)  # the state memfd + the clients: as on SIGTERM
+        try:
+            return await self._fallback_spawn(argv, env, expect, keep, size, t_stop, stopped_at_ms)
+        except BaseException:
+            if not self.successor:
+                self._resume()
+            raise
+
+    async def _fallback_spawn(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        expect: str,
+        keep: list[Client],
+        size: int,
+        t_stop: float,
+        stopped_at_ms: int,
+    ) -> dict[str, Any]:
+        srv = self.server
+        ho = srv.handover
+        loop = srv.loop
+        assert loop is not None
         listeners = [x for x in srv.listeners if x.sock is not None]
         fds = [x.sock.fileno() for x in listeners if x.sock is not None]
         names = [x.fd_name or "listener" for x in listeners]
@@ -700,11 +723,10 @@ class Reloader:
             proc = Process(loop, pid)
             mine.settimeout(CUTOVER_TIMEOUT_S)
             try:
-                hello, dummy = await self._until(chan.arecv(loop), proc, LOAD_TIMEOUT_S, "starting")
+                hello, dummy = await self._until(chan.arecv(loop), proc, self.timeout, "starting")
             except ReloadError as e:
-                # Not main yet: the state is in the fd store, as after a SIGTERM; exiting
-                # hands it to systemd's restart, so stay only without one.
-                raise ReloadError(f"{e} (fallback path: the state is in the fd store)") from None
+                proc.kill()
+                raise ReloadError(f"{e} (stop-start fallback; this process serves on)") from None
             if hello.get("version") != expect:
                 log.warning(
                     f"reload: the new process reports version {hello.get('version')}, "
