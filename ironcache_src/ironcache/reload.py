@@ -495,6 +495,7 @@ class Reloader:
             except EOFError:
                 await asyncio.wait({proc.exited}, timeout=2)
         task.cancel()
+        await asyncio.wait({task})  # its reader goes while the channel's fd is still ours
         if proc.exited.done():
             raise ReloadError(
                 f"the new process (pid {proc.pid}) exited with "

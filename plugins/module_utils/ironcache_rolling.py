@@ -30,11 +30,13 @@ class RollingError(Exception):
 
     start_failed: the new process exited during start-up (a release that cannot start: systemd
     restarts it in a loop until its start limit, so the module rolls back at the first exit).
+    old_serves: a reload failed and the old process serves on (a rollback only switches back).
     """
 
-    def __init__(self, msg, start_failed=False):
+    def __init__(self, msg, start_failed=False, old_serves=False):
         super(RollingError, self).__init__(msg)
         self.start_failed = start_failed
+        self.old_serves = old_serves
 
 
 class RespError(Exception):
@@ -494,7 +496,8 @@ class RollingRestart:
             if rc != 0:
                 raise RollingError("systemctl reload %s failed (rc=%d), the old process serves "
                                    "on: %s%s" % (service, rc, (err or out).strip(),
-                                                 self.journal_tail()))
+                                                 self.journal_tail()),
+                                   start_failed=True, old_serves=True)
         else:
             rc, out, err = self.systemctl("restart", "--no-block", service)
             if rc != 0:
@@ -503,8 +506,9 @@ class RollingRestart:
         new_pid, info = self.wait_healthy(old_pid, t0, expected_version)
         return new_pid, info, (self.clock() - t0) * 1000.0
 
-    def rollback(self, old, reason):
-        """Switch `current` back, restart, and describe what happened (for the failure msg)."""
+    def rollback(self, old, reason, restart=True):
+        """Switch `current` back, restart (unless the old process serves on after a failed
+        reload), and describe what happened (for the failure msg)."""
         service = self.p["service"]
         current = self.releases.current()
         target = self.releases.rollback_target(old.get("version"))
@@ -525,6 +529,19 @@ class RollingRestart:
                                      % (self.p["socket"], sock.get("Result")))
         expected = read_release_version(
             os.path.join(self.releases.releases_dir, target), default=target)
+        if not restart:
+            try:
+                info = self.info()
+                back["pid"] = to_int(info.get("process_id"), None)
+                back["version"] = info.get("ironcache_version")
+                return back, ("rolled back %s from releases/%s to releases/%s; %s is serving %s "
+                              "again (pid %s, the old process: the failed reload changed nothing)"
+                              % (self.releases.link, current, target, service, back["version"],
+                                 back["pid"]))
+            except RespError as e:
+                return back, ("rolled back %s from releases/%s to releases/%s, but the old "
+                              "process does not answer: %s" % (self.releases.link, current,
+                                                               target, e))
         try:
             svc = self.show(service, SERVICE_PROPS)
             pid, info, dummy = self.restart_and_wait(to_int(svc.get("MainPID")), expected)
@@ -623,7 +640,7 @@ class RollingRestart:
             error = str(e)
             result["start_failed"] = e.start_failed
             if self.p.get("rollback"):
-                back, text = self.rollback(old, error)
+                back, text = self.rollback(old, error, restart=not e.old_serves)
                 if back is not None:
                     result["rolled_back"] = True
                     result["rollback"] = back

@@ -639,6 +639,18 @@ def test_failed_reload_leaves_the_old_process(tmp_path):
     assert host.pid == 100 and host.restarts() == []
 
 
+def test_failed_reload_rolls_back_without_a_restart(tmp_path):
+    restart, host = build(tmp_path, method="reload", rollback=True,
+                          host_kw={"failing_versions": ["2.0.0"]})
+    failed, res = restart.run()
+    assert failed and res["rolled_back"] and res["start_failed"]
+    assert restart.releases.current() == "1.0.0"
+    assert "is serving 1.0.0 again (pid 100, the old process" in res["msg"]
+    assert host.pid == 100 and host.restarts() == []
+    assert [c for c in host.calls if c[:2] == ["systemctl", "reload"]] == [
+        ["systemctl", "reload", "ironcache.service"]]
+
+
 def test_reload_method_restarts_when_the_unit_changed(tmp_path):
     restart, host = build(tmp_path, method="reload")
     host.need_reload = "yes"
