@@ -172,9 +172,11 @@ HO_SOCKET_UNIT = SOCKET_UNIT.replace("6379", str(HO_PORT)).replace(
 HO_EXEC = "/usr/bin/python3 -m ironcache serve /etc/ironcache/ho.conf"
 # the role's settings for handover (templates/ironcache.service.j2)
 HO_UNIT_EXTRA = ("RestartSec=100ms\nFileDescriptorStoreMax=10016\n"
-                 "StateDirectory=ironcache-ho\n")
+                 "StateDirectory=ironcache-ho\n"
+                 "ExecReload=/usr/bin/python3 -m ironcache reload --pid $MAINPID --timeout 120\n")
 HO_ROWS = {
     "handover": "--handover yes",
+    "reload": "--handover yes",
     "handover+save": f"--handover yes --save-on-shutdown yes --dir {HO_STATE_DIR}",
     "no handover": "--handover no",
 }
@@ -354,6 +356,14 @@ def setup_container(debs: list[Path], log, sandbox: bool = True) -> None:
         dexec("mkdir", "-p", "/opt/ironcache/src", "/opt/bench", "/var/lib/ironcache",
               "/etc/ironcache", "/tmp/debs")
         sh("docker", "cp", str(src), f"{CONTAINER}:/opt/ironcache/src/")
+        # The server's one required package (pure Python; sorted sets): the container has no
+        # network, so it goes beside the source, from this interpreter's copy.
+        import sortedcontainers
+
+        pkg = Path(tmp) / "sortedcontainers"
+        shutil.copytree(Path(sortedcontainers.__file__).parent, pkg,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        sh("docker", "cp", str(pkg), f"{CONTAINER}:/opt/ironcache/src/")
     sh("docker", "cp", str(ROOT / "plugins/module_utils/ironcache_probe.py"),
        f"{CONTAINER}:/opt/bench/ironcache_probe.py")
     sh("docker", "cp", str(Path(__file__).resolve()), f"{CONTAINER}:/opt/bench/restart.py")
@@ -378,7 +388,8 @@ def setup_container(debs: list[Path], log, sandbox: bool = True) -> None:
     put(HO_SOCKET_UNIT, "/etc/systemd/system/ironcache-ho.socket")
     put(SERVICE_UNIT.format(mode="live handover", name="ho", sandbox=box,
                             requires="Requires=ironcache-ho.socket\nAfter=ironcache-ho.socket")
-        .replace("RestartSec=100ms\n", HO_UNIT_EXTRA),
+        .replace("RestartSec=100ms\n", HO_UNIT_EXTRA)
+        .replace("NotifyAccess=main", "NotifyAccess=all"),
         f"/etc/systemd/system/{HO_UNIT}")
     dexec("systemctl", "daemon-reload")
     if debs:
@@ -459,7 +470,7 @@ def table(rows: list[dict]) -> str:
 
 def handover_plan(keys: list[int], control: bool) -> list[tuple[str, int]]:
     """(row, key count) in the order they run."""
-    plan = [("handover", n) for n in keys]
+    plan = [("handover", n) for n in keys] + [("reload", n) for n in keys]
     if keys and max(keys) > 0:
         plan.append(("handover+save", max(keys)))
     if control:
@@ -483,7 +494,8 @@ def run_handover_row(row: str, keys: int, args: argparse.Namespace, log) -> dict
     r = dexec("python3", "/opt/bench/restart_handover.py", "--unit", HO_UNIT,
               "--port", str(HO_PORT), "--keys", str(keys),
               "--restarts", str(args.handover_restarts), "--clients", str(args.handover_clients),
-              "--label", row, check=False, capture=True)
+              "--label", row, "--action", "reload" if row == "reload" else "restart",
+              check=False, capture=True)
     journal = dexec("journalctl", "-u", HO_UNIT, "--since", f"@{since}", "--no-pager",
                     "-o", "short-monotonic", check=False, capture=True).stdout.splitlines()
     if r.returncode != 0:
@@ -494,7 +506,7 @@ def run_handover_row(row: str, keys: int, args: argparse.Namespace, log) -> dict
     out["wall_s"] = round(time.monotonic() - t0, 1)
     # the server's own account of each stop and start, for the report
     out["journal"] = [line for line in journal
-                      if any(w in line for w in ("handed over", "handover (", "took over",
+                      if any(w in line for w in ("handed over", "handover (", "took over", "reload",
                                                  "dataset saved", "ready in", "warning",
                                                  "Failed", "failed", "clients did not"))]
     return out

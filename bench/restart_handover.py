@@ -314,7 +314,7 @@ def run_row(args: argparse.Namespace) -> dict[str, Any]:
     for _dummy in range(args.restarts):
         old_pid = show(args.unit, "MainPID")
         t_cmd = time.monotonic()
-        r = subprocess.run(["systemctl", "restart", args.unit], capture_output=True, text=True)
+        r = subprocess.run(["systemctl", args.action, args.unit], capture_output=True, text=True)
         t_done = time.monotonic()
         rec: dict[str, Any] = {"cmd_s": round(t_cmd - base, 4), "done_s": round(t_done - base, 4),
                                "systemctl_rc": r.returncode, "old_pid": old_pid,
@@ -384,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--spacing", type=float, default=1.0)
     ap.add_argument("--label", default="")
+    ap.add_argument("--action", choices=("restart", "reload"), default="restart",
+                    help="systemctl restart (stop-start handover) or reload (issue 18)")
     args = ap.parse_args(argv)
     print(json.dumps(run_row(args)))
     return 0

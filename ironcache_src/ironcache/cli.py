@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 USAGE = """\
 usage: ironcache serve [CONFIG] [--directive value ...]
        ironcache check-config CONFIG [--directive value ...]
+       ironcache reload --pid PID [--timeout S] [--expect-version V] [--restart]
        ironcache --version
 
 Directives use redis.conf's names (bind, port, unixsocket, maxmemory, requirepass, ...).
@@ -93,6 +94,7 @@ def serve(args: list[str], exec_time: float) -> int:
     except ConfigError as e:
         log.warning(f"cannot start: {e}")
         return 1
+    server.reloader.serve_args = [os.path.abspath(path), *overrides] if path else overrides
     try:
         server.open_listeners()
     except ListenError as e:
@@ -114,13 +116,64 @@ def serve(args: list[str], exec_time: float) -> int:
         code = runner(server.serve(exec_time))
     except KeyboardInterrupt:
         return 0
-    if server.handover.handovers_done:
+    if server.handover.handovers_done or server.reloaded_to:
         # Everything is in systemd's hands: skip freeing the dataset object by object, which
         # would only delay the next process (systemd starts it once this one is gone).
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def reload(args: list[str]) -> int:
+    """Ask the server `--pid` to start this release beside itself and hand over (reload.py);
+    exit 0 once the new process serves, 1 when the reload failed (the old one serves on)."""
+    import json
+
+    from ironcache.reload import ReloadError, request, wait_serving
+
+    opts: dict[str, str] = {}
+    flags = {"--restart"}
+    i = 0
+    while i < len(args):
+        if args[i] in flags:
+            opts[args[i]] = "1"
+            i += 1
+        elif args[i] in ("--pid", "--timeout", "--expect-version") and i + 1 < len(args):
+            opts[args[i]] = args[i + 1]
+            i += 2
+        else:
+            print(f"ironcache: reload: unexpected argument {args[i]!r}\n{USAGE}", file=sys.stderr)
+            return 2
+    pid = opts.get("--pid") or os.environ.get("MAINPID", "")
+    if not pid.isdigit():
+        print("ironcache: reload needs --pid PID (ExecReload= passes $MAINPID)", file=sys.stderr)
+        return 2
+    timeout = float(opts.get("--timeout", "600"))
+    req = {
+        "cmd": "reload",
+        "version": opts.get("--expect-version", __version__),
+        "python": sys.executable,
+        "isolated": bool(sys.flags.isolated),
+        "pythonpath": "" if sys.flags.isolated else os.environ.get("PYTHONPATH", ""),
+        "path": "restart" if "--restart" in opts else "reload",
+        "timeout": max(timeout - 5, 1.0),  # the server gives up first, and says why
+    }
+    try:
+        result = request(int(pid), req, timeout)
+        if result.get("ok") and result.get("path") == "restart":
+            # The stop-start fallback: the old process is gone; the new one loads now.
+            wait_serving(int(result["pid"]), timeout)
+    except (OSError, ValueError, ReloadError) as e:
+        result = {
+            "ok": False,
+            "error": f"{type(e).__name__}: {e}" if isinstance(e, OSError) else str(e),
+        }
+    print(json.dumps(result))
+    if not result.get("ok"):
+        print(f"ironcache: reload failed: {result.get('error')}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args[0] == "serve":
         return serve(args[1:], exec_time)
+    if args[0] == "reload":
+        return reload(args[1:])
     if args[0] == "check-config":
         return check_config(args[1:])
     print(f"ironcache: unknown command '{args[0]}'\n{USAGE}", end="", file=sys.stderr)

@@ -428,6 +428,9 @@ DIRECTIVES: dict[str, Directive] = {
         # Hand connections and the dataset to the next process through systemd's fd store
         # (needs FileDescriptorStoreMax= in the unit).
         Directive("handover", _bool, False, mutable=False, render=_render_bool),
+        # Memory a reload may count on for the second copy of the dataset (0: what the
+        # cgroup, MemoryMax=, and the host leave); less than it needs: the stop-start handover.
+        Directive("reload-memory-available", _memory(), 0),
         Directive("proto-max-bulk-len", _memory(1024 * 1024), 512 * 1024 * 1024),
         Directive("hll-sparse-max-bytes", _memory(), 3000),
         Directive("client-query-buffer-limit", _memory(1024 * 1024), 1024 * 1024 * 1024),

@@ -367,7 +367,7 @@ class Handover:
         self.base_size = 0
         self.ops: list[tuple[Any, ...]] = []
         # What the last start took over (INFO handover).
-        self.source = "none"  # none | restart | crash | disk
+        self.source = "none"  # none | restart | crash | disk | reload
         self.restored_clients = 0
         self.restored_keys = 0
         self.restored_bytes = 0
@@ -380,6 +380,9 @@ class Handover:
         self.handover_started_ms = 0  # wall clock when the previous process began handing over
         self.last_dump_ms = 0.0
         self.handed_blob = b""
+        self.handed_fd = -1
+        self.tap_fd = -1  # a reload in progress: every journal record also goes here (reload.py)
+        self.tap_size = 0
         self.hooked = False
         self.slots: Slots | None = None
         self.batches: dict[int, Any] = {}  # client id -> its last journaled batch (crash replay)
@@ -623,16 +626,17 @@ class Handover:
         while view:
             view = view[os.write(fd, view) :]
         self.notifier.store_fd(fd, f"state-{gen}")
-        os.close(fd)
-        self.base_size = len(blob)
         if kind == "handover":
             self.handed_blob = blob  # the disk snapshot on the way out reuses it
+            self.handed_fd = os.dup(fd)  # a reload's fallback passes it on itself (reload.py)
+        os.close(fd)
+        self.base_size = len(blob)
         self.last_dump_ms = (time.perf_counter() - t0) * 1000
         return len(blob)
 
     def finish_restore(self, live: list[Client]) -> None:
         self.restored_clients = len(live)
-        if self.handover_started_ms and self.source == "restart":
+        if self.handover_started_ms and self.source in ("restart", "reload"):
             self.total_ms = max(int(time.time() * 1000) - self.handover_started_ms, 0)
         if self.source != "none":
             log.notice(
@@ -747,11 +751,14 @@ class Handover:
 
     def flush(self) -> None:
         """Append pending operations to the journal: called before replies are sent."""
-        if not self.ops or self.journal_fd < 0:
+        if not self.ops or (self.journal_fd < 0 and self.tap_fd < 0):
             self.ops.clear()
             return
         data = state.record(self.ops)
         self.ops.clear()
+        self._tap(data)
+        if self.journal_fd < 0:
+            return
         view = memoryview(data)
         while view:
             view = view[os.write(self.journal_fd, view) :]
@@ -780,10 +787,58 @@ class Handover:
         log.verbose(f"journal folded into state-{self.gen} ({self.base_size} bytes)")
 
     def flush_pending_only(self) -> None:
-        if self.ops and self.journal_fd >= 0:
+        if self.ops and (self.journal_fd >= 0 or self.tap_fd >= 0):
             data = state.record(self.ops)
-            os.write(self.journal_fd, data)
+            self._tap(data)
+            if self.journal_fd >= 0:
+                os.write(self.journal_fd, data)
         self.ops.clear()
+
+    # ------------------------------------------------------------- reload (reload.py)
+    def begin_tap(self, fd: int) -> None:
+        """From now on every write is also appended to `fd` (a journal memfd, header written)."""
+        self._install_hooks()
+        self.flush_pending_only()  # what ran before belongs to the snapshot taken next
+        self.tap_fd = fd
+        self.tap_size = os.fstat(fd).st_size
+
+    def end_tap(self) -> None:
+        self.flush_pending_only()
+        self.tap_fd = -1
+
+    def _tap(self, data: bytes) -> None:
+        if self.tap_fd < 0:
+            return
+        view = memoryview(data)
+        while view:
+            n = os.pwrite(self.tap_fd, view, self.tap_size)
+            self.tap_size += n
+            view = view[n:]
+
+    def adopt_reload(self, gen: int, state_fd: int, journal_fd: int, end: int, base: int) -> None:
+        """The new process after a reload: the snapshot the old one forked and the journal of
+        every write since become this process's crash state, generation `gen`."""
+        if not self.enabled:
+            os.close(state_fd)
+            os.close(journal_fd)
+            return
+        self.gen = gen
+        self.notifier.store_fd(state_fd, f"state-{gen}")
+        self.notifier.store_fd(journal_fd, f"journal-{gen}")
+        os.close(state_fd)
+        for name in (f"state-{gen - 1}", f"journal-{gen - 1}", "slots"):
+            self.notifier.remove_fd(name)  # the old process's; start_journal() stores slots
+        if os.fstat(journal_fd).st_size > end:
+            os.ftruncate(journal_fd, end)
+        self.journal_fd = journal_fd
+        os.lseek(journal_fd, end, os.SEEK_SET)
+        self.journal_size = end
+        self.base_size = base
+
+    def replay_tail(self, ops: list[tuple[Any, ...]]) -> None:
+        """Run another process's journaled writes (reload catch-up): only the writes count."""
+        self._replay(ops, {})
+        self.batches.clear()
 
     # ------------------------------------------------------------- stop
     def hand_over(self, clients: list[Client]) -> tuple[int, float]:

@@ -14,7 +14,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-from ironcache import blocking, diskstore, handover
+from ironcache import blocking, diskstore, handover, reload
 from ironcache import listener as listen
 from ironcache._version import __version__
 from ironcache.client import DENIED, Client
@@ -189,6 +189,11 @@ class Server:
         self.blocking.wrote = wrote
         self.blocking.changed = lambda c: self.handover.client_changed(c)
         self.depth = 0  # execute() calls in progress (EXEC runs its commands through it)
+        # Started by a reload (reload.py): what the old process passed; before the Notifier
+        # and the listeners read the environment, as the Reloader's copy of it.
+        self.reload_target = reload.Target.from_env()
+        self.reloader = reload.Reloader(self)
+        self.reloaded_to = 0  # the pid a reload handed over to: exit without more ado
         self.notifier = Notifier()
         self.run_id = os.urandom(20).hex()
         self.started = time.time()
@@ -1020,9 +1025,16 @@ class Server:
             for lst in self.listeners:
                 listen.close(lst)
             return diskstore.EXIT_SNAPSHOT
+        except reload.ReloadError as e:
+            # The old process serves on: leave its listeners and clients alone.
+            log.warning(f"cannot take over from the old process: {e}")
+            assert self.reload_target is not None
+            self.reload_target.fail(str(e))
+            return 1
         for lst in self.listeners:
             self.start_accepting(lst)
         self.loop.call_later(1 / self.config["hz"], self._cron)
+        self.reloader.listen()
         if self.notifier.watchdog_s:
             self._watchdog()
         self.exec_to_ready_ms = (time.time() - exec_time) * 1000
@@ -1031,6 +1043,8 @@ class Server:
             f"({'socket-activated' if self.socket_activated else 'self-bound'})"
         )
         self.notifier.ready(status)
+        if self.reload_target is not None and self.reload_target.mode == "reload":
+            self.reload_target.serving(self)
         log.notice(
             f"IronCache {__version__} ready in {self.exec_to_ready_ms:.0f} ms since exec "
             f"(pid {os.getpid()}, {self.event_loop_name}); {status.lower()}"
@@ -1045,8 +1059,21 @@ class Server:
         # Millions of objects arrive at once: a collection pass per allocation burst would
         # triple the load time. None of them form cycles; freezing keeps later passes short.
         gc.disable()
+        target = self.reload_target
         try:
-            adopted = ho.restore()
+            if target is not None and target.mode == "reload":
+                # Beside the old process: it serves while this one loads and catches up.
+                target.hello(self)
+                adopted: list[tuple[socket.socket, dict[str, Any] | None]] = list(
+                    target.load(self)
+                )
+                target.fix_listeners(self)
+                target.adopt_state(self)
+            else:
+                if target is not None:  # the stop-start fallback: main process first
+                    target.hello(self)
+                    target.fix_listeners(self)
+                adopted = ho.restore()
             loaded = ho.source == "none" and self.config["save-on-shutdown"]
             if loaded and diskstore.load(self.config, self.keyspace) is not None:
                 ho.source = "disk"
@@ -1082,6 +1109,12 @@ class Server:
 
     async def _shutdown(self) -> None:
         """Stop accepting, answer every request already received, flush, close, exit."""
+        if self.reloaded_to:
+            # Everything is the new process's: say nothing to systemd (NotifyAccess=all
+            # would take STOPPING=1 from us for the service's).
+            log.notice(f"handed over to pid {self.reloaded_to} (reload): exiting")
+            return
+        self.reloader.close()
         log.notice(f"shutting down ({self.shutdown_reason}): no new connections")
         self.notifier.stopping("Stopping: finishing requests already received")
         for lst in self.listeners:
@@ -1128,6 +1161,18 @@ class Server:
     async def _hand_over(self) -> None:
         """Leave every connection and the dataset to the next process (systemd restarts us)."""
         gc.disable()  # the encoding allocates in bulk and nothing here is garbage
+        keep = await self._quiesce()
+        size, ms = self.handover.hand_over(keep)  # seals the store: no message after this
+        keys = sum(len(db.data) for db in self.keyspace.dbs)
+        log.notice(
+            f"handed over {len(keep)} connections and {keys} keys ({size} bytes) in {ms:.0f} ms"
+        )
+        self._save_on_shutdown()
+        log.notice("IronCache is now ready to exit, bye bye...")
+
+    async def _quiesce(self) -> list[Client]:
+        """Read no more, flush every reply: the clients that can be handed over exactly (a
+        handover on stop, a reload's cutover); the others are closed."""
         self.handing_over = True  # a client connected from now on starts paused
         if self.connecting:
             # Accepted just before the stop: they are in the fd store already, and handed
@@ -1154,13 +1199,7 @@ class Server:
                 c.close()
             else:
                 keep.append(c)
-        size, ms = self.handover.hand_over(keep)  # seals the store: no message after this
-        keys = sum(len(db.data) for db in self.keyspace.dbs)
-        log.notice(
-            f"handed over {len(keep)} connections and {keys} keys ({size} bytes) in {ms:.0f} ms"
-        )
-        self._save_on_shutdown()
-        log.notice("IronCache is now ready to exit, bye bye...")
+        return keep
 
     async def _close_tls_clients(self) -> None:
         """Close every TLS connection, as a plain shutdown closes every connection: requests

@@ -44,6 +44,9 @@ class FdStore:
         self.fds: list[tuple[str, int]] = []
         self.lock = threading.Lock()
         self.ready = threading.Event()
+        self.ready_at = 0.0  # wall clock of the last READY=1
+        self.mainpid = 0  # the last MAINPID= (a reload hands the service to another process)
+        self.mainpid_at = 0.0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -70,7 +73,11 @@ class FdStore:
                     for fd in [fd for n, fd in self.fds if n == name]:
                         os.close(fd)
                     self.fds = [(n, fd) for n, fd in self.fds if n != name]
+                if fields.get("MAINPID", "").isdigit():
+                    self.mainpid = int(fields["MAINPID"])
+                    self.mainpid_at = time.time()
                 if fields.get("READY") == "1":
+                    self.ready_at = time.time()
                     self.ready.set()
             for fd in fds:  # BARRIER=1's pipe, or anything not kept: closing answers it
                 os.close(fd)

@@ -31,11 +31,13 @@ class RollingError(Exception):
 
     start_failed: the new process exited during start-up (a release that cannot start: systemd
     restarts it in a loop until its start limit, so the module rolls back at the first exit).
+    old_serves: a reload failed and the old process serves on (a rollback only switches back).
     """
 
-    def __init__(self, msg, start_failed=False):
+    def __init__(self, msg, start_failed=False, old_serves=False):
         super(RollingError, self).__init__(msg)
         self.start_failed = start_failed
+        self.old_serves = old_serves
 
 
 class RespError(Exception):
@@ -345,6 +347,8 @@ class RollingRestart:
 
     # ---- helpers
 
+    unit_changed = False
+
     def systemctl(self, *args):
         return self.run_command(["systemctl"] + list(args))
 
@@ -505,15 +509,26 @@ class RollingRestart:
             self.warnings.append("systemctl reset-failed %s failed (rc=%d): %s"
                                  % (service, rc, (err or out).strip()))
         t0 = self.clock()
-        rc, out, err = self.systemctl("restart", "--no-block", service)
-        if rc != 0:
-            raise RollingError("systemctl restart %s failed (rc=%d): %s"
-                               % (service, rc, (err or out).strip()))
+        if self.p.get("method") == "reload" and not self.unit_changed:
+            # ExecReload= (ironcache reload): the new release loads beside the old process and
+            # takes over; systemctl returns once it serves, or fails and the old one serves on.
+            rc, out, err = self.systemctl("reload", service)
+            if rc != 0:
+                raise RollingError("systemctl reload %s failed (rc=%d), the old process serves "
+                                   "on: %s%s" % (service, rc, (err or out).strip(),
+                                                 self.journal_tail()),
+                                   start_failed=True, old_serves=True)
+        else:
+            rc, out, err = self.systemctl("restart", "--no-block", service)
+            if rc != 0:
+                raise RollingError("systemctl restart %s failed (rc=%d): %s"
+                                   % (service, rc, (err or out).strip()))
         new_pid, info = self.wait_healthy(old_pid, t0, expected_version)
         return new_pid, info, (self.clock() - t0) * 1000.0
 
-    def rollback(self, old, reason):
-        """Switch `current` back, restart, and describe what happened (for the failure msg)."""
+    def rollback(self, old, reason, restart=True):
+        """Switch `current` back, restart (unless the old process serves on after a failed
+        reload), and describe what happened (for the failure msg)."""
         service = self.p["service"]
         current = self.releases.current()
         target = self.releases.rollback_target(old.get("version"))
@@ -534,6 +549,19 @@ class RollingRestart:
                                      % (self.p["socket"], sock.get("Result")))
         expected = read_release_version(
             os.path.join(self.releases.releases_dir, target), default=target)
+        if not restart:
+            try:
+                info = self.info()
+                back["pid"] = to_int(info.get("process_id"), None)
+                back["version"] = info.get("ironcache_version")
+                return back, ("rolled back %s from releases/%s to releases/%s; %s is serving %s "
+                              "again (pid %s, the old process: the failed reload changed nothing)"
+                              % (self.releases.link, current, target, service, back["version"],
+                                 back["pid"]))
+            except RespError as e:
+                return back, ("rolled back %s from releases/%s to releases/%s, but the old "
+                              "process does not answer: %s" % (self.releases.link, current,
+                                                               target, e))
         try:
             svc = self.show(service, SERVICE_PROPS)
             pid, info, dummy = self.restart_and_wait(to_int(svc.get("MainPID")), expected)
@@ -601,6 +629,11 @@ class RollingRestart:
             if rc != 0:
                 raise RollingError("systemctl daemon-reload failed (rc=%d): %s" % (rc, err.strip()))
             reloaded = True
+            # A reload's new process runs in the old one's execution environment (sandbox,
+            # limits): a changed unit takes effect only through a restart.
+            self.unit_changed = True
+            if self.p.get("method") == "reload":
+                self.warnings.append("the unit file changed: restarting instead of reloading")
         prober = None
         if self.p.get("probe", True) and self.prober_factory is not None:
             prober = self.prober_factory(
@@ -613,7 +646,7 @@ class RollingRestart:
         result = {"changed": True, "old_pid": old["pid"], "old_version": old["version"],
                   "new_pid": None, "new_version": None, "restart_ms": None, "startup_ms": None,
                   "rolled_back": False, "rollback": None, "probe": None, "handover": None,
-                  "daemon_reloaded": reloaded, "start_failed": False}
+                  "daemon_reloaded": reloaded, "start_failed": False, "path": None}
         error = None
         try:
             new_pid, info, ms = self.restart_and_wait(old["pid"], expected)
@@ -621,11 +654,15 @@ class RollingRestart:
                           restart_ms=round(ms, 1),
                           startup_ms=to_int(info.get("startup_ms"), None),
                           handover=handover_figures(info))
+            # What the new process says it took over from: a reload short of memory falls
+            # back to the stop-start handover (source "restart").
+            source = (result["handover"] or {}).get("source")
+            result["path"] = "reload" if source == "reload" else "restart"
         except RollingError as e:
             error = str(e)
             result["start_failed"] = e.start_failed
             if self.p.get("rollback"):
-                back, text = self.rollback(old, error)
+                back, text = self.rollback(old, error, restart=not e.old_serves)
                 if back is not None:
                     result["rolled_back"] = True
                     result["rollback"] = back
@@ -646,8 +683,9 @@ class RollingRestart:
             bad.append("%d refused" % to_int(fig.get("refused")))
         if to_int(fig.get("reset")):
             bad.append("%d reset" % to_int(fig.get("reset")))
-        summary = ("restarted %s: pid %s (%s) -> pid %s (%s) in %.0f ms"
-                   % (self.p["service"], old["pid"] or "none", old["version"] or "unknown",
+        summary = ("%s %s: pid %s (%s) -> pid %s (%s) in %.0f ms"
+                   % ("reloaded" if result["path"] == "reload" else "restarted",
+                      self.p["service"], old["pid"] or "none", old["version"] or "unknown",
                       result["new_pid"], result["new_version"],
                       float(result["restart_ms"] or 0.0)))
         if bad and self.p.get("fail_on_refused", True):

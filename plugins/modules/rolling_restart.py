@@ -169,6 +169,19 @@ options:
     description: Fail when the probe saw any refused or reset connection.
     type: bool
     default: true
+  method:
+    description:
+      - V(restart) runs C(systemctl restart) (the stop-start handover).
+      - "V(reload) runs C(systemctl reload) (the unit's C(ExecReload=), C(ironcache reload)): the
+        new release loads beside the running process, which serves meanwhile, and takes its
+        clients over; clients wait milliseconds whatever the dataset size. A new release that
+        fails to load leaves the old process serving and the module fails with the reason. Short
+        of memory for two copies of the dataset the server falls back to the stop-start
+        handover; RV(path) says which one ran. When the unit file changed (a daemon-reload was
+        needed) the module restarts instead: a reloaded process keeps the old unit's sandbox."
+    type: str
+    choices: [restart, reload]
+    default: restart
   only_if_outdated:
     description:
       - Skip the restart (C(changed=false)) when the running process already reports
@@ -255,6 +268,13 @@ startup_ms:
   returned: success
   type: int
   sample: 160
+path:
+  description:
+    - How the new process took over, C(reload) (it loaded beside the old one) or C(restart) (the
+      stop-start handover, also when a reload fell back to it for lack of memory).
+  returned: success
+  type: str
+  sample: reload
 daemon_reloaded:
   description: Whether C(systemctl daemon-reload) ran before the restart.
   returned: when not in check mode and a restart was needed
@@ -414,6 +434,7 @@ def main():
             probe_max_seconds=dict(type="float", default=120),
             fail_on_refused=dict(type="bool", default=True),
             only_if_outdated=dict(type="bool", default=False),
+            method=dict(type="str", default="restart", choices=["restart", "reload"]),
         ),
         supports_check_mode=True,
     )

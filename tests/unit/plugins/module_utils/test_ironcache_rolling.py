@@ -121,6 +121,15 @@ class FakeHost:
                 self.pending = "ok"
             self.ready_at = now + 0.3
             return 0, "", ""
+        if verb == "reload":
+            # ExecReload=: the new release loads beside the old process; a release that fails
+            # leaves the old one serving and the job fails.
+            if self.releases.current() in self.failing_versions:
+                return 1, "", "Job for ironcache.service failed because the control process exited"
+            self.version = self.releases.current()
+            self.pid, self.next_pid = self.next_pid, self.next_pid + 1
+            self.pending = self.mode
+            return 0, "", ""
         if verb == "daemon-reload":
             self.need_reload = "no"
             return 0, "", ""
@@ -635,3 +644,55 @@ def test_only_if_outdated_restarts_when_units_need_a_reload(tmp_path):
     assert not failed and res["changed"] is True and res["daemon_reloaded"] is True
     reload_at = host.calls.index(["systemctl", "daemon-reload"])
     assert reload_at < host.calls.index(["systemctl", "restart", "--no-block", "ironcache.service"])
+
+
+def test_reload_method_reports_the_path_taken(tmp_path):
+    restart, host = build(tmp_path, method="reload")
+    host.handover_text = ("# Handover\r\nhandover_enabled:1\r\nhandover_source:reload\r\n"
+                          "handover_connections:4\r\nhandover_keys:1000\r\n")
+    failed, res = restart.run()
+    assert not failed, res["msg"]
+    assert res["path"] == "reload" and res["new_pid"] == 200
+    assert res["msg"].startswith("reloaded ironcache.service")
+    assert ["systemctl", "reload", "ironcache.service"] in host.calls
+    assert host.restarts() == []
+
+
+def test_reload_that_fell_back_reports_restart(tmp_path):
+    restart, host = build(tmp_path, method="reload")
+    host.handover_text = ("# Handover\r\nhandover_enabled:1\r\nhandover_source:restart\r\n"
+                          "handover_connections:4\r\nhandover_keys:1000\r\n")
+    failed, res = restart.run()
+    assert not failed and res["path"] == "restart"
+
+
+def test_failed_reload_leaves_the_old_process(tmp_path):
+    restart, host = build(tmp_path, method="reload", host_kw={"failing_versions": ["2.0.0"]})
+    failed, res = restart.run()
+    assert failed
+    assert "systemctl reload ironcache.service failed" in res["msg"]
+    assert "the old process serves on" in res["msg"]
+    assert host.pid == 100 and host.restarts() == []
+
+
+def test_failed_reload_rolls_back_without_a_restart(tmp_path):
+    restart, host = build(tmp_path, method="reload", rollback=True,
+                          host_kw={"failing_versions": ["2.0.0"]})
+    failed, res = restart.run()
+    assert failed and res["rolled_back"] and res["start_failed"]
+    assert restart.releases.current() == "1.0.0"
+    assert "is serving 1.0.0 again (pid 100, the old process" in res["msg"]
+    assert host.pid == 100 and host.restarts() == []
+    assert [c for c in host.calls if c[:2] == ["systemctl", "reload"]] == [
+        ["systemctl", "reload", "ironcache.service"]]
+
+
+def test_reload_method_restarts_when_the_unit_changed(tmp_path):
+    restart, host = build(tmp_path, method="reload")
+    host.need_reload = "yes"
+    failed, res = restart.run()
+    assert not failed, res["msg"]
+    assert res["path"] == "restart" and res["daemon_reloaded"]
+    assert len(host.restarts()) == 1
+    assert not any(c[:2] == ["systemctl", "reload"] for c in host.calls)
+    assert any("restarting instead of reloading" in w for w in restart.warnings)
