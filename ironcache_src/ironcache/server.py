@@ -186,8 +186,11 @@ class Server:
         def wrote(db: int, argv: list[bytes]) -> None:  # late-bound: the handover is replaced
             self.handover.wrote(db, argv)
 
+        def changed(c: Client) -> None:  # late-bound too
+            self.handover.client_changed(c)
+
         self.blocking.wrote = wrote
-        self.blocking.changed = lambda c: self.handover.client_changed(c)
+        self.blocking.changed = changed
         self.depth = 0  # execute() calls in progress (EXEC runs its commands through it)
         # Started by a reload (reload.py): what the old process passed; before the Notifier
         # and the listeners read the environment, as the Reloader's copy of it.

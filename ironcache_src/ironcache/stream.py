@@ -394,9 +394,9 @@ class Stream:
 
 def _check_id(i: Any) -> None:
     if (
-        type(i) is not tuple
+        not isinstance(i, tuple)
         or len(i) != 2
-        or not all(type(x) is int and 0 <= x <= MAX for x in i)
+        or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= MAX for x in i)
     ):
         raise ValueError("a stream ID is not a pair of 64-bit counts")
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Writes ironcache/redis_table.py from a running redis-server 7.0.15's COMMAND INFO:
 the key specifications (COMMAND INFO, COMMAND GETKEYSANDFLAGS) and the subcommands of the
 container commands (COMMAND LIST, arity checks before MULTI queues them), of every command.

@@ -825,8 +825,6 @@ class Runtime:
         return self.lua.table_from(items)
 
 
-
-
 class Engine:
     """Scripts (EVAL's cache), function libraries, and the run in progress."""
 
