@@ -22,7 +22,7 @@ from ironcache.commands import (
     subcommands,
     to_int,
 )
-from ironcache.keyspace import Entry, now_ms
+from ironcache.keyspace import NOTIFY_STREAM, Entry, now_ms
 from ironcache.protocol import (
     EMPTY_ARRAY,
     NULL_ARRAY,
@@ -169,6 +169,15 @@ def _create(c: Client, key: bytes) -> tuple[Entry, Stream]:
     s = Stream()
     c.db.set(key, s, s.size())
     return c.db.data[key], s
+
+
+def _consumer(c: Client, key: bytes, g: Group, name: bytes, now: int) -> Consumer:
+    """The group's consumer `name`, created when missing (announced then, as Redis does)."""
+    if name not in g.consumers:
+        c.db.notify(NOTIFY_STREAM, b"xgroup-createconsumer", key)
+    cons = g.consumer(name, now)
+    assert cons is not None
+    return cons
 
 
 def _ready(c: Client, key: bytes) -> None:
@@ -349,8 +358,9 @@ def xadd(c: Client, argv: list[bytes]) -> bytes:
     fields = argv[field_pos:]
     s.append(new, fields, cfg["stream-node-max-entries"], cfg["stream-node-max-bytes"])
     reply = bulk(id_bytes(new))
-    if a.strategy:
-        _trim(s, a)
+    c.db.notify(NOTIFY_STREAM, b"xadd", key)
+    if a.strategy and _trim(s, a):
+        c.db.notify(NOTIFY_STREAM, b"xtrim", key)
     _changed(c, key, e, s, before)
     # What the journal replays: the ID chosen and the trim's outcome.
     journaled = [argv[0], key]
@@ -376,6 +386,7 @@ def xtrim(c: Client, argv: list[bytes]) -> bytes:
     deleted = _trim(s, a)
     if deleted:
         _changed(c, argv[1], e, s, before)
+        c.db.notify(NOTIFY_STREAM, b"xtrim", argv[1])
         if a.approx:
             argv[:] = [argv[0], argv[1], *_trim_outcome(s, a)]
     return integer(deleted)
@@ -397,6 +408,7 @@ def xdel(c: Client, argv: list[bytes]) -> bytes:
             deleted += 1
     if deleted:
         _changed(c, argv[1], e, s, before)
+        c.db.notify(NOTIFY_STREAM, b"xdel", argv[1])
     return integer(deleted)
 
 
@@ -578,15 +590,13 @@ def _xread(c: Client, argv: list[bytes], group_read: bool) -> bytes:
         if g is not None:
             assert consumer is not None
             if gt != MAX_ID:
-                cons = g.consumer(consumer, now)
-                assert cons is not None
+                cons = _consumer(c, k, g, consumer, now)
                 parts.append((k, _history(s, cons, incr(gt) or ZERO_ID, count, now)))
                 _changed(c, k, e, s, e.size)
                 continue
             if s.entries and s.last_valid_id() > g.last_id:
                 before = s.size()
-                cons = g.consumer(consumer, now)
-                assert cons is not None
+                cons = _consumer(c, k, g, consumer, now)
                 items = _deliver(s, g, cons, incr(g.last_id) or ZERO_ID, count, noack, now)
                 parts.append((k, _entries(items)))
                 _changed(c, k, e, s, before)
@@ -628,8 +638,7 @@ def _xread(c: Client, argv: list[bytes], group_read: bool) -> bytes:
         assert consumer is not None
         now = now_ms()
         before = s.size()
-        cons = g.consumer(consumer, now)
-        assert cons is not None
+        cons = _consumer(c, key, g, consumer, now)
         items = _deliver(s, g, cons, incr(g.last_id) or ZERO_ID, bcount, noack, now)
         c.db.resized(key, e, s.size() - before)
         write = [b"XREADGROUP", b"GROUP", group, consumer, b"COUNT", b"%d" % bcount]
@@ -757,6 +766,7 @@ def xgroup(c: Client, argv: list[bytes]) -> bytes:
         before = s.size()
         s.groups[name] = Group(gid, entries_read)
         _changed(c, key, e, s, before)
+        c.db.notify(NOTIFY_STREAM, b"xgroup-create", key)
         return OK
     if sub == b"setid" and len(argv) in (5, 7):
         assert found is not None and g is not None
@@ -765,6 +775,7 @@ def xgroup(c: Client, argv: list[bytes]) -> bytes:
         g.last_id = gid
         g.entries_read = entries_read
         _changed(c, key, e, s, e.size)
+        c.db.notify(NOTIFY_STREAM, b"xgroup-setid", key)
         return OK
     if sub == b"destroy" and found is not None:
         e, s = found
@@ -773,6 +784,7 @@ def xgroup(c: Client, argv: list[bytes]) -> bytes:
         before = s.size()
         del s.groups[name]
         _changed(c, key, e, s, before)
+        c.db.notify(NOTIFY_STREAM, b"xgroup-destroy", key)
         _ready(c, key)
         return ONE
     if sub == b"createconsumer" and found is not None:
@@ -781,7 +793,7 @@ def xgroup(c: Client, argv: list[bytes]) -> bytes:
         if argv[4] in g.consumers:
             return ZERO
         before = s.size()
-        g.consumer(argv[4], now)
+        _consumer(c, key, g, argv[4], now)
         _changed(c, key, e, s, before)
         return ONE
     if sub == b"delconsumer" and found is not None:
@@ -793,6 +805,7 @@ def xgroup(c: Client, argv: list[bytes]) -> bytes:
         before = s.size()
         pending = g.delete_consumer(cons)
         _changed(c, key, e, s, before)
+        c.db.notify(NOTIFY_STREAM, b"xgroup-delconsumer", key)
         return integer(pending)
     raise _sub_syntax(argv)
 
@@ -861,6 +874,7 @@ def xsetid(c: Client, argv: list[bytes]) -> bytes:
     if max_del != ZERO_ID:
         s.max_deleted = max_del
     _changed(c, argv[1], e, s, e.size)
+    c.db.notify(NOTIFY_STREAM, b"xsetid", argv[1])
     return OK
 
 
@@ -1020,8 +1034,7 @@ def xclaim(c: Client, argv: list[bytes]) -> bytes:
         if nack.consumer is not None and minidle and now - nack.time < minidle:
             continue
         if cons is None:
-            cons = g.consumer(argv[3], now)
-            assert cons is not None
+            cons = _consumer(c, argv[1], g, argv[3], now)
         _claim(g, cons, i, nack)
         nack.time = when
         if retry >= 0:
@@ -1091,8 +1104,7 @@ def xautoclaim(c: Client, argv: list[bytes]) -> bytes:
         if minidle and now - nack.time < minidle:
             continue
         if cons is None:
-            cons = g.consumer(argv[3], now)
-            assert cons is not None
+            cons = _consumer(c, argv[1], g, argv[3], now)
         _claim(g, cons, i, nack)
         nack.time = now
         if not justid:
