@@ -143,6 +143,14 @@ def test_client_kill_skipme_no_answers_then_closes(server: Server) -> None:
         assert other.call("PING") == "PONG"
 
 
+def test_client_kill_type_tells_subscribers_from_normal_clients(server: Server) -> None:
+    with server.raw() as me, server.raw() as sub:
+        sub.call("SUBSCRIBE", "ch")
+        assert me.call("CLIENT", "KILL", "TYPE", "normal") == 0  # the subscriber is pubsub
+        assert me.call("CLIENT", "KILL", "TYPE", "pubsub") == 1
+        assert sub.is_closed()
+
+
 def test_client_list_and_info_name_the_subcommand(server: Server) -> None:
     with server.raw() as c:
         line = c.call("CLIENT", "LIST", "ID", c.call("CLIENT", "ID")).decode()

@@ -120,6 +120,24 @@ SCRIPT = [
     ("ZINTERSTORE", "zd", "2", "za", "nosuch"),
     ("ZRANGESTORE", "zr", "za", "0", "-1"),
     ("ZMPOP", "1", "za", "MIN", "COUNT", "10"),
+    ("SET", "rn1", "a"),
+    ("SET", "rn2", "b"),
+    ("RENAME", "rn1", "rn2"),  # over an existing key: "new" too (Redis deletes, then adds)
+    ("XADD", "x", "1", "f", "v"),
+    ("XGROUP", "CREATE", "x", "g", "$"),
+    ("XADD", "x", "2", "f", "v"),
+    ("XREADGROUP", "GROUP", "g", "alice", "STREAMS", "x", ">"),  # a new consumer
+    ("XCLAIM", "x", "g", "mike", "0", "2-0", "FORCE"),  # another
+    ("XGROUP", "CREATECONSUMER", "x", "g", "bob"),
+    ("XGROUP", "DELCONSUMER", "x", "g", "bob"),
+    ("XGROUP", "DELCONSUMER", "x", "g", "nosuch"),
+    ("XGROUP", "SETID", "x", "g", "0"),
+    ("XDEL", "x", "1"),
+    ("XDEL", "x", "1"),  # nothing deleted: nothing
+    ("XADD", "x", "MAXLEN", "1", "3", "f", "v"),  # xadd, then xtrim
+    ("XTRIM", "x", "MAXLEN", "0"),
+    ("XSETID", "x", "10"),
+    ("XGROUP", "DESTROY", "x", "g"),
     ("FLUSHDB",),
 ]
 

@@ -326,7 +326,14 @@ def _kill(c: Client, argv: list[bytes]) -> bytes:
         elif opt == b"laddr":
             victims = [x for x in victims if x.laddr.encode() == val]
         elif opt == b"type":
-            victims = victims if _client_type(val) == b"normal" else []
+            kind = _client_type(val)
+            if kind in (b"normal", b"pubsub"):  # a subscribed client is of type pubsub
+                victims = [
+                    x for x in victims
+                    if bool(x.channels or x.patterns or x.schannels) == (kind == b"pubsub")
+                ]
+            else:
+                victims = []
         elif opt == b"user":
             user = c.server.acl.users.get(val)
             if user is None:

@@ -14,7 +14,7 @@ from ironcache.commands import (
     scan_reply,
     to_int,
 )
-from ironcache.keyspace import NOTIFY_GENERIC, Database, now_ms, type_name
+from ironcache.keyspace import NOTIFY_GENERIC, NOTIFY_NEW, Database, now_ms, type_name
 from ironcache.protocol import OK, ONE, ZERO, bulk, bulk_array, integer, null, simple
 
 if TYPE_CHECKING:
@@ -211,10 +211,13 @@ def _rename(c: Client, argv: list[bytes], nx: bool) -> bytes:
         return ZERO if nx else OK
     if nx and db.lookup(dst) is not None:
         return ZERO
+    replaced = db.lookup(dst) is not None
     when = db.expires.get(src)
     value, size = e.value, e.size
     db.delete(src)
     db.set(dst, value, size)
+    if replaced:  # Redis deletes the target and adds it anew: "new" either way
+        db.notify(NOTIFY_NEW, b"new", dst)
     if when is not None:
         db.set_expire(dst, when)
     db.notify(NOTIFY_GENERIC, b"rename_from", src)
