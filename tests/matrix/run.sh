@@ -179,7 +179,11 @@ do_molecule() { # a copy of the scenario whose container is named after the row
     ln -sfn "$ROOT/site.yml" "$proj/site.yml"
     ln -sfn "$ROOT/roles" "$proj/roles"
     ln -sfn "$ROOT/molecule/shared" "$proj/molecule/shared"
-    ln -sfn "$ROOT/molecule/default/tests" "$proj/molecule/default/tests"
+    # every file of the scenario (its prepare.yml makes the TLS certificates) but molecule.yml
+    local f
+    for f in "$ROOT"/molecule/default/*; do
+        [ "${f##*/}" = molecule.yml ] || ln -sfn "$f" "$proj/molecule/default/${f##*/}"
+    done
     cp "$ROOT/molecule/default/molecule.yml" "$proj/molecule/default/molecule.yml"
     # the scenario names its instance ${IRONCACHE_DEFAULT_NAME:-mol-default}
     grep -q 'IRONCACHE_DEFAULT_NAME' "$proj/molecule/default/molecule.yml" || return 1
