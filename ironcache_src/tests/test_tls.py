@@ -30,11 +30,23 @@ def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
 
 
+# The extensions Python 3.13's strict verification (VERIFY_X509_STRICT) requires of a CA and
+# of the certificates it signs.
+CA_EXT = ["-addext", "keyUsage=critical,keyCertSign,cRLSign"]
+LEAF_EXT = """basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth,clientAuth
+subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid
+"""
+
+
 def _cert(d: Path, name: str, cn: str, ca: str = "ca") -> None:
+    (d / "leaf.ext").write_text(LEAF_EXT)
     _openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
              "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)
     _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
-             "-CAcreateserial", "-days", "2", "-out", f"{name}.crt", cwd=d)
+             "-CAcreateserial", "-days", "2", "-extfile", "leaf.ext", "-out", f"{name}.crt", cwd=d)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +56,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("certs")
     for ca in ("ca", "otherca"):
         _openssl("req", "-x509", "-new", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                 "-subj", f"/CN={ca}", "-keyout", f"{ca}.key", "-out", f"{ca}.crt", cwd=d)
+                 "-subj", f"/CN={ca}", *CA_EXT, "-keyout", f"{ca}.key", "-out", f"{ca}.crt", cwd=d)
     _cert(d, "server", "one")
     _cert(d, "server2", "two")
     _cert(d, "client", "client")
