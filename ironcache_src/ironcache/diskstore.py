@@ -19,6 +19,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ironcache import state
+from ironcache.atomicfile import write_atomic
 from ironcache.log import log
 
 if TYPE_CHECKING:
@@ -41,25 +42,7 @@ def save(config: Config, keyspace: Keyspace, blob: bytes | None = None) -> int:
     """Write the snapshot atomically; returns its size. Raises OSError on failure."""
     if blob is None:
         blob = state.encode({"kind": "disk"}, keyspace, [])
-    target = path(config)
-    tmp = f"{target}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        view = memoryview(blob)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except OSError:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    os.replace(tmp, target)
-    dfd = os.open(os.path.dirname(os.path.abspath(target)), os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    write_atomic(path(config), blob)
     return len(blob)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ironcache import acl as rules
+from ironcache.atomicfile import write_atomic
 from ironcache.commands import (
     TABLE,
     Command,
@@ -423,21 +424,8 @@ def _open_error(path: str, e: OSError) -> str:
 
 
 def save_aclfile(path: str, lines: list[bytes]) -> None:
-    """ACL SAVE: a new file renamed over the old one, mode 0600 (it holds password hashes)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        data = b"".join(line + b"\n" for line in lines)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except OSError:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
+    """ACL SAVE: the file replaced whole, mode 0600 (it holds password hashes)."""
+    write_atomic(path, b"".join(line + b"\n" for line in lines))
 
 
 # ------------------------------------------------------------------ start
