@@ -232,7 +232,7 @@ def _trim_args(c: Client, argv: list[bytes], xadd: bool) -> TrimArgs:
         low = opt.lower()
         if xadd and opt == b"*":
             break
-        if low == b"maxlen" and more:
+        if (low == b"maxlen" or low == b"minid") and more:
             if a.strategy:
                 raise CommandError(BOTH)
             a.approx = False
@@ -242,22 +242,12 @@ def _trim_args(c: Client, argv: list[bytes], xadd: bool) -> TrimArgs:
                 i += 1
             elif more >= 2 and nxt == b"=":
                 i += 1
-            a.maxlen = to_int(argv[i + 1])
-            if a.maxlen < 0:
-                raise CommandError("ERR The MAXLEN argument must be >= 0.")
-            i += 1
-            a.arg_idx = i
-        elif low == b"minid" and more:
-            if a.strategy:
-                raise CommandError(BOTH)
-            a.approx = False
-            nxt = argv[i + 1]
-            if more >= 2 and nxt == b"~":
-                a.approx = True
-                i += 1
-            elif more >= 2 and nxt == b"=":
-                i += 1
-            a.minid = parse_id(argv[i + 1], 0, strict=True)[0]
+            if low == b"maxlen":
+                a.maxlen = to_int(argv[i + 1])
+                if a.maxlen < 0:
+                    raise CommandError("ERR The MAXLEN argument must be >= 0.")
+            else:
+                a.minid = parse_id(argv[i + 1], 0, strict=True)[0]
             i += 1
             a.arg_idx = i
         elif low == b"limit" and more:
