@@ -181,6 +181,31 @@ def parse(text: str, res: Result) -> None:
         res.detail = "runtest ended before the unit was done"
 
 
+def run_runtest(t: Target, cmd: list[str], args: argparse.Namespace, res: Result) -> None:
+    """runtest with its output in res.log, killed after --unit-timeout; its counts into res."""
+    with open(res.log, "wb") as out:
+        rt = subprocess.Popen(
+            cmd,
+            cwd=t.tree,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "TERM": "dumb"},
+            start_new_session=True,
+        )
+        LIVE.add(rt.pid)
+        try:
+            rt.wait(args.unit_timeout)
+            hard_timeout = False
+        except subprocess.TimeoutExpired:
+            hard_timeout = True
+        stop(rt, grace=2)
+    parse(Path(res.log).read_text(errors="replace"), res)
+    if hard_timeout:
+        res.status = "hung"
+        res.detail = f"killed after {args.unit_timeout} s"
+
+
 def run_unit(t: Target, unit: str, args: argparse.Namespace, attempt: int = 1) -> Result:
     res = Result(unit)
     tls = unit.startswith(TLS_PREFIX)
@@ -237,27 +262,7 @@ def run_unit(t: Target, unit: str, args: argparse.Namespace, attempt: int = 1) -
             cmd += ["--skipfile", str(t.skipfile)]
         if tls:
             cmd.append("--tls")
-        with open(res.log, "wb") as out:
-            rt = subprocess.Popen(
-                cmd,
-                cwd=t.tree,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "TERM": "dumb"},
-                start_new_session=True,
-            )
-            LIVE.add(rt.pid)
-            try:
-                rt.wait(args.unit_timeout)
-                hard_timeout = False
-            except subprocess.TimeoutExpired:
-                hard_timeout = True
-            stop(rt, grace=2)
-        parse(Path(res.log).read_text(errors="replace"), res)
-        if hard_timeout:
-            res.status = "hung"
-            res.detail = f"killed after {args.unit_timeout} s"
+        run_runtest(t, cmd, args, res)
         if server.poll() is not None:
             res.status = "crashed"
             res.detail = f"{t.name} exited with {server.returncode} during the unit"
@@ -290,27 +295,7 @@ def run_spawned(t: Target, unit: str, args: argparse.Namespace, res: Result, d: 
     if t.skipfile:
         cmd += ["--skipfile", str(t.skipfile)]
     try:
-        with open(res.log, "wb") as out:
-            rt = subprocess.Popen(
-                cmd,
-                cwd=t.tree,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "TERM": "dumb"},
-                start_new_session=True,
-            )
-            LIVE.add(rt.pid)
-            try:
-                rt.wait(args.unit_timeout)
-                hard_timeout = False
-            except subprocess.TimeoutExpired:
-                hard_timeout = True
-            stop(rt, grace=2)
-        parse(Path(res.log).read_text(errors="replace"), res)
-        if hard_timeout:
-            res.status = "hung"
-            res.detail = f"killed after {args.unit_timeout} s"
+        run_runtest(t, cmd, args, res)
     finally:
         binary.unlink()
         # the servers the unit started live in its own directory tree (tests/tmp)
