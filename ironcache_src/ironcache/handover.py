@@ -81,6 +81,9 @@ SIOCINQ = 0x541B
 SIOCOUTQ = 0x5411
 TCP_INFO_BYTES_ACKED = 120  # struct tcp_info: tcpi_bytes_acked (Linux 4.1+)
 TCP_INFO_BYTES_RECEIVED = 128  # tcpi_bytes_received
+# tcpi_state (the first byte) once the peer's FIN has arrived: the FIN takes a sequence number,
+# so tcpi_bytes_received counts one more than the bytes the peer sent.
+TCP_FIN_RECEIVED_STATES = frozenset((8, 9, 11))  # CLOSE_WAIT, LAST_ACK, CLOSING
 
 
 def kernel_counters(sock: socket.socket) -> tuple[int, int] | None:
@@ -97,6 +100,8 @@ def kernel_counters(sock: socket.socket) -> tuple[int, int] | None:
         if len(info) < TCP_INFO_BYTES_RECEIVED + 8:
             return None
         acked, received = struct.unpack_from("<QQ", info, TCP_INFO_BYTES_ACKED)
+        if info[0] in TCP_FIN_RECEIVED_STATES:
+            received -= 1
         inq = struct.unpack("i", fcntl.ioctl(sock.fileno(), SIOCINQ, b"\0\0\0\0"))[0]
         outq = struct.unpack("i", fcntl.ioctl(sock.fileno(), SIOCOUTQ, b"\0\0\0\0"))[0]
     except OSError:

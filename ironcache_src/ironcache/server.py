@@ -791,16 +791,18 @@ class Server:
             except OSError as e:
                 log.warning(f"accept on {lst.describe()} failed: {e.strerror}")
                 return
+            client_id = self.next_client_id()
+            if not lst.tls:
+                # In the fd store at once: a crash from now on keeps the connection. Until
+                # then only the kernel holds it, and a SIGKILL in between resets it.
+                self.handover.client_accepted(client_id, conn)
             conn.setblocking(False)
             lst.accepted += 1
-            client_id = self.next_client_id()
             if lst.tls:  # a TLS session cannot move to another process: never stored
                 task = self.loop.create_task(self._connect_tls(conn, lst, client_id))
                 self.connecting.add(task)
                 task.add_done_callback(self.connecting.discard)
                 continue
-            # In the fd store from the start: a crash from now on keeps the connection.
-            self.handover.client_accepted(client_id, conn)
             task = self.loop.create_task(self._connect(conn, lst, client_id))
             self.connecting.add(task)
             task.add_done_callback(self.connecting.discard)

@@ -240,6 +240,34 @@ def test_reconcile_after_a_crash(kernel, slot, batch, expected) -> None:
     assert handover.reconcile(kernel, slot, batch) == expected
 
 
+@pytest.mark.parametrize("half_close", [False, True])
+def test_kernel_counters_do_not_count_the_peers_fin(half_close: bool) -> None:
+    """A client that sent its request and closed its side (the FIN takes a sequence number)
+    is counted by the bytes it sent, so a crash resumes it instead of closing it unanswered."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as lsock:
+        cli = socket.create_connection(lsock.getsockname())
+        srv, dummy = lsock.accept()
+        with cli, srv:
+            cli.sendall(b"*1\r\n$4\r\nPING\r\n")
+            if half_close:
+                cli.shutdown(socket.SHUT_WR)
+            got = b""
+            while len(got) < 14:
+                got += srv.recv(64)
+            srv.sendall(b"+PONG\r\n")
+            assert cli.recv(64) == b"+PONG\r\n"
+            for dummy in range(200):  # bounded: until the kernel has the FIN and the ACK
+                counters = handover.kernel_counters(srv)
+                state_ = srv.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+                if counters == (14, 7) and (state_ == 8) == half_close:
+                    break
+                time.sleep(0.01)
+            assert counters == (14, 7)
+            assert (state_ == 8) == half_close  # CLOSE_WAIT: the FIN is in
+
+
 def test_unreadable_stored_state_falls_back_and_says_why(tmp_path: Path, monkeypatch) -> None:
     import io
 

@@ -444,8 +444,10 @@ def test_query_buffer_grows_with_a_request_and_shrinks_when_idle(server: Server)
                 break
             time.sleep(0.02)
         assert 0 < _qbuf_total(c, "qb") < grown
-        for dummy in range(100):  # idle for over 2 s: freed
-            if _qbuf_total(c, "qb") == 0:
+        # Idle for over 2 s: the room is freed, unless a trim already left it within the 4 KiB
+        # Redis never bothers to reclaim (clientsCronResizeQueryBuffer's sdsavail check).
+        for dummy in range(100):
+            if _qbuf_total(c, "qb") <= 4096:
                 break
             time.sleep(0.1)
-        assert _qbuf_total(c, "qb") == 0
+        assert _qbuf_total(c, "qb") <= 4096

@@ -333,18 +333,17 @@ def test_inventory_drives_site_and_upgrade(
         "-e", "ironcache_upgrade_fail_on_refused=false",
     )  # fmt: skip
     record("upgrade_seconds", round(time.monotonic() - start, 1))
-    # summary rows: host old new restart_ms attempts refused reset max_ms kept_conn kept_keys
+    # summary rows: host old new restart_ms attempts refused reset max_ms kept_conn kept_keys path
     rows = {
         m.group(1): m.groups()[1:]
-        for m in re.finditer(r'"(tf-[\w-]+)' + r"\s+(\S+)" * 9 + '"', upgrade)
+        for m in re.finditer(r'"(tf-[\w-]+)' + r"\s+(\S+)" * 10 + r'\s*"', upgrade)
     }
     record("upgrade_summary", rows)
     for name in (booted.name, fresh_host):
         assert name in rows, upgrade[-6000:]
-        old, new, _restart_ms, attempts, refused, _reset, _max_ms, kept_conn, kept_keys = rows[
-            name
-        ]
+        old, new, _ms, attempts, refused, _reset, _max_ms, kept_conn, kept_keys, path = rows[name]
         assert (old, new) == ("1.0.0", "1.0.1"), rows[name]
+        assert path == "reload", rows[name]  # the playbook's default: the no-blackout path
         assert int(attempts) > 0 and refused == "0", rows[name]
         assert int(kept_conn) >= 0 and int(kept_keys) >= 0, rows[name]  # the handover's figures
     for name in (booted.name, fresh_host):
