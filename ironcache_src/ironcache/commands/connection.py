@@ -508,7 +508,7 @@ def _trackinginfo(c: Client) -> bytes:
         flags.append("broken_redirect")
     resp3 = c.resp == 3
     # A set in Redis's order (encode() would not keep the order of a Python set).
-    head = b"%%3\r\n" if resp3 else b"*6\r\n"
+    head = b"%3\r\n" if resp3 else b"*6\r\n"
     return (
         head
         + bulk(b"flags")
