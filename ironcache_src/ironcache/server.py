@@ -1130,6 +1130,7 @@ class Server:
         ho.start_journal()
         live = [c for c in await asyncio.gather(*(self._adopt(s, r) for s, r in adopted)) if c]
         ho.record_clients(live)
+        self.tracking.handed_over(live)
         ho.finish_restore(live)
         self.peak_memory = max(self.peak_memory, self.keyspace.used)
 

@@ -192,6 +192,16 @@ class Tracking:
         self.items = 0
         self._hook()
 
+    def handed_over(self, clients: list[Any]) -> None:
+        """After a handover (or a crash restart): the connections and their tracking modes
+        were carried over, the keys they read were not (the table changes with every read:
+        too costly to journal). A null invalidation, as FLUSHALL sends, tells each tracking
+        client to drop its whole cache, so none keeps a value the new process would not
+        invalidate."""
+        for c in clients:
+            if c.tracking & ON:
+                self.send(c, _NULLS[3 if c.resp == 3 else 2])
+
     def after_command(self, c: Any) -> bytes:
         """The invalidations of `c`'s own command, which go after its reply."""
         pending = self.pending
