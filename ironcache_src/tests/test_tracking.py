@@ -289,3 +289,32 @@ def test_tracking_across_a_handover(tmp_path: Path, handover: str) -> None:
             if p.alive:
                 p.stop()
         listener.close()
+
+
+@pytest.mark.skipif(IS_REDIS, reason="IronCache's internals")
+def test_no_cost_when_nobody_tracks(tmp_path: Path) -> None:
+    """The keyspace calls the tracking table only while something is tracked: the hook is
+    None before anyone tracks, set while a client tracks (the control), and None again once
+    tracking is off and the keys it read were invalidated."""
+    from ironcache.client import Client
+    from ironcache.config import Config
+    from ironcache.listener import Listener
+    from ironcache.protocol import encode_request
+    from ironcache.server import Server as IronServer
+
+    config = Config()
+    config.values["dir"] = str(tmp_path)
+    srv = IronServer(config)
+    c = Client(srv, Listener("unix", "(test)"))
+    srv.clients[c.id] = c
+    ks = srv.keyspace
+    assert ks.invalidate is None
+    assert c.process(encode_request([b"SET", b"k", b"1"])) == b"+OK\r\n"
+    assert c.process(encode_request([b"CLIENT", b"TRACKING", b"on"])) == b"+OK\r\n"
+    assert ks.invalidate is not None
+    c.process(encode_request([b"GET", b"k"]))
+    assert srv.tracking.table == {b"k": {c.id}}
+    c.process(encode_request([b"CLIENT", b"TRACKING", b"off"]))
+    assert ks.invalidate is not None  # k is still in the table, as in Redis
+    c.process(encode_request([b"SET", b"k", b"2"]))
+    assert srv.tracking.table == {} and ks.invalidate is None
