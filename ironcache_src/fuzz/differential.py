@@ -189,7 +189,12 @@ TEMPLATES: dict[bytes, list[list[str]]] = {
                 ["KILL", "ADDR", "1.2.3.4:5"], ["KILL", "SKIPME", "YESISH"], ["KILL", "CID"],
                 ["KILL", "ID", "CID", "SKIPME"], ["GETNAME"], ["SETNAME", "V"],
                 ["LIST", "ID", "x"], ["LIST", "TYPE", "bogus"], ["NO-EVICT", "YESISH"],
-                ["REPLY", "bogus"], ["REPLY", "ON"], ["NOSUCH"]],
+                ["REPLY", "bogus"], ["REPLY", "ON"], ["NOSUCH"],
+                # CLIENT TRACKING's parsing and errors (never on: its pushes would interleave)
+                ["TRACKING", "OFF"], ["TRACKING", "MAYBE"], ["TRACKING", "ON", "REDIRECT", "CID"],
+                ["TRACKING", "ON", "PREFIX", "V"], ["TRACKING", "ON", "BCAST", "OPTOUT"],
+                ["TRACKING", "ON", "OPTIN", "OPTOUT"], ["TRACKING", "ON", "NOSUCH"],
+                ["CACHING", "YESISH"], ["GETREDIR"], ["TRACKINGINFO"]],
     b"COMMAND": [["GETKEYS", "SET", "K", "V"], ["GETKEYS", "MSET", "K", "V", "K", "V"],
                  ["GETKEYS", "GET"], ["GETKEYS", "PING"], ["GETKEYS", "NOSUCH", "K"],
                  ["GETKEYS", "LMOVE", "K", "K", "LEFT", "RIGHT"], ["LIST", "x", "y"],
@@ -420,6 +425,8 @@ def normalize(cmd: list[bytes], reply: Any, in_exec: bool = False) -> Any:
             return "SCAN with a cursor the server never returned (kept: scan-foreign-cursor)"
         if name == b"DUMP" and isinstance(reply, bytes):
             return _payload(reply)
+        if name == b"ACL" and cmd[1:2] == [b"GENPASS"] and isinstance(reply, bytes):
+            return ("random password of", len(reply))  # random by design: its length only
         if name in (b"SORT", b"SORT_RO") and b"nosort" in cmd and isinstance(reply, list):
             return sorted(reply, key=repr)  # a set has no order of its own: BY nosort shows it
     return normalize_reply(cmd, reply, RespError)

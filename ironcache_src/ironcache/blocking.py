@@ -69,6 +69,10 @@ class Blocking:
         self.wrote: Callable[[int, list[bytes]], None] = lambda db, argv: None
         # A client began or stopped waiting: the crash journal records it (the server sets it).
         self.changed: Callable[[Any], None] = lambda c: None
+        # CLIENT TRACKING (the server sets them): a served client's own invalidations wait
+        # until its reply has gone (serve_begin), and serve_end gives them to send after it.
+        self.serve_begin: Callable[[Any], None] = lambda c: None
+        self.serve_end: Callable[[Any], bytes] = lambda c: b""
         self.count = 0  # clients blocked (INFO blocked_clients)
 
     def block(self, w: Waiter) -> None:
@@ -137,13 +141,15 @@ class Blocking:
                         continue
                     if not w.on_gone and db.lookup(key) is None:
                         continue
+                    self.serve_begin(w.client)
                     done = w.serve(w.client, key)
+                    after = self.serve_end(w.client)
                     if done is None:
                         continue  # the wrong type: it keeps waiting, as in Redis
                     reply, write = done
                     if write is not None:
                         self.wrote(db.index, write)
-                    self._finish(w, reply)
+                    self._finish(w, reply + after)
 
 
 def parse_timeout(raw: bytes) -> float:

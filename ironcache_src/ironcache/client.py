@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ironcache.log import log
 from ironcache.protocol import ProtocolError, error, make_parser
+from ironcache.tracking import BCAST, BROKEN_REDIR
 
 _monotonic = time.monotonic
 QBUF_LIMIT_MIN = 1024 * 1024  # client-query-buffer-limit's lowest accepted value
@@ -99,6 +100,9 @@ class Client(asyncio.Protocol):
         "outbox",
         "qbuf_alloc",
         "qbuf_peak",
+        "tracking",
+        "tracking_redir",
+        "tracking_prefixes",
     )
 
     def __init__(self, server: Server, listener: Listener, client_id: int | None = None) -> None:
@@ -156,6 +160,11 @@ class Client(asyncio.Protocol):
         # (resize_query_buffer), as Redis's clientsCronResizeQueryBuffer does.
         self.qbuf_alloc = 0
         self.qbuf_peak = 0
+        # CLIENT TRACKING (tracking.py): its flags (0: off), the client id its invalidations
+        # go to (0: itself) and its BCAST prefixes.
+        self.tracking = 0
+        self.tracking_redir = 0
+        self.tracking_prefixes: list[bytes] = []
 
     # ------------------------------------------------------------- asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -595,6 +604,12 @@ class Client(asyncio.Protocol):
             flags += "P"
         if self.multi is not None:
             flags += "x"
+        if self.tracking:
+            flags += "t"  # Redis's order: t, R (broken redirect), B (BCAST)
+            if self.tracking & BROKEN_REDIR:
+                flags += "R"
+            if self.tracking & BCAST:
+                flags += "B"
         if self.dirty_cas:
             flags += "d"
         if self.listener.kind == "unix":
@@ -618,7 +633,7 @@ class Client(asyncio.Protocol):
             f"qbuf-free={qbuf_free} argv-mem={argv_mem} multi-mem={multi_mem} "
             "rbs=0 rbp=0 obl=0 oll=0 "
             f"omem=0 tot-mem=0 events=r cmd={cmd} user={self.user.name.decode('latin-1')} "
-            f"redir=-1 resp={self.resp} "
+            f"redir={self.tracking_redir if self.tracking else -1} resp={self.resp} "
             f"lib-name={self.lib_name.decode(errors='replace')} "
             f"lib-ver={self.lib_ver.decode(errors='replace')}"
         )

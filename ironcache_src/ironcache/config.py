@@ -433,6 +433,8 @@ DIRECTIVES: dict[str, Directive] = {
         Directive("reload-memory-available", _memory(), 0),
         Directive("proto-max-bulk-len", _memory(1024 * 1024), 512 * 1024 * 1024),
         Directive("hll-sparse-max-bytes", _memory(), 3000),
+        # CLIENT TRACKING's table: past this many keys, tracked keys are invalidated early.
+        Directive("tracking-table-max-keys", _int(0, _LONG_MAX), 1_000_000),
         Directive("client-query-buffer-limit", _memory(1024 * 1024), 1024 * 1024 * 1024),
         Directive(
             "client-output-buffer-limit",

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ironcache.listener import Listener
     from ironcache.pubsub import PubSub
     from ironcache.sdnotify import Notifier
+    from ironcache.tracking import Tracking
 
 C = TypeVar("C")
 
@@ -61,6 +62,7 @@ class Host(Protocol[C]):
     obuf_pubsub: tuple[int, int, int]  # ... and pubsub, for subscribers
     pubsub: PubSub  # channels and patterns -> subscribers
     blocking: Blocking  # keys -> clients waiting in BLPOP & co.
+    tracking: Tracking  # CLIENT TRACKING: keys read -> clients to invalidate
     depth: int  # commands running (EXEC's run inside it): blocking ones do not block then
     monitors: set[C]  # MONITOR clients
     # Counters a connection bumps (INFO stats).

@@ -253,6 +253,11 @@ def client_record(c: Client, full: bool) -> dict[str, Any]:
         "in_multi": c.multi is not None,
         "watching": bool(c.watched),
     }
+    if c.tracking:
+        # CLIENT TRACKING's mode stays; the keys it read do not (see Tracking.handed_over).
+        rec["tracking"] = c.tracking
+        rec["tracking_redir"] = c.tracking_redir
+        rec["tracking_prefixes"] = list(c.tracking_prefixes)
     if c.channels or c.patterns or c.schannels:
         rec["channels"] = list(c.channels)
         rec["patterns"] = list(c.patterns)
@@ -354,6 +359,11 @@ def apply_record(c: Client, rec: dict[str, Any]) -> None:
         ps.subscribe(c, ch, True)
     for p in rec.get("patterns", ()):
         ps.psubscribe(c, p)
+    flags = rec.get("tracking", 0)
+    if flags:
+        c.server.tracking.enable(
+            c, rec.get("tracking_redir", 0), flags, rec.get("tracking_prefixes", [])
+        )
     if "block_deadline_ms" in rec:
         c.block_deadline = rec["block_deadline_ms"] / 1000
 

@@ -318,6 +318,8 @@ class Database:
         ks.dirty += 1
         if self.watchers:
             self.touched(key)
+        elif ks.invalidate is not None:
+            ks.invalidate(key)
 
     def resized(self, key: bytes, entry: Entry, delta: int) -> None:
         """A container changed in place: account for it and wake WATCHers."""
@@ -412,12 +414,16 @@ class Database:
         return (self.epoch << SCAN_POS_BITS) | end, batch
 
     def touched(self, key: bytes) -> None:
-        self.keyspace.dirty += 1
+        """A key changed (Redis's signalModifiedKey): WATCHers and tracking clients learn it."""
+        ks = self.keyspace
+        ks.dirty += 1
         if self.watchers:
             clients = self.watchers.get(key)
             if clients:
                 for c in clients:
                     c.dirty_cas = True
+        if ks.invalidate is not None:
+            ks.invalidate(key)
 
     def set_expire(self, key: bytes, when_ms: int) -> None:
         self.expires[key] = when_ms
@@ -498,8 +504,10 @@ class Database:
 
     def _expire(self, key: bytes) -> None:
         # As Redis with lazyfree-lazy-expire: an expired big value never stalls a request.
-        self.unlink(key)
         ks = self.keyspace
+        ks.server_delete = True  # no client did it (CLIENT TRACKING's NOLOOP)
+        self.unlink(key)
+        ks.server_delete = False
         ks.expired_keys += 1
         if ks.events & NOTIFY_EXPIRED:
             ks.publish_event(b"expired", key, self.index)
@@ -681,6 +689,10 @@ class Keyspace:
         # off. `publish` (channel, message) is given by the server: pub/sub lives above.
         self.events = 0
         self.publish: Callable[[bytes, bytes], Any] | None = None
+        # CLIENT TRACKING (tracking.Tracking.invalidate, given by the server): called with
+        # each changed key while something is tracked, else None (one test per write).
+        self.invalidate: Callable[[bytes], Any] | None = None
+        self.server_delete = False  # the change is an expiry or an eviction, not a command
         self.tick()
 
     def set_events(self, flags: int) -> None:
@@ -857,7 +869,10 @@ class Keyspace:
             if best is None:
                 return False
             db, k = best
-            if db.unlink(k):  # as Redis with lazyfree-lazy-eviction: a big value in slices
+            self.server_delete = True
+            gone = db.unlink(k)
+            self.server_delete = False
+            if gone:  # as Redis with lazyfree-lazy-eviction: a big value in slices
                 self.evicted_keys += 1
                 if self.events & NOTIFY_EVICTED:
                     self.publish_event(b"evicted", k, db.index)

@@ -14,7 +14,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-from ironcache import blocking, diskstore, handover, reload
+from ironcache import blocking, diskstore, handover, reload, tracking
 from ironcache import listener as listen
 from ironcache._version import __version__
 from ironcache.client import DENIED, Client
@@ -181,6 +181,8 @@ class Server:
         self.monitors: set[Client] = set()  # MONITOR: every command run is written to them
         self.pubsub = PubSub()
         self.keyspace.publish = self.pubsub.publish  # keyspace notifications go out here
+        self.tracking = tracking.Tracking(self.keyspace, self.clients)  # CLIENT TRACKING
+        self.tracking.max_keys = config["tracking-table-max-keys"]
         self.blocking = blocking.Blocking(self.keyspace)
 
         def wrote(db: int, argv: list[bytes]) -> None:  # late-bound: the handover is replaced
@@ -191,6 +193,16 @@ class Server:
 
         self.blocking.wrote = wrote
         self.blocking.changed = changed
+
+        def serve_begin(c: Client) -> None:
+            if c.tracking:
+                self.tracking.current = c
+
+        def serve_end(c: Client) -> bytes:
+            return self.tracking.after_command(c) if self.tracking.current is c else b""
+
+        self.blocking.serve_begin = serve_begin
+        self.blocking.serve_end = serve_end
         self.depth = 0  # execute() calls in progress (EXEC runs its commands through it)
         # Started by a reload (reload.py): what the old process passed; before the Notifier
         # and the listeners read the environment, as the Reloader's copy of it.
@@ -261,6 +273,8 @@ class Server:
             self.acl.log_max = self.config["acllog-max-len"]
             del self.acl.log[self.acl.log_max :]
             self.acl.pubsub_default_all = self.config["acl-pubsub-default"] == "allchannels"
+        if hasattr(self, "tracking"):
+            self.tracking.max_keys = self.config["tracking-table-max-keys"]  # cron applies it
 
     def update_maxmemory(self) -> None:
         configured = self.config["maxmemory"]
@@ -272,6 +286,8 @@ class Server:
 
     def client_closed(self, client: Client) -> None:
         self.monitors.discard(client)
+        if client.tracking:
+            self.tracking.disable(client)
         self.pubsub.drop(client)
         self.blocking.drop(client)
         self.handover.client_closed(client)
@@ -358,6 +374,8 @@ class Server:
         outer = c.outbox
         if outer is None:
             c.outbox = []
+        if c.tracking and not self.depth:  # its own invalidations go after this reply
+            self.tracking.current = c
         self.depth += 1
         try:
             reply = cmd.handler(c, argv)
@@ -373,6 +391,8 @@ class Server:
             if c.outbox:  # messages to itself (a RESP3 subscriber publishing) go first
                 reply = b"".join(c.outbox) + reply
             c.outbox = None
+        if c.tracking or self.tracking.current is c:
+            reply = self._tracked(c, st, argv, reply)
         if self.keyspace.ready and not self.depth:
             self.blocking.handle_ready()  # after the command, EXEC or script that did it
         st.secs += _monotonic() - t0
@@ -381,6 +401,22 @@ class Server:
         self.commands_processed += 1
         if self.monitors and not st.flags & NOT_MONITORED:
             self.feed_monitors(c, argv)
+        return reply
+
+    def _tracked(self, c: Client, st: Command, argv: list[bytes], reply: bytes) -> bytes:
+        """After a command of a tracking client (Redis's call() and afterCommand()): remember
+        the keys a read-only command read, end CLIENT CACHING's one-command scope, and
+        append the invalidations its own command caused."""
+        trk = self.tracking
+        name = (st.parent or st).name
+        if "readonly" in st.flags and c.tracking and name not in tracking.NOT_REMEMBERED:
+            trk.remember(c, st.keys(argv))
+        if self.depth:
+            return reply
+        if c.tracking & tracking.CACHING and c.multi is None and name != "client":
+            c.tracking &= ~tracking.CACHING  # CLIENT CACHING covers the next command only
+        if trk.current is c:
+            reply += trk.after_command(c)
         return reply
 
     def _acl_denied(self, c: Client, cmd: Command, argv: list[bytes]) -> str:
@@ -470,6 +506,7 @@ class Server:
             and not self.monitors
             and self.script_busy is None
             and not (c.channels or c.patterns or c.schannels)
+            and not c.tracking
         )
         counted = 0  # replies in `out` already counted (execute() counts what it runs)
         last = None  # the last request run here
@@ -532,6 +569,7 @@ class Server:
                     and not self.monitors
                     and self.script_busy is None
                     and not (c.channels or c.patterns or c.schannels)
+                    and not c.tracking
                 )
                 maxmemory = self.maxmemory
             size += len(reply)
@@ -980,6 +1018,8 @@ class Server:
         for c in list(self.obuf_soft):  # over the soft output limit, maybe reading nothing
             c.check_output()
         self._resize_query_buffers(hz)
+        if self.tracking.table:
+            self.tracking.limit()
         timeout = self.config["timeout"]
         if timeout:
             cutoff = time.monotonic() - timeout
@@ -1016,6 +1056,7 @@ class Server:
         self.loop = asyncio.get_running_loop()
         self.loop.set_exception_handler(_log_loop_error)
         self.keyspace.call_soon = self.loop.call_soon  # lazy free: a slice per loop turn
+        self.tracking.call_soon = self.loop.call_soon  # BCAST invalidations: once per turn
         self.blocking.loop = self.loop
         self.keyspace.schedule_free()
         self.stopping = asyncio.Event()
@@ -1091,6 +1132,7 @@ class Server:
         ho.start_journal()
         live = [c for c in await asyncio.gather(*(self._adopt(s, r) for s, r in adopted)) if c]
         ho.record_clients(live)
+        self.tracking.handed_over(live)
         ho.finish_restore(live)
         self.peak_memory = max(self.peak_memory, self.keyspace.used)
 

@@ -170,6 +170,9 @@ _CLIENT_FIELDS: dict[str, tuple[type, ...]] = {
     "schannels": (list,),
     "block_deadline_ms": (int,),
     "block_argv": (list,),
+    "tracking": (int,),
+    "tracking_redir": (int,),
+    "tracking_prefixes": (list,),
 }
 
 
@@ -182,7 +185,8 @@ def _valid_client(rec: Any) -> bool:
     if rec.get("resp", 2) not in (2, 3):
         return False
     if not all(
-        _only_bytes(rec.get(k, ())) for k in ("channels", "patterns", "schannels", "block_argv")
+        _only_bytes(rec.get(k, ()))
+        for k in ("channels", "patterns", "schannels", "block_argv", "tracking_prefixes")
     ):
         return False
     multi = rec.get("multi")

@@ -63,6 +63,7 @@ UNITS = [
     "scripting",
     "acl",
     "acl-v2",
+    "tracking",
     # TLS mode (runtest --tls; both servers listen with TLS only): a lean row of issue 17.
     "tls:type/string",
     "tls:tls",

@@ -88,7 +88,7 @@ def section_clients(srv: Server) -> dict[str, Any]:
         "connected_clients": len(srv.clients),
         "maxclients": srv.config["maxclients"],
         "blocked_clients": srv.blocking.count,
-        "tracking_clients": 0,
+        "tracking_clients": srv.tracking.count,
         "clients_in_timeout_table": 0,
     }
 
@@ -143,6 +143,7 @@ def section_stats(srv: Server) -> dict[str, Any]:
         "pubsub_channels": len(srv.pubsub.channels),
         "pubsub_patterns": len(srv.pubsub.patterns),
         "migrate_cached_sockets": 0,  # no MIGRATE: never a cached connection
+        **srv.tracking.info(),
         "total_connections_accepted": sum(x.accepted for x in srv.listeners),
     }
 

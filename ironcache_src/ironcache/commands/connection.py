@@ -17,6 +17,7 @@ from ironcache.commands import (
     to_int,
 )
 from ironcache.protocol import OK, PONG, Status, bulk, encode, integer, null
+from ironcache.tracking import BCAST, BROKEN_REDIR, CACHING, NOLOOP, ON, OPTIN, OPTOUT
 
 if TYPE_CHECKING:
     from ironcache.client import Client
@@ -144,6 +145,8 @@ def reset(c: Client, argv: list[bytes]) -> bytes:
     c.reply_off = 0
     c.server.monitors.discard(c)
     c.server.pubsub.drop(c)
+    if c.tracking:
+        c.server.tracking.disable(c)
     default = c.server.acl.default  # clientSetDefaultAuth(), as Redis's RESET
     c.user = default
     c.authenticated = c.parser.authenticated = default.nopass and default.enabled
@@ -183,6 +186,15 @@ CLIENT_HELP = [
     "    Control the replies sent to the current connection.",
     "NO-EVICT (ON|OFF)",
     "    Accepted for compatibility (IronCache never evicts clients).",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Control server assisted client side caching.",
+    "CACHING (YES|NO)",
+    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    "GETREDIR",
+    "    Return the client ID we are redirecting to when tracking is enabled.",
+    "TRACKINGINFO",
+    "    Report tracking status for the current connection.",
     "HELP",
     "    Print this help.",
 ]
@@ -258,6 +270,14 @@ def client(c: Client, argv: list[bytes]) -> bytes:
         if argv[2].lower() not in (b"on", b"off"):
             raise CommandError(SYNTAX)
         return OK
+    if sub == b"tracking":
+        return _tracking(c, argv)
+    if sub == b"caching":
+        return _caching(c, argv[2].lower())
+    if sub == b"getredir":
+        return integer(c.tracking_redir if c.tracking else -1)
+    if sub == b"trackinginfo":
+        return _trackinginfo(c)
     return encode([Status(line) for line in CLIENT_HELP], c.resp)
 
 
@@ -272,6 +292,10 @@ CLIENT_ARITY = {
     b"unblock": -3,
     b"reply": 3,
     b"no-evict": 3,
+    b"tracking": -3,
+    b"caching": 3,
+    b"getredir": 2,
+    b"trackinginfo": 2,
     b"help": 2,
 }
 subcommands(
@@ -288,6 +312,10 @@ subcommands(
         b"unblock": "admin noscript loading stale",
         b"reply": "noscript loading stale",
         b"no-evict": "admin noscript loading stale",
+        b"tracking": "noscript loading stale",
+        b"caching": "noscript loading stale",
+        b"getredir": "noscript loading stale",
+        b"trackinginfo": "noscript loading stale",
         b"help": "loading stale",
     },
 )
@@ -361,3 +389,133 @@ def _kill(c: Client, argv: list[bytes]) -> bytes:
 
 
 __all__ = ["REDIS_COMPAT_VERSION", "__version__"]
+
+
+_TRACKING_OPTIONS = {b"bcast": BCAST, b"optin": OPTIN, b"optout": OPTOUT, b"noloop": NOLOOP}
+_SWITCH = (
+    "before disabling tracking for this client, and then re-enabling it with a different mode."
+)
+
+
+def _tracking(c: Client, argv: list[bytes]) -> bytes:
+    """CLIENT TRACKING ON|OFF [REDIRECT id] [BCAST] [PREFIX p]... [OPTIN] [OPTOUT] [NOLOOP],
+    with Redis's checks in Redis's order (networking.c clientCommand)."""
+    redirect = 0
+    options = 0
+    prefixes: list[bytes] = []
+    j = 3
+    while j < len(argv):
+        opt = argv[j].lower()
+        more = j + 1 < len(argv)
+        if opt == b"redirect" and more:
+            j += 1
+            if redirect:
+                raise CommandError("ERR A client can only redirect to a single other client")
+            redirect = to_int(argv[j])
+            if redirect not in c.server.clients:
+                raise CommandError("ERR The client ID you want redirect to does not exist")
+        elif opt in _TRACKING_OPTIONS:
+            options |= _TRACKING_OPTIONS[opt]
+        elif opt == b"prefix" and more:
+            j += 1
+            prefixes.append(argv[j])
+        else:
+            raise CommandError(SYNTAX)
+        j += 1
+    mode = argv[2].lower()
+    trk = c.server.tracking
+    if mode == b"off":
+        if c.tracking:
+            trk.disable(c)
+        return OK
+    if mode != b"on":
+        raise CommandError(SYNTAX)
+    if prefixes and not options & BCAST:
+        raise CommandError("ERR PREFIX option requires BCAST mode to be enabled")
+    if c.tracking & ON and bool(c.tracking & BCAST) != bool(options & BCAST):
+        raise CommandError(f"ERR You can't switch BCAST mode on/off {_SWITCH}")
+    if options & BCAST and options & (OPTIN | OPTOUT):
+        raise CommandError("ERR OPTIN and OPTOUT are not compatible with BCAST")
+    if options & OPTIN and options & OPTOUT:
+        raise CommandError("ERR You can't specify both OPTIN mode and OPTOUT mode")
+    if (options & OPTIN and c.tracking & OPTOUT) or (options & OPTOUT and c.tracking & OPTIN):
+        raise CommandError(f"ERR You can't switch OPTIN/OPTOUT mode {_SWITCH}")
+    if options & BCAST:
+        _check_prefixes(c.tracking_prefixes, prefixes)
+    trk.enable(c, redirect, options, prefixes)
+    return OK
+
+
+def _check_prefixes(existing: list[bytes], new: list[bytes]) -> None:
+    """checkPrefixCollisionsOrReply(): no prefix of a client may start another."""
+    for i, p in enumerate(new):
+        for old in existing:
+            if old.startswith(p) or p.startswith(old):
+                raise CommandError(
+                    f"ERR Prefix '{_text(p)}' overlaps with an existing prefix '{_text(old)}'. "
+                    "Prefixes for a single client must not overlap."
+                )
+        for q in new[i + 1 :]:
+            if q.startswith(p) or p.startswith(q):
+                raise CommandError(
+                    f"ERR Prefix '{_text(p)}' overlaps with another provided prefix "
+                    f"'{_text(q)}'. Prefixes for a single client must not overlap."
+                )
+
+
+def _text(b: bytes) -> str:
+    return b.decode(errors="replace")
+
+
+def _caching(c: Client, opt: bytes) -> bytes:
+    if not c.tracking & ON:
+        raise CommandError(
+            "ERR CLIENT CACHING can be called only when the client is in tracking mode with "
+            "OPTIN or OPTOUT mode enabled"
+        )
+    if opt == b"yes":
+        if not c.tracking & OPTIN:
+            raise CommandError(
+                "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode."
+            )
+    elif opt == b"no":
+        if not c.tracking & OPTOUT:
+            raise CommandError(
+                "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode."
+            )
+    else:
+        raise CommandError(SYNTAX)
+    c.tracking |= CACHING
+    return OK
+
+
+def _trackinginfo(c: Client) -> bytes:
+    t = c.tracking
+    flags = ["on" if t & ON else "off"]
+    if t & BCAST:
+        flags.append("bcast")
+    if t & OPTIN:
+        flags.append("optin")
+        if t & CACHING:
+            flags.append("caching-yes")
+    if t & OPTOUT:
+        flags.append("optout")
+        if t & CACHING:
+            flags.append("caching-no")
+    if t & NOLOOP:
+        flags.append("noloop")
+    if t & BROKEN_REDIR:
+        flags.append("broken_redirect")
+    resp3 = c.resp == 3
+    # A set in Redis's order (encode() would not keep the order of a Python set).
+    head = b"%3\r\n" if resp3 else b"*6\r\n"
+    return (
+        head
+        + bulk(b"flags")
+        + (b"~%d\r\n" if resp3 else b"*%d\r\n") % len(flags)
+        + b"".join(bulk(f.encode()) for f in flags)
+        + bulk(b"redirect")
+        + integer(c.tracking_redir if t & ON else -1)
+        + bulk(b"prefixes")
+        + encode(list(c.tracking_prefixes), c.resp)
+    )

@@ -100,6 +100,8 @@ def hset(c: Client, argv: list[bytes]) -> bytes:
         db.touched(key)
     else:
         ks.dirty += 1
+        if ks.invalidate is not None:  # CLIENT TRACKING
+            ks.invalidate(key)
     if ks.events:
         db.notify(NOTIFY_HASH, b"hset", key)
     return ONE if old is None else ZERO

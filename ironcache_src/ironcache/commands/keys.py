@@ -256,6 +256,7 @@ def _flush_mode(argv: list[bytes]) -> bool:
 @command("flushdb", -1, "write", (0, 0, 0), "server", "Removes all keys from the database.")
 def flushdb(c: Client, argv: list[bytes]) -> bytes:
     c.db.flush(lazy=_flush_mode(argv))
+    c.server.tracking.flushed()
     schedule_free(c)
     return OK
 
@@ -265,5 +266,6 @@ def flushall(c: Client, argv: list[bytes]) -> bytes:
     lazy = _flush_mode(argv)
     for db in c.server.keyspace.dbs:
         db.flush(lazy)
+    c.server.tracking.flushed()
     schedule_free(c)
     return OK

@@ -76,6 +76,8 @@ def _push(left: bool, only_existing: bool, c: Client, argv: list[bytes]) -> byte
         db.touched(key)
     else:
         ks.dirty += 1
+        if ks.invalidate is not None:  # CLIENT TRACKING
+            ks.invalidate(key)
     if ks.events:
         db.notify(NOTIFY_LIST, b"lpush" if left else b"rpush", key)
     return b":%d\r\n" % len(lst)

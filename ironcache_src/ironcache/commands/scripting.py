@@ -934,6 +934,11 @@ class Engine:
             reply = error(f"ERR internal error in '{cmd.name}' command")
         st.secs += time.monotonic() - t0
         st.calls += 1  # INFO commandstats counts the commands scripts run, as Redis does
+        if run.caller.tracking and "readonly" in st.flags:
+            # As Redis: a script that reads has its caller track the keys it declared.
+            outer = ALIASES.get(run.argv[0]) or TABLE.get(run.argv[0].lower())
+            if outer is not None:
+                srv.tracking.remember(run.caller, outer.keys(run.argv))
         srv.commands_processed += 1
         if srv.monitors and not cmd.flags & NOT_MONITORED:
             srv.feed_monitors(sc, argv, script=True)  # "[<db> lua]", as Redis shows them

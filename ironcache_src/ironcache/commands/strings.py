@@ -169,6 +169,8 @@ def set_(c: Client, argv: list[bytes]) -> bytes:
         ks.dirty += 1
         if db.watchers:
             db.touched(key)
+        elif ks.invalidate is not None:  # CLIENT TRACKING
+            ks.invalidate(key)
         if ks.events:
             db.notify(NOTIFY_STRING, b"set", key)
         return OK
@@ -372,6 +374,8 @@ def _incr(delta: int, c: Client, argv: list[bytes]) -> bytes:
     ks.dirty += 1
     if db.watchers:
         db.touched(key)
+    elif ks.invalidate is not None:  # CLIENT TRACKING
+        ks.invalidate(key)
     if ks.events:
         db.notify(NOTIFY_STRING, b"incrby", key)
     return reply
