@@ -322,10 +322,95 @@ def test_switch_between_tcp_and_tls_ports(make_server: Callable[..., Server],
     assert tls_client(srv, certs).ping()
 
 
+def _ssa(listen: list[str], fdnames: list[str]) -> list[str]:
+    """systemd-socket-activate: listens on `listen`, execs the server on the first connection
+    with LISTEN_FDNAMES=`fdnames` (as two socket units with FileDescriptorName= would)."""
+    import os
+
+    from support import RUN_MARKER, SRC_DIR
+
+    ssa = shutil.which("systemd-socket-activate")
+    assert ssa is not None
+    cmd = [ssa, "--fdname=" + ":".join(fdnames)]
+    for addr in listen:
+        cmd += ["-l", addr]
+    for k, v in {"PYTHONPATH": str(SRC_DIR), "PYTHONUNBUFFERED": "1",
+                 RUN_MARKER: os.environ[RUN_MARKER]}.items():
+        cmd += ["-E", f"{k}={v}"]
+    return cmd
+
+
+def _wait_ssa_listening(srv: Server, count: int) -> None:
+    poll(lambda: srv.log_text().count("Listening on") >= count, 10, 0.02,
+         "systemd-socket-activate to listen")
+
+
+needs_ssa = pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
+                               reason="systemd-socket-activate not installed")
+
+
+@ironcache_only
+@needs_ssa
+def test_tls_listener_inherited_by_its_fd_name(certs: Path, tmp_path: Path) -> None:
+    """ironcache.socket (FileDescriptorName=ironcache) and ironcache-tls.socket
+    (FileDescriptorName=tls): each fd becomes its listener by name and address, no warning."""
+    plain_port, tls_port = free_port(), free_port()
+    srv = Server(tmp_path / "srv", directives=tls_directives(certs, tls_port=tls_port),
+                 port=plain_port, prefix=_ssa([f"127.0.0.1:{plain_port}",
+                                               f"127.0.0.1:{tls_port}"], ["ironcache", "tls"]))
+    try:
+        srv.start(wait=False)
+        _wait_ssa_listening(srv, 2)
+        srv.wait_ready()
+        assert tls_client(srv, certs).ping()
+        info = srv.client().info("server")
+        assert info["listeners_inherited"] == 2 and info["listeners_bound"] == 0
+        text = srv.log_text()
+        assert f"inherited from systemd: 127.0.0.1:{plain_port}, 127.0.0.1:{tls_port} (TLS)" \
+            in text, text
+        assert "closing inherited fd" not in text and "by its address" not in text, text
+    finally:
+        assert srv.stop() == 0
+
+
+@ironcache_only
+@needs_ssa
+def test_fd_named_tls_never_serves_plain_text(certs: Path, tmp_path: Path) -> None:
+    """An fd named `tls` on the plain port's address, and one on an address the configuration
+    does not have, are closed: the plain port is bound by IronCache itself and the TLS
+    listener adopted; the other address refuses connections."""
+    plain_port, tls_port, stray_port = free_port(), free_port(), free_port()
+    srv = Server(tmp_path / "srv", directives=tls_directives(certs, tls_port=tls_port),
+                 port=plain_port,
+                 prefix=_ssa([f"127.0.0.1:{tls_port}", f"127.0.0.1:{plain_port}",
+                              f"127.0.0.1:{stray_port}"], ["tls", "tls", "tls"]))
+    try:
+        srv.start(wait=False)
+        _wait_ssa_listening(srv, 3)
+        # The first connection starts the server: made on the TLS port, which is adopted.
+        poll(lambda: handshake(tls_port, certs).close() is None, 20, 0.05, "TLS PING")
+        srv.wait_ready()
+        text = srv.log_text()
+        assert (f"closing inherited fd 4 (name 'tls'): it is named 'tls' but "
+                f"127.0.0.1:{plain_port} is a plain (not TLS) listener") in text, text
+        assert f"closing inherited fd 5 (name 'tls'): it listens on 127.0.0.1:{stray_port}" \
+            in text, text
+        assert f"inherited from systemd: 127.0.0.1:{tls_port} (TLS); " \
+            f"bound by IronCache: 127.0.0.1:{plain_port}" in text, text
+        info = srv.client().info("server")
+        assert info["listeners_inherited"] == 1 and info["listeners_bound"] == 1
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", stray_port), timeout=5).close()
+    finally:
+        assert srv.stop() == 0
+
+
 @pytest.mark.skipif(IS_REDIS, reason="IronCache-specific: systemd's inherited sockets")
-def test_inherited_tls_listener_from_a_second_socket_unit(certs: Path, tmp_path: Path) -> None:
-    """Two socket units (ironcache.socket, ironcache-tls.socket): each fd is matched to its
-    listener by address and port, whatever its FileDescriptorName."""
+def test_inherited_tls_listener_from_a_unit_without_the_tls_name(certs: Path,
+                                                                 tmp_path: Path) -> None:
+    """Socket units written before ironcache-tls.socket (the TLS ListenStream= in
+    ironcache.socket, every fd named alike): the TLS fd is still adopted by its address (TLS
+    never exposes more than plain), with a warning to name it `tls`."""
     import sys
 
     from support import TESTS_DIR
@@ -340,7 +425,7 @@ def test_inherited_tls_listener_from_a_second_socket_unit(certs: Path, tmp_path:
         socks.append(s)
     fds = [s.fileno() for s in socks]
     prefix = [sys.executable, str(TESTS_DIR / "launcher.py"), ",".join(map(str, fds)), "self",
-              "ironcache:ironcache-tls", "--"]
+              "ironcache:ironcache", "--"]
     srv = Server(tmp_path / "srv", directives=tls_directives(certs, tls_port=tls_port),
                  port=plain_port, prefix=prefix, pass_fds=fds)
     try:
@@ -352,6 +437,8 @@ def test_inherited_tls_listener_from_a_second_socket_unit(certs: Path, tmp_path:
         assert info["socket_activated"] == 1
         text = srv.log_text()
         assert f"inherited from systemd: 127.0.0.1:{plain_port}, 127.0.0.1:{tls_port} (TLS)" \
+            in text, text
+        assert "adopted as the TLS listener by its address: give it FileDescriptorName=tls" \
             in text, text
     finally:
         srv.stop()
