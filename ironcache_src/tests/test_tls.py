@@ -696,3 +696,46 @@ def test_tls_settings_as_redis_reports_them(server: Server, ref: redis.Redis) ->
 
     theirs = {text(k): text(v) for k, v in ref.config_get("tls*").items()}
     assert ours == theirs
+
+
+def _busy_reply(c: redis.Redis) -> str:
+    try:
+        return f"answered {c.ping()!r}"
+    except redis.ResponseError as e:
+        return str(e)
+
+
+def test_tls_clients_get_busy_and_can_script_kill(make_server: Callable[..., Server],
+                                                  certs: Path) -> None:
+    """While a script is past lua-time-limit, a TLS client gets -BUSY as a plain one does
+    (it does not wait for the script), and SCRIPT KILL from it ends the script."""
+    import threading
+
+    srv = make_server(tls_directives(certs, lua_time_limit=50))
+    plain, secure = srv.client(socket_timeout=10), tls_client(srv, certs)
+    assert plain.ping() and secure.ping()  # both connected before the script
+    out: list[object] = []
+
+    def run() -> None:
+        c = srv.client(socket_timeout=60)
+        try:
+            out.append(c.eval("local a = 1 while true do a = a + 1 end", 0))
+        except redis.RedisError as e:
+            out.append(e)
+        finally:
+            c.close()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    try:
+        poll(lambda: "busy" in _busy_reply(plain), 20, 0.05, "the script to be busy")
+        assert "Redis is busy running a script" in _busy_reply(secure)
+        with pytest.raises(redis.ResponseError, match="busy"):
+            secure.set("k", "v")
+        assert secure.script_kill()
+    finally:
+        t.join(20)
+    assert not t.is_alive()
+    assert "Script killed by user with SCRIPT KILL" in str(out[0])
+    assert secure.ping() and plain.ping()
+    assert secure.get("k") is None
