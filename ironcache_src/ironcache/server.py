@@ -837,7 +837,8 @@ class Server:
         )
         transport = None
         try:
-            transport, _ = await self.loop.connect_accepted_socket(lambda: proto, sock=conn)
+            made = await self.loop.connect_accepted_socket(lambda: proto, sock=conn)
+            transport = made[0]
             await waiter
         except (OSError, TimeoutError, ConnectionError) as e:  # ssl.SSLError is an OSError
             log.verbose(f"TLS handshake failed on {lst.describe()}: {type(e).__name__}: {e}")

@@ -668,9 +668,9 @@ class RollingRestart:
             common = dict(password=self.p.get("password") or None,
                           max_seconds=float(self.p.get("probe_max_seconds") or 60),
                           **({"username": self.username} if self.username else {}))
+            plain_kw = dict(common, **self.tls_kw)
             probers["probe"] = self.prober_factory(
-                host=self.host, port=self.port, unix_path=self.unix_path, **dict(common,
-                                                                               **self.tls_kw))
+                host=self.host, port=self.port, unix_path=self.unix_path, **plain_kw)
             if self.tls_port:
                 probers["probe_tls"] = self.prober_factory(
                     host=self.tls_host, port=self.tls_port, unix_path=None,
