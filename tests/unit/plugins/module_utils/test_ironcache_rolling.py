@@ -782,3 +782,43 @@ def test_new_process_silent_over_tls_is_rolled_back(tmp_path):
     assert "answers on 127.0.0.1:6379 but not over TLS on 127.0.0.1:6380" in res["msg"], res["msg"]
     assert "wrong version number" in res["msg"]
     assert res["rolled_back"] is True
+
+
+def test_probe_reads_auth_and_ping_replies_arriving_together():
+    """AUTH and PING are pipelined: their replies often come in one segment (seen on a real
+    server: every attempt failed with "AUTH answered b'+OK\\r\\n+PONG'")."""
+    from ansible_collections.ironcache.ironcache.plugins.module_utils import (
+        ironcache_probe as probe,
+    )
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    stop = threading.Event()
+
+    def serve():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, dummy = server.accept()
+            except OSError:
+                continue
+            data = b""
+            while data.count(b"\r\n") < 9:
+                data += conn.recv(4096)
+            conn.sendall(b"+OK\r\n+PONG\r\n")  # one segment
+            conn.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        p = probe.Prober(port=server.getsockname()[1], password="pw", username="prober",
+                         max_attempts=5)
+        p.start()
+        p.thread.join(20)
+        fig = p.stop()
+    finally:
+        stop.set()
+        t.join(5)
+        server.close()
+    assert fig["ok"] == 5, fig
