@@ -89,6 +89,7 @@ class Client(asyncio.Protocol):
         "tx",
         "slot",
         "peek_sock",
+        "tls_proto",
         "deferred",
         "obuf_soft_since",
         "reply_off",
@@ -139,6 +140,8 @@ class Client(asyncio.Protocol):
         # Crash-safe reading (handover on, TCP): a second fd on the socket that requests are
         # peeked through, and consumed only once answered.
         self.peek_sock: socket.socket | None = None
+        # A TLS connection's asyncio SSLProtocol: busy_poll feeds it the raw bytes it reads.
+        self.tls_proto: Any = None
         # Commands of a read wait in the parser until the replies before them are read.
         self.deferred = False
         # When the output buffer went over the soft limit (0: it is under).

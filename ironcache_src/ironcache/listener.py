@@ -1,9 +1,11 @@
 """Listeners: adopt systemd's sockets (sd_listen_fds semantics), bind the rest ourselves.
 
-Every configured listener (each `bind` address on `port`, and `unixsocket`) is matched
-against the inherited fds by family, address and port (or path). A match is adopted; an
-inherited fd that matches nothing is closed with a warning, so a .socket unit can never
-widen what the configuration allows; a listener with no inherited fd is bound here.
+Every configured listener (each `bind` address on `port`, `tls-bind` on `tls-port`, and
+`unixsocket`) is matched against the inherited fds by their name and then by family, address
+and port (or path). An fd named `tls` (FileDescriptorName=tls: ironcache-tls.socket) can only
+become a TLS listener, so a socket unit can never make a TLS address serve plain text. A match
+is adopted; an inherited fd that matches nothing is closed with a warning, so a .socket unit
+can never widen what the configuration allows; a listener with no inherited fd is bound here.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from dataclasses import dataclass, field
 from ironcache.log import log
 
 SD_LISTEN_FDS_START = 3
+# FileDescriptorName= of the TLS socket unit: its fds are TLS listeners only.
+TLS_FD_NAME = "tls"
 
 
 class ListenError(Exception):
@@ -62,8 +66,7 @@ def configured(
     """Every `bind` address on `port`, the `tls_bind` ones (default: `bind`'s) on `tls_port`
     (TLS), and `unixsocket`.
 
-    An inherited socket is matched by address and port, so a TLS `ListenStream=` (its own
-    .socket unit and `FileDescriptorName=`) is adopted as the TLS listener by its port.
+    Inherited sockets are matched by name (`tls` for TLS) and address (`adopt`).
     """
     out: list[Listener] = []
     for p, is_tls, addresses in ((port, False, bind), (tls_port, True, tls_bind or bind)):
@@ -109,6 +112,11 @@ def listen_fds() -> list[tuple[int, str]]:
     return fds
 
 
+def pass_name(lst: Listener) -> str:
+    """The name a listener's fd gets when passed to the next process (reload, handover)."""
+    return TLS_FD_NAME if lst.tls else (lst.fd_name or "listener")
+
+
 def _identify(fd: int) -> tuple[socket.socket | None, str]:
     """Wrap fd as a socket; return (sock, why-not) when it is not a listening stream socket."""
     try:
@@ -140,19 +148,31 @@ def _listener_key(lst: Listener) -> tuple[str, str, int]:
 
 
 def adopt(listeners: list[Listener], fds: list[tuple[int, str]]) -> None:
-    """Attach matching inherited sockets to `listeners`; close the rest with a warning."""
+    """Attach matching inherited sockets to `listeners`; close the rest with a warning.
+
+    An fd named `tls` matches TLS listeners only. Any other name matches the plain ones,
+    or a TLS listener at its address (units written before ironcache-tls.socket had the TLS
+    ListenStream= in ironcache.socket): adopting that as TLS never exposes more.
+    """
     wanted = {_listener_key(lst): lst for lst in listeners}
     for fd, name in fds:
         sock, why = _identify(fd)
         if not why and sock is not None:
             key = _sock_key(sock)
             lst = wanted.get(key)
+            what = f"{key[1]}:{key[2]}" if key[0] == "tcp" else f"unix:{key[1]}"
             if lst is None:
-                what = f"{key[1]}:{key[2]}" if key[0] == "tcp" else f"unix:{key[1]}"
                 why = f"it listens on {what}, which the configuration does not allow"
+            elif name == TLS_FD_NAME and not lst.tls:
+                why = f"it is named '{TLS_FD_NAME}' but {what} is a plain (not TLS) listener"
             elif lst.sock is not None:
                 why = f"{lst.describe()} is already adopted from another fd"
             else:
+                if lst.tls and name != TLS_FD_NAME:
+                    log.warning(
+                        f"inherited fd {fd} (name '{name}') on {what} adopted as the TLS "
+                        f"listener by its address: give it FileDescriptorName={TLS_FD_NAME}"
+                    )
                 sock.setblocking(False)  # inherited sockets are blocking unless NonBlocking=yes
                 lst.sock, lst.inherited, lst.fd_name = sock, True, name
                 continue

@@ -56,6 +56,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ironcache import handover, state
+from ironcache import listener as listen
 from ironcache._version import __version__
 from ironcache.log import log
 
@@ -525,7 +526,7 @@ class Reloader:
             fork_ms = (time.monotonic() - t_fork) * 1000
             listeners = [x for x in srv.listeners if x.sock is not None]
             fds = [x.sock.fileno() for x in listeners if x.sock is not None]
-            names = [x.fd_name or "listener" for x in listeners]
+            names = [listen.pass_name(x) for x in listeners]
             n = len(fds)
             env[ENV] = json.dumps(
                 {
@@ -695,7 +696,7 @@ class Reloader:
         assert loop is not None
         listeners = [x for x in srv.listeners if x.sock is not None]
         fds = [x.sock.fileno() for x in listeners if x.sock is not None]
-        names = [x.fd_name or "listener" for x in listeners]
+        names = [listen.pass_name(x) for x in listeners]
         for c in keep:
             fds.append(_client_fd(c))
             names.append(handover.client_fd_name(c.id))

@@ -644,7 +644,7 @@ class Server:
         for c in self.clients.values():
             if c is running or c.closing or c.paused or c.deferred or c.transport is None:
                 continue
-            if c.listener.tls:  # its bytes are TLS records: served once the script ends
+            if c.listener.tls and c.tls_proto is None:  # still in its handshake
                 continue
             sock = c.peek_sock if c.peek_sock is not None else c.transport.get_extra_info("socket")
             if sock is None:
@@ -698,7 +698,11 @@ class Server:
                 data = os.read(fd, 256 * 1024)
             except OSError:
                 continue
-            if data:  # end of file: the loop sees it again once the script ends
+            if not data:  # end of file: the loop sees it again once the script ends
+                continue
+            if c.tls_proto is not None:
+                _feed_tls(c.tls_proto, data)
+            else:
                 c.data_received(data)
 
     def _busy_accept(self, lst: listen.Listener) -> None:
@@ -860,16 +864,30 @@ class Server:
         if ctx is None:
             conn.close()
             return
+        # asyncio's SSLProtocol made here (as connect_accepted_socket(ssl=) would) so that the
+        # client keeps it: during a busy script busy_poll reads the raw socket and feeds it the
+        # records, and the replies (-BUSY) leave encrypted through it. Works under uvloop too.
+        from asyncio import sslproto
+
+        waiter = self.loop.create_future()
+        client = Client(self, lst, client_id)
+        proto = sslproto.SSLProtocol(
+            self.loop, client, ctx, waiter, server_side=True,
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S,
+        )
+        transport = None
         try:
-            await self.loop.connect_accepted_socket(
-                lambda: Client(self, lst, client_id),
-                sock=conn,
-                ssl=ctx,
-                ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S,
-            )
+            made = await self.loop.connect_accepted_socket(lambda: proto, sock=conn)
+            transport = made[0]
+            await waiter
         except (OSError, TimeoutError, ConnectionError) as e:  # ssl.SSLError is an OSError
             log.verbose(f"TLS handshake failed on {lst.describe()}: {type(e).__name__}: {e}")
-            conn.close()
+            if transport is not None:
+                transport.close()
+            else:
+                conn.close()
+            return
+        client.tls_proto = proto
 
     def reload_tls(self) -> None:
         """Build the TLS context from the current settings (files read again); new
@@ -1276,6 +1294,20 @@ class Server:
 
 def _label(lst: listen.Listener) -> str:
     return f"{lst.describe()} (TLS)" if lst.tls else lst.describe()
+
+
+def _feed_tls(proto: Any, data: bytes) -> None:
+    """Hand raw TLS records to an SSLProtocol as its transport would (BufferedProtocol)."""
+    view = memoryview(data)
+    try:
+        while view:
+            buf = proto.get_buffer(len(view))
+            n = min(len(buf), len(view))
+            buf[:n] = view[:n]
+            proto.buffer_updated(n)
+            view = view[n:]
+    except Exception as e:  # noqa: BLE001 - a broken session must not fail the script
+        log.verbose(f"TLS read during a busy script failed: {type(e).__name__}: {e}")
 
 
 TLS_HANDSHAKE_TIMEOUT_S = 10.0

@@ -322,10 +322,95 @@ def test_switch_between_tcp_and_tls_ports(make_server: Callable[..., Server],
     assert tls_client(srv, certs).ping()
 
 
+def _ssa(listen: list[str], fdnames: list[str]) -> list[str]:
+    """systemd-socket-activate: listens on `listen`, execs the server on the first connection
+    with LISTEN_FDNAMES=`fdnames` (as two socket units with FileDescriptorName= would)."""
+    import os
+
+    from support import RUN_MARKER, SRC_DIR
+
+    ssa = shutil.which("systemd-socket-activate")
+    assert ssa is not None
+    cmd = [ssa, "--fdname=" + ":".join(fdnames)]
+    for addr in listen:
+        cmd += ["-l", addr]
+    for k, v in {"PYTHONPATH": str(SRC_DIR), "PYTHONUNBUFFERED": "1",
+                 RUN_MARKER: os.environ[RUN_MARKER]}.items():
+        cmd += ["-E", f"{k}={v}"]
+    return cmd
+
+
+def _wait_ssa_listening(srv: Server, count: int) -> None:
+    poll(lambda: srv.log_text().count("Listening on") >= count, 10, 0.02,
+         "systemd-socket-activate to listen")
+
+
+needs_ssa = pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
+                               reason="systemd-socket-activate not installed")
+
+
+@ironcache_only
+@needs_ssa
+def test_tls_listener_inherited_by_its_fd_name(certs: Path, tmp_path: Path) -> None:
+    """ironcache.socket (FileDescriptorName=ironcache) and ironcache-tls.socket
+    (FileDescriptorName=tls): each fd becomes its listener by name and address, no warning."""
+    plain_port, tls_port = free_port(), free_port()
+    srv = Server(tmp_path / "srv", directives=tls_directives(certs, tls_port=tls_port),
+                 port=plain_port, prefix=_ssa([f"127.0.0.1:{plain_port}",
+                                               f"127.0.0.1:{tls_port}"], ["ironcache", "tls"]))
+    try:
+        srv.start(wait=False)
+        _wait_ssa_listening(srv, 2)
+        srv.wait_ready()
+        assert tls_client(srv, certs).ping()
+        info = srv.client().info("server")
+        assert info["listeners_inherited"] == 2 and info["listeners_bound"] == 0
+        text = srv.log_text()
+        assert f"inherited from systemd: 127.0.0.1:{plain_port}, 127.0.0.1:{tls_port} (TLS)" \
+            in text, text
+        assert "closing inherited fd" not in text and "by its address" not in text, text
+    finally:
+        assert srv.stop() == 0
+
+
+@ironcache_only
+@needs_ssa
+def test_fd_named_tls_never_serves_plain_text(certs: Path, tmp_path: Path) -> None:
+    """An fd named `tls` on the plain port's address, and one on an address the configuration
+    does not have, are closed: the plain port is bound by IronCache itself and the TLS
+    listener adopted; the other address refuses connections."""
+    plain_port, tls_port, stray_port = free_port(), free_port(), free_port()
+    srv = Server(tmp_path / "srv", directives=tls_directives(certs, tls_port=tls_port),
+                 port=plain_port,
+                 prefix=_ssa([f"127.0.0.1:{tls_port}", f"127.0.0.1:{plain_port}",
+                              f"127.0.0.1:{stray_port}"], ["tls", "tls", "tls"]))
+    try:
+        srv.start(wait=False)
+        _wait_ssa_listening(srv, 3)
+        # The first connection starts the server: made on the TLS port, which is adopted.
+        poll(lambda: handshake(tls_port, certs).close() is None, 20, 0.05, "TLS PING")
+        srv.wait_ready()
+        text = srv.log_text()
+        assert (f"closing inherited fd 4 (name 'tls'): it is named 'tls' but "
+                f"127.0.0.1:{plain_port} is a plain (not TLS) listener") in text, text
+        assert f"closing inherited fd 5 (name 'tls'): it listens on 127.0.0.1:{stray_port}" \
+            in text, text
+        assert f"inherited from systemd: 127.0.0.1:{tls_port} (TLS); " \
+            f"bound by IronCache: 127.0.0.1:{plain_port}" in text, text
+        info = srv.client().info("server")
+        assert info["listeners_inherited"] == 1 and info["listeners_bound"] == 1
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", stray_port), timeout=5).close()
+    finally:
+        assert srv.stop() == 0
+
+
 @pytest.mark.skipif(IS_REDIS, reason="IronCache-specific: systemd's inherited sockets")
-def test_inherited_tls_listener_from_a_second_socket_unit(certs: Path, tmp_path: Path) -> None:
-    """Two socket units (ironcache.socket, ironcache-tls.socket): each fd is matched to its
-    listener by address and port, whatever its FileDescriptorName."""
+def test_inherited_tls_listener_from_a_unit_without_the_tls_name(certs: Path,
+                                                                 tmp_path: Path) -> None:
+    """Socket units written before ironcache-tls.socket (the TLS ListenStream= in
+    ironcache.socket, every fd named alike): the TLS fd is still adopted by its address (TLS
+    never exposes more than plain), with a warning to name it `tls`."""
     import sys
 
     from support import TESTS_DIR
@@ -340,7 +425,7 @@ def test_inherited_tls_listener_from_a_second_socket_unit(certs: Path, tmp_path:
         socks.append(s)
     fds = [s.fileno() for s in socks]
     prefix = [sys.executable, str(TESTS_DIR / "launcher.py"), ",".join(map(str, fds)), "self",
-              "ironcache:ironcache-tls", "--"]
+              "ironcache:ironcache", "--"]
     srv = Server(tmp_path / "srv", directives=tls_directives(certs, tls_port=tls_port),
                  port=plain_port, prefix=prefix, pass_fds=fds)
     try:
@@ -352,6 +437,8 @@ def test_inherited_tls_listener_from_a_second_socket_unit(certs: Path, tmp_path:
         assert info["socket_activated"] == 1
         text = srv.log_text()
         assert f"inherited from systemd: 127.0.0.1:{plain_port}, 127.0.0.1:{tls_port} (TLS)" \
+            in text, text
+        assert "adopted as the TLS listener by its address: give it FileDescriptorName=tls" \
             in text, text
     finally:
         srv.stop()
@@ -609,3 +696,46 @@ def test_tls_settings_as_redis_reports_them(server: Server, ref: redis.Redis) ->
 
     theirs = {text(k): text(v) for k, v in ref.config_get("tls*").items()}
     assert ours == theirs
+
+
+def _busy_reply(c: redis.Redis) -> str:
+    try:
+        return f"answered {c.ping()!r}"
+    except redis.ResponseError as e:
+        return str(e)
+
+
+def test_tls_clients_get_busy_and_can_script_kill(make_server: Callable[..., Server],
+                                                  certs: Path) -> None:
+    """While a script is past lua-time-limit, a TLS client gets -BUSY as a plain one does
+    (it does not wait for the script), and SCRIPT KILL from it ends the script."""
+    import threading
+
+    srv = make_server(tls_directives(certs, lua_time_limit=50))
+    plain, secure = srv.client(socket_timeout=10), tls_client(srv, certs)
+    assert plain.ping() and secure.ping()  # both connected before the script
+    out: list[object] = []
+
+    def run() -> None:
+        c = srv.client(socket_timeout=60)
+        try:
+            out.append(c.eval("local a = 1 while true do a = a + 1 end", 0))
+        except redis.RedisError as e:
+            out.append(e)
+        finally:
+            c.close()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    try:
+        poll(lambda: "busy" in _busy_reply(plain), 20, 0.05, "the script to be busy")
+        assert "Redis is busy running a script" in _busy_reply(secure)
+        with pytest.raises(redis.ResponseError, match="busy"):
+            secure.set("k", "v")
+        assert secure.script_kill()
+    finally:
+        t.join(20)
+    assert not t.is_alive()
+    assert "Script killed by user with SCRIPT KILL" in str(out[0])
+    assert secure.ping() and plain.ping()
+    assert secure.get("k") is None

@@ -90,6 +90,20 @@ def read_line(sock):
     return buf[:-2]
 
 
+def read_lines(sock, count):
+    """Read ``count`` CRLF-terminated reply lines: replies to pipelined commands (AUTH then
+    PING) often arrive in one segment, so one read can hold both."""
+    buf = b""
+    while buf.count(b"\r\n") < count or not buf.endswith(b"\r\n"):
+        chunk = sock.recv(256)
+        if not chunk:
+            raise PeerClosed("connection closed by the server before a reply")
+        buf += chunk
+        if len(buf) > 65536:
+            raise ProbeError("reply line too long")
+    return buf[:-2].split(b"\r\n")
+
+
 def tls_context(ca_file=None, cert_file=None, key_file=None):
     """A client context for a TLS port: the server's certificate is verified against
     ``ca_file`` (its host name is not: probes connect to an address); ``cert_file`` and
@@ -183,13 +197,12 @@ class Prober:
         sock = self.connect()
         try:
             sock.sendall(self.request)
-            if self.password:
-                line = read_line(sock)
-                if line != b"+OK":
-                    raise ProbeError("AUTH answered %r" % line[:80])
-            line = read_line(sock)
-            if line != b"+PONG":
-                raise ProbeError("PING answered %r" % line[:80])
+            expected = [b"+OK", b"+PONG"] if self.password else [b"+PONG"]
+            lines = read_lines(sock, len(expected))
+            if self.password and lines[0] != b"+OK":
+                raise ProbeError("AUTH answered %r" % lines[0][:80])
+            if lines != expected:
+                raise ProbeError("PING answered %r" % b"\r\n".join(lines[len(expected) - 1:])[:80])
         finally:
             sock.close()
 

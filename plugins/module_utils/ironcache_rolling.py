@@ -323,7 +323,7 @@ class RollingRestart:
 
     def __init__(self, params, run_command, prober_factory=None, query=None,
                  clock=time.monotonic, sleep=time.sleep, releases=None,
-                 wallclock=time.time, tls=None):
+                 wallclock=time.time, tls=None, tls_port_ctx=None):
         self.p = params
         self.run_command = run_command
         self.prober_factory = prober_factory
@@ -344,6 +344,10 @@ class RollingRestart:
         self.warnings = []
         # an ssl.SSLContext: the probe and the health checks connect with TLS
         self.tls_kw = {"tls": tls} if tls is not None else {}
+        # A second probe on the TLS port (tls_port), beside the one on port/unix_path.
+        self.tls_port = to_int(params.get("tls_port")) or None
+        self.tls_host = probe_address(params.get("tls_host") or params.get("host"))
+        self.tls_port_ctx = tls_port_ctx
 
     # ---- helpers
 
@@ -376,6 +380,26 @@ class RollingRestart:
                               [["PING"]], timeout=timeout, **self.tls_kw)
         return reply
 
+    def tls_port_address(self):
+        host = "[%s]" % self.tls_host if ":" in self.tls_host else self.tls_host
+        return "%s:%s" % (host, self.tls_port)
+
+    def check_tls_port(self, deadline):
+        """The new process answers PING on the TLS port too (its certificate and key loaded)."""
+        last = None
+        while True:
+            try:
+                remaining = max(0.2, min(2.0, deadline - self.clock()))
+                self.query(self.tls_host, self.tls_port, None, self.password, [["PING"]],
+                           timeout=remaining, tls=self.tls_port_ctx)
+                return
+            except RespError as e:
+                last = str(e)
+            if self.clock() >= deadline:
+                raise RollingError("the new process answers on %s but not over TLS on %s: %s"
+                                   % (self.address(), self.tls_port_address(), last))
+            self.sleep(self.POLL)
+
     def journal_tail(self, lines=3):
         """The service's last log lines, as a message suffix ("" when unavailable)."""
         try:
@@ -402,14 +426,17 @@ class RollingRestart:
         if svc.get("LoadState") not in (None, "loaded"):
             raise RollingError("%s is not loaded (LoadState=%s)" % (service, svc.get("LoadState")))
         if self.p.get("socket_activation", True):
-            sock_unit = self.p["socket"]
-            sock = self.show(sock_unit, SOCKET_PROPS)
-            if sock.get("ActiveState") != "active" or sock.get("SubState") not in (
-                    "listening", "running"):
-                raise RollingError(
-                    "%s is not listening (ActiveState=%s SubState=%s): restarting %s now would "
-                    "refuse connections; start the socket first"
-                    % (sock_unit, sock.get("ActiveState"), sock.get("SubState"), service))
+            units = [self.p["socket"]]
+            if self.tls_port and self.p.get("tls_socket"):
+                units.append(self.p["tls_socket"])
+            for sock_unit in units:
+                sock = self.show(sock_unit, SOCKET_PROPS)
+                if sock.get("ActiveState") != "active" or sock.get("SubState") not in (
+                        "listening", "running"):
+                    raise RollingError(
+                        "%s is not listening (ActiveState=%s SubState=%s): restarting %s now "
+                        "would refuse connections; start the socket first"
+                        % (sock_unit, sock.get("ActiveState"), sock.get("SubState"), service))
         elif svc.get("ActiveState") != "active":
             raise RollingError(
                 "%s is not active (ActiveState=%s SubState=%s) and socket_activation is false"
@@ -524,6 +551,8 @@ class RollingRestart:
                 raise RollingError("systemctl restart %s failed (rc=%d): %s"
                                    % (service, rc, (err or out).strip()))
         new_pid, info = self.wait_healthy(old_pid, t0, expected_version)
+        if self.tls_port:
+            self.check_tls_port(t0 + self.timeout)
         return new_pid, info, (self.clock() - t0) * 1000.0
 
     def rollback(self, old, reason, restart=True):
@@ -634,19 +663,26 @@ class RollingRestart:
             self.unit_changed = True
             if self.p.get("method") == "reload":
                 self.warnings.append("the unit file changed: restarting instead of reloading")
-        prober = None
+        probers = {}  # result key -> prober
         if self.p.get("probe", True) and self.prober_factory is not None:
-            prober = self.prober_factory(
-                host=self.host, port=self.port, unix_path=self.unix_path,
-                password=self.p.get("password") or None,
-                max_seconds=float(self.p.get("probe_max_seconds") or 60),
-                **({"username": self.username} if self.username else {}), **self.tls_kw)
-            prober.start()
+            common = dict(password=self.p.get("password") or None,
+                          max_seconds=float(self.p.get("probe_max_seconds") or 60),
+                          **({"username": self.username} if self.username else {}))
+            plain_kw = dict(common, **self.tls_kw)
+            probers["probe"] = self.prober_factory(
+                host=self.host, port=self.port, unix_path=self.unix_path, **plain_kw)
+            if self.tls_port:
+                probers["probe_tls"] = self.prober_factory(
+                    host=self.tls_host, port=self.tls_port, unix_path=None,
+                    tls=self.tls_port_ctx, **common)
+            for prober in probers.values():
+                prober.start()
             self.sleep(float(self.p.get("probe_lead_seconds", 0.2)))
         result = {"changed": True, "old_pid": old["pid"], "old_version": old["version"],
                   "new_pid": None, "new_version": None, "restart_ms": None, "startup_ms": None,
-                  "rolled_back": False, "rollback": None, "probe": None, "handover": None,
-                  "daemon_reloaded": reloaded, "start_failed": False, "path": None}
+                  "rolled_back": False, "rollback": None, "probe": None, "probe_tls": None,
+                  "handover": None, "daemon_reloaded": reloaded, "start_failed": False,
+                  "path": None}
         error = None
         try:
             new_pid, info, ms = self.restart_and_wait(old["pid"], expected)
@@ -668,21 +704,29 @@ class RollingRestart:
                     result["rollback"] = back
                 error = "%s; %s" % (error, text)
         finally:
-            if prober is not None:
+            if probers:
                 self.sleep(float(self.p.get("probe_tail_seconds", 0.2)))
+            for key, prober in probers.items():
                 figures = prober.stop()
                 figures.pop("samples", None)
-                result["probe"] = figures
+                result[key] = figures
         probe_msg = describe_probe(result["probe"])
+        if result["probe_tls"]:
+            probe_msg += "; TLS probe on %s: %s" % (self.tls_port_address(),
+                                                    describe_probe(result["probe_tls"]))
         if error:
             result["msg"] = "%s%s" % (error, "; probe: %s" % probe_msg if probe_msg else "")
             return True, result
         bad = []
-        fig = result["probe"] or {}
-        if to_int(fig.get("refused")):
-            bad.append("%d refused" % to_int(fig.get("refused")))
-        if to_int(fig.get("reset")):
-            bad.append("%d reset" % to_int(fig.get("reset")))
+        attempts = 0
+        first_error = None
+        for key, label in (("probe", ""), ("probe_tls", " over TLS")):
+            fig = result[key] or {}
+            attempts += to_int(fig.get("attempts"))
+            for what in ("refused", "reset"):
+                if to_int(fig.get(what)):
+                    bad.append("%d %s%s" % (to_int(fig.get(what)), what, label))
+                    first_error = first_error or fig.get("first_error")
         summary = ("%s %s: pid %s (%s) -> pid %s (%s) in %.0f ms"
                    % ("reloaded" if result["path"] == "reload" else "restarted",
                       self.p["service"], old["pid"] or "none", old["version"] or "unknown",
@@ -691,8 +735,7 @@ class RollingRestart:
         if bad and self.p.get("fail_on_refused", True):
             result["msg"] = ("%s, but clients were turned away: %s of %d connection attempts "
                              "(first error: %s); probe: %s"
-                             % (summary, " and ".join(bad), to_int(fig.get("attempts")),
-                                fig.get("first_error"), probe_msg))
+                             % (summary, " and ".join(bad), attempts, first_error, probe_msg))
             return True, result
         if result["handover"]:
             summary += "; %s" % describe_handover(result["handover"])

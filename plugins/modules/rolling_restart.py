@@ -111,6 +111,25 @@ options:
         set); its host name is not checked, as the probe connects to an address.
     type: bool
     default: false
+  tls_port:
+    description:
+      - The server's C(tls-port), probed over TLS beside O(port) or O(unix_path) (a second
+        client in the same tight loop, its figures in RV(probe_tls)). A refused or reset TLS
+        connection fails the module as one on O(port) does (O(fail_on_refused)), and the new
+        process must answer C(PING) over TLS too before it counts as healthy.
+      - Uses O(tls_ca_file), O(tls_cert_file) and O(tls_key_file).
+    type: int
+  tls_host:
+    description:
+      - Address the O(tls_port) probe connects to (mapped as O(host) is); O(host) when not set.
+      - For a server whose plain port listens on loopback only while TLS listens elsewhere.
+    type: str
+  tls_socket:
+    description:
+      - The socket unit that holds the TLS listeners (the role's C(ironcache-tls.socket)); with
+        O(socket_activation=true) and O(tls_port) it must be listening too before the restart.
+      - Not checked when not set (a TLS C(ListenStream=) in O(socket)).
+    type: str
   tls_ca_file:
     description: CA certificate (PEM) on the managed host that signed the server's certificate.
     type: path
@@ -221,6 +240,15 @@ EXAMPLES = r"""
   ironcache.ironcache.rolling_restart:
     port: 6380
     tls: true
+    tls_ca_file: /etc/ironcache/tls/ca.crt
+    tls_cert_file: /etc/ironcache/tls/ironcache.crt
+    tls_key_file: /etc/ironcache/tls/ironcache.key
+
+- name: Restart probing the plain port and, beside it, the TLS port held by its own socket unit
+  ironcache.ironcache.rolling_restart:
+    port: 6379
+    tls_port: 6380
+    tls_socket: ironcache-tls.socket
     tls_ca_file: /etc/ironcache/tls/ca.crt
     tls_cert_file: /etc/ironcache/tls/ironcache.crt
     tls_key_file: /etc/ironcache/tls/ironcache.key
@@ -388,6 +416,24 @@ probe:
     max_ms: 221.5
     longest_gap_ms: 223.0
     first_error: null
+probe_tls:
+  description:
+    - Figures of the background client on O(tls_port), the same fields as RV(probe); null
+      without O(tls_port) or with O(probe=false).
+  returned: when not in check mode
+  type: dict
+  sample:
+    attempts: 610
+    ok: 610
+    refused: 0
+    reset: 0
+    timeouts: 0
+    other_errors: 0
+    p50_ms: 1.2
+    p99_ms: 3.8
+    max_ms: 230.1
+    longest_gap_ms: 232.0
+    first_error: null
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -421,6 +467,9 @@ def main():
             password=dict(type="str", no_log=True),
             username=dict(type="str", no_log=True),
             tls=dict(type="bool", default=False),
+            tls_port=dict(type="int"),
+            tls_host=dict(type="str"),
+            tls_socket=dict(type="str"),
             tls_ca_file=dict(type="path"),
             tls_cert_file=dict(type="path"),
             tls_key_file=dict(type="path", no_log=False),
@@ -455,22 +504,27 @@ def main():
             argv = [journalctl] + list(argv[1:])
         return module.run_command(argv)
 
-    tls = None
-    if module.params["tls"]:
+    tls = tls_port_ctx = None
+    if module.params["tls"] or module.params["tls_port"]:
         if tls_context is None:
             module.fail_json(msg="cannot import the ironcache_probe module_utils: %s"
                              % PROBE_IMPORT_ERROR)
-        if module.params["unix_path"]:
+        if module.params["tls"] and module.params["unix_path"]:
             module.fail_json(msg="tls and unix_path exclude each other: TLS listens on a TCP port")
+        if module.params["tls_port"] is not None and not 0 < module.params["tls_port"] < 65536:
+            module.fail_json(msg="tls_port must be 1-65535, got %s" % module.params["tls_port"])
         try:
-            tls = tls_context(module.params["tls_ca_file"], module.params["tls_cert_file"],
+            ctx = tls_context(module.params["tls_ca_file"], module.params["tls_cert_file"],
                               module.params["tls_key_file"])
         except ProbeError as e:
             module.fail_json(msg="cannot probe over TLS: %s" % e)
+        tls = ctx if module.params["tls"] else None
+        tls_port_ctx = ctx if module.params["tls_port"] else None
     elif module.params["tls_ca_file"] or module.params["tls_cert_file"]:
-        module.fail_json(msg="tls_ca_file and tls_cert_file need tls=true")
+        module.fail_json(msg="tls_ca_file and tls_cert_file need tls=true or tls_port")
 
-    restart = RollingRestart(module.params, run_command, prober_factory=Prober, tls=tls)
+    restart = RollingRestart(module.params, run_command, prober_factory=Prober, tls=tls,
+                             tls_port_ctx=tls_port_ctx)
     try:
         failed, result = restart.run(check_mode=module.check_mode)
     except RollingError as e:

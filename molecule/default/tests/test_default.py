@@ -178,13 +178,26 @@ def test_restricted_user_across_a_restart(host):
 
 
 def test_tls_listener_held_by_systemd(host):
-    """The TLS port is a second ListenStream= of ironcache.socket, adopted as the TLS listener."""
+    """The TLS port is ironcache-tls.socket's (FileDescriptorName=tls), adopted by that name as
+    the TLS listener; ironcache.socket holds the plain port only."""
+    sock = host.service("ironcache-tls.socket")
+    assert sock.is_enabled
+    assert sock.is_running
+    shown = host.check_output("systemctl show -p FileDescriptorName --value ironcache-tls.socket")
+    assert shown.strip() == "tls"
+    assert "6380" not in host.file("/etc/systemd/system/ironcache.socket").content_string
+    unit = host.file("/etc/systemd/system/ironcache.service").content_string
+    assert "Sockets=ironcache.socket ironcache-tls.socket" in unit
+    triggers = host.check_output("systemctl show -p TriggeredBy --value ironcache.service").split()
+    assert {"ironcache.socket", "ironcache-tls.socket"} <= set(triggers), triggers
     lines = ic.listen_lines(host, port=6380)
     assert lines, "nothing listens on 6380"
     for line in lines:
         assert '("systemd",pid=1,' in line, line
-    log = host.check_output("journalctl -u ironcache.service -n 200 --no-pager -o cat")
-    assert "127.0.0.1:6380 (TLS)" in log
+    pid = ic.main_pid(host)
+    log = host.check_output(f"journalctl _PID={pid} -n 200 --no-pager -o cat")
+    assert "127.0.0.1:6380 (TLS)" in log, log
+    assert "by its address" not in log and "closing inherited fd" not in log, log
 
 
 def test_tls_files_modes(host):

@@ -137,3 +137,20 @@ def test_tls_context_names_the_bad_file(certs, tmp_path):
     with pytest.raises(probe.ProbeError, match="tls_cert_file .* cannot be used"):
         probe.tls_context(str(certs / "ca.crt"), str(certs / "client.crt"),
                           str(certs / "server.key"))
+
+
+def test_tls_port_health_check_against_a_real_tls_listener(server, certs):
+    """check_tls_port: PING over TLS on tls_port passes with the client certificate, and
+    fails with the reason without it (the server requires one)."""
+    import time
+
+    good = probe.tls_context(str(certs / "ca.crt"), str(certs / "client.crt"),
+                             str(certs / "client.key"))
+    restart = rr.RollingRestart({"port": 1, "tls_port": server.port}, lambda argv: (0, "", ""),
+                                tls_port_ctx=good)
+    restart.check_tls_port(time.monotonic() + 10)
+    no_cert = probe.tls_context(str(certs / "ca.crt"))
+    restart = rr.RollingRestart({"port": 1, "tls_port": server.port}, lambda argv: (0, "", ""),
+                                tls_port_ctx=no_cert)
+    with pytest.raises(rr.RollingError, match=r"not over TLS on 127\.0\.0\.1:%d" % server.port):
+        restart.check_tls_port(time.monotonic() + 1)

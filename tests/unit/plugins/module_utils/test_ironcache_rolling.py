@@ -60,6 +60,11 @@ class FakeHost:
         self.start_limit = None
         self.starts = 0
         self.n_restarts = 0
+        # per-unit socket states overriding socket_state (e.g. ironcache-tls.socket)
+        self.unit_states = {}
+        # the new process fails the TLS handshake (e.g. a key that does not fit)
+        self.tls_broken = False
+        self.tls_queries = []
 
     def _tick(self):
         now = self.clock()
@@ -89,8 +94,9 @@ class FakeHost:
         if verb == "show":
             unit = argv[2]
             if unit.endswith(".socket"):
+                state = self.unit_states.get(unit, self.socket_state)
                 return 0, ("LoadState=loaded\nActiveState=%s\nSubState=%s\n"
-                           "Listen=127.0.0.1:6379 (Stream)\n" % self.socket_state), ""
+                           "Listen=127.0.0.1:6379 (Stream)\n" % state), ""
             return 0, "\n".join([
                 "LoadState=loaded", "ActiveState=%s" % self.active, "SubState=%s" % self.sub,
                 "Result=success",
@@ -142,10 +148,15 @@ class FakeHost:
             return 0, "", ""
         raise AssertionError(argv)
 
-    def query(self, host, port, unix_path, password, commands, timeout=2.0):
+    def query(self, host, port, unix_path, password, commands, timeout=2.0, tls=None):
         self._tick()
         if self.active != "active":
             raise rr.RespError("cannot connect: [Errno 111] Connection refused")
+        if tls is not None:
+            self.tls_queries.append((host, port, tls))
+            if self.tls_broken and self.pid >= 200:
+                raise rr.RespError("TLS handshake with %s:%s failed: wrong version number"
+                                   % (host, port))
         out = []
         for c in commands:
             if c[0] == "PING":
@@ -696,3 +707,118 @@ def test_reload_method_restarts_when_the_unit_changed(tmp_path):
     assert len(host.restarts()) == 1
     assert not any(c[:2] == ["systemctl", "reload"] for c in host.calls)
     assert any("restarting instead of reloading" in w for w in restart.warnings)
+
+
+TLS_CTX = object()  # stands for the ssl.SSLContext the module builds from the tls_* files
+
+
+def build_tls(tmp_path, figures_by_port=None, host_kw=None, **kw):
+    """build() with a TLS port probed beside the plain one; figures per probed port."""
+    clock = Clock()
+    releases = make_releases(tmp_path)
+    p = params(install_dir=str(tmp_path), tls_port=6380, **kw)
+    host = FakeHost(clock, releases, **(host_kw or {}))
+    host.version = "1.0.0"
+    FakeProber.instances = []
+
+    def factory(**k):
+        return FakeProber(figures=(figures_by_port or {}).get(k["port"]), **k)
+
+    restart = rr.RollingRestart(p, host.run_command, prober_factory=factory, query=host.query,
+                                clock=clock, sleep=clock.sleep, releases=releases,
+                                tls_port_ctx=TLS_CTX)
+    return restart, host
+
+
+def test_tls_port_is_probed_beside_the_plain_port(tmp_path):
+    restart, host = build_tls(tmp_path, host="10.1.2.3", tls_host="0.0.0.0", password="pw",
+                              username="prober")
+    failed, res = restart.run()
+    assert not failed, res["msg"]
+    plain, tls = FakeProber.instances
+    assert (plain.kwargs["host"], plain.kwargs["port"], plain.kwargs.get("tls")) == (
+        "10.1.2.3", 6379, None)
+    assert (tls.kwargs["host"], tls.kwargs["port"], tls.kwargs["tls"]) == (
+        "127.0.0.1", 6380, TLS_CTX)
+    assert (tls.kwargs["username"], tls.kwargs["password"]) == ("prober", "pw")
+    assert plain.stopped and tls.stopped
+    assert res["probe_tls"]["ok"] == 500 and "samples" not in res["probe_tls"]
+    assert "TLS probe on 127.0.0.1:6380: 500 attempts" in res["msg"]
+    # the new process had to answer over TLS before it counted as healthy
+    assert ("127.0.0.1", 6380, TLS_CTX) in host.tls_queries
+
+
+def test_refused_tls_connections_fail_the_restart(tmp_path):
+    restart, host = build_tls(tmp_path, figures_by_port={
+        6380: {"refused": 4, "attempts": 300, "first_error": "ConnectionRefusedError"}})
+    failed, res = restart.run()
+    assert failed
+    assert "4 refused over TLS of 800 connection attempts" in res["msg"], res["msg"]
+    assert res["probe"]["refused"] == 0 and res["probe_tls"]["refused"] == 4
+
+
+def test_without_tls_port_there_is_one_probe(tmp_path):
+    """Control of the two tests above: no tls_port, no TLS probe and no TLS query."""
+    restart, host = build(tmp_path)
+    failed, res = restart.run()
+    assert not failed, res["msg"]
+    assert len(FakeProber.instances) == 1 and res["probe_tls"] is None
+    assert host.tls_queries == []
+
+
+def test_tls_socket_unit_must_be_listening(tmp_path):
+    restart, host = build_tls(tmp_path, tls_socket="ironcache-tls.socket")
+    host.unit_states["ironcache-tls.socket"] = ("inactive", "dead")
+    with pytest.raises(rr.RollingError, match="ironcache-tls.socket is not listening"):
+        restart.run()
+    assert host.restarts() == []
+
+
+def test_new_process_silent_over_tls_is_rolled_back(tmp_path):
+    restart, host = build_tls(tmp_path, rollback=True)
+    host.tls_broken = True
+    failed, res = restart.run()
+    assert failed
+    assert "answers on 127.0.0.1:6379 but not over TLS on 127.0.0.1:6380" in res["msg"], res["msg"]
+    assert "wrong version number" in res["msg"]
+    assert res["rolled_back"] is True
+
+
+def test_probe_reads_auth_and_ping_replies_arriving_together():
+    """AUTH and PING are pipelined: their replies often come in one segment (seen on a real
+    server: every attempt failed with "AUTH answered b'+OK\\r\\n+PONG'")."""
+    from ansible_collections.ironcache.ironcache.plugins.module_utils import (
+        ironcache_probe as probe,
+    )
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    stop = threading.Event()
+
+    def serve():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, dummy = server.accept()
+            except OSError:
+                continue
+            data = b""
+            while data.count(b"\r\n") < 9:
+                data += conn.recv(4096)
+            conn.sendall(b"+OK\r\n+PONG\r\n")  # one segment
+            conn.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        p = probe.Prober(port=server.getsockname()[1], password="pw", username="prober",
+                         max_attempts=5)
+        p.start()
+        p.thread.join(20)
+        fig = p.stop()
+    finally:
+        stop.set()
+        t.join(5)
+        server.close()
+    assert fig["ok"] == 5, fig
