@@ -31,6 +31,9 @@ LAZYFREE_THRESHOLD = 64
 FREE_SLICE = 5000  # elements released per event-loop turn (about a millisecond)
 # What a write over maxmemory frees of pending values before it runs (see Keyspace.evict).
 EVICT_FREE_SLICE = 2000
+# Keys one call of Keyspace.evict() evicts at most (Redis bounds it by time, 500 us by
+# default); the rest is evicted a slice per event-loop turn, as Redis's evictionTimeProc does.
+EVICT_KEYS_SLICE = 256
 DATABASE = -1  # the size of a lazy-free job that is a flushed database's dict of entries
 
 TYPE_NAMES = {bytes: "string", bytearray: "string", dict: "hash", deque: "list", set: "set"}
@@ -666,6 +669,9 @@ class Keyspace:
         self.ready_set: set[tuple[int, bytes]] = set()
         self.lazyfreed_objects = 0
         self.free_scheduled = False  # a free_step() is queued on the event loop
+        # An eviction going on over several loop turns: evict()'s (limit, policy, samples).
+        self.evicting: tuple[int, str, int] | None = None
+        self.evict_scheduled = False
         # The event loop's call_soon (the server sets it): free_later() schedules slices.
         self.call_soon: Callable[[Callable[[], None]], Any] | None = None
         # LFU (Redis's evict.c): counted on each access while an -lfu policy is set.
@@ -822,17 +828,31 @@ class Keyspace:
         evicts no more keys for memory already on its way out, so the process holds at most
         maxmemory plus what is still pending, which every such write shrinks. As Redis lets
         writes through while its lazy-free thread works (EVICT_RUNNING).
+
+        One call evicts at most EVICT_KEYS_SLICE keys: when more must go (maxmemory lowered
+        under a big dataset), the rest goes a slice per event-loop turn and the write runs
+        meanwhile, as Redis's performEvictions() hands over to its evictionTimeProc.
         """
         if self.used <= limit:
+            self.evicting = None
             return True
         if self.lazy_counted:
             self.free_step(EVICT_FREE_SLICE)
             if self.lazy_counted or self.used <= limit:
                 return True
         if policy == "noeviction":
+            self.evicting = None
             return False
         volatile = policy.startswith("volatile")
+        budget = EVICT_KEYS_SLICE
         while self.used > limit:
+            if budget <= 0 and self.call_soon is not None:
+                self.evicting = (limit, policy, samples)
+                if not self.evict_scheduled:
+                    self.evict_scheduled = True
+                    self.call_soon(self._evict_turn)
+                return True  # EVICT_RUNNING: the rest goes in the next loop turns
+            budget -= 1
             best: tuple[Database, bytes] | None = None
             best_score = 0.0
             for db in self.dbs:
@@ -855,6 +875,7 @@ class Keyspace:
                     if score is not None and (best is None or score > best_score):
                         best, best_score = (db, k), score
             if best is None:
+                self.evicting = None
                 return False
             db, k = best
             if db.unlink(k):  # as Redis with lazyfree-lazy-eviction: a big value in slices
@@ -865,4 +886,14 @@ class Keyspace:
                     self.free_step(EVICT_FREE_SLICE)
                     if self.lazy_counted:
                         return True  # the rest is on its way out (see above)
+        self.evicting = None
         return True
+
+    def _evict_turn(self) -> None:
+        """One slice of an eviction that evict() could not finish in its call."""
+        self.evict_scheduled = False
+        if self.evicting is not None:
+            self.evict(*self.evicting)
+        if self.evicting is not None and not self.evict_scheduled and self.call_soon:
+            self.evict_scheduled = True  # waiting for a lazy free: look again next turn
+            self.call_soon(self._evict_turn)
