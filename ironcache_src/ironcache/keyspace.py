@@ -31,9 +31,11 @@ LAZYFREE_THRESHOLD = 64
 FREE_SLICE = 5000  # elements released per event-loop turn (about a millisecond)
 # What a write over maxmemory frees of pending values before it runs (see Keyspace.evict).
 EVICT_FREE_SLICE = 2000
-# Keys one call of Keyspace.evict() evicts at most (Redis bounds it by time, 500 us by
-# default); the rest is evicted a slice per event-loop turn, as Redis's evictionTimeProc does.
+# What one call of Keyspace.evict() spends at most: keys, and time (Redis's bound, 500 us by
+# default; a deletion costs more while the SCAN order is compacted); the rest is evicted a
+# slice per event-loop turn, as Redis's evictionTimeProc does.
 EVICT_KEYS_SLICE = 256
+EVICT_TIME_S = 0.002
 DATABASE = -1  # the size of a lazy-free job that is a flushed database's dict of entries
 
 TYPE_NAMES = {bytes: "string", bytearray: "string", dict: "hash", deque: "list", set: "set"}
@@ -150,12 +152,17 @@ class Sampler:
     missing from an old snapshot, which suits eviction: they are the most recently used.
     """
 
-    __slots__ = ("source", "keys", "misses")
+    __slots__ = ("source", "keys", "misses", "release")
 
-    def __init__(self, source: dict[bytes, Any]) -> None:
+    def __init__(
+        self, source: dict[bytes, Any], release: Callable[[Any], Any] | None = None
+    ) -> None:
         self.source = source
         self.keys: list[bytes] = []
         self.misses = 0
+        # Where a retaken snapshot's old list goes (Keyspace.free_later): it may hold the last
+        # references to many deleted keys, whose release in one go would stall the server.
+        self.release = release
 
     def reset(self) -> None:
         self.keys = []
@@ -182,8 +189,11 @@ class Sampler:
         return out
 
     def refresh(self) -> None:
+        old = self.keys
         self.keys = list(self.source)
         self.misses = 0
+        if self.release is not None:
+            self.release(old)
 
 
 # HRANDFIELD / SRANDMEMBER without a count: a snapshot of a big hash's or set's elements,
@@ -227,8 +237,8 @@ class Database:
         self.keyspace = keyspace
         self.data: dict[bytes, Entry] = {}
         self.expires: dict[bytes, int] = {}  # key -> absolute unix time in ms
-        self.sampler = Sampler(self.data)
-        self.vsampler = Sampler(self.expires)
+        self.sampler = Sampler(self.data, keyspace.free_later)
+        self.vsampler = Sampler(self.expires, keyspace.free_later)
         self.watchers: dict[bytes, set[Any]] = {}  # key -> clients WATCHing it
         self.blocked: dict[bytes, Any] = {}  # key -> clients waiting on it (blocking.py)
         # SCAN's key order: every key once, in insertion order, plus stale slots of deleted
@@ -384,6 +394,8 @@ class Database:
     def _new_epoch(self, order: list[bytes], marks: list[int]) -> None:
         self.marks.append((self.epoch, marks))
         self.epoch = (self.epoch + 1) & SCAN_EPOCH_MASK
+        # The old order may hold the last references to many deleted keys: released in slices.
+        self.keyspace.free_later(self.order)
         self.order = order
         self.stale = 0
         self.compacting = None
@@ -471,8 +483,8 @@ class Database:
             if self.compacting is not None:
                 old.append(self.compacting[0])
             self.data, self.expires = {}, {}
-            self.sampler = Sampler(self.data)
-            self.vsampler = Sampler(self.expires)
+            self.sampler = Sampler(self.data, ks.free_later)
+            self.vsampler = Sampler(self.expires, ks.free_later)
             self.order = []
             self.rebuild_order()
             if len(old[0]) <= LAZYFREE_THRESHOLD:
@@ -845,8 +857,9 @@ class Keyspace:
             return False
         volatile = policy.startswith("volatile")
         budget = EVICT_KEYS_SLICE
+        deadline = time.perf_counter() + EVICT_TIME_S
         while self.used > limit:
-            if budget <= 0 and self.call_soon is not None:
+            if (budget <= 0 or time.perf_counter() > deadline) and self.call_soon is not None:
                 self.evicting = (limit, policy, samples)
                 if not self.evict_scheduled:
                     self.evict_scheduled = True
