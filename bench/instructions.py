@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         servers = [start(args, name, python, sources[name], out_dir) for name in NAMES]
         for s in servers:
             s.wait_ready(timeout=START_TIMEOUT)
-            smoke_check(s)
+            smoke_check(s, tests)
             for lib in ("uvloop", "hiredis"):
                 if report[lib] == "yes" and lib not in s.loaded_libraries():
                     raise BenchError(f"{s.name}: {lib} is importable but not loaded")

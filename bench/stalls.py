@@ -9,6 +9,7 @@ lazy free drained) is the stall that operation causes. Cases:
     flushall-async  FLUSHALL ASYNC of N keys
     unlink          UNLINK of an N-field hash
     evict           allkeys-lru eviction of an N-field hash (the next write over maxmemory)
+    evict-keys      allkeys-random eviction of three quarters of N keys (CONFIG SET maxmemory)
     expire          active expiry of an N-field hash (PEXPIRE, then nothing touches it)
     hscan           a full HSCAN of an N-field hash, COUNT 100
     sscan           a full SSCAN of an N-member set, COUNT 100
@@ -47,7 +48,9 @@ from benchlib.lifecycle import reported
 from benchlib.resp import Resp, encode_command, parse_info
 from benchlib.servers import Server, free_port, ironcache_env
 
-CASES = ("idle", "load", "flushall-async", "unlink", "evict", "expire", "hscan", "sscan")
+CASES = (
+    "idle", "load", "flushall-async", "unlink", "evict", "evict-keys", "expire", "hscan", "sscan",
+)
 BATCH = 1000  # elements per loading command
 SETTLE_TIMEOUT = 120.0  # seconds a case may take to finish its background work
 QUIET_AFTER = 0.2  # seconds the bystander goes on after the server settled
@@ -165,7 +168,7 @@ def run_case(case: str, srv: Server, n: int, cpu: int | None, nice: int) -> dict
         c.call("CONFIG", "SET", "maxmemory", "0")
         c.call("CONFIG", "SET", "maxmemory-policy", "noeviction")
         detail = ""
-        if case == "flushall-async":
+        if case in ("flushall-async", "evict-keys"):
             load_keys(c, n)
         elif case in ("idle", "load"):
             pass
@@ -194,6 +197,13 @@ def run_case(case: str, srv: Server, n: int, cpu: int | None, nice: int) -> dict
                 c.sock.sendall(encode_command("SET", "small", "x"))
                 c.read()
                 settle(c, lambda: c.call("EXISTS", "big") == 0)
+            elif case == "evict-keys":
+                # maxmemory lowered under N small keys: three quarters of them must go.
+                used = int(parse_info(c.call("INFO", "memory"))["used_memory"])
+                c.call("CONFIG", "SET", "maxmemory-policy", "allkeys-random")
+                c.call("CONFIG", "SET", "maxmemory", str(used // 4))
+                settle(c, lambda: c.call("DBSIZE") <= n // 4 + n // 10)
+                detail = f"{c.call('DBSIZE')} keys left"
             elif case == "expire":
                 c.call("PEXPIRE", "big", "20")
                 # DBSIZE does not expire anything: the server's own cycle must.

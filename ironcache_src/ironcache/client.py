@@ -222,12 +222,13 @@ class Client(asyncio.Protocol):
         """Count, journal and write the replies to `nread` bytes of input (transport reads)."""
         srv = self.server
         self.rx += nread
-        self.tx += len(payload)
+        n = len(payload)
+        self.tx += n
         if srv.handover.ops:
             srv.handover.flush()  # journaled before the reply leaves
         transport = self.transport
-        if payload:
-            srv.net_output_bytes += len(payload)
+        if n:
+            srv.net_output_bytes += n
             transport.write(payload)  # type: ignore[union-attr]
             # Nothing left queued (the kernel took it all): under any limit, nothing to do.
             if self.obuf_soft_since or transport.get_write_buffer_size():  # type: ignore[union-attr]

@@ -31,6 +31,11 @@ LAZYFREE_THRESHOLD = 64
 FREE_SLICE = 5000  # elements released per event-loop turn (about a millisecond)
 # What a write over maxmemory frees of pending values before it runs (see Keyspace.evict).
 EVICT_FREE_SLICE = 2000
+# What one call of Keyspace.evict() spends at most: keys, and time (Redis's bound, 500 us by
+# default; a deletion costs more while the SCAN order is compacted); the rest is evicted a
+# slice per event-loop turn, as Redis's evictionTimeProc does.
+EVICT_KEYS_SLICE = 256
+EVICT_TIME_S = 0.002
 DATABASE = -1  # the size of a lazy-free job that is a flushed database's dict of entries
 
 TYPE_NAMES = {bytes: "string", bytearray: "string", dict: "hash", deque: "list", set: "set"}
@@ -147,12 +152,17 @@ class Sampler:
     missing from an old snapshot, which suits eviction: they are the most recently used.
     """
 
-    __slots__ = ("source", "keys", "misses")
+    __slots__ = ("source", "keys", "misses", "release")
 
-    def __init__(self, source: dict[bytes, Any]) -> None:
+    def __init__(
+        self, source: dict[bytes, Any], release: Callable[[Any], Any] | None = None
+    ) -> None:
         self.source = source
         self.keys: list[bytes] = []
         self.misses = 0
+        # Where a retaken snapshot's old list goes (Keyspace.free_later): it may hold the last
+        # references to many deleted keys, whose release in one go would stall the server.
+        self.release = release
 
     def reset(self) -> None:
         self.keys = []
@@ -179,8 +189,11 @@ class Sampler:
         return out
 
     def refresh(self) -> None:
+        old = self.keys
         self.keys = list(self.source)
         self.misses = 0
+        if self.release is not None:
+            self.release(old)
 
 
 # HRANDFIELD / SRANDMEMBER without a count: a snapshot of a big hash's or set's elements,
@@ -224,8 +237,8 @@ class Database:
         self.keyspace = keyspace
         self.data: dict[bytes, Entry] = {}
         self.expires: dict[bytes, int] = {}  # key -> absolute unix time in ms
-        self.sampler = Sampler(self.data)
-        self.vsampler = Sampler(self.expires)
+        self.sampler = Sampler(self.data, keyspace.free_later)
+        self.vsampler = Sampler(self.expires, keyspace.free_later)
         self.watchers: dict[bytes, set[Any]] = {}  # key -> clients WATCHing it
         self.blocked: dict[bytes, Any] = {}  # key -> clients waiting on it (blocking.py)
         # SCAN's key order: every key once, in insertion order, plus stale slots of deleted
@@ -383,6 +396,8 @@ class Database:
     def _new_epoch(self, order: list[bytes], marks: list[int]) -> None:
         self.marks.append((self.epoch, marks))
         self.epoch = (self.epoch + 1) & SCAN_EPOCH_MASK
+        # The old order may hold the last references to many deleted keys: released in slices.
+        self.keyspace.free_later(self.order)
         self.order = order
         self.stale = 0
         self.compacting = None
@@ -474,8 +489,8 @@ class Database:
             if self.compacting is not None:
                 old.append(self.compacting[0])
             self.data, self.expires = {}, {}
-            self.sampler = Sampler(self.data)
-            self.vsampler = Sampler(self.expires)
+            self.sampler = Sampler(self.data, ks.free_later)
+            self.vsampler = Sampler(self.expires, ks.free_later)
             self.order = []
             self.rebuild_order()
             if len(old[0]) <= LAZYFREE_THRESHOLD:
@@ -674,6 +689,9 @@ class Keyspace:
         self.ready_set: set[tuple[int, bytes]] = set()
         self.lazyfreed_objects = 0
         self.free_scheduled = False  # a free_step() is queued on the event loop
+        # An eviction going on over several loop turns: evict()'s (limit, policy, samples).
+        self.evicting: tuple[int, str, int] | None = None
+        self.evict_scheduled = False
         # The event loop's call_soon (the server sets it): free_later() schedules slices.
         self.call_soon: Callable[[Callable[[], None]], Any] | None = None
         # LFU (Redis's evict.c): counted on each access while an -lfu policy is set.
@@ -834,17 +852,32 @@ class Keyspace:
         evicts no more keys for memory already on its way out, so the process holds at most
         maxmemory plus what is still pending, which every such write shrinks. As Redis lets
         writes through while its lazy-free thread works (EVICT_RUNNING).
+
+        One call evicts at most EVICT_KEYS_SLICE keys: when more must go (maxmemory lowered
+        under a big dataset), the rest goes a slice per event-loop turn and the write runs
+        meanwhile, as Redis's performEvictions() hands over to its evictionTimeProc.
         """
         if self.used <= limit:
+            self.evicting = None
             return True
         if self.lazy_counted:
             self.free_step(EVICT_FREE_SLICE)
             if self.lazy_counted or self.used <= limit:
                 return True
         if policy == "noeviction":
+            self.evicting = None
             return False
         volatile = policy.startswith("volatile")
+        budget = EVICT_KEYS_SLICE
+        deadline = time.perf_counter() + EVICT_TIME_S
         while self.used > limit:
+            if (budget <= 0 or time.perf_counter() > deadline) and self.call_soon is not None:
+                self.evicting = (limit, policy, samples)
+                if not self.evict_scheduled:
+                    self.evict_scheduled = True
+                    self.call_soon(self._evict_turn)
+                return True  # EVICT_RUNNING: the rest goes in the next loop turns
+            budget -= 1
             best: tuple[Database, bytes] | None = None
             best_score = 0.0
             for db in self.dbs:
@@ -867,6 +900,7 @@ class Keyspace:
                     if score is not None and (best is None or score > best_score):
                         best, best_score = (db, k), score
             if best is None:
+                self.evicting = None
                 return False
             db, k = best
             self.server_delete = True
@@ -880,4 +914,14 @@ class Keyspace:
                     self.free_step(EVICT_FREE_SLICE)
                     if self.lazy_counted:
                         return True  # the rest is on its way out (see above)
+        self.evicting = None
         return True
+
+    def _evict_turn(self) -> None:
+        """One slice of an eviction that evict() could not finish in its call."""
+        self.evict_scheduled = False
+        if self.evicting is not None:
+            self.evict(*self.evicting)
+        if self.evicting is not None and not self.evict_scheduled and self.call_soon:
+            self.evict_scheduled = True  # waiting for a lazy free: look again next turn
+            self.call_soon(self._evict_turn)

@@ -184,6 +184,42 @@ def test_eviction_frees_a_big_value_in_slices(make_server: Any) -> None:
         r.close()
 
 
+def test_eviction_of_many_keys_goes_in_slices(make_server: Any) -> None:
+    """maxmemory lowered under 100,000 keys: the eviction runs a slice per loop turn (as
+    Redis's evictionTimeProc), so the CONFIG SET, a write and another client's PING are
+    answered while keys are still being evicted; in the end memory is under the limit."""
+    srv = make_server({"maxmemory-policy": "allkeys-random"})
+    r = srv.client()
+    other = srv.client()
+    try:
+        for unused_try in range(3):
+            r.flushall()
+            empty = used(r)
+            fill(r, 0, 100_000)
+            limit = empty + (used(r) - empty) // 4  # about 75,000 keys must go
+            evicted = int(r.info("stats")["evicted_keys"])
+            pipe = r.pipeline(transaction=False)
+            pipe.config_set("maxmemory", str(limit))
+            pipe.set("written", "meanwhile")  # admitted while the eviction runs (Redis too)
+            pipe.info("stats")
+            ok, written, stats = pipe.execute()
+            assert ok is True and written is True
+            # Evicting 75,000 keys in the request would show them all here.
+            assert int(stats["evicted_keys"]) - evicted < 20_000
+            assert other.ping()
+            still = used(other) > limit  # the PING came back before the eviction ended
+            poll(lambda lim=limit: used(r) <= lim, timeout=60, what="the eviction to finish")
+            r.config_set("maxmemory", "0")
+            assert 0 < r.dbsize() < 50_000
+            assert int(r.info("stats")["evicted_keys"]) - evicted > 50_000
+            if still:
+                return
+        raise AssertionError("the PING was never answered while the eviction was running")
+    finally:
+        other.close()
+        r.close()
+
+
 @ironcache_only
 def test_a_write_over_maxmemory_pays_a_slice_of_the_pending_free(make_server: Any) -> None:
     srv = make_server({"maxmemory-policy": "noeviction"})
