@@ -154,6 +154,8 @@ RemoveIPC=true
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
 SystemCallFilter=~@privileged @resources
+SystemCallFilter=setpriority sched_setscheduler
+LimitNICE=0
 SystemCallErrorNumber=EPERM
 """
 
@@ -468,14 +470,15 @@ def table(rows: list[dict]) -> str:
 # ----------------------------------------------------------------------------- live handover
 
 
-def handover_plan(keys: list[int], control: bool) -> list[tuple[str, int]]:
-    """(row, key count) in the order they run."""
+def handover_plan(keys: list[int], control: bool,
+                  rows: tuple[str, ...] = tuple(HO_ROWS)) -> list[tuple[str, int]]:
+    """(row, key count) in the order they run, of the rows asked for."""
     plan = [("handover", n) for n in keys] + [("reload", n) for n in keys]
     if keys and max(keys) > 0:
         plan.append(("handover+save", max(keys)))
     if control:
         plan.append(("no handover", max(keys) if keys else 0))
-    return plan
+    return [(row, n) for row, n in plan if row in rows]
 
 
 def run_handover_row(row: str, keys: int, args: argparse.Namespace, log) -> dict:
@@ -644,6 +647,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="persistent clients during the handover rows (default 4)")
     ap.add_argument("--no-handover-control", dest="handover_control", action="store_false",
                     help="leave out the control row without handover")
+    ap.add_argument("--handover-rows", default=",".join(HO_ROWS),
+                    help=f"rows of the handover table to run (default {','.join(HO_ROWS)})")
     ap.add_argument("--no-handover", dest="handover", action="store_false",
                     help="skip the live-handover table")
     ap.add_argument("--container", default=CONTAINER,
@@ -682,7 +687,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"case ({case}) failed (rc={r.returncode}):\n{r.stderr[-2000:]}")
             runs.append(json.loads(r.stdout))
         if args.handover:
-            for row, n in handover_plan(ho_keys, args.handover_control):
+            rows_asked = tuple(x.strip() for x in args.handover_rows.split(",") if x.strip())
+            for row, n in handover_plan(ho_keys, args.handover_control, rows_asked):
                 ho_runs.append(run_handover_row(row, n, args, log))
     finally:
         if not args.keep:
