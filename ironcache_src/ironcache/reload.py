@@ -490,6 +490,12 @@ class Reloader:
                     if not fits
                     else "reload: the stop-start handover, as asked"
                 )
+                # one INFO value: no commas (clients split them into lists)
+                env[ENV + "_FALLBACK"] = (
+                    f"not enough memory for a reload ({why})".replace(", ", "; ")
+                    if not fits
+                    else "the stop-start handover was asked for"
+                )
                 result = await self._fallback(argv, env, expect)
                 result["fallback_reason"] = reason
             else:
@@ -737,6 +743,7 @@ class Reloader:
         env[ENV] = json.dumps(
             {
                 "mode": "restart",
+                "fallback": env.pop(ENV + "_FALLBACK", ""),
                 "ctrl": 3 + len(fds),
                 "self_bound": [x.describe() for x in listeners if not x.inherited],
             }
@@ -797,6 +804,7 @@ class Target:
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.mode = str(spec.get("mode", "reload"))
+        self.fallback = str(spec.get("fallback", ""))  # why a reload became a stop-start
         self.self_bound = set(spec.get("self_bound", []))
         self.state_fd = int(spec.get("state", -1))
         self.journal_fd = int(spec.get("journal", -1))
@@ -860,6 +868,7 @@ class Target:
 
     def hello(self, srv: Server) -> None:
         if self.mode == "restart":
+            srv.handover.reload_fallback = self.fallback  # INFO handover tells the module
             # The old process exits once told: be the service's main process first, or
             # systemd would stop the unit with it.
             srv.notifier.send(f"MAINPID={os.getpid()}")
