@@ -378,6 +378,9 @@ def run_row(args: argparse.Namespace) -> dict[str, Any]:
         "dbsize_after": lost_loaded["dbsize_after"],
         "used_memory_after": final.get("used_memory"),
         "restarts": restarts,
+        # every request (start s since the clients began, latency ms): bench/restart.py's picture
+        "series": [(round(t0, 4), round(lat * 1e3, 2)) for t0, lat, ok in samples if ok]
+        if args.series else None,
     }
 
 
@@ -390,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--spacing", type=float, default=1.0)
     ap.add_argument("--label", default="")
+    ap.add_argument("--series", action="store_true", help="every request in the output")
     ap.add_argument("--action", choices=("restart", "reload"), default="restart",
                     help="systemctl restart (stop-start handover) or reload (issue 18)")
     args = ap.parse_args(argv)
