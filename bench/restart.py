@@ -53,6 +53,12 @@ the restarts). Goal (issue 7): at 1M keys, max latency < 1 s, zero connection er
 lost; printed as met / NOT met, never an exit status. Figures are noisy: the machine has 2 cores
 and is shared.
 
+`--handover-rows` picks rows (e.g. `handover,reload`). Each restart reports its five slowest
+requests (start and latency in ms since the command) and the server logs a reload's phases (fork,
+snapshot written, cutover), to tell a stall of the reload from one of the machine. With the
+handover and reload rows, a second picture (`<png>-paths.png`) shows the three paths side by
+side: redis-server's restart (case c), the stop-start handover and the reload at the most keys.
+
     python3 bench/restart.py                 # 20 restarts per case + handover rows (~2-3 min)
     python3 bench/restart.py --restarts 5 --json
     python3 bench/restart.py --cases '' --handover-keys 0,100000   # handover table only
@@ -154,6 +160,8 @@ RemoveIPC=true
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
 SystemCallFilter=~@privileged @resources
+SystemCallFilter=setpriority sched_setscheduler
+LimitNICE=0
 SystemCallErrorNumber=EPERM
 """
 
@@ -468,14 +476,15 @@ def table(rows: list[dict]) -> str:
 # ----------------------------------------------------------------------------- live handover
 
 
-def handover_plan(keys: list[int], control: bool) -> list[tuple[str, int]]:
-    """(row, key count) in the order they run."""
+def handover_plan(keys: list[int], control: bool,
+                  rows: tuple[str, ...] = tuple(HO_ROWS)) -> list[tuple[str, int]]:
+    """(row, key count) in the order they run, of the rows asked for."""
     plan = [("handover", n) for n in keys] + [("reload", n) for n in keys]
     if keys and max(keys) > 0:
         plan.append(("handover+save", max(keys)))
     if control:
         plan.append(("no handover", max(keys) if keys else 0))
-    return plan
+    return [(row, n) for row, n in plan if row in rows]
 
 
 def run_handover_row(row: str, keys: int, args: argparse.Namespace, log) -> dict:
@@ -495,6 +504,7 @@ def run_handover_row(row: str, keys: int, args: argparse.Namespace, log) -> dict
               "--port", str(HO_PORT), "--keys", str(keys),
               "--restarts", str(args.handover_restarts), "--clients", str(args.handover_clients),
               "--label", row, "--action", "reload" if row == "reload" else "restart",
+              *(["--series"] if args.png and row in ("handover", "reload") else []),
               check=False, capture=True)
     journal = dexec("journalctl", "-u", HO_UNIT, "--since", f"@{since}", "--no-pager",
                     "-o", "short-monotonic", check=False, capture=True).stdout.splitlines()
@@ -620,6 +630,57 @@ def plot(runs: list[dict], path: Path) -> bool:
     return True
 
 
+def plot_paths(runs: list[dict], ho_runs: list[dict], path: Path) -> bool:
+    """The three paths side by side: redis-server's restart (case c, a connecting client),
+    IronCache's stop-start handover and its reload (persistent clients), at the most keys."""
+    try:
+        import matplotlib  # noqa: PLC0415
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError:
+        return False
+    c = next((r for r in runs if r["case"] == "c"), None)
+    keys = max((r["keys"] for r in ho_runs if r.get("series")), default=None)
+    panels: list[tuple[str, list, list]] = []
+    if c is not None:
+        s = summarise(c)
+        panels.append((f"redis-server, systemctl restart (connect+PING in a loop, 0 keys): "
+                       f"{s['refused']} refused, max {s['max_ms']} ms",
+                       [(t, lat) for t, lat, o in c["samples"] if o == "ok"],
+                       [r["exec_s"] if r["exec_s"] is not None else r["cmd_s"]
+                        for r in c["restarts"]]))
+    for row, title in (("handover", "IronCache stop-start handover, systemctl restart"),
+                       ("reload", "IronCache reload, systemctl reload")):
+        run = next((r for r in ho_runs if r["label"] == row and r["keys"] == keys
+                    and r.get("series")), None)
+        if run is None:
+            continue
+        worst = max((x["max_latency_ms"] for x in run["restarts"]), default=0)
+        panels.append((f"{title} ({keys:,} keys, {run['clients']} persistent SET/GET clients): "
+                       f"{run['connection_errors']} errors, longest wait {worst} ms",
+                       run["series"], [r["cmd_s"] for r in run["restarts"]]))
+    if not panels:
+        return False
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 2.8 * len(panels)), squeeze=False)
+    for ax, (title, pts, marks) in zip(axes[:, 0], panels, strict=True):
+        ax.scatter([t for t, lat in pts], [max(lat, 0.01) for t, lat in pts], s=2,
+                   color="tab:blue", rasterized=True, label="request latency")
+        for i, m in enumerate(marks):
+            ax.axvline(m, color="grey", linewidth=0.6, alpha=0.6,
+                       label="restart / reload" if i == 0 else None)
+        ax.axhline(50, color="tab:red", linewidth=0.6, linestyle="--", label="50 ms")
+        ax.set_yscale("log")
+        ax.set_ylabel("latency (ms)")
+        ax.set_title(title, fontsize=9)
+        ax.legend(loc="upper right", fontsize=7, markerscale=2)
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     global CONTAINER
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
@@ -644,6 +705,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="persistent clients during the handover rows (default 4)")
     ap.add_argument("--no-handover-control", dest="handover_control", action="store_false",
                     help="leave out the control row without handover")
+    ap.add_argument("--handover-rows", default=",".join(HO_ROWS),
+                    help=f"rows of the handover table to run (default {','.join(HO_ROWS)})")
     ap.add_argument("--no-handover", dest="handover", action="store_false",
                     help="skip the live-handover table")
     ap.add_argument("--container", default=CONTAINER,
@@ -682,7 +745,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"case ({case}) failed (rc={r.returncode}):\n{r.stderr[-2000:]}")
             runs.append(json.loads(r.stdout))
         if args.handover:
-            for row, n in handover_plan(ho_keys, args.handover_control):
+            rows_asked = tuple(x.strip() for x in args.handover_rows.split(",") if x.strip())
+            for row, n in handover_plan(ho_keys, args.handover_control, rows_asked):
                 ho_runs.append(run_handover_row(row, n, args, log))
     finally:
         if not args.keep:
@@ -692,6 +756,10 @@ def main(argv: list[str] | None = None) -> int:
     ho_goal = handover_goal(ho_rows) if args.handover else None
     png = Path(args.png) if args.png else None
     wrote = plot(runs, png) if png and runs else False
+    paths_png = png.with_name(png.stem + "-paths.png") if png else None
+    wrote_paths = plot_paths(runs, ho_runs, paths_png) if paths_png and ho_runs else False
+    for run in ho_runs:  # the picture's data, not the report's
+        run.pop("series", None)
     elapsed = round(time.monotonic() - started, 1)
     a = next((r for r in rows if r["case"] == "a"), None)
     goal = None
@@ -736,6 +804,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{'met' if crash['met'] else 'NOT met'}")
         if wrote:
             print(f"picture: {png}")
+        if wrote_paths:
+            print(f"picture of the three paths: {paths_png}")
         if ho_rows:
             print(f"\nlive handover ({args.handover_restarts} restarts per row, "
                   f"{args.handover_clients} persistent clients, 16-byte values):")

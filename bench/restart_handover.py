@@ -314,11 +314,13 @@ def run_row(args: argparse.Namespace) -> dict[str, Any]:
     for _dummy in range(args.restarts):
         old_pid = show(args.unit, "MainPID")
         t_cmd = time.monotonic()
+        rec_wall = time.time()
         r = subprocess.run(["systemctl", args.action, args.unit], capture_output=True, text=True)
         t_done = time.monotonic()
         rec: dict[str, Any] = {"cmd_s": round(t_cmd - base, 4), "done_s": round(t_done - base, 4),
                                "systemctl_rc": r.returncode, "old_pid": old_pid,
-                               "new_pid": show(args.unit, "MainPID")}
+                               "new_pid": show(args.unit, "MainPID"),
+                               "cmd_wall_ms": round(rec_wall * 1e3)}
         if r.returncode:
             rec["systemctl_stderr"] = r.stderr.strip()[-500:]
         try:
@@ -351,6 +353,10 @@ def run_row(args: argparse.Namespace) -> dict[str, Any]:
         rec["blackout_ms"] = round(max((b - a for a, b in zip(edges, edges[1:], strict=False)),
                                        default=0) * 1e3, 1)
         rec["systemctl_restart_ms"] = round((rec["done_s"] - rec["cmd_s"]) * 1e3, 1)
+        # where the tail is: the slowest requests, (start, latency) in ms since the command
+        slow = sorted(mine, key=lambda s: s[1], reverse=True)[:5]
+        rec["slowest_ms"] = [(round((t0 - lo) * 1e3, 1), round(lat * 1e3, 1))
+                             for t0, lat, dummy in slow]
     lost_loaded = check_loaded(args.port, args.keys) if args.keys else {
         "missing": 0, "wrong": 0, "dbsize_after": None}
     lost_client = check_client_keys(args.port, clients)
@@ -372,6 +378,9 @@ def run_row(args: argparse.Namespace) -> dict[str, Any]:
         "dbsize_after": lost_loaded["dbsize_after"],
         "used_memory_after": final.get("used_memory"),
         "restarts": restarts,
+        # every request (start s since the clients began, latency ms): bench/restart.py's picture
+        "series": [(round(t0, 4), round(lat * 1e3, 2)) for t0, lat, ok in samples if ok]
+        if args.series else None,
     }
 
 
@@ -384,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--spacing", type=float, default=1.0)
     ap.add_argument("--label", default="")
+    ap.add_argument("--series", action="store_true", help="every request in the output")
     ap.add_argument("--action", choices=("restart", "reload"), default="restart",
                     help="systemctl restart (stop-start handover) or reload (issue 18)")
     args = ap.parse_args(argv)

@@ -383,6 +383,7 @@ class Handover:
         self.ops: list[tuple[Any, ...]] = []
         # What the last start took over (INFO handover).
         self.source = "none"  # none | restart | crash | disk | reload
+        self.reload_fallback = ""  # why a reload fell back to the stop-start handover
         self.restored_clients = 0
         self.restored_keys = 0
         self.restored_bytes = 0
@@ -910,4 +911,5 @@ class Handover:
             "handover_generation": self.gen,
             "handover_journal_bytes": max(self.journal_size, 0),
             "handover_compactions": self.compactions,
+            "handover_reload_fallback": self.reload_fallback,
         }

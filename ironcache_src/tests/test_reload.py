@@ -271,3 +271,4 @@ def test_short_memory_falls_back_to_the_stop_start_handover(rig: Any) -> None:
     check = redis.Redis(port=r.port, socket_timeout=10)
     assert [int(check.get(c.key) or 0) for c in r.clients] == [c.n for c in r.clients]
     assert check.info("handover")["handover_source"] == "restart"
+    assert "reload-memory-available" in check.info("handover")["handover_reload_fallback"]

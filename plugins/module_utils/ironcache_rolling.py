@@ -754,14 +754,18 @@ def handover_figures(info):
         "bytes": to_int(info.get("handover_bytes")),
         "load_ms": float(info.get("handover_load_ms") or 0.0),
         "total_ms": to_int(info.get("handover_total_ms")),
+        "reload_fallback": info.get("handover_reload_fallback") or None,
     }
 
 
 def describe_handover(h):
     if h.get("source") in (None, "none"):
         return "nothing handed over"
-    return ("handover (%s): %d connections and %d keys kept, %d bytes, loaded in %.0f ms"
+    text = ("handover (%s): %d connections and %d keys kept, %d bytes, loaded in %.0f ms"
             % (h["source"], h["connections"], h["key_count"], h["bytes"], h["load_ms"]))
+    if h.get("reload_fallback"):
+        text += "; the reload fell back to the stop-start handover (%s)" % h["reload_fallback"]
+    return text
 
 
 def describe_probe(fig):

@@ -366,6 +366,11 @@ handover:
       description: Milliseconds from the old process starting the handover to the new one
         having loaded it.
       type: int
+    reload_fallback:
+      description:
+        - Why a reload took the stop-start handover instead (for instance not enough memory
+          for a second copy of the dataset, with the figures); null after a reload or restart.
+      type: str
 probe:
   description: Figures of the background client; null when O(probe=false).
   returned: when not in check mode
