@@ -244,8 +244,21 @@ def test_reports_what_the_new_process_took_over(tmp_path):
     failed, res = restart.run()
     assert not failed, res["msg"]
     assert res["handover"] == {"source": "restart", "connections": 12, "key_count": 1000,
-                               "bytes": 65536, "load_ms": 3.5, "total_ms": 140}
+                               "bytes": 65536, "load_ms": 3.5, "total_ms": 140,
+                               "reload_fallback": None}
     assert "handover (restart): 12 connections and 1000 keys kept" in res["msg"]
+    assert "fell back" not in res["msg"]
+
+
+def test_says_why_a_reload_fell_back(tmp_path):
+    restart, host = build(tmp_path)
+    host.handover_text = ("# Handover\r\nhandover_enabled:1\r\nhandover_source:restart\r\n"
+                          "handover_connections:2\r\nhandover_keys:10\r\n"
+                          "handover_reload_fallback:not enough memory for a reload\r\n")
+    failed, res = restart.run()
+    assert not failed, res["msg"]
+    assert res["handover"]["reload_fallback"] == "not enough memory for a reload"
+    assert "fell back to the stop-start handover (not enough memory for a reload)" in res["msg"]
 
 
 def test_no_handover_figures_from_a_server_without_them(tmp_path):
