@@ -340,9 +340,27 @@ def _ssa(listen: list[str], fdnames: list[str]) -> list[str]:
     return cmd
 
 
-def _wait_ssa_listening(srv: Server, count: int) -> None:
-    poll(lambda: srv.log_text().count("Listening on") >= count, 10, 0.02,
-         "systemd-socket-activate to listen")
+def _ssa_server(build: Callable[[list[int]], Server], nports: int) -> tuple[Server, list[int]]:
+    """Start `build(ports)` under systemd-socket-activate and wait until it listens on every
+    port. It binds them itself: a port another process takes between free_port() and that bind
+    makes it exit ("Address already in use"), which is retried with fresh ports."""
+    for dummy in range(3):
+        ports = [free_port() for dummy in range(nports)]
+        srv = build(ports)
+        srv.start(wait=False)
+        try:
+            poll(lambda s=srv: s.log_text().count("Listening on") >= nports or not s.alive(),
+                 30, 0.02, "systemd-socket-activate to listen")
+        except AssertionError:
+            srv.stop()
+            raise
+        if srv.alive():
+            return srv, ports
+        text = srv.log_text()
+        srv.stop()
+        if "already in use" not in text:
+            raise AssertionError(f"systemd-socket-activate exited:\n{text}")
+    raise AssertionError("systemd-socket-activate found no free ports in 3 attempts")
 
 
 needs_ssa = pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
@@ -354,13 +372,14 @@ needs_ssa = pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
 def test_tls_listener_inherited_by_its_fd_name(certs: Path, tmp_path: Path) -> None:
     """ironcache.socket (FileDescriptorName=ironcache) and ironcache-tls.socket
     (FileDescriptorName=tls): each fd becomes its listener by name and address, no warning."""
-    plain_port, tls_port = free_port(), free_port()
-    srv = Server(tmp_path / "srv", directives=tls_directives(certs, tls_port=tls_port),
-                 port=plain_port, prefix=_ssa([f"127.0.0.1:{plain_port}",
-                                               f"127.0.0.1:{tls_port}"], ["ironcache", "tls"]))
+    def build(ports: list[int]) -> Server:
+        plain, tls = ports
+        return Server(tmp_path / f"srv-{plain}", directives=tls_directives(certs, tls_port=tls),
+                      port=plain, prefix=_ssa([f"127.0.0.1:{plain}", f"127.0.0.1:{tls}"],
+                                              ["ironcache", "tls"]))
+
+    srv, (plain_port, tls_port) = _ssa_server(build, 2)
     try:
-        srv.start(wait=False)
-        _wait_ssa_listening(srv, 2)
         srv.wait_ready()
         assert tls_client(srv, certs).ping()
         info = srv.client().info("server")
@@ -379,14 +398,14 @@ def test_fd_named_tls_never_serves_plain_text(certs: Path, tmp_path: Path) -> No
     """An fd named `tls` on the plain port's address, and one on an address the configuration
     does not have, are closed: the plain port is bound by IronCache itself and the TLS
     listener adopted; the other address refuses connections."""
-    plain_port, tls_port, stray_port = free_port(), free_port(), free_port()
-    srv = Server(tmp_path / "srv", directives=tls_directives(certs, tls_port=tls_port),
-                 port=plain_port,
-                 prefix=_ssa([f"127.0.0.1:{tls_port}", f"127.0.0.1:{plain_port}",
-                              f"127.0.0.1:{stray_port}"], ["tls", "tls", "tls"]))
+    def build(ports: list[int]) -> Server:
+        plain, tls, stray = ports
+        return Server(tmp_path / f"srv-{plain}", directives=tls_directives(certs, tls_port=tls),
+                      port=plain, prefix=_ssa([f"127.0.0.1:{tls}", f"127.0.0.1:{plain}",
+                                               f"127.0.0.1:{stray}"], ["tls", "tls", "tls"]))
+
+    srv, (plain_port, tls_port, stray_port) = _ssa_server(build, 3)
     try:
-        srv.start(wait=False)
-        _wait_ssa_listening(srv, 3)
         # The first connection starts the server: made on the TLS port, which is adopted.
         poll(lambda: handshake(tls_port, certs).close() is None, 20, 0.05, "TLS PING")
         srv.wait_ready()
