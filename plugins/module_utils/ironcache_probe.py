@@ -77,19 +77,6 @@ def encode_command(*args):
     return b"".join(out)
 
 
-def read_line(sock):
-    """Read one CRLF-terminated reply line (simple replies are short)."""
-    buf = b""
-    while not buf.endswith(b"\r\n"):
-        chunk = sock.recv(256)
-        if not chunk:
-            raise PeerClosed("connection closed by the server before a reply")
-        buf += chunk
-        if len(buf) > 65536:
-            raise ProbeError("reply line too long")
-    return buf[:-2]
-
-
 def read_lines(sock, count):
     """Read ``count`` CRLF-terminated reply lines: replies to pipelined commands (AUTH then
     PING) often arrive in one segment, so one read can hold both."""
