@@ -78,6 +78,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from benchlib.samples import blackout, first_reply_after
 
@@ -589,13 +590,28 @@ def handover_goal(rows: list[dict]) -> dict:
     return goal
 
 
-def plot(runs: list[dict], path: Path) -> bool:
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the file-only backend, or None when matplotlib is missing."""
     try:
         import matplotlib  # noqa: PLC0415
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt  # noqa: PLC0415
     except ImportError:
+        return None
+    return plt
+
+
+def _save(fig: Any, axes: Any, path: Path) -> None:
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def plot(runs: list[dict], path: Path) -> bool:
+    plt = _pyplot()
+    if plt is None:
         return False
     fig, axes = plt.subplots(len(runs), 1, figsize=(11, 3.1 * len(runs)), squeeze=False)
     for ax, run in zip(axes[:, 0], runs, strict=True):
@@ -623,22 +639,15 @@ def plot(runs: list[dict], path: Path) -> bool:
                      f"exec->first reply {s['exec_to_first_reply_ms_median']} ms (median)",
                      fontsize=9)
         ax.legend(loc="upper right", fontsize=7, markerscale=2)
-    axes[-1, 0].set_xlabel("time (s)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    _save(fig, axes, path)
     return True
 
 
 def plot_paths(runs: list[dict], ho_runs: list[dict], path: Path) -> bool:
     """The three paths side by side: redis-server's restart (case c, a connecting client),
     IronCache's stop-start handover and its reload (persistent clients), at the most keys."""
-    try:
-        import matplotlib  # noqa: PLC0415
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
-    except ImportError:
+    plt = _pyplot()
+    if plt is None:
         return False
     c = next((r for r in runs if r["case"] == "c"), None)
     keys = max((r["keys"] for r in ho_runs if r.get("series")), default=None)
@@ -674,10 +683,7 @@ def plot_paths(runs: list[dict], ho_runs: list[dict], path: Path) -> bool:
         ax.set_ylabel("latency (ms)")
         ax.set_title(title, fontsize=9)
         ax.legend(loc="upper right", fontsize=7, markerscale=2)
-    axes[-1, 0].set_xlabel("time (s)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    _save(fig, axes, path)
     return True
 
 
