@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -279,13 +278,9 @@ def test_users_and_identities_survive_handover_and_crash(tmp_path: Path, how: st
     """handover yes: a user made by ACL SETUSER and a connection authenticated as it keep
     their rules and identity across a SIGTERM handover and a kill -9 (the journal).
     handover no (the control): the user is gone and the connection with it."""
-    from test_handover_restart import FdStore, start_process
+    from test_handover_restart import FdStore, start_process, systemd_listener
 
-    port = free_port()
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", port))
-    listener.listen(128)
+    listener, port = systemd_listener()
     store = FdStore(tmp_path / "notify.sock")
     directives = {"handover": handover, "save-on-shutdown": "no"}
     procs: list[Server] = []

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gc
 import signal
-import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,8 +35,8 @@ from apps_support import (
     runs,
     wait_quiet,
 )
-from support import IS_REDIS, Server, free_port, poll
-from test_handover_restart import FdStore, start_process
+from support import IS_REDIS, Server, poll
+from test_handover_restart import FdStore, start_process, systemd_listener
 
 pytestmark = pytest.mark.skipif(IS_REDIS, reason="IronCache-specific: the fd store handover")
 
@@ -50,11 +49,7 @@ class Deployed:
 
     def __init__(self, tmp_path: Path, handover: str) -> None:
         self.tmp = tmp_path
-        self.port = free_port()
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", self.port))
-        self.listener.listen(128)
+        self.listener, self.port = systemd_listener()
         self.store = FdStore(tmp_path / "notify.sock")
         self.directives = {"handover": handover, "save-on-shutdown": "no"}
         self.procs: list[Server] = []

@@ -4,25 +4,20 @@ test plays systemd's part, as test_handover_restart.py does); handover off is th
 from __future__ import annotations
 
 import signal
-import socket
 import time
 from pathlib import Path
 
 import pytest
 
-from support import IS_REDIS, RawConn, free_port
-from test_handover_restart import FdStore, start_process
+from support import IS_REDIS, RawConn
+from test_handover_restart import FdStore, start_process, systemd_listener
 
 pytestmark = pytest.mark.skipif(IS_REDIS, reason="IronCache-specific: the fd store handover")
 
 
 @pytest.mark.parametrize("handover", ["yes", "no"])
 def test_subscribers_and_blocked_clients_survive_a_restart(tmp_path: Path, handover: str) -> None:
-    port = free_port()
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", port))
-    listener.listen(128)
+    listener, port = systemd_listener()
     store = FdStore(tmp_path / "notify.sock")
     directives = {"handover": handover, "save-on-shutdown": "no"}
     procs = [start_process(tmp_path / "p0", listener, port, store, directives)]
@@ -103,11 +98,7 @@ def test_blocked_clients_and_subscribers_survive_a_crash(tmp_path: Path, handove
     """kill -9 instead of a clean stop: the journal, not a handover snapshot, carries the
     waits. A client that had been sent a message or a BLPOP reply before the crash stays
     connected too. handover no (the control): every connection closes, nothing delivered."""
-    port = free_port()
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", port))
-    listener.listen(128)
+    listener, port = systemd_listener()
     store = FdStore(tmp_path / "notify.sock")
     directives = {"handover": handover, "save-on-shutdown": "no"}
     procs = [start_process(tmp_path / "p0", listener, port, store, directives)]

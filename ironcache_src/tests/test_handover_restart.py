@@ -33,6 +33,16 @@ REPLY_TIMEOUT_S = 20.0
 PIPELINE = 200  # a queued request waits for the next process, never this long
 
 
+def systemd_listener(backlog: int = 128) -> tuple[socket.socket, int]:
+    """The listening socket systemd would hold across the processes, on a free loopback port."""
+    port = free_port()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(backlog)
+    return listener, port
+
+
 class FdStore:
     """The service manager's side of sd_notify: the fd store, barriers, readiness."""
 
@@ -206,11 +216,7 @@ def test_restarts_under_tight_loop_clients_lose_nothing(
         import support
 
         monkeypatch.setattr(support, "SERVER_PYTHON", STDLIB_PYTHON)
-    port = free_port()
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", port))
-    listener.listen(1024)
+    listener, port = systemd_listener(1024)
     store = FdStore(tmp_path / "notify.sock")
     data = tmp_path / "data"  # every process's dir: the disk snapshot carries the control's keys
     data.mkdir()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from support import IS_REDIS, RawConn, Server, free_port, wire_error
+from support import IS_REDIS, RawConn, Server, wire_error
 
 END = b"notify-end"
 
@@ -323,13 +322,9 @@ def test_check_config_refuses_a_bad_letter(tmp_path: Path) -> None:
 def test_a_keyevent_subscriber_keeps_receiving_across_a_restart(
     tmp_path: Path, handover: str
 ) -> None:
-    from test_handover_restart import FdStore, start_process
+    from test_handover_restart import FdStore, start_process, systemd_listener
 
-    port = free_port()
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", port))
-    listener.listen(128)
+    listener, port = systemd_listener()
     store = FdStore(tmp_path / "notify.sock")
     directives = {"handover": handover, "save-on-shutdown": "no", "notify-keyspace-events": "KEA"}
     procs = [start_process(tmp_path / "p0", listener, port, store, directives)]

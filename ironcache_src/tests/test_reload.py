@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -31,13 +30,12 @@ from support import (
     RawConn,
     Server,
     encode_command,
-    free_port,
     ironcache_cmd,
     ironcache_env,
     poll,
     required_packages_dir,
 )
-from test_handover_restart import FdStore, Loop, start_process
+from test_handover_restart import FdStore, Loop, start_process, systemd_listener
 
 pytestmark = pytest.mark.skipif(IS_REDIS, reason="IronCache-specific: reload")
 
@@ -131,11 +129,7 @@ class Rig:
 
     def __init__(self, tmp: Path, directives: dict[str, object] | None = None) -> None:
         self.tmp = tmp
-        self.port = free_port()
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", self.port))
-        self.listener.listen(1024)
+        self.listener, self.port = systemd_listener(1024)
         self.store = FdStore(tmp / "notify.sock")
         self.directives = {"handover": "yes", **(directives or {})}
         self.old: Server = start_process(tmp / "old", self.listener, self.port, self.store,

@@ -505,16 +505,10 @@ def test_scripts_and_libraries_survive_handover_and_crash(
 ) -> None:
     """handover yes: a SIGTERM handover and a kill -9 (the journal) keep the script cache and
     the libraries. handover no (the control): the next process has neither."""
-    import socket
 
-    from support import free_port
-    from test_handover_restart import FdStore, start_process
+    from test_handover_restart import FdStore, start_process, systemd_listener
 
-    port = free_port()
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", port))
-    listener.listen(128)
+    listener, port = systemd_listener()
     store = FdStore(tmp_path / "notify.sock")
     directives = {"handover": handover, "save-on-shutdown": "no"}
     procs: list[Server] = []
@@ -590,16 +584,10 @@ def test_the_state_carries_scripts_and_libraries() -> None:
 def test_a_crash_during_a_busy_script_replays_none_of_its_writes(tmp_path: Path) -> None:
     """Other clients' -BUSY replies flush the journal while a script runs: the script's own
     writes must not go with them, or a kill -9 would bring back half a script."""
-    import socket
 
-    from support import free_port
-    from test_handover_restart import FdStore, start_process
+    from test_handover_restart import FdStore, start_process, systemd_listener
 
-    port = free_port()
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", port))
-    listener.listen(128)
+    listener, port = systemd_listener()
     store = FdStore(tmp_path / "notify.sock")
     directives = {"handover": "yes", "save-on-shutdown": "no", "lua-time-limit": 50}
     procs: list[Server] = []

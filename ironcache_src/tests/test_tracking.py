@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from support import IS_REDIS, RawConn, Server, free_port, poll
-from test_handover_restart import FdStore, start_process
+from support import IS_REDIS, RawConn, Server, poll
+from test_handover_restart import FdStore, start_process, systemd_listener
 
 
 def _port(client: redis.Redis) -> int:
@@ -248,11 +247,7 @@ def test_tracking_across_a_handover(tmp_path: Path, handover: str) -> None:
     """Connections outlive the process and keep their tracking mode: the keys they read are
     not carried, so each gets a null invalidation (drop the whole cache), then tracks anew.
     Control: without the handover the connection is closed, nothing is delivered."""
-    port = free_port()
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", port))
-    listener.listen(128)
+    listener, port = systemd_listener()
     store = FdStore(tmp_path / "notify.sock")
     directives = {"handover": handover, "save-on-shutdown": "no"}
     procs = [start_process(tmp_path / "p0", listener, port, store, directives)]
