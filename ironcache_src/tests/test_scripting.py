@@ -322,11 +322,12 @@ def test_redis_py_lock_acquires_extends_and_releases(r: redis.Redis) -> None:
 # ------------------------------------------------------------------ busy scripts
 
 
-def _run_in_thread(srv: Server, *args: object) -> tuple[threading.Thread, list[object]]:
+def _run_in_thread(srv: Server, *args: object,
+                   timeout: float = 30) -> tuple[threading.Thread, list[object]]:
     out: list[object] = []
 
     def run() -> None:
-        c = srv.client(socket_timeout=30)
+        c = srv.client(socket_timeout=timeout)
         try:
             out.append(c.execute_command(*args))
         except redis.RedisError as e:

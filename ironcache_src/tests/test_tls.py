@@ -22,6 +22,7 @@ import pytest
 import redis
 
 from support import IS_REDIS, Server, free_port, ironcache_only, poll, run_ironcache
+from test_scripting import _run_in_thread
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is missing")
 
@@ -728,24 +729,12 @@ def test_tls_clients_get_busy_and_can_script_kill(make_server: Callable[..., Ser
                                                   certs: Path) -> None:
     """While a script is past lua-time-limit, a TLS client gets -BUSY as a plain one does
     (it does not wait for the script), and SCRIPT KILL from it ends the script."""
-    import threading
 
     srv = make_server(tls_directives(certs, lua_time_limit=50))
     plain, secure = srv.client(socket_timeout=10), tls_client(srv, certs)
     assert plain.ping() and secure.ping()  # both connected before the script
-    out: list[object] = []
-
-    def run() -> None:
-        c = srv.client(socket_timeout=60)
-        try:
-            out.append(c.eval("local a = 1 while true do a = a + 1 end", 0))
-        except redis.RedisError as e:
-            out.append(e)
-        finally:
-            c.close()
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
+    t, out = _run_in_thread(srv, "EVAL", "local a = 1 while true do a = a + 1 end", 0,
+                            timeout=60)
     try:
         poll(lambda: "busy" in _busy_reply(plain), 20, 0.05, "the script to be busy")
         assert "Redis is busy running a script" in _busy_reply(secure)
