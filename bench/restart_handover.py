@@ -12,7 +12,10 @@ One row:
    keys (`hc:<client>:<seq % 256>`) in a tight loop and check every GET against the value they
    last had acknowledged; every request is timed (monotonic clock, start and latency). A client
    whose connection breaks (EOF, reset, timeout, error reply to SET) counts a connection error
-   and reconnects (that is what the control row without handover shows);
+   and reconnects (that is what the control row without handover shows); beside them one
+   more thread connects, PINGs, reads the reply and closes in a tight loop (a new connection
+   each time, as a connection pool filling up or a short-lived job does) and counts refused,
+   reset and other failed attempts;
 3. R times: `systemctl restart UNIT`, then INFO handover / INFO server from the new process;
 4. stop the clients, then count keys lost: DBSIZE, every loaded key read back with pipelined
    MGET and compared, and every client key compared with the last value its client had
@@ -280,6 +283,45 @@ class Client(threading.Thread):
             conn.close()
 
 
+class Connector(threading.Thread):
+    """New connections in a tight loop: connect, PING, read +PONG, close; every attempt timed."""
+
+    def __init__(self, port: int, stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.port, self.stop_ev = port, stop
+        self.samples: list[tuple[float, float, int]] = []  # (start, latency s, 1 ok / 0 error)
+        self.refused = self.reset = self.other = 0
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        add = self.samples.append
+        mono = time.monotonic
+        while not self.stop_ev.is_set():
+            t0 = mono()
+            try:
+                conn = Conn(self.port, timeout=10.0)
+                try:
+                    r = conn.call(b"PING")
+                finally:
+                    conn.close()
+                if r != b"PONG":
+                    raise ReplyError(f"PING answered {r!r}")
+                add((t0, mono() - t0, 1))
+                continue
+            except ConnectionRefusedError as e:
+                self.refused += 1
+                err: Exception = e
+            except (ConnectionResetError, PeerClosed) as e:
+                self.reset += 1
+                err = e
+            except (OSError, ReplyError, ValueError) as e:
+                self.other += 1
+                err = e
+            add((t0, mono() - t0, 0))
+            self.errors.append(f"connect+PING: {type(err).__name__}: {err}")
+            time.sleep(0.001)
+
+
 def check_client_keys(port: int, clients: list[Client]) -> int:
     conn = Conn(port, timeout=30.0)
     lost = 0
@@ -306,9 +348,11 @@ def run_row(args: argparse.Namespace) -> dict[str, Any]:
     before = info(args.port, "memory", "server")
     stop = threading.Event()
     clients = [Client(args.port, i, stop) for i in range(args.clients)]
+    connector = Connector(args.port, stop)
     base = time.monotonic()
     for c in clients:
         c.start()
+    connector.start()
     time.sleep(args.spacing)
     restarts: list[dict[str, Any]] = []
     for _dummy in range(args.restarts):
@@ -333,11 +377,13 @@ def run_row(args: argparse.Namespace) -> dict[str, Any]:
     stop.set()
     for c in clients:
         c.join(timeout=30)
+    connector.join(timeout=30)
     end = time.monotonic() - base
     # Each request belongs to the restart whose [cmd, next cmd) holds the moment it COMPLETED
     # (a request stuck in the blackout completes after the restart began). Requests before the
     # first restart are the baseline.
     samples = sorted((t0 - base, lat, ok) for c in clients for t0, lat, ok in c.samples)
+    attempts = sorted((t0 - base, lat, ok) for t0, lat, ok in connector.samples)
     bounds = [r["cmd_s"] for r in restarts] + [float("inf")]
     base_lat = [lat for t0, lat, ok in samples if ok and t0 + lat < bounds[0]]
     for i, rec in enumerate(restarts):
@@ -353,6 +399,10 @@ def run_row(args: argparse.Namespace) -> dict[str, Any]:
         rec["blackout_ms"] = round(max((b - a for a, b in zip(edges, edges[1:], strict=False)),
                                        default=0) * 1e3, 1)
         rec["systemctl_restart_ms"] = round((rec["done_s"] - rec["cmd_s"]) * 1e3, 1)
+        tried = [(lat, ok) for t0, lat, ok in attempts if lo <= t0 + lat < hi]
+        rec["connect_attempts"] = len(tried)
+        rec["connect_failed"] = sum(1 for dummy, ok in tried if not ok)
+        rec["connect_max_ms"] = round(max((lat for lat, dummy in tried), default=0) * 1e3, 1)
         # where the tail is: the slowest requests, (start, latency) in ms since the command
         slow = sorted(mine, key=lambda s: s[1], reverse=True)[:5]
         rec["slowest_ms"] = [(round((t0 - lo) * 1e3, 1), round(lat * 1e3, 1))
@@ -369,6 +419,10 @@ def run_row(args: argparse.Namespace) -> dict[str, Any]:
         "requests_ok": sum(1 for s in samples if s[2]),
         "connection_errors": len(errors), "first_errors": errors[:5],
         "connects": [c.connects for c in clients],
+        "connect_attempts": len(attempts),
+        "connect_ok": sum(1 for s in attempts if s[2]),
+        "connect_refused": connector.refused, "connect_reset": connector.reset,
+        "connect_other_errors": connector.other, "connect_first_errors": connector.errors[:5],
         "get_mismatches": sum(c.mismatches for c in clients),
         "baseline_p50_ms": round(statistics.median(base_lat) * 1e3, 3) if base_lat else None,
         "baseline_max_ms": round(max(base_lat) * 1e3, 1) if base_lat else None,
