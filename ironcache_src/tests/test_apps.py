@@ -1,7 +1,7 @@
 """Real applications run a short workload against a deployed IronCache that restarts in the
-middle of it: an RQ worker (jobs, and jobs scheduled for after the restart) and Celery (a
-worker process, a group and a chain, results through the Redis result backend). redis-py's
-Lock and pub/sub are in test_scripting.py and test_handover_pubsub_blocking.py.
+middle of it: an RQ worker (jobs, and jobs scheduled for after the restart), Celery (a
+worker process, a group and a chain, results through the Redis result backend) and a redis-py
+application (apps_lockpub: workers serialised by redis-py's Lock, a publisher and a subscriber).
 
 "Deployed" as test_handover_restart.py deploys: the test plays systemd's part (it holds the
 listening socket, keeps the fd store the server fills through sd_notify and starts each next
@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from apps_lockpub import LockPubApp
 from apps_support import (
     JOBS,
     SCHEDULED_IN_S,
@@ -173,4 +174,34 @@ def test_celery_worker_group_and_chain_across_a_restart(
             app.close()
         if worker is not None:
             worker.stop()
+        server.close()
+
+
+# ------------------------------------------------------------------ redis-py Lock and pub/sub
+
+
+@pytest.mark.parametrize(("handover", "how"), RESTARTS)
+def test_lock_and_pubsub_app_across_a_restart(tmp_path: Path, handover: str, how: str) -> None:
+    server = Deployed(tmp_path, handover)
+    app: LockPubApp | None = None
+    try:
+        server.start()
+        app = LockPubApp(server.url)
+        app.start()
+        app.wait_progress(increments=30, messages=30)
+        server.restart(crash=how == "crash")
+        done, seen = app.progress()
+        app.wait_progress(increments=done + 30, messages=seen + 30)
+        outcome = app.finish()
+        app = None
+        if handover == "no":  # the control: the counter, the lock and the connections went
+            lost = outcome.problems()
+            assert any("counter" in p for p in lost), lost
+            assert any("reconnected" in p or "replaced" in p for p in lost), lost
+            return
+        assert outcome.problems() == []
+        assert outcome.increments >= 60 and outcome.published >= 60, outcome
+    finally:
+        if app is not None:
+            app.finish()
         server.close()

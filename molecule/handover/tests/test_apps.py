@@ -1,11 +1,14 @@
 """Real applications against ironcache.service under systemd: a Celery worker (group, chain,
-results through the Redis result backend) and an RQ worker with its scheduler run on the
-controller, through the published port, while the unit restarts (`systemctl restart`) in the
-middle of their work and, later, its main process is killed (kill -9). Every task and job runs
-exactly once and every result is fetched.
+results through the Redis result backend), an RQ worker with its scheduler, and a redis-py
+application (workers serialised by redis-py's Lock, a publisher and a subscriber on a channel and
+a pattern) run on the controller, through the published port, while the unit restarts
+(`systemctl restart`) in the middle of their work and, later, its main process is killed
+(kill -9). Every task and job runs exactly once and every result is fetched; no locked
+increment and no message is lost, and no connection is replaced.
 
 The workload and the workers are ironcache_src/tests' (apps_support, apps_celery_tasks,
-apps_rq_jobs); the control (handover off: the queued work is lost) is test_apps.py there.
+apps_rq_jobs, apps_lockpub); the control (handover off: the queued work, the counter and the
+connections are lost) is test_apps.py there.
 """
 
 from __future__ import annotations
@@ -146,3 +149,26 @@ def test_rq_across_a_restart_and_a_crash(unit: Unit, tmp_path: Path) -> None:
         assert "Traceback" not in worker.output()
     finally:
         worker.stop()
+
+
+def test_lock_and_pubsub_across_a_restart_and_a_crash(unit: Unit) -> None:
+    from apps_lockpub import LockPubApp
+
+    app = LockPubApp(URL)
+    try:
+        app.start()
+        for event in ("restart", "kill"):
+            app.wait_progress(increments=app.progress()[0] + 30,
+                              messages=app.progress()[1] + 30)
+            unit.act(event)
+        done, seen = app.progress()
+        app.wait_progress(increments=done + 30, messages=seen + 30)
+        outcome, app = app.finish(), None
+        print(f"lock+pubsub: {outcome.increments} locked increments, {outcome.published} "
+              f"messages on a channel and a pattern, events {unit.events}")
+        assert outcome.problems() == []
+        assert outcome.increments >= 90 and outcome.published >= 90, outcome
+        assert unit.events == ["restart:restart", "kill:crash"]
+    finally:
+        if app is not None:
+            app.finish()
