@@ -652,7 +652,29 @@ def error(msg: str, encoding: str = "utf-8") -> bytes:
     return b"-" + text.encode(encoding, "replace") + b"\r\n"
 
 
+_HEADS = [b"$%d" % n for n in range(512)]  # bulk headers of short strings, without CRLF
+
+
+def bulks(head: bytes, items: list[bytes]) -> bytes:
+    """`head` (an aggregate's header line, CRLF included) followed by `items` as bulk strings.
+
+    Short strings (the usual case) are framed by one CRLF join of headers and strings set in
+    place with slice assignments, not a Python loop of formats: about twice as fast for 10-50
+    strings."""
+    if not items:
+        return head
+    parts: list[bytes] = [b""] * (2 * len(items))
+    try:
+        parts[0::2] = map(_HEADS.__getitem__, map(len, items))
+    except IndexError:  # a string of 512 bytes or more
+        return head + b"".join([b"$%d\r\n%s\r\n" % (len(m), m) for m in items])
+    parts[1::2] = items
+    return head + b"\r\n".join(parts) + b"\r\n"
+
+
 def bulk_array(items: list[bytes | None] | list[bytes], resp: int = 2) -> bytes:
+    if None not in items:
+        return bulks(b"*%d\r\n" % len(items), items)  # type: ignore[arg-type]
     null = NULL3 if resp == 3 else NULL_BULK
     parts = [b"*%d\r\n" % len(items)]
     for v in items:

@@ -24,7 +24,7 @@ from ironcache.keyspace import (
     Entry,
     random_element,
 )
-from ironcache.protocol import EMPTY_ARRAY, ONE, ZERO, bulk, bulk_array, integer, null
+from ironcache.protocol import EMPTY_ARRAY, ONE, ZERO, bulk, bulk_array, bulks, integer, null
 
 if TYPE_CHECKING:
     from ironcache.client import Client
@@ -248,25 +248,9 @@ def _diff(sets: list[set[bytes] | None]) -> set[bytes]:
     return first.difference(*(s for s in sets[1:] if s))
 
 
-_HEADS = [b"$%d" % n for n in range(512)]  # bulk headers of short members, without CRLF
-
-
 def _set_reply(members: set[bytes], resp: int) -> bytes:
-    """An array (RESP2) or a set (RESP3) of bulk strings, as Redis answers SINTER & co.
-
-    Short members (the usual case) are framed by one CRLF join of headers and members set in
-    place with slice assignments, not a Python loop: about twice as fast for 50 members."""
-    head = (b"~%d\r\n" if resp == 3 else b"*%d\r\n") % len(members)
-    if not members:
-        return head
-    items = list(members)
-    parts: list[bytes] = [b""] * (2 * len(items))
-    try:
-        parts[0::2] = map(_HEADS.__getitem__, map(len, items))
-    except IndexError:  # a member of 512 bytes or more
-        return head + b"".join([b"$%d\r\n%s\r\n" % (len(m), m) for m in items])
-    parts[1::2] = items
-    return head + b"\r\n".join(parts) + b"\r\n"
+    """An array (RESP2) or a set (RESP3) of bulk strings, as Redis answers SINTER & co."""
+    return bulks((b"~%d\r\n" if resp == 3 else b"*%d\r\n") % len(members), list(members))
 
 
 def _store(c: Client, dst: bytes, result: set[bytes], event: bytes) -> bytes:

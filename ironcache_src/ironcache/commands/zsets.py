@@ -24,7 +24,7 @@ from ironcache.commands import (
     to_int,
 )
 from ironcache.keyspace import NOTIFY_GENERIC, NOTIFY_ZSET, SCAN_WHOLE, Entry
-from ironcache.protocol import EMPTY_ARRAY, ONE, ZERO, bulk, integer, null, null_array
+from ironcache.protocol import EMPTY_ARRAY, ONE, ZERO, bulk, bulks, integer, null, null_array
 from ironcache.zset import ZMEMBER_OVERHEAD, ZSET_OVERHEAD, LexBound, ZSet, index_add
 
 if TYPE_CHECKING:
@@ -503,9 +503,8 @@ def zrangebyscore(c: Client, argv: list[bytes]) -> bytes:
         return EMPTY_ARRAY
     if not isinstance(e.value, ZSet):
         raise CommandError(WRONGTYPE)
-    parts = [b"$%d\r\n%s\r\n" % (len(m), m)
-             for _s, m in e.value.score_items(lo_f, lo_ex, hi_f, hi_ex)]
-    return b"*%d\r\n%s" % (len(parts), b"".join(parts))
+    members = [m for _s, m in e.value.score_items(lo_f, lo_ex, hi_f, hi_ex)]
+    return bulks(b"*%d\r\n" % len(members), members)
 
 
 @command("zrevrangebyscore", -4, "readonly", K1, "sorted_set", "Members by score, high first.")
