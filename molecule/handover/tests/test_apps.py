@@ -166,7 +166,7 @@ def test_lock_and_pubsub_across_a_restart_and_a_crash(unit: Unit) -> None:
         outcome, app = app.finish(), None
         print(f"lock+pubsub: {outcome.increments} locked increments, {outcome.published} "
               f"messages on a channel and a pattern, events {unit.events}")
-        assert outcome.problems() == []
+        assert outcome.problems(repeats=1) == []  # one kill -9: see apps_lockpub
         assert outcome.increments >= 90 and outcome.published >= 90, outcome
         assert unit.events == ["restart:restart", "kill:crash"]
     finally:
