@@ -504,6 +504,34 @@ class Server:
             and not (c.channels or c.patterns or c.schannels)
             and not c.tracking
         )
+        if plain and len(cmds) == 1:  # one request a read (no pipelining): the loop's work only
+            argv = cmds[0]
+            cmd = lookup(argv[0])
+            started = c.last_active
+            if (
+                cmd is not None
+                and cmd.min_argc <= len(argv) <= cmd.max_argc
+                and not (cmd.denyoom and ks.used > maxmemory)
+            ):
+                try:
+                    reply = cmd.handler(c, argv)
+                except CommandError as e:
+                    self.count_error(e.message)
+                    cmd.failed_calls += 1
+                    reply = error(e.message)
+                except Exception as e:  # a bug must cost one reply, never the server
+                    cmd.failed_calls += 1
+                    reply = self._internal_error(cmd, e)
+                cmd.calls += 1
+                if ks.ready:
+                    self.blocking.handle_ready()
+                self.commands_processed += 1
+                c.last_command = argv[0]
+                now = _monotonic()
+                if len(argv) > BATCH_CHECK_ARGS and now - started > BATCH_TIME_S:
+                    self.batches_cut += 1  # as the loop counts it
+                cmd.secs += now - c.last_active
+                return [reply]
         counted = 0  # replies in `out` already counted (execute() counts what it runs)
         size = 0
         # Under BATCH_CHECK_ARGS arguments in all, the clock need not be looked at.
