@@ -510,7 +510,7 @@ class Server:
             started = c.last_active
             if (
                 cmd is not None
-                and cmd.min_argc <= len(argv) <= cmd.max_argc
+                and len(argv) in cmd.argcs
                 and not (cmd.denyoom and ks.used > maxmemory)
             ):
                 try:
@@ -547,7 +547,7 @@ class Server:
             if (
                 plain
                 and cmd is not None
-                and cmd.min_argc <= len(argv) <= cmd.max_argc  # (and cmd.batched)
+                and len(argv) in cmd.argcs  # (and cmd.batched)
                 and not (cmd.denyoom and ks.used > maxmemory)
             ):
                 if cmd is not prev:
