@@ -102,6 +102,12 @@ def _repr(arg: bytes) -> bytes:
     return bytes(out)
 
 
+# What the batch loop finds for an unknown command, or for every one when the client is not
+# `plain`: no argument count fits, so the request goes to execute().
+_UNKNOWN = Command("", lambda c, argv: b"", 0, frozenset(), 0, 0, 0, "", "", "")
+_NOTHING: dict[bytes, Command] = {}
+
+
 def _share(cmds: list[list[bytes]], start: int, end: int, secs: float) -> None:
     """Add `secs` in equal shares to the time of the commands cmds[start:end] ran in the
     batch loop (each found in ALIASES under argv[0])."""
@@ -532,6 +538,8 @@ class Server:
                     self.batches_cut += 1  # as the loop counts it
                 cmd.secs += now - c.last_active
                 return [reply]
+        if not plain:  # every request goes to execute(): the loop finds no command
+            lookup = _NOTHING.get
         counted = 0  # replies in `out` already counted (execute() counts what it runs)
         size = 0
         # Under BATCH_CHECK_ARGS arguments in all, the clock need not be looked at.
@@ -543,11 +551,9 @@ class Server:
         run = 0  # where its run started
         mixed = False  # cmds[start:run] ran here too: more than one kind of command
         for argv in cmds:
-            cmd = lookup(argv[0])
+            cmd = lookup(argv[0], _UNKNOWN)
             if (
-                plain
-                and cmd is not None
-                and len(argv) in cmd.argcs  # (and cmd.batched)
+                len(argv) in cmd.argcs  # (and cmd.batched, and plain: see lookup)
                 and not (cmd.denyoom and ks.used > maxmemory)
             ):
                 if cmd is not prev:
@@ -603,6 +609,7 @@ class Server:
                     and not (c.channels or c.patterns or c.schannels)
                     and not c.tracking
                 )
+                lookup = ALIASES.get if plain else _NOTHING.get
                 maxmemory = self.maxmemory
             size += len(reply)
             if size > reply_max:
