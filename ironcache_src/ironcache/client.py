@@ -229,7 +229,8 @@ class Client(asyncio.Protocol):
         parser = self.parser
         cmds, err = parser.batch(data)
         out = srv.execute_batch(self, cmds) if cmds else []
-        if err is not None or len(out) < len(cmds) or not parser.at_boundary:
+        # (at_boundary: the read was parsed whole, with no error)
+        if not parser.at_boundary or len(out) < len(cmds):
             self._settle(cmds, out, err)
         payload = out[0] if len(out) == 1 else b"".join(out)
         self.rx += n
@@ -290,7 +291,7 @@ class Client(asyncio.Protocol):
         if self.authenticated:
             cmds, err = parser.batch(data)  # _run() inlined: once per read
             out = srv.execute_batch(self, cmds) if cmds else []
-            if err is not None or len(out) < len(cmds) or not parser.at_boundary:
+            if not parser.at_boundary or len(out) < len(cmds):  # (at_boundary: no error)
                 self._settle(cmds, out, err)
             return out[0] if len(out) == 1 else b"".join(out)
         out: list[bytes] = []

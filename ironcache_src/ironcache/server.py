@@ -512,13 +512,9 @@ class Server:
         )
         if plain and len(cmds) == 1:  # one request a read (no pipelining): the loop's work only
             argv = cmds[0]
-            cmd = lookup(argv[0])
+            cmd = lookup(argv[0], _UNKNOWN)
             started = c.last_active
-            if (
-                cmd is not None
-                and len(argv) in cmd.argcs
-                and not (cmd.denyoom and ks.used > maxmemory)
-            ):
+            if len(argv) in cmd.argcs and not (cmd.denyoom and ks.used > maxmemory):
                 try:
                     reply = cmd.handler(c, argv)
                 except CommandError as e:
