@@ -514,7 +514,9 @@ class Server:
             argv = cmds[0]
             cmd = lookup(argv[0], _UNKNOWN)
             started = c.last_active
-            if len(argv) in cmd.argcs and not (cmd.denyoom and ks.used > maxmemory):
+            if cmd.min_argc <= len(argv) <= cmd.max_argc and not (
+                cmd.denyoom and ks.used > maxmemory
+            ):
                 try:
                     reply = cmd.handler(c, argv)
                 except CommandError as e:
@@ -549,7 +551,7 @@ class Server:
         for argv in cmds:
             cmd = lookup(argv[0], _UNKNOWN)
             if (
-                len(argv) in cmd.argcs  # (and cmd.batched, and plain: see lookup)
+                cmd.min_argc <= len(argv) <= cmd.max_argc  # (and batched, and plain: see lookup)
                 and not (cmd.denyoom and ks.used > maxmemory)
             ):
                 if cmd is not prev:

@@ -52,9 +52,10 @@ class Command:
     denyoom: bool = False  # may grow memory: evict first, or refuse with -OOM
     noauth: bool = False  # allowed before AUTH
     batched: bool = True  # may run in Server.execute_batch()'s fast loop (see NOT_BATCHED)
-    # The argument counts the batch loop runs it with (one `in`): the arity as a range, empty
-    # when not batched, so that one test says both.
-    argcs: range = range(0)
+    # The argument counts the batch loop runs it with, as one chained comparison: the arity
+    # as a range, empty (min > max) when not batched, so that one test says both.
+    min_argc: int = 1
+    max_argc: int = 0
     client_state: bool = False  # changes the connection's state: the handover records it
     # Keys found by reading the arguments (SORT ... STORE), where first/last/step cannot say.
     find_keys: Callable[[list[bytes]], list[bytes]] | None = None
@@ -97,11 +98,11 @@ TABLE: dict[bytes, Command] = {}  # by lower-case name: what COMMAND lists
 ALIASES: dict[bytes, Command] = {}
 
 
-def _argcs(arity: int, batched: bool) -> range:
-    """Command.argcs."""
+def _argc_range(arity: int, batched: bool) -> tuple[int, int]:
+    """Command.min_argc and max_argc."""
     if not batched:
-        return range(0)
-    return range(arity, arity + 1) if arity > 0 else range(-arity, 1 << 62)
+        return 1, 0
+    return (arity, arity) if arity > 0 else (-arity, 1 << 62)
 
 
 def command(
@@ -130,7 +131,7 @@ def command(
             "denyoom" in fl,
             "noauth" in fl,
             batched and name not in NOT_BATCHED,
-            _argcs(arity, batched and name not in NOT_BATCHED),
+            *_argc_range(arity, batched and name not in NOT_BATCHED),
             client_state,
             find_keys,
         )
@@ -148,7 +149,7 @@ def subcommands(
     parent = TABLE[container.encode()]
     parent.subcommands = {}
     parent.batched = False  # execute() checks the subcommand and names it in the stats
-    parent.argcs = _argcs(parent.arity, False)
+    parent.min_argc, parent.max_argc = _argc_range(parent.arity, False)
     known = SUBCOMMANDS.get(container, {})
     for sub, arity in arities.items():
         redis = known.get(sub.decode())
@@ -173,7 +174,7 @@ def subcommands(
             "denyoom" in fl,
             "noauth" in fl,
             parent.batched,
-            _argcs(arity, parent.batched),
+            *_argc_range(arity, parent.batched),
             parent.client_state,
             parent=parent,
         )
