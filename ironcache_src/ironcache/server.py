@@ -102,15 +102,15 @@ def _repr(arg: bytes) -> bytes:
     return bytes(out)
 
 
-def _share(
-    cmds: list[list[bytes]], start: int, end: int, first: Any, before: int, secs: float
-) -> None:
-    """Add `secs` to the time of the commands cmds[start:end] ran in the batch loop (each
-    found in ALIASES under argv[0]): to `first` when its calls grew by all of them (from
-    `before`), else in equal shares."""
-    if first.calls - before == end - start:  # one kind of command: the common case
-        first.secs += secs
-        return
+# What the batch loop finds for an unknown command, or for every one when the client is not
+# `plain`: no argument count fits, so the request goes to execute().
+_UNKNOWN = Command("", lambda c, argv: b"", 0, frozenset(), 0, 0, 0, "", "", "")
+_NOTHING: dict[bytes, Command] = {}
+
+
+def _share(cmds: list[list[bytes]], start: int, end: int, secs: float) -> None:
+    """Add `secs` in equal shares to the time of the commands cmds[start:end] ran in the
+    batch loop (each found in ALIASES under argv[0])."""
     share = secs / (end - start)
     for argv in cmds[start:end]:
         ALIASES[argv[0]].secs += share
@@ -487,17 +487,19 @@ class Server:
         `execute()`. Only commands outside `batched` change the connection's MULTI and auth
         state, close it or change maxmemory, so the loop reads those once and again after such
         a command; the counters it keeps are added up once, before anything reads them.
-        Stats: a command run here adds one to its calls; its time is the batch's, from when
-        the read arrived (`Client.last_active`), taken once the batch is done (or before a
-        command goes to `execute()`, which counts its own): all of it when the commands run
-        here since were one kind of command (known from the calls of the first one), else
-        shared equally by them. One clock read a batch.
+        Stats: a command run here adds one to its calls, once per run of one command (a
+        pipeline of SETs adds them up at once); its time is the batch's, from when the read
+        arrived (`Client.last_active`), taken once the batch is done (or before a command goes
+        to `execute()`, which counts its own, as INFO does): all of it when the commands run
+        here since were one kind of command, else shared equally by them. One clock read a
+        batch.
         """
         out: list[bytes] = []
         append = out.append
         lookup = ALIASES.get
         ks = self.keyspace
         maxmemory = self.maxmemory
+        reply_max = REPLY_BATCH_MAX
         plain = (
             c.multi is None
             and c.authenticated
@@ -508,24 +510,57 @@ class Server:
             and not (c.channels or c.patterns or c.schannels)
             and not c.tracking
         )
+        if plain and len(cmds) == 1:  # one request a read (no pipelining): the loop's work only
+            argv = cmds[0]
+            cmd = lookup(argv[0], _UNKNOWN)
+            started = c.last_active
+            if cmd.min_argc <= len(argv) <= cmd.max_argc and not (
+                cmd.denyoom and ks.used > maxmemory
+            ):
+                try:
+                    reply = cmd.handler(c, argv)
+                except CommandError as e:
+                    self.count_error(e.message)
+                    cmd.failed_calls += 1
+                    reply = error(e.message)
+                except Exception as e:  # a bug must cost one reply, never the server
+                    cmd.failed_calls += 1
+                    reply = self._internal_error(cmd, e)
+                cmd.calls += 1
+                if ks.ready:
+                    self.blocking.handle_ready()
+                self.commands_processed += 1
+                c.last_command = argv[0]
+                now = _monotonic()
+                if len(argv) > BATCH_CHECK_ARGS and now - started > BATCH_TIME_S:
+                    self.batches_cut += 1  # as the loop counts it
+                cmd.secs += now - c.last_active
+                return [reply]
+        if not plain:  # every request goes to execute(): the loop finds no command
+            lookup = _NOTHING.get
         counted = 0  # replies in `out` already counted (execute() counts what it runs)
-        last = None  # the last request run here
         size = 0
+        # Under BATCH_CHECK_ARGS arguments in all, the clock need not be looked at.
+        timed = sum(map(len, cmds)) > BATCH_CHECK_ARGS
         args = 0  # arguments run since the clock was last read
         started = c.last_active  # the read's arrival: its caller just set it (no clock read)
         start = 0  # cmds[start:len(out)] ran here since the last time taken
-        first = None  # the first command of those, and its calls before them
-        before = 0
+        prev = None  # the command of the run of equal commands at the end of those (or None)
+        run = 0  # where its run started
+        mixed = False  # cmds[start:run] ran here too: more than one kind of command
         for argv in cmds:
-            cmd = lookup(argv[0])
+            cmd = lookup(argv[0], _UNKNOWN)
             if (
-                plain
-                and cmd is not None
-                and cmd.batched
-                and cmd.min_argc <= len(argv) <= cmd.max_argc
+                cmd.min_argc <= len(argv) <= cmd.max_argc  # (and batched, and plain: see lookup)
                 and not (cmd.denyoom and ks.used > maxmemory)
             ):
-                last = argv
+                if cmd is not prev:
+                    if prev is not None:
+                        n = len(out)
+                        prev.calls += n - run
+                        run = n
+                        mixed = True
+                    prev = cmd
                 try:
                     reply = cmd.handler(c, argv)
                 except CommandError as e:
@@ -536,19 +571,20 @@ class Server:
                     cmd.failed_calls += 1
                     reply = self._internal_error(cmd, e)
                 append(reply)
-                if first is None:
-                    first, before = cmd, cmd.calls
-                cmd.calls += 1
                 if ks.ready:
                     self.blocking.handle_ready()
             else:
                 n = len(out)
                 self.commands_processed += n - counted  # INFO counts what ran before it
                 counted = n + 1
-                if first is not None:
-                    _share(cmds, start, n, first, before, _monotonic() - c.last_active)
-                    first = None
-                last = None
+                if prev is not None:
+                    prev.calls += n - run
+                    if mixed:
+                        _share(cmds, start, n, _monotonic() - c.last_active)
+                        mixed = False
+                    else:
+                        prev.secs += _monotonic() - c.last_active
+                    prev = None
                 reply = self.execute(c, argv)
                 if c.reply_off:
                     muted = c.muted(reply)
@@ -557,7 +593,7 @@ class Server:
                     if reply[:1] != b">" and argv[0].lower() not in SUBSCRIPTIONS:
                         reply = muted
                 append(reply)
-                start = n + 1
+                start = run = n + 1
                 c.last_active = _monotonic()  # what follows is timed from here
                 if c.closing or c.blocked is not None:
                     break
@@ -571,23 +607,27 @@ class Server:
                     and not (c.channels or c.patterns or c.schannels)
                     and not c.tracking
                 )
+                lookup = ALIASES.get if plain else _NOTHING.get
                 maxmemory = self.maxmemory
             size += len(reply)
-            if size > REPLY_BATCH_MAX:
+            if size > reply_max:
                 break
-            args += len(argv)
-            if args > BATCH_CHECK_ARGS:
-                args = 0
-                if _monotonic() - started > BATCH_TIME_S:
-                    self.batches_cut += 1
-                    break
-        self.commands_processed += len(out) - counted
-        if last is not None:  # the last request ran here, and `cmd` is its command
-            c.last_command = last[0]
-            if first.calls - before == len(out) - start:  # type: ignore[union-attr]
-                first.secs += _monotonic() - c.last_active  # type: ignore[union-attr]
+            if timed:
+                args += len(argv)
+                if args > BATCH_CHECK_ARGS:
+                    args = 0
+                    if _monotonic() - started > BATCH_TIME_S:
+                        self.batches_cut += 1
+                        break
+        n = len(out)
+        self.commands_processed += n - counted
+        if prev is not None:  # the last request ran here: its run is still to count
+            c.last_command = cmds[n - 1][0]
+            prev.calls += n - run
+            if mixed:
+                _share(cmds, start, n, _monotonic() - c.last_active)
             else:
-                _share(cmds, start, len(out), first, before, _monotonic() - c.last_active)
+                prev.secs += _monotonic() - c.last_active
         return out
 
     def count_error(self, message: str) -> None:

@@ -52,7 +52,9 @@ class Command:
     denyoom: bool = False  # may grow memory: evict first, or refuse with -OOM
     noauth: bool = False  # allowed before AUTH
     batched: bool = True  # may run in Server.execute_batch()'s fast loop (see NOT_BATCHED)
-    min_argc: int = 0  # the arity as a range, checked with one chained comparison
+    # The argument counts the batch loop runs it with, as one chained comparison: the arity
+    # as a range, empty (min > max) when not batched, so that one test says both.
+    min_argc: int = 1
     max_argc: int = 0
     client_state: bool = False  # changes the connection's state: the handover records it
     # Keys found by reading the arguments (SORT ... STORE), where first/last/step cannot say.
@@ -96,6 +98,13 @@ TABLE: dict[bytes, Command] = {}  # by lower-case name: what COMMAND lists
 ALIASES: dict[bytes, Command] = {}
 
 
+def _argc_range(arity: int, batched: bool) -> tuple[int, int]:
+    """Command.min_argc and max_argc."""
+    if not batched:
+        return 1, 0
+    return (arity, arity) if arity > 0 else (-arity, 1 << 62)
+
+
 def command(
     name: str,
     arity: int,
@@ -122,8 +131,7 @@ def command(
             "denyoom" in fl,
             "noauth" in fl,
             batched and name not in NOT_BATCHED,
-            arity if arity > 0 else -arity,
-            arity if arity > 0 else 1 << 62,
+            *_argc_range(arity, batched and name not in NOT_BATCHED),
             client_state,
             find_keys,
         )
@@ -141,6 +149,7 @@ def subcommands(
     parent = TABLE[container.encode()]
     parent.subcommands = {}
     parent.batched = False  # execute() checks the subcommand and names it in the stats
+    parent.min_argc, parent.max_argc = _argc_range(parent.arity, False)
     known = SUBCOMMANDS.get(container, {})
     for sub, arity in arities.items():
         redis = known.get(sub.decode())
@@ -165,8 +174,7 @@ def subcommands(
             "denyoom" in fl,
             "noauth" in fl,
             parent.batched,
-            arity if arity > 0 else -arity,
-            arity if arity > 0 else 1 << 62,
+            *_argc_range(arity, parent.batched),
             parent.client_state,
             parent=parent,
         )
