@@ -61,7 +61,8 @@ class Outcome:
             if once != expected or len(got) - len(once) > repeats:
                 out.append(f"{kind} messages: {len(got)} for {self.published} published, "
                            f"{len(got) - len(once)} repeated back to back (at most {repeats}), "
-                           f"the rest once each and in order: {once == expected}")
+                           f"the rest once each and in order: {once == expected}; missing: "
+                           f"{sorted(set(expected) - set(got))[:10]}")
         if self.publish_replies - {2}:
             out.append(f"PUBLISH counted {sorted(self.publish_replies)} subscriptions, not 2")
         if not self.same_clients:
@@ -147,18 +148,21 @@ class LockPubApp:
             r.close()
 
     def _subscriber(self) -> None:
+        publisher = self.threads[1]
         try:
-            while not self.stop.is_set() or len(self.pmessages) < self.published:
+            while True:
+                # `published` is final only once the publisher has stopped: read it after
+                done = self.stop.is_set() and not publisher.is_alive()
+                if done and min(len(self.messages), len(self.pmessages)) >= self.published:
+                    return
                 msg = self.pubsub.get_message(timeout=0.5)
                 if msg is None:
-                    if self.stop.is_set() and not self.threads[1].is_alive():
-                        # the publisher is done: what has not come by now will not
-                        late = self.pubsub.get_message(timeout=2.0)
-                        if late is None:
-                            return
-                        msg = late
-                    else:
+                    if not done:
                         continue
+                    # the publisher is done: what has not come by now will not
+                    msg = self.pubsub.get_message(timeout=2.0)
+                    if msg is None:
+                        return
                 if msg["type"] == "message":
                     self.messages.append(int(msg["data"]))
                 elif msg["type"] == "pmessage":
