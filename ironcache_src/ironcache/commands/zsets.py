@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import random
 import re
-from bisect import bisect_left, bisect_right, insort
 from typing import TYPE_CHECKING
 
 from ironcache.blocking import deadline, parse_timeout, wait
@@ -27,7 +26,6 @@ from ironcache.commands import (
 from ironcache.keyspace import NOTIFY_GENERIC, NOTIFY_ZSET, SCAN_WHOLE, Entry
 from ironcache.protocol import EMPTY_ARRAY, ONE, ZERO, bulk, bulks, integer, null, null_array
 from ironcache.zset import (
-    TOP,
     ZMEMBER_OVERHEAD,
     ZSET_OVERHEAD,
     LexBound,
@@ -280,15 +278,11 @@ def _zadd(c: Client, argv: list[bytes], i: int, incr: bool) -> bytes:
 def zadd(c: Client, argv: list[bytes]) -> bytes:
     if len(argv) != 4 or not argv[2].isdigit() or len(argv[2]) > 300:
         return _zadd(c, argv, 2, False)
-    # ZADD key <integer score> member, the common form: _zadd's work without its options,
-    # db.lookup, ZSet.add and index_add inlined (one Python call each, per request).
+    # ZADD key <integer score> member, the common form: _zadd's work without its options.
     key, member = argv[1], argv[3]
     score = float(argv[2])
     db = c.db
-    ks = db.keyspace
-    e = db.data.get(key)
-    if e is not None and (db.expires or ks.lfu):
-        e = db.lookup(key)  # may have expired; LFU counts the access
+    e = db.lookup(key)
     if e is None:
         z = ZSet()
         db.set(key, z, ZSET_OVERHEAD)
@@ -297,32 +291,15 @@ def zadd(c: Client, argv: list[bytes]) -> bytes:
         z = e.value
         if z.__class__ is not ZSet:
             raise CommandError(WRONGTYPE)
-        e.lru = ks.clock
     cur = z.scores
     old = cur.get(member)
     if old is not None:
         if old == score:
             return ZERO
-        index_remove(z.index, (old, member))
+        index_remove(z.index, (old, member))  # ZSet.add's update, without its second lookup
     cur[member] = score
-    v = (score, member)
-    ix = z.index
-    maxes = ix._maxes
-    if maxes:
-        lists = ix._lists
-        pos = bisect_right(maxes, v)
-        if pos == len(maxes):
-            pos -= 1
-            lists[pos].append(v)
-            maxes[pos] = v
-        else:
-            insort(lists[pos], v)
-        if ix._index or len(lists[pos]) > ix._load << 1:
-            ix._expand(pos)
-    else:
-        ix._lists.append([v])
-        maxes.append(v)
-    ix._len += 1
+    index_add(z.index, (score, member))
+    ks = db.keyspace
     if old is None:
         grown = ZMEMBER_OVERHEAD + len(member)
         e.size += grown
@@ -528,22 +505,13 @@ def zrangebyscore(c: Client, argv: list[bytes]) -> bytes:
         lo_f, lo_ex, hi_f, hi_ex = float(lo), False, float(hi), False
     else:
         lo_f, lo_ex, hi_f, hi_ex = parse_range(lo, hi)
-    db = c.db
-    e = db.data.get(argv[1])
-    if e is not None and (db.expires or db.keyspace.lfu):
-        e = db.lookup(argv[1])  # may have expired; LFU counts the access
+    e = c.db.lookup(argv[1])
     if e is None:
         return EMPTY_ARRAY
     z = e.value
     if z.__class__ is not ZSet:
         raise CommandError(WRONGTYPE)
-    e.lru = db.keyspace.clock
-    lists = z.index._lists
-    if len(lists) == 1 and not lo_ex and not hi_ex:  # up to 1,000 members: one sublist
-        sub = lists[0]
-        items = sub[bisect_left(sub, (lo_f,)) : bisect_left(sub, (hi_f, TOP))]
-    else:
-        items = z.score_items(lo_f, lo_ex, hi_f, hi_ex)
+    items = z.score_items(lo_f, lo_ex, hi_f, hi_ex)
     members = [m for _s, m in items]
     return bulks(b"*%d\r\n" % len(members), members)
 
