@@ -216,39 +216,7 @@ class Client(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
-        if self.blocked is not None or not self.authenticated:
-            self._send(len(data), self.process(data))
-            return
-        # process() and _send() inlined: this runs once per read.
-        self.last_active = _monotonic()
-        srv = self.server
-        n = len(data)
-        srv.net_input_bytes += n
-        if n > self.qbuf_peak:
-            self.qbuf_peak = n
-        parser = self.parser
-        cmds, err = parser.batch(data)
-        out = srv.execute_batch(self, cmds) if cmds else []
-        # (at_boundary: the read was parsed whole, with no error)
-        if not parser.at_boundary or len(out) < len(cmds):
-            self._settle(cmds, out, err)
-        payload = out[0] if len(out) == 1 else b"".join(out)
-        self.rx += n
-        n = len(payload)
-        self.tx += n
-        if srv.handover.ops:
-            srv.handover.flush()  # journaled before the reply leaves
-        transport = self.transport
-        if n:
-            srv.net_output_bytes += n
-            transport.write(payload)  # type: ignore[union-attr]
-            # Nothing left queued (the kernel took it all): under any limit, nothing to do.
-            if self.obuf_soft_since or transport.get_write_buffer_size():  # type: ignore[union-attr]
-                self.check_output()
-        if self.closing:
-            transport.close()  # type: ignore[union-attr]  # flushes what is queued
-        elif self.deferred and self.blocked is None:
-            self._defer_reading()
+        self._send(len(data), self.process(data))
 
     def _send(self, nread: int, payload: bytes) -> None:
         """Count, journal and write the replies to `nread` bytes of input (transport reads)."""
