@@ -500,16 +500,7 @@ class Server:
         ks = self.keyspace
         maxmemory = self.maxmemory
         reply_max = REPLY_BATCH_MAX
-        plain = (
-            c.multi is None
-            and c.authenticated
-            and c.user.unrestricted
-            and not c.reply_off
-            and not self.monitors
-            and self.script_busy is None
-            and not (c.channels or c.patterns or c.schannels)
-            and not c.tracking
-        )
+        plain = self._plain(c)
         if plain and len(cmds) == 1:  # one request a read (no pipelining): the loop's work only
             argv = cmds[0]
             cmd = lookup(argv[0], _UNKNOWN)
@@ -597,16 +588,7 @@ class Server:
                 c.last_active = _monotonic()  # what follows is timed from here
                 if c.closing or c.blocked is not None:
                     break
-                plain = (
-                    c.multi is None
-                    and c.authenticated
-                    and c.user.unrestricted
-                    and not c.reply_off
-                    and not self.monitors
-                    and self.script_busy is None
-                    and not (c.channels or c.patterns or c.schannels)
-                    and not c.tracking
-                )
+                plain = self._plain(c)
                 lookup = ALIASES.get if plain else _NOTHING.get
                 maxmemory = self.maxmemory
             size += len(reply)
@@ -629,6 +611,21 @@ class Server:
             else:
                 prev.secs += _monotonic() - c.last_active
         return out
+
+    def _plain(self, c: Client) -> bool:
+        """Whether execute_batch may run c's batched commands itself: nothing that execute()
+        checks per request (MULTI, auth, ACL, CLIENT REPLY, MONITOR, a busy script, the
+        subscribed context, tracking) applies."""
+        return (
+            c.multi is None
+            and c.authenticated
+            and c.user.unrestricted
+            and not c.reply_off
+            and not self.monitors
+            and self.script_busy is None
+            and not (c.channels or c.patterns or c.schannels)
+            and not c.tracking
+        )
 
     def count_error(self, message: str) -> None:
         """total_error_replies and INFO errorstats (by the error's first word, as Redis)."""
