@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Collection
 from itertools import accumulate, chain
 from typing import Any
 
@@ -653,16 +654,24 @@ def error(msg: str, encoding: str = "utf-8") -> bytes:
 
 
 _HEADS = [b"$%d" % n for n in range(512)]  # bulk headers of short strings, without CRLF
+_SEPARATORS = [b"\r\n$%d\r\n" % n for n in range(512)]  # between strings of one length
 
 
-def bulks(head: bytes, items: list[bytes]) -> bytes:
+def bulks(head: bytes, items: Collection[bytes]) -> bytes:
     """`head` (an aggregate's header line, CRLF included) followed by `items` as bulk strings.
 
-    Short strings (the usual case) are framed by one CRLF join of headers and strings set in
-    place with slice assignments, not a Python loop of formats: about twice as fast for 10-50
-    strings."""
+    Strings of one length (ids, fixed-width members: the usual case) are framed by a single
+    join with the separator CRLF $<len> CRLF; other short strings by one CRLF join of headers
+    and strings set in place with slice assignments. Both avoid a Python loop of formats: 2-4
+    times as fast for 10-50 strings."""
     if not items:
         return head
+    lengths = set(map(len, items))
+    if len(lengths) == 1:
+        n = lengths.pop()
+        if n < 512:
+            sep = _SEPARATORS[n]
+            return head + sep[2:] + sep.join(items) + b"\r\n"
     parts: list[bytes] = [b""] * (2 * len(items))
     try:
         parts[0::2] = map(_HEADS.__getitem__, map(len, items))

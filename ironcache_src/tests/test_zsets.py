@@ -318,7 +318,7 @@ def test_score_ranges_across_sublists_match_a_brute_force() -> None:
     scores[:3] = [float("inf"), float("-inf"), -0.0]
     z = ZSet.from_pairs((b"m%05d" % i, s) for i, s in enumerate(scores))
     assert len(z.index._lists) > 3  # several sublists: the edges are exercised
-    ordered = list(z.index)
+    ordered = list(z)
     bounds = [float("-inf"), -50.0, -3.0, 0.0, -0.0, 7.0, 49.0, 60.0, float("inf")]
     for lo in bounds:
         for hi in bounds:
@@ -359,4 +359,4 @@ def test_index_add_and_remove_keep_sortedlist_invariants() -> None:
             pairs = sorted((s, mm) for mm, s in z.scores.items())
             probe = pairs[rnd.randrange(len(pairs))]
             assert z.rank(probe[1]) == pairs.index(probe)
-    assert list(z.index) == sorted((s, m) for m, s in z.scores.items())
+    assert list(z) == sorted((s, m) for m, s in z.scores.items())

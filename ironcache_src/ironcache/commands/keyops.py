@@ -44,7 +44,7 @@ def zset_pairs(value: Any) -> list[tuple[bytes, float]] | None:
     """A sorted set's (member, score) pairs in rank order; None for any other value."""
     if not isinstance(value, ZSet):
         return None
-    return [(m, s) for s, m in value.index]
+    return [(m, s) for s, m in value]
 
 
 def zset_from_pairs(pairs: list[tuple[bytes, float]]) -> ZSet:

@@ -250,7 +250,7 @@ def _diff(sets: list[set[bytes] | None]) -> set[bytes]:
 
 def _set_reply(members: set[bytes], resp: int) -> bytes:
     """An array (RESP2) or a set (RESP3) of bulk strings, as Redis answers SINTER & co."""
-    return bulks((b"~%d\r\n" if resp == 3 else b"*%d\r\n") % len(members), list(members))
+    return bulks((b"~%d\r\n" if resp == 3 else b"*%d\r\n") % len(members), members)
 
 
 def _store(c: Client, dst: bytes, result: set[bytes], event: bytes) -> bytes:

@@ -26,12 +26,13 @@ from ironcache.commands import (
 from ironcache.keyspace import NOTIFY_GENERIC, NOTIFY_ZSET, SCAN_WHOLE, Entry
 from ironcache.protocol import EMPTY_ARRAY, ONE, ZERO, bulk, bulks, integer, null, null_array
 from ironcache.zset import (
-    ZMEMBER_OVERHEAD,
     ZSET_OVERHEAD,
     LexBound,
     ZSet,
+    encode,
     index_add,
     index_remove,
+    member_size,
 )
 
 if TYPE_CHECKING:
@@ -260,8 +261,8 @@ def _zadd(c: Client, argv: list[bytes], i: int, incr: bool) -> bytes:
             elif not xx:
                 stored = score + 0.0  # -0 is stored as 0 (ZSet.add), replied as -0
                 cur[member] = stored
-                index_add(z.index, (stored, member))
-                grown += ZMEMBER_OVERHEAD + len(member)
+                index_add(z.index, encode(stored) + member)
+                grown += member_size(member)
                 added += 1
                 processed += 1
     finally:
@@ -296,12 +297,12 @@ def zadd(c: Client, argv: list[bytes]) -> bytes:
     if old is not None:
         if old == score:
             return ZERO
-        index_remove(z.index, (old, member))  # ZSet.add's update, without its second lookup
+        index_remove(z.index, encode(old) + member)  # ZSet.add's update, without its second lookup
     cur[member] = score
-    index_add(z.index, (score, member))
+    index_add(z.index, encode(score) + member)
     ks = db.keyspace
     if old is None:
-        grown = ZMEMBER_OVERHEAD + len(member)
+        grown = member_size(member)
         e.size += grown
         ks.used += grown
     db.touched(key)
@@ -511,8 +512,7 @@ def zrangebyscore(c: Client, argv: list[bytes]) -> bytes:
     z = e.value
     if z.__class__ is not ZSet:
         raise CommandError(WRONGTYPE)
-    items = z.score_items(lo_f, lo_ex, hi_f, hi_ex)
-    members = [m for _s, m in items]
+    members = [k[8:] for k in z.score_keys(lo_f, lo_ex, hi_f, hi_ex)]
     return bulks(b"*%d\r\n" % len(members), members)
 
 
@@ -536,7 +536,7 @@ def zrevrangebylex(c: Client, argv: list[bytes]) -> bytes:
 
 def _shrink(c: Client, key: bytes, e: Entry, gone: list[bytes], event: bytes) -> bytes:
     if gone:
-        c.db.resized(key, e, -sum(ZMEMBER_OVERHEAD + len(m) for m in gone))
+        c.db.resized(key, e, -sum(map(member_size, gone)))
         c.db.notify_emptied(NOTIFY_ZSET, event, key)
     return integer(len(gone))
 
@@ -681,7 +681,7 @@ def zrandmember(c: Client, argv: list[bytes]) -> bytes:
         found = read_zset(c, argv[1])
         if found is None:
             return null(c.resp)
-        return bulk(found[1].index[random.randrange(len(found[1]))][1])
+        return bulk(found[1].random_member(random.randrange(len(found[1]))))
     count = to_int(argv[2])
     if not -LONG_MAX <= count <= LONG_MAX:
         raise CommandError(
@@ -700,17 +700,17 @@ def zrandmember(c: Client, argv: list[bytes]) -> bytes:
     z = found[1]
     if count > 0:
         if count >= len(z):
-            return pairs_reply(c, list(z.index), withscores)
+            return pairs_reply(c, list(z), withscores)
         picked = random.sample(list(z.scores.items()), count)
         return pairs_reply(c, [(s, m) for m, s in picked], withscores)
     count = -count
     # Repetitions allowed: encode each member (and score) once, pick chunk by chunk, so the
     # only big allocation is the reply itself.
     if withscores and c.resp == 3:
-        encoded = [b"*2\r\n" + bulk(m) + double(c, s) for s, m in z.index]
+        encoded = [b"*2\r\n" + bulk(m) + double(c, s) for s, m in z]
         head = b"*%d\r\n" % count
     elif withscores:
-        encoded = [bulk(m) + double(c, s) for s, m in z.index]
+        encoded = [bulk(m) + double(c, s) for s, m in z]
         head = b"*%d\r\n" % (2 * count)
     else:
         encoded = [bulk(m) for m in z.scores]
@@ -837,7 +837,7 @@ def setop(
 def _setop_command(c: Client, argv: list[bytes], op: int) -> bytes:
     z, withscores = setop(c, argv, 1, op, False)
     assert isinstance(z, ZSet)
-    return pairs_reply(c, list(z.index), withscores)
+    return pairs_reply(c, list(z), withscores)
 
 
 def _setop_store(c: Client, argv: list[bytes], op: int) -> bytes:
@@ -897,7 +897,7 @@ def zscan(c: Client, argv: list[bytes]) -> bytes:
     zs = found[1]
     out: list[bytes] = []
     if len(zs) <= SCAN_WHOLE:  # one step, cursor 0, as Redis answers a listpack
-        for s, m in zs.index:
+        for s, m in zs:
             if match(m):
                 out += (m, d2string(s))
         return scan_reply(0, out)
