@@ -15,6 +15,7 @@ import math
 import struct
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator
+from operator import itemgetter
 from typing import Any
 
 from sortedcontainers import SortedList
@@ -40,6 +41,9 @@ def after(x: float) -> bytes:
     of the next double (encode() is monotonic), or past +inf's for +inf."""
     return encode(math.nextafter(x, math.inf)) if x != math.inf else _AFTER_INF
 
+
+# The member of an index key: one C call a key where a comprehension runs Python code.
+member_of = itemgetter(slice(8, None))
 
 _AFTER_INF = (int.from_bytes(encode(math.inf), "big") + 1).to_bytes(8, "big")
 
@@ -122,7 +126,7 @@ class ZSet:
     def pairs(self, keys: Iterable[bytes]) -> list[tuple[float, bytes]]:
         """(score, member) of index keys; the score is the dict's (a -0 that a computed,
         unstored set keeps stays -0)."""
-        members = [k[8:] for k in keys]
+        members = list(map(member_of, keys))
         return list(zip(map(self.scores.__getitem__, members), members, strict=True))
 
     # ------------------------------------------------------------------ changes
@@ -156,7 +160,8 @@ class ZSet:
             for dummy in range(len(gone)):
                 del self.index[start]
         scores = self.scores
-        return [(scores.pop(k[8:]), k[8:]) for k in gone]
+        members = list(map(member_of, gone))
+        return list(zip(map(scores.pop, members), members, strict=True))
 
     # ------------------------------------------------------------------ reads
     def rank(self, member: bytes) -> int | None:
@@ -168,10 +173,6 @@ class ZSet:
     def at(self, start: int, stop: int) -> list[tuple[float, bytes]]:
         """Index positions [start, stop), ascending, as (score, member)."""
         return self.pairs(self.index.islice(start, stop))
-
-    def members_at(self, start: int, stop: int) -> list[bytes]:
-        """The members of index positions [start, stop), ascending."""
-        return [k[8:] for k in self.index.islice(start, stop)]
 
     @staticmethod
     def _score_bounds(lo: float, lo_ex: bool, hi: float, hi_ex: bool) -> tuple[bytes, bytes]:
@@ -278,7 +279,7 @@ class ZSet:
     # ------------------------------------------------------------------ state format
     def dump(self) -> tuple[list[bytes], list[float]]:
         """A marshal-able form: members and their scores, in order."""
-        members = [k[8:] for k in self.index]
+        members = list(map(member_of, self.index))
         scores = self.scores
         return members, [scores[m] for m in members]
 

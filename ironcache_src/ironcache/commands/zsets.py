@@ -32,6 +32,7 @@ from ironcache.zset import (
     encode,
     index_add,
     index_remove,
+    member_of,
     member_size,
 )
 
@@ -512,7 +513,7 @@ def zrangebyscore(c: Client, argv: list[bytes]) -> bytes:
     z = e.value
     if z.__class__ is not ZSet:
         raise CommandError(WRONGTYPE)
-    members = [k[8:] for k in z.score_keys(lo_f, lo_ex, hi_f, hi_ex)]
+    members = list(map(member_of, z.score_keys(lo_f, lo_ex, hi_f, hi_ex)))
     return bulks(b"*%d\r\n" % len(members), members)
 
 
