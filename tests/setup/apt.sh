@@ -24,7 +24,8 @@ need dpkg-source dpkg-dev
 need patch patch
 # ... and its --tls mode (tests/redis-suite's tls: units): Tcl's TLS package
 if command -v tclsh8.6 >/dev/null 2>&1; then
-    echo 'package require tls' | tclsh8.6 >/dev/null 2>&1 || missing+=(tcl-tls)
+    # tclsh exits 0 after a failed command read from stdin: the script says how it went
+    echo 'exit [catch {package require tls}]' | tclsh8.6 >/dev/null 2>&1 || missing+=(tcl-tls)
 else
     missing+=(tcl-tls)
 fi
