@@ -360,3 +360,36 @@ def test_index_add_and_remove_keep_sortedlist_invariants() -> None:
             probe = pairs[rnd.randrange(len(pairs))]
             assert z.rank(probe[1]) == pairs.index(probe)
     assert list(z) == sorted((s, m) for m, s in z.scores.items())
+
+
+@pytest.mark.skipif(IS_REDIS, reason="IronCache's own structure")
+def test_index_keys_order_as_redis_orders_members() -> None:
+    """The index compares byte-string keys: encode()'s 8 bytes must sort as the doubles do
+    (negative, -0 and 0 as one score, subnormal, infinite), after() must fall between a score's
+    keys and the next score's, and ties must order by member bytes, a member before the longer
+    members it begins (Redis's memcmp then length): checked against sorted() of the pairs."""
+    import math
+    import random
+    import struct
+
+    from ironcache.zset import ZSet, after, encode
+
+    rnd = random.Random(11)
+    special = [-math.inf, -1e308, -1.5, -5e-324, -0.0, 0.0, 5e-324, 2.2e-308, 1.0, 1e308, math.inf]
+    randoms = [struct.unpack(">d", rnd.randbytes(8))[0] for _ in range(3000)]
+    values = sorted({x for x in special + randoms if not math.isnan(x)})
+    keys = [encode(x) for x in values]
+    assert all(len(k) == 8 for k in keys)
+    assert encode(-0.0) == encode(0.0)
+    for a, b, ka, kb in zip(values, values[1:], keys, keys[1:], strict=False):
+        assert (ka < kb) == (a < b) and (ka == kb) == (a == b), (a, b)
+        assert ka < after(a) <= kb or a == b, (a, b)
+    assert encode(math.inf) < after(math.inf)
+    members = [b"", b"a", b"a\x00", b"ab", b"b", b"\xff", b"\xff\xff"]
+    pairs = [(s, m) for s in (-2.0, 0.0, 3.5) for m in members]
+    rnd.shuffle(pairs)
+    z = ZSet.from_pairs((m + b"%g" % s, s) for s, m in pairs)
+    assert list(z) == sorted((s, m + b"%g" % s) for s, m in pairs)
+    ties = ZSet.from_pairs((m, 1.0) for m in reversed(members))
+    assert [m for _s, m in ties] == members
+    assert ties.lex_span((0, b"a", True), (0, b"b", False)) == (2, 5)  # (a .. [b
