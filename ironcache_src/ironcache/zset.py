@@ -174,17 +174,12 @@ class ZSet:
         """Index positions [start, stop), ascending, as (score, member)."""
         return self.pairs(self.index.islice(start, stop))
 
-    @staticmethod
-    def _score_bounds(lo: float, lo_ex: bool, hi: float, hi_ex: bool) -> tuple[bytes, bytes]:
-        """Keys that the first key in the range and the first key past it bisect left of."""
-        return (after(lo) if lo_ex else encode(lo)), (encode(hi) if hi_ex else after(hi))
-
     def score_span(self, lo: float, lo_ex: bool, hi: float, hi_ex: bool) -> tuple[int, int]:
         """Index positions [start, stop) of the members whose score is in the range."""
         ix = self.index
-        lo_key, hi_key = self._score_bounds(lo, lo_ex, hi, hi_ex)
-        start = ix.bisect_left(lo_key)
-        return start, max(start, ix.bisect_left(hi_key))
+        # the range's first key and the first key past it are the first at or after these
+        start = ix.bisect_left(after(lo) if lo_ex else encode(lo))
+        return start, max(start, ix.bisect_left(encode(hi) if hi_ex else after(hi)))
 
     def score_keys(self, lo: float, lo_ex: bool, hi: float, hi_ex: bool) -> list[bytes]:
         """The index keys of a score range, ascending, without positions.
