@@ -233,6 +233,46 @@ def test_lfu_counts_accesses_and_evicts_the_least_used(make_server: Any) -> None
     c.close()
 
 
+@pytest.mark.parametrize("with_ttls", [False, True], ids=["no-ttl", "ttl-in-db"])
+def test_lfu_counts_every_command_that_reads_or_writes_a_key(
+    make_server: Any, with_ttls: bool
+) -> None:
+    """Writes are accesses too: a counter, a queue or a set that is only written must not look
+    cold to the LFU eviction. With lfu-log-factor 0 every access adds one: each command below
+    runs 10 times on a key it created (LFU_INIT_VAL 5), SINTER k k reads its key twice. With a
+    key with a TTL in the database, lookups take the expiring path: counted once all the same.
+    A maxmemory keeps Redis from sharing small integers (whose one counter every INCR'd key
+    holding that value would read) when the test runs against it."""
+    srv = make_server(
+        {"maxmemory-policy": "allkeys-lfu", "lfu-log-factor": "0", "maxmemory": "256mb"}
+    )
+    c = srv.client()
+    if with_ttls:
+        c.set("other", "v", ex=1000)
+    commands = {
+        "s": ("SADD", "s", "a"),
+        "s2": ("SADD", "s2", "a", "b"),
+        "l": ("LPUSH", "l", "a"),
+        "l2": ("RPUSH", "l2", "a"),
+        "h": ("HSET", "h", "f", "v"),
+        "h2": ("HSET", "h2", "f", "v", "g", "w"),
+        "n": ("INCR", "n"),
+        "n2": ("INCRBY", "n2", "3"),
+        "z": ("ZADD", "z", "1", "a"),
+        "k": ("SET", "k", "v"),
+    }
+    for key, cmd in commands.items():
+        for _i in range(11):  # the first creates the key
+            c.execute_command(*cmd)
+        assert c.object("freq", key) == 15, cmd
+    for _i in range(10):
+        c.get("k")
+        c.sinter("s", "s")
+    assert c.object("freq", "k") == 25
+    assert c.object("freq", "s") == 35
+    c.close()
+
+
 @ironcache_only  # Redis's memory figures include its allocator's slack: no simple limit fits
 def test_lfu_eviction_keeps_the_most_used(make_server: Any) -> None:
     srv = make_server({"maxmemory-policy": "allkeys-lfu", "maxmemory-samples": "10"})

@@ -88,6 +88,8 @@ def hset(c: Client, argv: list[bytes]) -> bytes:
         e = db.data[key]
     elif e.value.__class__ is not dict:
         raise CommandError(WRONGTYPE)
+    elif db.keyspace.lfu and not db.expires:  # lookup() counted it if it ran
+        db.lfu_touch(key)
     h = e.value
     old = h.get(f)
     h[f] = v

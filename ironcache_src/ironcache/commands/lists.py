@@ -53,6 +53,8 @@ def _push(left: bool, only_existing: bool, c: Client, argv: list[bytes]) -> byte
         lst = e.value
         if lst.__class__ is not deque:
             raise CommandError(WRONGTYPE)
+        if db.keyspace.lfu and not db.expires:  # lookup() counted it if it ran
+            db.lfu_touch(key)
     if len(argv) == 3:
         item = argv[2]
         if left:

@@ -59,7 +59,10 @@ def sadd(c: Client, argv: list[bytes]) -> bytes:
     s = e.value
     if s.__class__ is not set:
         raise CommandError(WRONGTYPE)
-    e.lru = db.keyspace.clock
+    ks = db.keyspace
+    e.lru = ks.clock
+    if ks.lfu and not db.expires:  # lookup() counted it if it ran
+        db.lfu_touch(key)
     if len(argv) == 3:  # one member, the common case: no intermediate lists
         m = argv[2]
         if m in s:
@@ -208,6 +211,7 @@ def _read_sets(c: Client, keys: list[bytes]) -> list[set[bytes] | None]:
     as Redis checks them all before it computes anything."""
     db = c.db
     data, clock = db.data, db.keyspace.clock
+    lfu = db.keyspace.lfu
     out: list[set[bytes] | None] = []
     for key in keys:
         e = data.get(key)
@@ -220,6 +224,8 @@ def _read_sets(c: Client, keys: list[bytes]) -> list[set[bytes] | None]:
         if v.__class__ is not set:
             raise CommandError(WRONGTYPE)
         e.lru = clock
+        if lfu and not db.expires:  # lookup() counted it if it ran
+            db.lfu_touch(key)
         out.append(v)
     return out
 

@@ -94,7 +94,7 @@ def get(c: Client, argv: list[bytes]) -> bytes:
         raise CommandError(WRONGTYPE)
     ks.hits += 1
     e.lru = ks.clock
-    if ks.lfu:
+    if ks.lfu and not db.expires:  # lookup() counted it if it ran
         db.lfu_touch(argv[1])
     return b"$%d\r\n%s\r\n" % (len(v), v)
 
@@ -371,6 +371,8 @@ def _incr(delta: int, c: Client, argv: list[bytes]) -> bytes:
         e.size += grown
     e.value = value
     e.lru = ks.clock
+    if ks.lfu and not db.expires:  # lookup() counted it if it ran
+        db.lfu_touch(key)
     ks.dirty += 1
     if db.watchers:
         db.touched(key)
