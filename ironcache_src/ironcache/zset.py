@@ -318,7 +318,7 @@ class ZSet:
         return [self.scores, *self.index._lists]
 
     def size(self) -> int:
-        return ZSET_OVERHEAD + sum(ZMEMBER_OVERHEAD + 2 * len(m) for m in self.scores)
+        return ZSET_OVERHEAD + sum(map(member_size, self.scores))
 
 
 def gte_min(member: bytes, lo: LexBound) -> bool:
