@@ -48,6 +48,21 @@ member_of = itemgetter(slice(8, None))
 _AFTER_INF = (int.from_bytes(encode(math.inf), "big") + 1).to_bytes(8, "big")
 
 
+def score_bounds(lo: float, lo_ex: bool, hi: float, hi_ex: bool) -> tuple[bytes, bytes]:
+    """keys_between()'s bounds for a score range: its first key, and the first key past it,
+    are the first keys at or after these."""
+    return (after(lo) if lo_ex else encode(lo)), (encode(hi) if hi_ex else after(hi))
+
+
+def digit_bounds(lo: bytes, hi: bytes) -> tuple[bytes, bytes]:
+    """keys_between()'s bounds for the scores lo..hi, both inclusive, given as digits only
+    (the common form of a score range): encode() and after() without their branches."""
+    return _PACK(-float(lo)), _PACK(-_nextafter(float(hi), math.inf))
+
+
+_nextafter = math.nextafter
+
+
 def member_size(member: bytes) -> int:
     return ZMEMBER_OVERHEAD + 2 * len(member)
 
@@ -101,14 +116,24 @@ def index_remove(ix: Index, v: bytes) -> None:
 LexBound = tuple[int, bytes, bool]
 
 
+def shared_width(members: Iterable[bytes]) -> int:
+    """The length every member has, or -1 (they differ, or there are none)."""
+    widths = set(map(len, members))
+    return widths.pop() if len(widths) == 1 else -1
+
+
 class ZSet:
-    __slots__ = ("scores", "index")
+    __slots__ = ("scores", "index", "width")
 
     TAG = "zset"  # its tag in the state format (state.py)
 
     def __init__(self) -> None:
         self.scores: dict[bytes, float] = {}
         self.index: Index = Index()
+        # The length every member has, -1 once two differ (until the set is rebuilt): a
+        # reply of members then frames them all with one join (protocol.bulks_of_width), the
+        # usual case of fixed-width ids. Whatever adds a member keeps it, as add() does.
+        self.width = -1
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -133,6 +158,8 @@ class ZSet:
         scores = self.scores
         old = scores.get(member)
         if old is None:
+            if len(member) != self.width:
+                self.width = -1 if scores else len(member)
             scores[member] = score
             index_add(self.index, encode(score) + member)
         elif old != score:  # -0 and 0 are equal: the old one stays, as in Redis
@@ -167,32 +194,34 @@ class ZSet:
             return None
         return self.index.index(encode(score) + member)
 
-    def at(self, start: int, stop: int) -> list[tuple[float, bytes]]:
-        """Index positions [start, stop), ascending, as (score, member)."""
-        return self.pairs(self.index.islice(start, stop))
+    def keys_at(self, start: int, stop: int) -> list[bytes]:
+        """The index keys at positions [start, stop), ascending."""
+        return list(self.index.islice(start, stop))
 
     def score_span(self, lo: float, lo_ex: bool, hi: float, hi_ex: bool) -> tuple[int, int]:
         """Index positions [start, stop) of the members whose score is in the range."""
         ix = self.index
-        # the range's first key and the first key past it are the first at or after these
-        start = ix.bisect_left(after(lo) if lo_ex else encode(lo))
-        return start, max(start, ix.bisect_left(encode(hi) if hi_ex else after(hi)))
+        lo_key, hi_key = score_bounds(lo, lo_ex, hi, hi_ex)
+        start = ix.bisect_left(lo_key)
+        return start, max(start, ix.bisect_left(hi_key))
 
     def score_keys(self, lo: float, lo_ex: bool, hi: float, hi_ex: bool) -> list[bytes]:
-        """The index keys of a score range, ascending, without positions.
+        """The index keys of a score range, ascending, without positions."""
+        return self.keys_between(*score_bounds(lo, lo_ex, hi, hi_ex))
+
+    def keys_between(self, lo_key: bytes, hi_key: bytes) -> list[bytes]:
+        """The index keys k with lo_key <= k < hi_key, ascending (score_keys' bounds, or
+        digit_bounds()).
 
         Bisects SortedList's sublists directly (`_maxes`, `_lists`: sortedcontainers is
         pinned): a few C calls where irange() runs a generator of Python code per range.
         """
-        ix = self.index
-        lo_key = after(lo) if lo_ex else encode(lo)
-        hi_key = encode(hi) if hi_ex else after(hi)
-        lists = ix._lists
+        lists = self.index._lists
         n = len(lists)
         if n == 1:  # up to 1,000 members: one sublist
             sub = lists[0]
             return sub[bisect_left(sub, lo_key) : bisect_left(sub, hi_key)]
-        pos = bisect_left(ix._maxes, lo_key)
+        pos = bisect_left(self.index._maxes, lo_key)
         if pos == n:
             return []
         sub = lists[pos]
@@ -296,6 +325,7 @@ class ZSet:
         if len(z.scores) != len(members):
             raise ValueError("a sorted set member appears twice")
         z.index = Index([encode(s) + m for m, s in z.scores.items()])
+        z.width = shared_width(members)
         return z
 
     @classmethod
@@ -304,12 +334,14 @@ class ZSet:
         z = cls()
         z.scores = {m: s + 0.0 for m, s in pairs} if stored else dict(pairs)
         z.index = Index([encode(s) + m for m, s in z.scores.items()])
+        z.width = shared_width(z.scores)
         return z
 
     def copy(self) -> ZSet:
         z = ZSet()
         z.scores = self.scores.copy()
         z.index = self.index.copy()
+        z.width = self.width
         return z
 
     def lazy_parts(self) -> list[Any]:

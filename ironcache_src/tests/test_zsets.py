@@ -257,6 +257,21 @@ SEQUENCES: list[list[tuple[str, ...]]] = [
      ("GEOPOS", "g", "weird", "neg"), ("GEOHASH", "g", "weird", "neg"),
      ("SET", "s", "1"), ("GEOADD", "s", "1", "2", "m"), ("GEOPOS", "s", "m"),
      ("COMMAND", "GETKEYSANDFLAGS", "GEOADD", "g", "1", "2", "m")],
+    # Members of one length are framed with one join (ZSet.width): every way in of a member
+    # of another length, and out again, must leave the replies Redis's.
+    [("ZADD", "w", "1", "id:001", "2", "id:002", "3", "id:003"), ("ZRANGEBYSCORE", "w", "1", "2"),
+     ("ZRANGE", "w", "0", "-1"), ("ZADD", "w", "2", "id:0002"), ("ZRANGEBYSCORE", "w", "2", "3"),
+     ("ZREVRANGE", "w", "0", "-1"), ("ZREM", "w", "id:0002"), ("ZRANGEBYSCORE", "w", "0", "9"),
+     ("ZADD", "w", "NX", "4", "x"), ("ZRANGE", "w", "(1", "+inf", "BYSCORE"),
+     ("ZINCRBY", "w", "1", "a-much-longer-member"), ("ZRANGEBYSCORE", "w", "-inf", "(4"),
+     ("ZPOPMIN", "w", "5"), ("ZADD", "w", "1", "id:009"), ("ZRANGEBYSCORE", "w", "0", "9"),
+     ("ZUNIONSTORE", "u", "2", "w", "w2"), ("ZRANGE", "u", "0", "-1"),
+     ("ZADD", "w2", "1", "b", "1", "bb"), ("ZUNIONSTORE", "u", "2", "w", "w2"),
+     ("ZRANGEBYSCORE", "u", "1", "2"), ("ZRANGESTORE", "r", "w2", "0", "0"),
+     ("ZADD", "r", "5", "c"), ("ZRANGE", "r", "0", "-1"), ("ZRANGEBYSCORE", "r", "6", "9"),
+     ("GEOADD", "geo", "13.361389", "38.115556", "Palermo", "15.087269", "37.502669", "Cat"),
+     ("ZRANGE", "geo", "0", "-1"), ("ZADD", "big", "1", "m" * 600, "2", "n" * 600),
+     ("ZRANGEBYSCORE", "big", "0", "1"), ("ZRANGE", "big", "0", "-1")],
 ]
 
 

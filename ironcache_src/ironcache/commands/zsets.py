@@ -24,16 +24,28 @@ from ironcache.commands import (
     to_int,
 )
 from ironcache.keyspace import NOTIFY_GENERIC, NOTIFY_ZSET, SCAN_WHOLE, Entry
-from ironcache.protocol import EMPTY_ARRAY, ONE, ZERO, bulk, bulks, integer, null, null_array
+from ironcache.protocol import (
+    EMPTY_ARRAY,
+    ONE,
+    ZERO,
+    bulk,
+    bulks,
+    bulks_of_width,
+    integer,
+    null,
+    null_array,
+)
 from ironcache.zset import (
     ZSET_OVERHEAD,
     LexBound,
     ZSet,
+    digit_bounds,
     encode,
     index_add,
     index_remove,
     member_of,
     member_size,
+    score_bounds,
 )
 
 if TYPE_CHECKING:
@@ -167,6 +179,16 @@ def pairs_reply(c: Client, items: list[tuple[float, bytes]], withscores: bool) -
     return b"".join(parts)
 
 
+def members_reply(z: ZSet, keys: list[bytes]) -> bytes:
+    """The members of `z`'s index keys, as an array of bulk strings."""
+    if not keys:
+        return EMPTY_ARRAY
+    if z.width >= 0:
+        return bulks_of_width(b"*%d\r\n" % len(keys), z.width, map(member_of, keys))
+    members = list(map(member_of, keys))
+    return bulks(b"*%d\r\n" % len(members), members)
+
+
 def read_zset(c: Client, key: bytes) -> tuple[Entry, ZSet] | None:
     e = c.db.lookup(key)
     if e is None:
@@ -261,6 +283,8 @@ def _zadd(c: Client, argv: list[bytes], i: int, incr: bool) -> bytes:
                     updated += 1
             elif not xx:
                 stored = score + 0.0  # -0 is stored as 0 (ZSet.add), replied as -0
+                if len(member) != z.width:  # ZSet.add's
+                    z.width = -1 if cur else len(member)
                 cur[member] = stored
                 index_add(z.index, encode(stored) + member)
                 grown += member_size(member)
@@ -299,6 +323,8 @@ def zadd(c: Client, argv: list[bytes]) -> bytes:
         if old == score:
             return ZERO
         index_remove(z.index, encode(old) + member)  # ZSet.add's update, without its second lookup
+    elif len(member) != z.width:  # ZSet.add's
+        z.width = -1 if cur else len(member)
     cur[member] = score
     index_add(z.index, encode(score) + member)
     ks = db.keyspace
@@ -389,8 +415,8 @@ RANK, SCORE, LEX = 0, 1, 2
 
 def select(
     z: ZSet, kind: int, rev: bool, rng: tuple, offset: int, limit: int
-) -> list[tuple[float, bytes]]:
-    """The members a ZRANGE selects, in reply order."""
+) -> list[bytes]:
+    """The index keys of the members a ZRANGE selects, in reply order."""
     n = len(z)
     if kind == RANK:
         start, end = rng
@@ -403,14 +429,14 @@ def select(
             return []
         end = min(end, n - 1)
         if rev:
-            items = z.at(n - 1 - end, n - start)
+            items = z.keys_at(n - 1 - end, n - start)
             items.reverse()
             return items
-        return z.at(start, end + 1)
+        return z.keys_at(start, end + 1)
     if offset < 0 or (offset > 0 and offset >= n):
         return []
     if kind == SCORE and not offset and limit < 0:  # no positions needed: walk the range
-        items = z.score_items(*rng)
+        items = z.score_keys(*rng)
         if rev:
             items.reverse()
         return items
@@ -425,11 +451,11 @@ def select(
         start = max(lo, stop - limit)
         if stop <= start:
             return []
-        items = z.at(start, stop)
+        items = z.keys_at(start, stop)
         items.reverse()
         return items
     start = lo + offset
-    return z.at(start, min(hi, start + limit)) if start < hi else []
+    return z.keys_at(start, min(hi, start + limit)) if start < hi else []
 
 
 def zrange_generic(
@@ -476,10 +502,16 @@ def zrange_generic(
     else:
         rng = parse_lex(lo, hi)
     found = read_zset(c, argv[at])
-    items = [] if found is None else select(found[1], kind, rev, rng, offset, limit)
+    if found is None:
+        keys, z = [], ZSet()
+    else:
+        z = found[1]
+        keys = select(z, kind, rev, rng, offset, limit)
     if dest is not None:
-        return store(c, dest, ZSet.from_pairs((m, s) for s, m in items), b"zrangestore")
-    return pairs_reply(c, items, withscores)
+        return store(c, dest, ZSet.from_pairs((m, s) for s, m in z.pairs(keys)), b"zrangestore")
+    if not withscores:
+        return members_reply(z, keys)
+    return pairs_reply(c, z.pairs(keys), True)
 
 
 @command("zrange", -4, "readonly", K1, "sorted_set", "Returns members in a range.")
@@ -504,17 +536,16 @@ def zrangebyscore(c: Client, argv: list[bytes]) -> bytes:
     # The common form, without zrange_generic's options; integer bounds read at C speed.
     lo, hi = argv[2], argv[3]
     if lo.isdigit() and hi.isdigit() and len(lo) < 300 and len(hi) < 300:
-        lo_f, lo_ex, hi_f, hi_ex = float(lo), False, float(hi), False
+        lo_key, hi_key = digit_bounds(lo, hi)
     else:
-        lo_f, lo_ex, hi_f, hi_ex = parse_range(lo, hi)
+        lo_key, hi_key = score_bounds(*parse_range(lo, hi))
     e = c.db.lookup(argv[1])
     if e is None:
         return EMPTY_ARRAY
     z = e.value
     if z.__class__ is not ZSet:
         raise CommandError(WRONGTYPE)
-    members = list(map(member_of, z.score_keys(lo_f, lo_ex, hi_f, hi_ex)))
-    return bulks(b"*%d\r\n" % len(members), members)
+    return members_reply(z, z.keys_between(lo_key, hi_key))
 
 
 @command("zrevrangebyscore", -4, "readonly", K1, "sorted_set", "Members by score, high first.")
