@@ -524,7 +524,9 @@ class TLSLoop:
     def run(self) -> None:
         while not self.stop.is_set():
             try:
-                raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+                # A connection made during a restart waits in the listener until the new
+                # process is ready, which the test allows 30 s (start()) on a loaded machine.
+                raw = socket.create_connection(("127.0.0.1", self.port), timeout=30)
                 with self.ctx.wrap_socket(raw) as s:
                     s.sendall(b"PING\r\n")
                     reply = s.recv(100)
