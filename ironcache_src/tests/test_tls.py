@@ -31,6 +31,10 @@ def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
 
 
+# How long a restarted process may take to be ready on a loaded machine; a client whose
+# connection waits in the listener meanwhile allows as long.
+READY_S = 30
+
 # The extensions Python 3.13's strict verification (VERIFY_X509_STRICT) requires of a CA and
 # of the certificates it signs.
 CA_EXT = ["-addext", "keyUsage=critical,keyCertSign,cRLSign"]
@@ -524,9 +528,7 @@ class TLSLoop:
     def run(self) -> None:
         while not self.stop.is_set():
             try:
-                # A connection made during a restart waits in the listener until the new
-                # process is ready, which the test allows 30 s (start()) on a loaded machine.
-                raw = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+                raw = socket.create_connection(("127.0.0.1", self.port), timeout=READY_S)
                 with self.ctx.wrap_socket(raw) as s:
                     s.sendall(b"PING\r\n")
                     reply = s.recv(100)
@@ -573,7 +575,7 @@ def test_tls_client_across_handover_restarts(certs: Path, tmp_path: Path, retrie
         srv = Server(tmp_path / f"p{i}", port=plain_port, directives=directives, prefix=prefix,
                      pass_fds=fds, env={"NOTIFY_SOCKET": store.path})
         srv.start(wait=False)
-        assert store.ready.wait(30), srv.log_text()
+        assert store.ready.wait(READY_S), srv.log_text()
         return srv
 
     counter = TLSCounter(tls_port, certs, retries)
@@ -683,7 +685,7 @@ def test_crash_restart_with_tls_clients(certs: Path, tmp_path: Path) -> None:
         srv = Server(tmp_path / f"p{i}", port=plain_port, directives=directives, prefix=prefix,
                      pass_fds=fds, env={"NOTIFY_SOCKET": store.path})
         srv.start(wait=False)
-        assert store.ready.wait(30), srv.log_text()
+        assert store.ready.wait(READY_S), srv.log_text()
         return srv
 
     try:
